@@ -1,0 +1,57 @@
+//! The façade's error: one enum over the operation families' errors, so an app can tell bad
+//! input from a missing document from a storage failure.
+
+use crate::{
+    doc::DocError,
+    model::ValidationError,
+    store::{OpenError, StoreError},
+};
+
+/// Why a [`crate::Device`] operation failed. Nothing was written when an operation fails.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The input was refused; the message names the field.
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// No such document or note on this device.
+    #[error("{kind} {id} not found")]
+    NotFound {
+        /// What was looked for.
+        kind: &'static str,
+        /// Its id.
+        id: String,
+    },
+    /// The store could not be opened.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A document stored on this device could not be read.
+    #[error("stored document {id} cannot be read: {source}")]
+    StoredDocument {
+        /// The document.
+        id: String,
+        /// Why.
+        source: DocError,
+    },
+    /// A document or change set given to merge was refused; nothing of it was applied.
+    #[error("cannot merge: {0}")]
+    Merge(DocError),
+    /// An edit could not be applied to a document.
+    #[error(transparent)]
+    Document(#[from] DocError),
+}
+
+impl From<crate::ids::ParseIdError> for Error {
+    fn from(e: crate::ids::ParseIdError) -> Self {
+        Error::Invalid(ValidationError::Id(e))
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    fn from(e: rusqlite::Error) -> Self {
+        Error::Store(e.into())
+    }
+}

@@ -1,0 +1,139 @@
+-- Version 1: document chunks and the first derived tables.
+CREATE TABLE meta (
+    key TEXT PRIMARY KEY,
+    value BLOB NOT NULL
+) WITHOUT ROWID;
+
+-- One row per Automerge document. `heads` is the concatenated 32-byte change hashes persisted.
+CREATE TABLE documents (
+    doc_id BLOB PRIMARY KEY,
+    kind TEXT NOT NULL,
+    heads BLOB NOT NULL,
+    snapshot_bytes INTEGER NOT NULL,
+    incremental_bytes INTEGER NOT NULL,
+    chunk_count INTEGER NOT NULL,
+    next_seq INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- A snapshot (seq of the compaction) followed by incremental chunks, in seq order.
+CREATE TABLE doc_chunks (
+    doc_id BLOB NOT NULL,
+    seq INTEGER NOT NULL,
+    snapshot INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (doc_id, seq)
+);
+
+CREATE TABLE cases (
+    doc_id BLOB PRIMARY KEY,
+    subject TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    last_activity INTEGER NOT NULL,
+    has_conflicts INTEGER NOT NULL
+);
+CREATE INDEX cases_by_activity ON cases (last_activity DESC, doc_id);
+
+CREATE TABLE case_tags (
+    tag TEXT NOT NULL,
+    case_id BLOB NOT NULL,
+    PRIMARY KEY (tag, case_id)
+) WITHOUT ROWID;
+CREATE INDEX case_tags_by_case ON case_tags (case_id);
+
+-- Which documents (cases, learning points, meetings) are shared with which network.
+CREATE TABLE doc_networks (
+    network_id BLOB NOT NULL,
+    doc_id BLOB NOT NULL,
+    PRIMARY KEY (network_id, doc_id)
+) WITHOUT ROWID;
+CREATE INDEX doc_networks_by_doc ON doc_networks (doc_id);
+
+CREATE TABLE notes (
+    note_id BLOB PRIMARY KEY,
+    case_id BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    edited_at INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    author_member BLOB NOT NULL,
+    author_name TEXT NOT NULL,
+    author_device BLOB NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE INDEX notes_by_case ON notes (case_id, created_at);
+
+CREATE TABLE learning_points (
+    doc_id BLOB PRIMARY KEY,
+    title TEXT NOT NULL,
+    status TEXT NOT NULL,
+    meeting_id BLOB,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+
+CREATE TABLE learning_point_cases (
+    case_id BLOB NOT NULL,
+    lp_id BLOB NOT NULL,
+    PRIMARY KEY (case_id, lp_id)
+) WITHOUT ROWID;
+CREATE INDEX learning_point_cases_by_lp ON learning_point_cases (lp_id);
+
+CREATE TABLE meetings (
+    doc_id BLOB PRIMARY KEY,
+    network_id BLOB,
+    date TEXT NOT NULL,
+    place TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+
+-- Agenda cases and captured learning points of a meeting, in order.
+CREATE TABLE meeting_items (
+    meeting_id BLOB NOT NULL,
+    item_kind TEXT NOT NULL,
+    item_id BLOB NOT NULL,
+    position INTEGER NOT NULL,
+    PRIMARY KEY (meeting_id, item_kind, item_id)
+) WITHOUT ROWID;
+
+CREATE TABLE networks (
+    doc_id BLOB PRIMARY KEY,
+    name TEXT NOT NULL
+);
+
+CREATE TABLE network_devices (
+    network_id BLOB NOT NULL,
+    member_id BLOB NOT NULL,
+    device BLOB NOT NULL,
+    member_name TEXT NOT NULL,
+    PRIMARY KEY (network_id, member_id, device)
+) WITHOUT ROWID;
+CREATE INDEX network_devices_by_device ON network_devices (device);
+
+-- Full-text search: one row per case, note, learning point and meeting; FTS5 over it.
+CREATE TABLE search_items (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    doc_id BLOB NOT NULL,
+    item_id BLOB NOT NULL,
+    title TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE UNIQUE INDEX search_items_by_item ON search_items (doc_id, item_id);
+CREATE VIRTUAL TABLE search_fts USING fts5 (
+    title, body,
+    content = 'search_items', content_rowid = 'id',
+    tokenize = 'unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER search_items_ai AFTER INSERT ON search_items BEGIN
+    INSERT INTO search_fts (rowid, title, body) VALUES (new.id, new.title, new.body);
+END;
+CREATE TRIGGER search_items_ad AFTER DELETE ON search_items BEGIN
+    INSERT INTO search_fts (search_fts, rowid, title, body)
+        VALUES ('delete', old.id, old.title, old.body);
+END;
+CREATE TRIGGER search_items_au AFTER UPDATE ON search_items BEGIN
+    INSERT INTO search_fts (search_fts, rowid, title, body)
+        VALUES ('delete', old.id, old.title, old.body);
+    INSERT INTO search_fts (rowid, title, body) VALUES (new.id, new.title, new.body);
+END;
