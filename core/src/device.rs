@@ -907,10 +907,10 @@ impl Device {
                     }));
                 }
                 let cached = load_cached(cache, &tx, id, &state, &key)?;
-                cached
-                    .doc
-                    .load_incremental(bytes)
-                    .map_err(|e| Error::Merge(DocError::Corrupt(e.to_string())))?;
+                if bytes.is_empty() {
+                    return Ok(MergeOutcome { doc_id: id, kind: state.kind, changed: false });
+                }
+                doc::apply_chunks(&mut cached.doc, bytes).map_err(Error::Merge)?;
                 (cached, state)
             }
             None => {
@@ -1104,3 +1104,9 @@ fn index_doc(
     }
     Ok(())
 }
+
+// Apps share one Device across threads (and uniffi requires it).
+const _: fn() = || {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Device>();
+};

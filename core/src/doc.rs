@@ -78,7 +78,13 @@ pub enum DocError {
     },
     /// Automerge refused an operation.
     #[error("automerge: {0}")]
-    Automerge(#[from] automerge::AutomergeError),
+    Automerge(Box<automerge::AutomergeError>),
+}
+
+impl From<automerge::AutomergeError> for DocError {
+    fn from(e: automerge::AutomergeError) -> Self {
+        DocError::Automerge(Box::new(e))
+    }
 }
 
 impl From<autosurgeon::HydrateError> for DocError {
@@ -111,6 +117,76 @@ pub fn load(bytes: &[u8], device: &DeviceKey) -> Result<AutoCommit, DocError> {
     Ok(doc.with_actor(ActorId::from(device.as_bytes().as_slice())))
 }
 
+/// Splits Automerge's storage format into its chunks: `[magic 4][checksum 4][type 1]
+/// [length uleb128][body]`, refusing anything that does not tile the input exactly.
+/// (`load_incremental` silently skips what it cannot parse; merging must refuse it instead.)
+fn split_chunks(bytes: &[u8]) -> Result<Vec<(u8, &[u8])>, DocError> {
+    const MAGIC: [u8; 4] = [0x85, 0x6f, 0x4a, 0x83];
+    let bad = |what: &str, at: usize| DocError::Corrupt(format!("{what} at byte {at}"));
+    let mut chunks = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let start = at;
+        if bytes.get(at..at + 4) != Some(MAGIC.as_slice()) {
+            return Err(bad("no chunk header", at));
+        }
+        at += 8;
+        let kind = *bytes.get(at).ok_or_else(|| bad("truncated chunk header", at))?;
+        at += 1;
+        let mut len: u64 = 0;
+        let mut shift = 0;
+        loop {
+            let b = *bytes.get(at).ok_or_else(|| bad("truncated chunk length", at))?;
+            at += 1;
+            if shift > 56 {
+                return Err(bad("chunk length overflows", at));
+            }
+            len |= u64::from(b & 0x7f) << shift;
+            shift += 7;
+            if b & 0x80 == 0 {
+                break;
+            }
+        }
+        let end = usize::try_from(len)
+            .ok()
+            .and_then(|l| at.checked_add(l))
+            .filter(|end| *end <= bytes.len())
+            .ok_or_else(|| bad("chunk longer than the data", start))?;
+        chunks.push((kind, &bytes[start..end]));
+        at = end;
+    }
+    Ok(chunks)
+}
+
+/// Applies whole documents and changes from another device. Every chunk is parsed and checked
+/// before anything is applied; then changes whose dependencies are present are applied.
+pub fn apply_chunks(doc: &mut AutoCommit, bytes: &[u8]) -> Result<(), DocError> {
+    let mut changes = Vec::new();
+    let mut documents = Vec::new();
+    for (kind, chunk) in split_chunks(bytes)? {
+        match kind {
+            0 => {
+                let options = automerge::LoadOptions::new()
+                    .on_partial_load(automerge::OnPartialLoad::Error)
+                    .text_encoding(ENCODING);
+                documents.push(
+                    AutoCommit::load_with_options(chunk, options)
+                        .map_err(|e| DocError::Corrupt(e.to_string()))?,
+                );
+            }
+            1 | 2 => changes.push(
+                automerge::Change::try_from(chunk).map_err(|e| DocError::Corrupt(e.to_string()))?,
+            ),
+            other => return Err(DocError::Corrupt(format!("unsupported chunk type {other}"))),
+        }
+    }
+    for mut d in documents {
+        doc.merge(&mut d)?;
+    }
+    doc.apply_changes(changes)?;
+    Ok(())
+}
+
 /// What a document says about itself: id, kind and schema version, checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
@@ -122,6 +198,14 @@ pub struct Header {
 
 /// Reads and checks a document's header: known kind, parseable id, schema not newer than ours.
 pub fn header(doc: &AutoCommit) -> Result<Header, DocError> {
+    // Two values for a header field means changes of another document were merged in.
+    for field in ["id", "kind", "schema"] {
+        if doc.get_all(&ROOT, field)?.len() > 1 {
+            return Err(DocError::Malformed(format!(
+                "conflicting `{field}` values: mixed documents"
+            )));
+        }
+    }
     let id_str = scalar_str(doc, &ROOT, "id")?;
     let id: DocId = id_str.parse().map_err(|e| DocError::Malformed(format!("id: {e}")))?;
     let schema = match doc.get(&ROOT, "schema")? {
@@ -892,8 +976,12 @@ fn note_from(case_id: DocId, id: NoteId, n: NoteDoc) -> Result<Note, DocError> {
 /// Reads one note, if it exists.
 pub fn read_note(doc: &AutoCommit, case_id: DocId, note: NoteId) -> Result<Option<Note>, DocError> {
     let notes = child(doc, &ROOT, "notes")?;
-    let n: Option<NoteDoc> = hydrate_prop(doc, &notes, note.to_string().as_str())?;
-    n.map(|n| note_from(case_id, note, n)).transpose()
+    let key = note.to_string();
+    if doc.get(&notes, key.as_str())?.is_none() {
+        return Ok(None);
+    }
+    let n: NoteDoc = hydrate_prop(doc, &notes, key.as_str())?;
+    note_from(case_id, note, n).map(Some)
 }
 
 /// Reads every note of a case, oldest first.

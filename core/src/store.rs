@@ -289,7 +289,7 @@ fn encode_heads(heads: &[[u8; 32]]) -> Vec<u8> {
 }
 
 fn decode_heads(bytes: &[u8]) -> Result<Vec<[u8; 32]>> {
-    if bytes.len() % 32 != 0 {
+    if !bytes.len().is_multiple_of(32) {
         return Err(StoreError::Corrupt(format!("stored heads are {} bytes", bytes.len())));
     }
     Ok(bytes.chunks_exact(32).filter_map(|c| <[u8; 32]>::try_from(c).ok()).collect())

@@ -1,1 +1,118 @@
-//! placeholder
+//! Cross-crate scenarios for Nabij: several devices exchanging documents, crashes, bad input.
+//!
+//! This library holds the helpers the scenarios share: a deterministic clock and random source
+//! and a way to compare what two devices show. The scenarios themselves are in `tests/`.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicI64, Ordering},
+};
+
+use nabij_core::{
+    Clock, Device, DeviceOptions, DocId,
+    store::{CaseFilter, CaseSummary, LearningPointSummary},
+};
+
+/// A clock that advances one millisecond each time it is read: deterministic timestamps.
+#[derive(Debug)]
+pub struct StepClock(AtomicI64);
+
+impl StepClock {
+    /// A clock starting at `start` milliseconds.
+    pub fn new(start: i64) -> Arc<Self> {
+        Arc::new(Self(AtomicI64::new(start)))
+    }
+}
+
+impl Clock for StepClock {
+    fn now_ms(&self) -> i64 {
+        self.0.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Device options with a stepping clock.
+pub fn options(clock: Arc<StepClock>) -> DeviceOptions {
+    DeviceOptions { clock, ..DeviceOptions::default() }
+}
+
+/// SplitMix64: a tiny seeded random source, so a failing seed replays exactly.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A source from a seed.
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// A number in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+}
+
+/// Everything the app's screens show, for comparing devices.
+#[derive(Debug, PartialEq)]
+pub struct Screens {
+    /// The case list.
+    pub cases: Vec<CaseSummary>,
+    /// Each case's timeline and the learning points citing it.
+    pub per_case: Vec<(DocId, Vec<nabij_core::model::Note>, Vec<LearningPointSummary>)>,
+    /// Each case as read from its document.
+    pub case_docs: Vec<nabij_core::model::Case>,
+    /// Learning points.
+    pub learning_points: Vec<LearningPointSummary>,
+    /// Search results (kind, doc, note) for a few words, as sets.
+    pub searches: Vec<Vec<String>>,
+}
+
+/// Reads every screen of a device.
+pub fn screens(d: &Device, words: &[&str]) -> Screens {
+    let all = CaseFilter { limit: Some(10_000), ..CaseFilter::default() };
+    let cases = d.list_cases(&all).expect("list cases");
+    let mut per_case = Vec::new();
+    let mut case_docs = Vec::new();
+    for c in &cases {
+        per_case.push((
+            c.id,
+            d.case_timeline(c.id).expect("timeline"),
+            d.learning_points_citing(c.id).expect("citing"),
+        ));
+        case_docs.push(d.case(c.id).expect("case"));
+    }
+    let searches = words
+        .iter()
+        .map(|w| {
+            let mut hits: Vec<String> = d
+                .search(w, 500)
+                .expect("search")
+                .into_iter()
+                .map(|h| format!("{:?} {} {:?}", h.kind, h.doc_id, h.note_id))
+                .collect();
+            hits.sort();
+            hits
+        })
+        .collect();
+    Screens {
+        cases,
+        per_case,
+        case_docs,
+        learning_points: d.list_learning_points(None, None).expect("lps"),
+        searches,
+    }
+}
+
+/// Sends every document of `from` to `to` (whole documents, as a first sync would).
+pub fn send_all(from: &Device, to: &Device) {
+    for (id, _) in from.document_ids().expect("ids") {
+        let bytes = from.export_document(id).expect("export");
+        to.merge_document(&bytes).expect("merge");
+    }
+}
