@@ -64,10 +64,33 @@ impl Rng {
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
     }
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    /// Text with a realistic vocabulary: one word in eight from the domain list above, the rest
+    /// from 5,000 made-up words drawn Zipf-like (a few very common, most rare), so a search
+    /// word matches some notes, not half of them.
     fn sentence(&mut self, words: usize) -> String {
+        const SYLLABLES: &[&str] = &[
+            "ka", "lo", "me", "ri", "su", "te", "van", "der", "berg", "hout", "wi", "jn", "sch",
+            "oe", "ver", "ge", "lijk", "heid", "ing", "stra", "pel", "dam", "kus", "ter",
+        ];
         let mut s = Vec::with_capacity(words);
         for _ in 0..words {
-            s.push(WORDS[(self.next() % WORDS.len() as u64) as usize]);
+            if self.next() % 8 == 0 {
+                s.push(WORDS[(self.next() % WORDS.len() as u64) as usize].to_string());
+            } else {
+                let mut idx = 5_000f64.powf(self.unit()) as usize;
+                let mut w = String::new();
+                loop {
+                    w.push_str(SYLLABLES[idx % SYLLABLES.len()]);
+                    idx /= SYLLABLES.len();
+                    if idx == 0 {
+                        break;
+                    }
+                }
+                s.push(w);
+            }
         }
         let mut out = s.join(" ");
         out.push('.');

@@ -695,6 +695,22 @@ impl Device {
         Ok(())
     }
 
+    /// Marks an agreement made in a meeting done or open.
+    pub fn set_meeting_agreement_done(
+        &self,
+        id: DocId,
+        agreement: ItemId,
+        done: bool,
+    ) -> Result<(), Error> {
+        self.edit(id, DocKind::Meeting, |d, _, now| {
+            if doc::set_agreement_done(d, agreement, done, now)? {
+                Ok(())
+            } else {
+                Err(Error::NotFound { kind: "agreement", id: agreement.to_string() })
+            }
+        })
+    }
+
     /// Reads a meeting.
     pub fn meeting(&self, id: DocId) -> Result<Meeting, Error> {
         self.read(id, DocKind::Meeting, |d| Ok(doc::read_meeting(d)?))
@@ -1077,27 +1093,31 @@ fn index_doc(
     notes: Notes,
 ) -> Result<(), Error> {
     match kind {
-        DocKind::Case => {
-            let case = doc::read_case(doc)?;
-            store::index_case(tx, &case)?;
-            match notes {
-                Notes::Some(ids) => {
-                    let mut rows = Vec::with_capacity(ids.len());
-                    for n in ids {
-                        if let Some(note) = doc::read_note(doc, case.id, n)? {
-                            rows.push(note);
-                        }
+        DocKind::Case => match notes {
+            // A note write changes only that note and the case's last activity: the case's
+            // own row, tags and search entry stay as they are (this keeps note writes cheap
+            // in cases with many notes).
+            Notes::Some(ids) if !ids.is_empty() => {
+                let id = doc::header(doc)?.id;
+                store::touch_case(tx, id, doc::updated_at(doc)?)?;
+                let mut rows = Vec::with_capacity(ids.len());
+                for n in ids {
+                    if let Some(note) = doc::read_note(doc, id, n)? {
+                        rows.push(note);
                     }
-                    store::index_notes(tx, &rows)?;
                 }
-                Notes::All => {
-                    let rows = doc::read_notes(doc, case.id)?;
-                    let ids: Vec<NoteId> = rows.iter().map(|n| n.id).collect();
-                    store::remove_other_notes(tx, case.id, &ids)?;
-                    store::index_notes(tx, &rows)?;
-                }
+                store::index_notes(tx, &rows)?;
             }
-        }
+            Notes::Some(_) => store::index_case(tx, &doc::read_case(doc)?)?,
+            Notes::All => {
+                let case = doc::read_case(doc)?;
+                store::index_case(tx, &case)?;
+                let rows = doc::read_notes(doc, case.id)?;
+                let ids: Vec<NoteId> = rows.iter().map(|n| n.id).collect();
+                store::remove_other_notes(tx, case.id, &ids)?;
+                store::index_notes(tx, &rows)?;
+            }
+        },
         DocKind::LearningPoint => store::index_learning_point(tx, &doc::read_learning_point(doc)?)?,
         DocKind::Meeting => store::index_meeting(tx, &doc::read_meeting(doc)?)?,
         DocKind::Network => store::index_network(tx, &doc::read_network(doc)?)?,

@@ -506,8 +506,8 @@ fn ordered_refs(
     Ok(())
 }
 
-/// The newest of all concurrent `updated_at` values.
-fn updated_at(doc: &AutoCommit) -> Result<Timestamp, DocError> {
+/// The newest of all concurrent `updated_at` values: the document's last activity.
+pub fn updated_at(doc: &AutoCommit) -> Result<Timestamp, DocError> {
     let mut newest = 0;
     for (v, _) in doc.get_all(&ROOT, "updated_at")? {
         if let Value::Scalar(s) = v
@@ -537,8 +537,17 @@ fn conflicts(doc: &AutoCommit, fields: &[(&ObjId, &str, &str)]) -> Result<Vec<Co
         let all = doc.get_all(*obj, *prop)?;
         if all.len() > 1 {
             // Automerge lists the winner last; the app shows the winner first.
-            let mut values: Vec<String> = all.iter().rev().map(|(v, _)| render(v)).collect();
-            values.dedup();
+            let mut values: Vec<String> = Vec::with_capacity(all.len());
+            for (v, _) in all.iter().rev() {
+                let v = render(v);
+                if !values.contains(&v) {
+                    values.push(v);
+                }
+            }
+            // The same value written on two devices is no conflict to show.
+            if values.len() < 2 {
+                continue;
+            }
             out.push(Conflict { field: label.to_string(), values });
         }
     }
@@ -1285,8 +1294,8 @@ pub fn update_meeting(
     }
     if !c.add_agreements.is_empty() {
         let obj = child(doc, &ROOT, "agreements")?;
-        for (text, owner, due) in &c.add_agreements {
-            put_agreement(doc, &obj, text, owner, due.as_deref(), now)?;
+        for (i, (text, owner, due)) in c.add_agreements.iter().enumerate() {
+            put_agreement(doc, &obj, text, owner, due.as_deref(), now * 1000 + i as i64)?;
         }
         what.push("agreements");
     }

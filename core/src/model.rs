@@ -429,7 +429,7 @@ pub struct Network {
     pub id: DocId,
     /// Name.
     pub name: String,
-    /// Members, by name.
+    /// Members, in the order they joined.
     pub members: Vec<Member>,
     /// When it was created.
     pub created_at: Timestamp,

@@ -541,6 +541,13 @@ pub fn index_case(tx: &Transaction<'_>, case: &Case) -> Result<()> {
     put_search(tx, "case", case.id, id, &case.subject, &body.join("\n"))
 }
 
+/// Moves a case's last activity (after a note write, which changes nothing else of its row).
+pub fn touch_case(tx: &Transaction<'_>, case: DocId, last_activity: Timestamp) -> Result<()> {
+    tx.prepare_cached("UPDATE cases SET last_activity = ?2 WHERE doc_id = ?1")?
+        .execute(params![case.as_bytes(), last_activity])?;
+    Ok(())
+}
+
 /// Writes (or rewrites) note rows.
 pub fn index_notes(tx: &Transaction<'_>, notes: &[Note]) -> Result<()> {
     let mut ins = tx.prepare_cached(
@@ -993,13 +1000,21 @@ pub fn search(conn: &Connection, input: &str, limit: u32) -> Result<Vec<SearchHi
     let Some(q) = fts_query(input) else {
         return Ok(Vec::new());
     };
+    // Rank first, then build snippets for the top rows only: snippet() over every match of a
+    // common word would cost far more than the ranking itself.
     let mut stmt = conn.prepare_cached(
-        "SELECT s.kind, s.doc_id, s.item_id,
+        "WITH top AS (
+             SELECT rowid AS id, bm25(search_fts, 5.0, 1.0) AS rank FROM search_fts
+             WHERE search_fts MATCH ?1 ORDER BY rank LIMIT ?2
+         )
+         SELECT s.kind, s.doc_id, s.item_id,
                 CASE s.kind WHEN 'note' THEN coalesce((SELECT subject FROM cases WHERE doc_id = s.doc_id), '')
                             ELSE s.title END,
-                snippet(search_fts, 1, '[', ']', '…', 16), bm25(search_fts, 5.0, 1.0) AS rank
-         FROM search_fts JOIN search_items s ON s.id = search_fts.rowid
-         WHERE search_fts MATCH ?1 ORDER BY rank LIMIT ?2",
+                snippet(search_fts, 1, '[', ']', '…', 16), top.rank
+         FROM top
+         JOIN search_fts ON search_fts.rowid = top.id AND search_fts MATCH ?1
+         JOIN search_items s ON s.id = top.id
+         ORDER BY top.rank, top.id",
     )?;
     let rows = stmt.query_map(params![q, limit], |r| {
         let kind: String = r.get(0)?;

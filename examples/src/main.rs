@@ -1,1 +1,73 @@
-fn main() {}
+//! `nabij`: one Nabij device in a terminal.
+//!
+//! `nabij --store FILE <command>` works on the store in FILE (default `$NABIJ_STORE`, else
+//! `./nabij.db`): cases and their notes, learning points, meetings, networks, search and
+//! history. Output is for people by default and one JSON value with `--json`. Errors are one
+//! line on stderr and an exit code: 2 invalid input, 3 not found, 4 storage, 1 anything else.
+//! `nabij demo` seeds a store with a day in a neighbourhood network and shows it.
+
+mod args;
+mod commands;
+mod demo;
+mod error;
+mod resolve;
+mod text;
+mod view;
+
+use std::{io::Write, path::PathBuf, process::ExitCode};
+
+use clap::Parser;
+
+use crate::{
+    args::{Cli, Command},
+    commands::App,
+    error::{CliError, Result},
+};
+
+fn store_path(cli: &Cli) -> PathBuf {
+    if let Some(p) = &cli.store {
+        return p.clone();
+    }
+    match std::env::var_os("NABIJ_STORE") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => PathBuf::from("nabij.db"),
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let width = text::width();
+    if let Command::Demo = cli.command {
+        return demo::run(cli.store, cli.json, width);
+    }
+    let store = store_path(&cli);
+    let dev = commands::open(&store, commands::may_create(&cli.command))?;
+    let app = App { dev, json: cli.json, store, width };
+    app.run(cli.command)
+}
+
+fn report(e: &CliError, json: bool) {
+    let line = if json {
+        serde_json::json!({
+            "error": e.code.name(),
+            "message": e.message,
+            "exit_code": e.code.number(),
+        })
+        .to_string()
+    } else {
+        format!("nabij: {}", e.message)
+    };
+    // Not eprintln!: a closed stderr must not turn an error into a panic.
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.json;
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            report(&e, json);
+            e.code.exit_code()
+        }
+    }
+}

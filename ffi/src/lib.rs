@@ -1,1 +1,23 @@
-//! placeholder
+//! uniffi bindings for the Nabij core, for Kotlin, Swift and Python apps.
+//!
+//! A thin layer: it converts types (ids cross as base58check strings, times as milliseconds
+//! since the Unix epoch) and errors (one [`NabijError`] with four kinds, mapped in
+//! [`error`]); every rule lives in `nabij-core`.
+//!
+//! - [`Device`]: one per store file; every operation of [`nabij_core::Device`].
+//! - [`ChangeListener`] and [`Subscription`]: change notifications.
+//! - [`types`]: records and enums for the domain types and the inputs that change them.
+//!
+//! Bindings are generated from the built library:
+//! `cargo run -p uniffi-bindgen -- generate --library target/debug/libnabij_ffi.so
+//! --language kotlin --out-dir out` (see `ffi/test-bindings.sh`).
+
+uniffi::setup_scaffolding!();
+
+pub mod device;
+pub mod error;
+pub mod types;
+
+pub use device::{ChangeListener, Device, Subscription, caimer_fields};
+pub use error::NabijError;
+pub use types::*;

@@ -264,7 +264,12 @@ fn check(ops: Vec<Op>, n: usize) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, max_shrink_iters: 200, ..ProptestConfig::default() })]
+    // 32 cases by default; PROPTEST_CASES=N runs more on demand.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(32),
+        max_shrink_iters: 200,
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn two_devices_converge(ops in proptest::collection::vec(op(2), 1..40)) {

@@ -1,0 +1,467 @@
+//! The `nabij` binary end to end: JSON for scripts, the demo, and exit codes on bad input.
+
+use std::{
+    io::Write,
+    path::Path,
+    process::{Command, Output, Stdio},
+};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// A scratch folder with a store in it, and the binary run there.
+struct Cli {
+    dir: TempDir,
+}
+
+impl Cli {
+    fn new() -> Self {
+        Self { dir: tempfile::tempdir().expect("temp dir") }
+    }
+
+    fn store(&self) -> String {
+        self.dir.path().join("test.db").display().to_string()
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_nabij"));
+        c.current_dir(self.dir.path()).env_remove("NABIJ_STORE").env_remove("COLUMNS");
+        c.arg("--store").arg(self.store()).args(args);
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run nabij")
+    }
+
+    fn run_with_stdin(&self, args: &[&str], stdin: &str) -> Output {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn nabij");
+        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("write stdin");
+        child.wait_with_output().expect("wait for nabij")
+    }
+
+    /// Runs with `--json`, asserts success and one JSON value on stdout.
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        parse_ok(&self.run(&all), args)
+    }
+
+    /// Runs and asserts failure: the exit code and stderr.
+    fn fail(&self, args: &[&str]) -> (i32, String) {
+        failure(&self.run(args), args)
+    }
+}
+
+fn parse_ok(out: &Output, args: &[&str]) -> Value {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "nabij {args:?} failed: {stderr}");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("nabij {args:?}: not one JSON value ({e}): {}", String::from_utf8_lossy(&out.stdout))
+    })
+}
+
+fn failure(out: &Output, args: &[&str]) -> (i32, String) {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "nabij {args:?} should fail");
+    assert!(!stderr.contains("panicked"), "nabij {args:?} panicked: {stderr}");
+    (out.status.code().expect("exit code, not a signal"), stderr)
+}
+
+fn s(v: &Value) -> &str {
+    v.as_str().unwrap_or_else(|| panic!("expected a string, got {v}"))
+}
+
+#[test]
+fn case_note_list_search_show_history_in_json() {
+    let cli = Cli::new();
+    let me = cli.json(&["profile", "set-name", "Fatima (wijkwerker)"]);
+    assert_eq!(me["display_name"], "Fatima (wijkwerker)");
+    assert!(!s(&me["device_key"]).is_empty());
+
+    let case = cli.json(&[
+        "case",
+        "create",
+        "--subject",
+        "Familie T.",
+        "--tag",
+        "Wonen",
+        "--at-stake",
+        "De woning houden",
+    ]);
+    let id = s(&case["id"]).to_string();
+    assert_eq!(case["subject"], "Familie T.");
+    assert_eq!(case["tags"], serde_json::json!(["wonen"]));
+    assert_eq!(case["status"], "open");
+
+    let note = cli.json(&[
+        "note",
+        "add",
+        &id,
+        "--kind",
+        "observation",
+        "De wasmachine draait alles op zestig graden.",
+    ]);
+    assert_eq!(note["kind"], "observation");
+    assert_eq!(note["case_id"], id.as_str());
+    assert_eq!(note["author"]["name"], "Fatima (wijkwerker)");
+    let note_id = s(&note["id"]).to_string();
+
+    // Text from stdin, and a case named by its 8-character prefix.
+    let out = cli.run_with_stdin(
+        &["--json", "note", "add", &id[..8], "--kind", "reflection", "-"],
+        "Ik keek eerst mee.\n",
+    );
+    let reflection = parse_ok(&out, &["note add -"]);
+    assert_eq!(reflection["text"], "Ik keek eerst mee.");
+    assert_eq!(reflection["kind"], "reflection");
+
+    let edited = cli.json(&[
+        "note",
+        "edit",
+        &id,
+        &note_id[..8],
+        "De wasmachine draait alles samen op zestig graden.",
+    ]);
+    assert_eq!(edited["text"], "De wasmachine draait alles samen op zestig graden.");
+
+    let list = cli.json(&["case", "list"]);
+    let list = list.as_array().expect("case list is an array");
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["id"], id.as_str());
+    assert_eq!(list[0]["note_count"], 2);
+    assert_eq!(cli.json(&["case", "list", "--tag", "wonen"]).as_array().map(Vec::len), Some(1));
+    assert_eq!(cli.json(&["case", "list", "--status", "closed"]).as_array().map(Vec::len), Some(0));
+
+    let hits = cli.json(&["search", "wasmachine"]);
+    let hits = hits.as_array().expect("search gives an array");
+    let hit = hits.iter().find(|h| h["kind"] == "note").expect("the note is found");
+    assert_eq!(hit["doc_id"], id.as_str());
+    assert_eq!(hit["note_id"], note_id.as_str());
+    assert!(s(&hit["snippet"]).contains("[wasmachine]"), "snippet marks the match: {hit}");
+    assert_eq!(hit["title"], "Familie T.");
+
+    let shown = cli.json(&["case", "show", &id]);
+    assert_eq!(shown["case"]["subject"], "Familie T.");
+    assert_eq!(shown["case"]["at_stake"], "De woning houden");
+    let notes = shown["notes"].as_array().expect("notes");
+    assert_eq!(notes.len(), 2);
+    assert_eq!(notes[0]["id"], note_id.as_str(), "timeline is oldest first");
+    assert_eq!(shown["learning_points"], serde_json::json!([]));
+
+    let history = cli.json(&["history", &id]);
+    let history = history.as_array().expect("history is an array");
+    assert_eq!(history.len(), 4, "create, two notes, one edit: {history:?}");
+    assert!(history.iter().all(|h| h["author"] == "Fatima (wijkwerker)"));
+    assert_eq!(history[0]["device"], me["device_key"]);
+    assert!(s(&history[3]["summary"]).starts_with("Edited note"));
+
+    // The human output shows the same things.
+    let out = cli.run(&["case", "show", &id[..6]]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("Familie T."), "{text}");
+    assert!(text.contains("Timeline (2 notes)"), "{text}");
+    assert!(text.contains("alles samen op zestig graden"), "{text}");
+}
+
+#[test]
+fn case_fields_agreements_learning_points_and_meetings() {
+    let cli = Cli::new();
+    let net = cli.json(&["network", "create", "Wijknetwerk Oost"]);
+    let net_id = s(&net["id"]).to_string();
+    let case = cli.json(&["case", "create", "--subject", "Meneer D.", "--network", &net_id]);
+    let id = s(&case["id"]).to_string();
+    assert_eq!(case["networks"], serde_json::json!([net_id]));
+
+    let updated = cli.json(&[
+        "case",
+        "update",
+        &id,
+        "--caimer",
+        "context=Weduwnaar, woont alleen",
+        "--consent",
+        "given",
+        "--consent-scope",
+        "casusbespreking",
+        "--consent-date",
+        "2025-03-01",
+        "--add-tag",
+        "ouderen",
+    ]);
+    assert_eq!(updated["caimer"]["context"], "Weduwnaar, woont alleen");
+    assert_eq!(updated["consent"]["status"], "given");
+    assert_eq!(updated["consent"]["date"], "2025-03-01");
+    assert_eq!(updated["tags"], serde_json::json!(["ouderen"]));
+
+    let added = cli.json(&[
+        "case",
+        "add-item",
+        &id,
+        "agreement",
+        "Kennismaking met de POH",
+        "--owner",
+        "Marleen",
+        "--due",
+        "2025-03-08",
+    ]);
+    let item = s(&added["item_id"]).to_string();
+    assert_eq!(added["case"]["agreements"][0]["done"], false);
+    let done = cli.json(&["case", "agreement-done", &id, &item[..6]]);
+    assert_eq!(done["agreements"][0]["done"], true);
+
+    let lp = cli.json(&[
+        "lp",
+        "create",
+        "--title",
+        "Vermijden is schaamte",
+        "--case",
+        &id,
+        "--source",
+        "Baart (2001)",
+    ]);
+    let lp_id = s(&lp["id"]).to_string();
+    assert_eq!(lp["status"], "proposed");
+
+    let meeting = cli.json(&[
+        "meeting",
+        "create",
+        "--date",
+        "2025-03-10",
+        "--place",
+        "Buurthuis",
+        "--participant",
+        "Fatima",
+        "--agenda",
+        &id,
+        "--network",
+        &net_id,
+    ]);
+    let m_id = s(&meeting["id"]).to_string();
+    let meeting = cli.json(&[
+        "meeting",
+        "update",
+        &m_id,
+        "--minutes",
+        "Besproken.",
+        "--add-lp",
+        &lp_id,
+        "--agreement",
+        "Terugkoppelen aan de huisarts: tijd:Marleen:2025-03-17",
+    ]);
+    assert_eq!(meeting["minutes"], "Besproken.");
+    assert_eq!(meeting["agreements"][0]["text"], "Terugkoppelen aan de huisarts: tijd");
+    assert_eq!(meeting["agreements"][0]["owner"], "Marleen");
+    assert_eq!(meeting["agreements"][0]["due"], "2025-03-17");
+
+    let lp = cli.json(&[
+        "lp",
+        "update",
+        &lp_id,
+        "--status",
+        "discussed",
+        "--meeting",
+        &m_id,
+        "--perspective",
+        "client-voice:Meneer D.:Hij kwam gewoon koffie drinken.",
+        "--perspective",
+        "dissent:woonconsulent:Wachten heeft een prijs: de termijn loopt.",
+    ]);
+    assert_eq!(lp["status"], "discussed");
+    assert_eq!(lp["meeting"], m_id.as_str());
+    assert_eq!(lp["perspectives"][0]["kind"], "client_voice");
+    assert_eq!(lp["perspectives"][1]["text"], "Wachten heeft een prijs: de termijn loopt.");
+
+    let shown = cli.json(&["meeting", "show", &m_id]);
+    assert_eq!(shown["agenda"][0]["id"], id.as_str());
+    assert_eq!(shown["learning_points"][0]["id"], lp_id.as_str());
+    assert_eq!(shown["meeting"]["place"], "Buurthuis");
+
+    let citing = cli.json(&["case", "show", &id]);
+    assert_eq!(citing["learning_points"][0]["id"], lp_id.as_str());
+    assert_eq!(
+        cli.json(&["lp", "list", "--status", "discussed"]).as_array().map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(cli.json(&["meeting", "list"]).as_array().map(Vec::len), Some(1));
+
+    let members = cli.json(&["network", "show", &net_id[..8]]);
+    assert_eq!(members["members"].as_array().map(Vec::len), Some(1));
+    assert_eq!(cli.json(&["check"])["ok"], true);
+    assert_eq!(cli.json(&["reindex"])["documents"], 4);
+}
+
+#[test]
+fn demo_seeds_a_day_and_shows_what_a_worker_sees() {
+    let cli = Cli::new();
+    let run_demo = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_nabij"))
+            .current_dir(cli.dir.path())
+            .env_remove("NABIJ_STORE")
+            .arg("demo")
+            .output()
+            .expect("run demo");
+        assert!(out.status.success(), "demo failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let text = run_demo();
+    for section in [
+        "Your cases, newest activity first",
+        "A case and its timeline",
+        "The casusbespreking",
+        "A learning point citing",
+        "Search “schaamte”",
+        "Wijknetwerk Oost",
+        "Timeline (5 notes)",
+        "client's voice",
+        "dissent",
+        "Agreements",
+        "Minutes",
+        "was changed on two devices at once",
+        "[schaamte]",
+    ] {
+        assert!(text.contains(section), "demo output lacks {section:?}:\n{text}");
+    }
+    assert!(text.lines().count() < 160, "demo output should stay short");
+    let store = cli.dir.path().join("nabij-demo.db");
+    assert!(store.exists());
+
+    // Running it again starts over instead of doubling the data.
+    run_demo();
+    let list = |store: &Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_nabij"))
+            .args(["--json", "--store"])
+            .arg(store)
+            .args(["case", "list"])
+            .output()
+            .expect("run nabij");
+        parse_ok(&out, &["case", "list"])
+    };
+    let cases = list(&store);
+    let cases = cases.as_array().expect("cases");
+    assert_eq!(cases.len(), 4);
+    assert_eq!(cases.iter().filter(|c| c["has_conflicts"] == true).count(), 1);
+
+    // The store is a normal one: history names colleagues from the network.
+    let mother = cases.iter().find(|c| s(&c["subject"]).starts_with("Moeder")).expect("case");
+    let out = Command::new(env!("CARGO_BIN_EXE_nabij"))
+        .args(["--json", "--store"])
+        .arg(&store)
+        .args(["history", s(&mother["id"])])
+        .output()
+        .expect("run nabij");
+    let history = parse_ok(&out, &["history"]);
+    let authors: Vec<&str> =
+        history.as_array().expect("history").iter().filter_map(|h| h["author"].as_str()).collect();
+    assert!(authors.contains(&"Sem Bakker (jongerenwerker)"), "{authors:?}");
+    assert!(authors.contains(&"Fatima Amrani (wijkwerker)"), "{authors:?}");
+
+    // Setting the consent again settles the conflict the demo left; the rest stays.
+    let out = Command::new(env!("CARGO_BIN_EXE_nabij"))
+        .args(["--json", "--store"])
+        .arg(&store)
+        .args(["case", "update", &s(&mother["id"])[..8], "--consent", "given"])
+        .args(["--consent-scope", "Wijknetwerk Oost, casusbespreking"])
+        .output()
+        .expect("run nabij");
+    let case = parse_ok(&out, &["case", "update"]);
+    assert_eq!(case["conflicts"], serde_json::json!([]), "{case}");
+    assert_eq!(case["consent"]["scope"], "Wijknetwerk Oost, casusbespreking");
+    assert!(case["consent"]["date"].is_string(), "the date is kept");
+
+    // --json: one value with every section.
+    let explicit = cli.dir.path().join("other-demo.db");
+    let out = Command::new(env!("CARGO_BIN_EXE_nabij"))
+        .args(["--json", "--store"])
+        .arg(&explicit)
+        .arg("demo")
+        .output()
+        .expect("run demo");
+    let v = parse_ok(&out, &["--json", "demo"]);
+    for key in ["cases", "case", "meeting", "learning_point", "search", "network"] {
+        assert!(!v[key].is_null(), "demo JSON lacks {key}");
+    }
+    assert_eq!(v["network"]["members"].as_array().map(Vec::len), Some(5));
+    assert!(!v["search"]["hits"].as_array().expect("hits").is_empty());
+
+    // A store given explicitly that already holds data is not seeded over.
+    let out = Command::new(env!("CARGO_BIN_EXE_nabij"))
+        .arg("--store")
+        .arg(&explicit)
+        .arg("demo")
+        .output()
+        .expect("run demo");
+    assert_eq!(failure(&out, &["demo"]).0, 2);
+}
+
+#[test]
+fn bad_input_gives_one_line_and_the_right_exit_code() {
+    let cli = Cli::new();
+    // Reading a store that does not exist: storage error, and no file is made.
+    let (code, err) = cli.fail(&["case", "list"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(!Path::new(&cli.store()).exists());
+
+    let case = cli.json(&["case", "create", "--subject", "Familie T."]);
+    let id = s(&case["id"]).to_string();
+
+    let cases: &[(&[&str], i32)] = &[
+        (&["case", "show", "not-an-id"], 2),
+        (&["case", "show", "abc"], 2),
+        (&["case", "show", "zzzz"], 3),
+        (&["case", "show", &"1".repeat(28)], 2),
+        (&["case", "show", "2ZNQ1KAo2ZNQ1KAo2ZNQ1KAo2ZNQ"], 2),
+        (&["case", "create", "--subject", "   "], 2),
+        (&["case", "update", &id], 2),
+        (&["case", "update", &id, "--caimer", "weather=sunny"], 2),
+        (&["case", "update", &id, "--caimer", "no equals sign"], 2),
+        (&["case", "update", &id, "--consent", "given", "--consent-date", "2023-02-29"], 2),
+        (&["case", "add-item", &id, "agreement", "x", "--due", "tomorrow"], 2),
+        (&["case", "agreement-done", &id, "zzzz"], 3),
+        (&["note", "add", &id, "--kind", "gossip", "text"], 2),
+        (&["note", "add", &id, "  "], 2),
+        (&["note", "show", &id, "zzzz"], 3),
+        (&["meeting", "create", "--date", "2025-13-01"], 2),
+        (&["meeting", "create", "--date", "next week"], 2),
+        (&["lp", "create", "--title", "x", "--case", "zzzz"], 3),
+        (&["lp", "show", &id], 3),
+        (&["meeting", "show", &id], 3),
+        (&["history", "zzzzzz"], 3),
+        (&["network", "add-member", &id, "--name", "x", "--device", "nope"], 2),
+        (&["search"], 2),
+        (&["no-such-command"], 2),
+    ];
+    for (args, want) in cases {
+        let (code, err) = cli.fail(args);
+        assert_eq!(code, *want, "nabij {args:?}: {err}");
+        if *want != 2 || !err.starts_with("error:") {
+            // Our own errors (not clap's usage text) are one line.
+            assert_eq!(err.trim_end().lines().count(), 1, "nabij {args:?}: {err}");
+        }
+    }
+
+    // --json errors are one JSON line on stderr.
+    let (code, err) = cli.fail(&["--json", "case", "show", "zzzz"]);
+    assert_eq!(code, 3);
+    let v: Value = serde_json::from_str(err.trim()).expect("JSON error");
+    assert_eq!(v["error"], "not_found");
+    assert_eq!(v["exit_code"], 3);
+
+    // A file that is not a store is refused untouched.
+    let path = cli.dir.path().join("notes.txt");
+    std::fs::write(&path, "boodschappen: melk").expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_nabij"))
+        .arg("--store")
+        .arg(&path)
+        .arg("whoami")
+        .output()
+        .expect("run nabij");
+    assert_eq!(failure(&out, &["whoami"]).0, 4);
+    assert_eq!(std::fs::read_to_string(&path).expect("read"), "boodschappen: melk");
+}

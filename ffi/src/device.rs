@@ -1,0 +1,389 @@
+//! The `Device` object, change listeners and subscriptions.
+//!
+//! Every method converts its arguments (parsing ids), calls the core, and converts the result
+//! and the error. Nothing else happens here.
+
+use std::{
+    panic::{AssertUnwindSafe, catch_unwind},
+    sync::{Arc, Mutex, MutexGuard},
+};
+
+use automerge::ChangeHash;
+use nabij_core::{DeviceKey, DocId, ItemId, MemberId, NoteId, model::ValidationError, store as s};
+
+use crate::{
+    error::{NabijError, parse_id},
+    types::*,
+};
+
+type Result<T, E = NabijError> = std::result::Result<T, E>;
+
+fn convert<A, B: From<A>>(v: Vec<A>) -> Vec<B> {
+    v.into_iter().map(B::from).collect()
+}
+
+/// Parses change hashes given as hex (as [`Device::heads`] returns them).
+fn parse_heads(heads: &[String]) -> Result<Vec<ChangeHash>> {
+    heads
+        .iter()
+        .map(|h| {
+            h.trim().parse::<ChangeHash>().map_err(|e| {
+                NabijError::from(ValidationError::Invalid {
+                    field: "change hash",
+                    reason: format!("`{h}`: {e}"),
+                })
+            })
+        })
+        .collect()
+}
+
+/// Receives the ids of documents changed by each committed write or merge on a `Device`.
+///
+/// Called on the thread that made the write, after its commit, before the write call returns.
+/// Keep it short (hand the ids to your UI thread). An exception thrown by the listener is
+/// swallowed: it cannot undo the committed write, and it does not fail it.
+#[uniffi::export(foreign)]
+pub trait ChangeListener: Send + Sync {
+    /// Documents changed: their ids.
+    fn on_change(&self, doc_ids: Vec<String>);
+}
+
+/// A change subscription. It ends when `cancel()` is called or when the object
+/// is destroyed, whichever comes first. Garbage-collected languages destroy late: call
+/// `cancel()` (or Kotlin's `close()`) when the screen goes away.
+#[derive(uniffi::Object)]
+pub struct Subscription {
+    inner: Mutex<Option<nabij_core::Subscription>>,
+}
+
+impl Subscription {
+    fn slot(&self) -> MutexGuard<'_, Option<nabij_core::Subscription>> {
+        // A poisoned lock only means a panic elsewhere; the slot is still consistent.
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[uniffi::export]
+impl Subscription {
+    /// Ends the subscription: the listener is not called again. Calling it twice is harmless.
+    pub fn cancel(&self) {
+        let sub = self.slot().take();
+        drop(sub);
+    }
+
+    /// Whether the subscription is still active.
+    pub fn is_active(&self) -> bool {
+        self.slot().is_some()
+    }
+}
+
+impl std::fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscription").field("active", &self.is_active()).finish()
+    }
+}
+
+/// One device: a store file, an identity, and every operation an app performs. Share one per
+/// store file; it is safe to use from several threads.
+#[derive(Debug, uniffi::Object)]
+pub struct Device {
+    inner: nabij_core::Device,
+}
+
+#[uniffi::export]
+impl Device {
+    /// Opens the store at `path`, creating it (and this device's key) on first use.
+    #[uniffi::constructor]
+    pub fn open(path: String) -> Result<Arc<Self>> {
+        Ok(Arc::new(Self { inner: nabij_core::Device::open(path)? }))
+    }
+
+    /// Where the store is.
+    pub fn path(&self) -> String {
+        self.inner.path().to_string_lossy().into_owned()
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Identity
+
+    /// This device's public key (its identity and Automerge actor id).
+    pub fn device_key(&self) -> String {
+        self.inner.device_key().to_string()
+    }
+
+    /// The member (person) this device writes as.
+    pub fn member_id(&self) -> String {
+        self.inner.member_id().to_string()
+    }
+
+    /// The member's display name.
+    pub fn display_name(&self) -> String {
+        self.inner.display_name()
+    }
+
+    /// Sets the member's display name, used as author name on what this device writes next.
+    pub fn set_display_name(&self, name: String) -> Result<()> {
+        Ok(self.inner.set_display_name(&name)?)
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Listeners
+
+    /// Subscribes to changes: `listener` gets the ids of documents changed by each committed
+    /// write or merge. The subscription lasts until it is cancelled or destroyed.
+    pub fn subscribe(&self, listener: Arc<dyn ChangeListener>) -> Arc<Subscription> {
+        let sub = self.inner.subscribe(move |ids: &[DocId]| {
+            let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+            // A listener that throws makes uniffi panic; keep that from failing the write
+            // that has already committed.
+            let _ = catch_unwind(AssertUnwindSafe(|| listener.on_change(ids)));
+        });
+        Arc::new(Subscription { inner: Mutex::new(Some(sub)) })
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Cases and notes
+
+    /// Creates a case; returns its id.
+    pub fn create_case(&self, input: NewCase) -> Result<String> {
+        Ok(self.inner.create_case(input.try_into()?)?.to_string())
+    }
+
+    /// Changes a case's fields. Only the fields given are written.
+    pub fn update_case(&self, id: String, update: CaseUpdate) -> Result<()> {
+        Ok(self.inner.update_case(parse_id(&id)?, update.try_into()?)?)
+    }
+
+    /// Adds an opgave, turning point, actor or agreement to a case; returns the item's id.
+    pub fn add_case_item(&self, id: String, item: CaseItem) -> Result<String> {
+        Ok(self.inner.add_case_item(parse_id(&id)?, item.into())?.to_string())
+    }
+
+    /// Marks an agreement of a case done or open.
+    pub fn set_case_agreement_done(&self, id: String, agreement: String, done: bool) -> Result<()> {
+        let agreement: ItemId = parse_id(&agreement)?;
+        Ok(self.inner.set_case_agreement_done(parse_id(&id)?, agreement, done)?)
+    }
+
+    /// Reads a case (without its notes; see `case_timeline`).
+    pub fn case(&self, id: String) -> Result<Case> {
+        Ok(self.inner.case(parse_id(&id)?)?.into())
+    }
+
+    /// Adds a note to a case; returns its id.
+    pub fn add_note(&self, case_id: String, note: NewNote) -> Result<String> {
+        Ok(self.inner.add_note(parse_id(&case_id)?, note.into())?.to_string())
+    }
+
+    /// Adds several notes to a case as one change and one commit (an import); returns their
+    /// ids, in order.
+    pub fn add_notes(&self, case_id: String, notes: Vec<NewNote>) -> Result<Vec<String>> {
+        let ids = self.inner.add_notes(parse_id(&case_id)?, convert(notes))?;
+        Ok(ids.iter().map(ToString::to_string).collect())
+    }
+
+    /// Replaces a note's text (stored as the smallest edit, so concurrent edits elsewhere in
+    /// the text survive). Returns the note's text after the edit.
+    pub fn edit_note(&self, case_id: String, note_id: String, text: String) -> Result<String> {
+        let note: NoteId = parse_id(&note_id)?;
+        Ok(self.inner.edit_note(parse_id(&case_id)?, note, &text)?)
+    }
+
+    /// Deletes `delete` characters at `pos` (in Unicode code points) and inserts `insert`.
+    /// Returns the note's text after the edit.
+    pub fn splice_note(
+        &self,
+        case_id: String,
+        note_id: String,
+        pos: u32,
+        delete: u32,
+        insert: String,
+    ) -> Result<String> {
+        let note: NoteId = parse_id(&note_id)?;
+        Ok(self.inner.splice_note(parse_id(&case_id)?, note, pos, delete, &insert)?)
+    }
+
+    /// Reads one note.
+    pub fn note(&self, case_id: String, note_id: String) -> Result<Note> {
+        let note: NoteId = parse_id(&note_id)?;
+        Ok(self.inner.note(parse_id(&case_id)?, note)?.into())
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Learning points
+
+    /// Proposes a learning point; returns its id.
+    pub fn create_learning_point(&self, input: NewLearningPoint) -> Result<String> {
+        Ok(self.inner.create_learning_point(input.try_into()?)?.to_string())
+    }
+
+    /// Changes a learning point.
+    pub fn update_learning_point(&self, id: String, update: LearningPointUpdate) -> Result<()> {
+        Ok(self.inner.update_learning_point(parse_id(&id)?, update.try_into()?)?)
+    }
+
+    /// Reads a learning point.
+    pub fn learning_point(&self, id: String) -> Result<LearningPoint> {
+        Ok(self.inner.learning_point(parse_id(&id)?)?.into())
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Meetings
+
+    /// Plans a meeting; returns its id.
+    pub fn create_meeting(&self, input: NewMeeting) -> Result<String> {
+        Ok(self.inner.create_meeting(input.try_into()?)?.to_string())
+    }
+
+    /// Changes a meeting.
+    pub fn update_meeting(&self, id: String, update: MeetingUpdate) -> Result<()> {
+        Ok(self.inner.update_meeting(parse_id(&id)?, update.try_into()?)?)
+    }
+
+    /// Reads a meeting.
+    pub fn meeting(&self, id: String) -> Result<Meeting> {
+        Ok(self.inner.meeting(parse_id(&id)?)?.into())
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Networks
+
+    /// Starts a network with this device's member as its first member; returns its id.
+    pub fn create_network(&self, name: String) -> Result<String> {
+        Ok(self.inner.create_network(&name)?.to_string())
+    }
+
+    /// Adds a member's device to a network (a new member, or a new phone of a member).
+    pub fn add_member(
+        &self,
+        network: String,
+        member: String,
+        name: String,
+        device: String,
+    ) -> Result<()> {
+        let member: MemberId = parse_id(&member)?;
+        let device: DeviceKey = parse_id(&device)?;
+        Ok(self.inner.add_member(parse_id(&network)?, member, &name, device)?)
+    }
+
+    /// Reads a network.
+    pub fn network(&self, id: String) -> Result<Network> {
+        Ok(self.inner.network(parse_id(&id)?)?.into())
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Queries
+
+    /// Cases, newest activity first (the case list screen).
+    pub fn list_cases(&self, filter: CaseFilter) -> Result<Vec<CaseSummary>> {
+        let filter: s::CaseFilter = filter.try_into()?;
+        Ok(convert(self.inner.list_cases(&filter)?))
+    }
+
+    /// A case's notes, oldest first (the case screen).
+    pub fn case_timeline(&self, case_id: String) -> Result<Vec<Note>> {
+        Ok(convert(self.inner.case_timeline(parse_id(&case_id)?)?))
+    }
+
+    /// Learning points citing a case, newest first.
+    pub fn learning_points_citing(&self, case_id: String) -> Result<Vec<LearningPointSummary>> {
+        Ok(convert(self.inner.learning_points_citing(parse_id(&case_id)?)?))
+    }
+
+    /// Learning points, optionally only those with a status and/or a tag, newest first.
+    #[uniffi::method(default(status = None, tag = None))]
+    pub fn list_learning_points(
+        &self,
+        status: Option<LearningPointStatus>,
+        tag: Option<String>,
+    ) -> Result<Vec<LearningPointSummary>> {
+        Ok(convert(self.inner.list_learning_points(status.map(Into::into), tag.as_deref())?))
+    }
+
+    /// Meetings, newest first.
+    pub fn list_meetings(&self) -> Result<Vec<MeetingSummary>> {
+        Ok(convert(self.inner.list_meetings()?))
+    }
+
+    /// Everything discussed in a meeting.
+    pub fn meeting_contents(&self, id: String) -> Result<MeetingContents> {
+        Ok(self.inner.meeting_contents(parse_id(&id)?)?.into())
+    }
+
+    /// Networks on this device.
+    pub fn list_networks(&self) -> Result<Vec<NetworkSummary>> {
+        Ok(convert(self.inner.list_networks()?))
+    }
+
+    /// Ranked full-text search over cases, notes, learning points and meetings, best first.
+    /// Any text is a valid query; the last word matches as a prefix. `limit` is clamped to
+    /// 1..=500.
+    #[uniffi::method(default(limit = 20))]
+    pub fn search(&self, query: String, limit: u32) -> Result<Vec<SearchHit>> {
+        Ok(convert(self.inner.search(&query, limit)?))
+    }
+
+    /// A document's history, oldest first: who (device and member name), when, what.
+    pub fn history(&self, id: String) -> Result<Vec<HistoryEntry>> {
+        Ok(convert(self.inner.history(parse_id(&id)?)?))
+    }
+
+    /// The kind of a stored document.
+    pub fn kind_of(&self, id: String) -> Result<DocKind> {
+        Ok(self.inner.kind_of(parse_id(&id)?)?.into())
+    }
+
+    /// Every document on this device.
+    pub fn document_ids(&self) -> Result<Vec<DocumentInfo>> {
+        Ok(convert(self.inner.document_ids()?))
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Exchange: what sync drivers build on
+
+    /// A document's current heads (change hashes, hex).
+    pub fn heads(&self, id: String) -> Result<Vec<String>> {
+        Ok(self.inner.heads(parse_id(&id)?)?.iter().map(ToString::to_string).collect())
+    }
+
+    /// A whole document, saved (compressed): give it to `merge_document` on another device.
+    pub fn export_document(&self, id: String) -> Result<Vec<u8>> {
+        Ok(self.inner.export_document(parse_id(&id)?)?)
+    }
+
+    /// The changes of a document not covered by `heads` (from another device's `heads`).
+    pub fn changes_since(&self, id: String, heads: Vec<String>) -> Result<Vec<u8>> {
+        let heads = parse_heads(&heads)?;
+        Ok(self.inner.changes_since(parse_id(&id)?, &heads)?)
+    }
+
+    /// Merges a whole document from another device (new here or not). Refused bytes
+    /// (`InvalidInput`) leave the store as it was.
+    pub fn merge_document(&self, data: Vec<u8>) -> Result<MergeOutcome> {
+        Ok(self.inner.merge_document(&data)?.into())
+    }
+
+    /// Merges changes (from `changes_since`) into a document this device already holds.
+    pub fn merge_changes(&self, id: String, data: Vec<u8>) -> Result<MergeOutcome> {
+        Ok(self.inner.merge_changes(parse_id(&id)?, &data)?.into())
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Maintenance
+
+    /// Rebuilds every derived table from the stored documents; returns how many there are.
+    pub fn reindex(&self) -> Result<u64> {
+        Ok(u64::try_from(self.inner.reindex()?).unwrap_or(u64::MAX))
+    }
+
+    /// Runs SQLite's integrity check and loads every document: the problems found, if any.
+    pub fn check_integrity(&self) -> Result<Vec<String>> {
+        Ok(self.inner.check_integrity()?)
+    }
+}
+
+/// The CAIMeR field names accepted by `CaseUpdate.caimer`.
+#[uniffi::export]
+pub fn caimer_fields() -> Vec<String> {
+    nabij_core::model::CAIMER_FIELDS.iter().map(|f| (*f).to_string()).collect()
+}

@@ -1,0 +1,166 @@
+//! The one error type apps see, and the one place core errors are mapped to it.
+//!
+//! Apps match on four kinds, not on the core's many: what they should do differs per kind.
+//! - `InvalidInput`: the call's arguments were refused (a field, an id, a text range, bytes given
+//!   to merge). Nothing was written; show the message or drop the payload, do not retry as is.
+//! - `NotFound`: no such document, note or agreement on this device (yet: it may arrive by sync).
+//! - `Storage`: the store could not be opened, read or written, or holds a damaged document.
+//!   Retry later, or run `check_integrity`/`reindex`, or restore from another device.
+//! - `Other`: anything else (a bug, or a document this version cannot change). Report it.
+
+use nabij_core::{doc::DocError, ids::ParseIdError, model::ValidationError};
+
+/// Why a call failed. Nothing was written when a call fails.
+///
+/// Flat: each variant carries only a human-readable message (the exception's message in
+/// Kotlin and Swift, `str(e)` in Python), so the foreign API stays stable when the core's
+/// error details change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
+#[uniffi(flat_error)]
+pub enum NabijError {
+    /// The input was refused: a required field is empty or too long, an id does not parse or
+    /// names the wrong kind of document, a text range is outside the note, or bytes given to
+    /// merge are not a (compatible) Nabij document.
+    #[error("{message}")]
+    InvalidInput {
+        /// What was refused, naming the field.
+        message: String,
+    },
+    /// No such document, note or agreement on this device.
+    #[error("{message}")]
+    NotFound {
+        /// What was looked for.
+        message: String,
+    },
+    /// The store could not be opened, read or written, or a stored document is damaged.
+    #[error("{message}")]
+    Storage {
+        /// What failed.
+        message: String,
+    },
+    /// Anything else.
+    #[error("{message}")]
+    Other {
+        /// What failed.
+        message: String,
+    },
+}
+
+impl From<nabij_core::Error> for NabijError {
+    fn from(e: nabij_core::Error) -> Self {
+        use nabij_core::Error as E;
+        let message = e.to_string();
+        match e {
+            E::Invalid(_) => NabijError::InvalidInput { message },
+            E::NotFound { .. } => NabijError::NotFound { message },
+            E::Open(_) | E::Store(_) | E::StoredDocument { .. } => NabijError::Storage { message },
+            // Bytes from another device were refused as a whole: bad input, nothing applied.
+            E::Merge(_) => NabijError::InvalidInput { message },
+            // The caller named a document of another kind, or a range outside a note's text.
+            E::Document(DocError::WrongKind { .. } | DocError::TextRange { .. }) => {
+                NabijError::InvalidInput { message }
+            }
+            // A document this version cannot change (malformed, newer schema, Automerge).
+            E::Document(_) => NabijError::Other { message },
+            _ => NabijError::Other { message },
+        }
+    }
+}
+
+impl From<ParseIdError> for NabijError {
+    fn from(e: ParseIdError) -> Self {
+        nabij_core::Error::from(e).into()
+    }
+}
+
+impl From<ValidationError> for NabijError {
+    fn from(e: ValidationError) -> Self {
+        nabij_core::Error::from(e).into()
+    }
+}
+
+/// Parses an id (document, note, member, item id or device key) given as base58check.
+pub(crate) fn parse_id<T>(s: &str) -> Result<T, NabijError>
+where
+    T: std::str::FromStr<Err = ParseIdError>,
+{
+    Ok(s.parse::<T>()?)
+}
+
+/// Parses a list of ids.
+pub(crate) fn parse_ids<T>(ids: &[String]) -> Result<Vec<T>, NabijError>
+where
+    T: std::str::FromStr<Err = ParseIdError>,
+{
+    ids.iter().map(|s| parse_id(s)).collect()
+}
+
+/// Parses an optional id.
+pub(crate) fn parse_opt_id<T>(s: Option<&str>) -> Result<Option<T>, NabijError>
+where
+    T: std::str::FromStr<Err = ParseIdError>,
+{
+    s.map(parse_id).transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use nabij_core::{
+        DeviceKey, DocId, Error as E, NoteId,
+        model::DocKind,
+        store::{OpenError, StoreError},
+    };
+
+    use super::*;
+
+    #[test]
+    fn ids_parse_and_bad_ids_are_invalid_input() {
+        let id = DocId::random();
+        assert_eq!(parse_id::<DocId>(&id.to_string()), Ok(id));
+        assert_eq!(parse_ids::<DocId>(&[id.to_string()]), Ok(vec![id]));
+        assert_eq!(parse_opt_id::<DocId>(None), Ok(None));
+        for bad in ["", "not an id", "0OIl", &format!("{id}x")] {
+            let e = parse_id::<NoteId>(bad).expect_err(bad);
+            assert!(matches!(e, NabijError::InvalidInput { .. }), "{bad}: {e:?}");
+        }
+        // A well-formed id of the wrong length (a device key) is refused too.
+        let key = DeviceKey::from_bytes([1; 32]).to_string();
+        let e = parse_id::<DocId>(&key).expect_err("a device key is not a document id");
+        let NabijError::InvalidInput { message } = e else { panic!("{e:?}") };
+        assert!(message.contains("document id"), "{message}");
+    }
+
+    /// The variant name and message an error maps to.
+    fn mapped(e: E) -> (&'static str, String) {
+        match NabijError::from(e) {
+            NabijError::InvalidInput { message } => ("InvalidInput", message),
+            NabijError::NotFound { message } => ("NotFound", message),
+            NabijError::Storage { message } => ("Storage", message),
+            NabijError::Other { message } => ("Other", message),
+        }
+    }
+
+    #[test]
+    fn core_errors_map_to_the_four_kinds() {
+        let required = E::Invalid(ValidationError::Required("subject"));
+        assert_eq!(mapped(required), ("InvalidInput", "subject is required".into()));
+        let missing = E::NotFound { kind: "case", id: "x".into() };
+        assert_eq!(mapped(missing), ("NotFound", "case x not found".into()));
+        assert_eq!(mapped(E::Open(OpenError::NotADatabase("f".into()))).0, "Storage");
+        assert_eq!(mapped(E::Store(StoreError::Corrupt("bad".into()))).0, "Storage");
+        let stored = E::StoredDocument { id: "x".into(), source: DocError::Corrupt("c".into()) };
+        assert_eq!(mapped(stored).0, "Storage");
+        let (kind, message) = mapped(E::Merge(DocError::Corrupt("garbage".into())));
+        assert_eq!(kind, "InvalidInput");
+        assert!(message.contains("garbage"), "{message}");
+        let wrong_kind = DocError::WrongKind {
+            id: "x".into(),
+            found: DocKind::Meeting,
+            expected: DocKind::Case,
+        };
+        assert_eq!(mapped(E::Document(wrong_kind)).0, "InvalidInput");
+        let range = DocError::TextRange { pos: 9, delete: 1, len: 3 };
+        assert_eq!(mapped(E::Document(range)).0, "InvalidInput");
+        assert_eq!(mapped(E::Document(DocError::Malformed("m".into()))).0, "Other");
+    }
+}

@@ -1,0 +1,167 @@
+// End-to-end test of the generated Kotlin bindings: the core scenario an Android app runs.
+// Compiled and run by ffi/test-bindings.sh; exits non-zero (an uncaught exception) on failure.
+
+import java.nio.file.Files
+import java.nio.file.Path
+import java.util.Collections
+import uniffi.nabij_ffi.CaseFilter
+import uniffi.nabij_ffi.CaseItem
+import uniffi.nabij_ffi.CaseStatus
+import uniffi.nabij_ffi.CaseUpdate
+import uniffi.nabij_ffi.ChangeListener
+import uniffi.nabij_ffi.Device
+import uniffi.nabij_ffi.DocKind
+import uniffi.nabij_ffi.HitKind
+import uniffi.nabij_ffi.NabijException
+import uniffi.nabij_ffi.NewCase
+import uniffi.nabij_ffi.NewLearningPoint
+import uniffi.nabij_ffi.NewMeeting
+import uniffi.nabij_ffi.NewNote
+import uniffi.nabij_ffi.NoteKind
+
+private var checks = 0
+
+private fun expect(condition: Boolean, message: () -> String) {
+    checks++
+    if (!condition) throw AssertionError(message())
+}
+
+private fun <T> expectEqual(expected: T, actual: T, what: String) =
+    expect(expected == actual) { "$what: expected <$expected>, got <$actual>" }
+
+/** Runs [block] and returns the exception of type [E] it throws; fails if it throws none. */
+private inline fun <reified E : Throwable> expectThrows(what: String, block: () -> Unit): E {
+    try {
+        block()
+    } catch (e: Throwable) {
+        if (e is E) {
+            checks++
+            return e
+        }
+        throw AssertionError("$what: expected ${E::class.simpleName}, got $e", e)
+    }
+    throw AssertionError("$what: expected ${E::class.simpleName}, nothing was thrown")
+}
+
+private class Recorder : ChangeListener {
+    val calls: MutableList<List<String>> = Collections.synchronizedList(mutableListOf())
+
+    override fun onChange(docIds: List<String>) {
+        calls.add(docIds)
+    }
+}
+
+private fun observation(text: String) = NewNote(kind = NoteKind.OBSERVATION, text = text)
+
+private fun scenario(dir: Path) {
+    Device.open(dir.resolve("a.sqlite").toString()).use { a ->
+        Device.open(dir.resolve("b.sqlite").toString()).use { b ->
+            a.setDisplayName("Anna")
+            b.setDisplayName("Bram")
+            expectEqual("Anna", a.displayName(), "display name")
+            expect(a.deviceKey() != b.deviceKey()) { "two devices, two keys" }
+
+            // Listener.
+            val recorder = Recorder()
+            val subscription = a.subscribe(recorder)
+            expect(subscription.isActive()) { "subscription active" }
+
+            // Create a case, add and edit a note.
+            val case = a.createCase(NewCase(subject = "Familie K.", tags = listOf("Wonen")))
+            expectEqual(listOf(listOf(case)), recorder.calls.toList(), "listener after create")
+            val read = a.case(case)
+            expectEqual("Familie K.", read.subject, "subject")
+            expectEqual(listOf("wonen"), read.tags, "tags")
+            expectEqual(CaseStatus.OPEN, read.status, "status")
+            expectEqual("Anna", read.createdBy.name, "author")
+
+            val note = a.addNote(case, observation("Moeder wil hulp bij de huurachterstand."))
+            val edited = a.editNote(case, note, "Moeder wil hulp bij de huurachterstand en school.")
+            expectEqual("Moeder wil hulp bij de huurachterstand en school.", edited, "edited text")
+            expectEqual(edited, a.note(case, note).text, "note after edit")
+            expectEqual(3, recorder.calls.size, "listener after note and edit")
+            val agreement = a.addCaseItem(case, CaseItem.Agreement("Bel de corporatie", "Anna", "2024-04-01"))
+            a.setCaseAgreementDone(case, agreement, true)
+            expect(a.case(case).agreements.single().done) { "agreement done" }
+
+            // Queries.
+            val other = a.createCase(NewCase(subject = "Meneer J."))
+            a.updateCase(other, CaseUpdate(status = CaseStatus.CLOSED))
+            expectEqual(setOf(case, other), a.listCases(CaseFilter()).map { it.id }.toSet(), "all cases")
+            expectEqual(listOf(case), a.listCases(CaseFilter(status = CaseStatus.OPEN)).map { it.id }, "open cases")
+            expectEqual(listOf(case), a.listCases(CaseFilter(tag = "wonen")).map { it.id }, "tagged cases")
+            expectEqual(1u, a.listCases(CaseFilter(tag = "wonen")).single().noteCount, "note count")
+            expectEqual(listOf(note), a.caseTimeline(case).map { it.id }, "timeline")
+            val lp = a.createLearningPoint(NewLearningPoint(title = "Vroeg signaleren", cases = listOf(case)))
+            expectEqual(listOf(lp), a.learningPointsCiting(case).map { it.id }, "learning points citing")
+            val meeting = a.createMeeting(NewMeeting(date = "2024-05-01", agenda = listOf(case, other)))
+            expectEqual(listOf(case, other), a.meetingContents(meeting).agenda.map { it.id }, "meeting agenda")
+
+            // Search with ranked, marked snippets.
+            val hits = a.search("huurachter")
+            expect(hits.isNotEmpty()) { "search finds the note" }
+            val hit = hits.first()
+            expectEqual(HitKind.NOTE, hit.kind, "hit kind")
+            expectEqual(note, hit.noteId, "hit note")
+            expect(hit.snippet.contains("[huurachterstand]")) { "snippet marks the match: ${hit.snippet}" }
+            expectEqual(1, a.search("huurachterstand", 1u).size, "search limit")
+
+            // Merge between two devices, with concurrent edits of the same note.
+            val first = b.mergeDocument(a.exportDocument(case))
+            expectEqual(DocKind.CASE, first.kind, "merged kind")
+            expect(first.changed) { "first merge changes b" }
+            a.editNote(case, note, "Maandag: moeder wil hulp bij de huurachterstand en school.")
+            b.editNote(case, note, "Moeder wil hulp bij de huurachterstand en school. Oma helpt.")
+            val fromA = a.exportDocument(case)
+            val fromB = b.exportDocument(case)
+            b.mergeDocument(fromA)
+            a.mergeDocument(fromB)
+            val textA = a.note(case, note).text
+            val textB = b.note(case, note).text
+            expectEqual(textA, textB, "texts after exchange")
+            expect(textA.contains("Maandag:") && textA.contains("Oma helpt.")) { "both edits kept: $textA" }
+            expectEqual(a.heads(case), b.heads(case), "heads after exchange")
+
+            // Errors.
+            expectThrows<NabijException.InvalidInput>("empty subject") { a.createCase(NewCase(subject = "  ")) }
+            expectThrows<NabijException.InvalidInput>("malformed id") { a.case("not an id") }
+            val elsewhere = b.createCase(NewCase(subject = "Alleen op b"))
+            val notFound = expectThrows<NabijException.NotFound>("unknown id") { a.case(elsewhere) }
+            expect(notFound.message!!.contains("not found")) { "message: ${notFound.message}" }
+            expectThrows<NabijException.InvalidInput>("garbage merge") {
+                a.mergeDocument("garbage".toByteArray())
+            }
+            val text = dir.resolve("notes.txt")
+            Files.writeString(text, "boodschappenlijst")
+            expectThrows<NabijException.Storage>("non-SQLite file") { Device.open(text.toString()) }
+            // All of them are NabijException.
+            expectThrows<NabijException>("base class") { a.case("") }
+
+            // Cancelling the subscription stops the calls.
+            val before = recorder.calls.size
+            expect(before > 3) { "listener saw the later writes and merge" }
+            subscription.cancel()
+            expect(!subscription.isActive()) { "cancelled" }
+            a.addNote(case, observation("Na het opzeggen."))
+            expectEqual(before, recorder.calls.size, "no calls after cancel")
+
+            // close() ends a subscription too (Kotlin's AutoCloseable).
+            val second = Recorder()
+            a.subscribe(second).use { a.addNote(case, observation("Met close.")) }
+            a.addNote(case, observation("Na close."))
+            expectEqual(1, second.calls.size, "calls until close")
+
+            expectEqual(emptyList<String>(), a.checkIntegrity(), "integrity")
+        }
+    }
+}
+
+fun main() {
+    val dir = Files.createTempDirectory("nabij-kotlin-test")
+    try {
+        scenario(dir)
+    } finally {
+        dir.toFile().deleteRecursively()
+    }
+    println("Kotlin binding test: OK ($checks checks)")
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The project's test command (README, and CI through .ci/run): formatting, lints, every Rust
+# test in the workspace, and the generated Python and Kotlin bindings driven end to end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/prerequisites.sh
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== cargo test"
+cargo test --workspace --locked
+
+echo "== bindings (Python, Kotlin, Swift generation)"
+bash ffi/test-bindings.sh
+
+echo "== all tests passed"
