@@ -2,25 +2,40 @@
 # Installs what the test command needs beyond the Rust toolchain, only where it is missing:
 # pytest (Python binding tests), the Kotlin compiler (npm package `kotlin-compiler`, which
 # brings `kotlinc-jvm`), JNA (Debian `libjna-java`) for the Kotlin binding test, and the
-# rustfmt/clippy components. Safe to run again.
+# rustfmt/clippy components. Needs python3, npm and a Java runtime. Safe to run again.
 set -euo pipefail
 
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+apt_install() {
+  export DEBIAN_FRONTEND=noninteractive
+  as_root apt-get update -qq
+  as_root apt-get install -y -qq "$@" >/dev/null
+}
+
 if ! python3 -c 'import pytest' 2>/dev/null; then
-  python3 -m pip install --quiet --disable-pip-version-check pytest
+  # pip where Python is the user's own (pyenv, venv); Debian's package where the system
+  # Python refuses pip (PEP 668).
+  python3 -m pip install --quiet --disable-pip-version-check pytest 2>/dev/null ||
+    apt_install python3-pytest
 fi
 
 # The npm package puts only kotlinc-js on PATH; kotlinc-jvm stays in its bin/ folder, where
 # ffi/test-bindings.sh looks for it.
-if ! command -v kotlinc-jvm >/dev/null 2>&1 && [ ! -x "$(npm root -g)/kotlin-compiler/bin/kotlinc-jvm" ]; then
-  npm install --global --silent --no-fund --no-audit kotlin-compiler
+if ! command -v kotlinc-jvm >/dev/null 2>&1 &&
+  [ ! -x "$(npm root -g)/kotlin-compiler/bin/kotlinc-jvm" ]; then
+  npm_global="$(npm root -g)"
+  if [ -w "$npm_global" ] || [ -w "$(dirname "$npm_global")" ]; then
+    npm install --global --silent --no-fund --no-audit kotlin-compiler
+  else
+    as_root npm install --global --silent --no-fund --no-audit kotlin-compiler
+  fi
 fi
 
 if [ ! -f /usr/share/java/jna.jar ]; then
-  sudo_cmd=""
-  [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo_cmd apt-get update -qq
-  $sudo_cmd apt-get install -y -qq libjna-java >/dev/null
+  apt_install libjna-java
 fi
 
 for component in rustfmt clippy; do

@@ -77,7 +77,7 @@ impl Rng {
         ];
         let mut s = Vec::with_capacity(words);
         for _ in 0..words {
-            if self.next() % 8 == 0 {
+            if self.next().is_multiple_of(8) {
                 s.push(WORDS[(self.next() % WORDS.len() as u64) as usize].to_string());
             } else {
                 let mut idx = 5_000f64.powf(self.unit()) as usize;

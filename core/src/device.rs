@@ -136,8 +136,16 @@ pub struct HistoryEntry {
 
 /// Which notes of a case a write touched, for the derived tables.
 enum Notes {
-    Some(Vec<NoteId>),
+    Some(Touched),
     All,
+}
+
+/// The notes a local write touched: rows the write already knows in full (a new note), and
+/// notes to read back from the document (an edit, whose merged text only the document knows).
+#[derive(Default)]
+struct Touched {
+    known: Vec<Note>,
+    read: Vec<NoteId>,
 }
 
 /// One device: a store, an identity, and every operation an app performs.
@@ -220,7 +228,11 @@ impl Device {
             listeners: Arc::default(),
         };
         if needs_reindex {
-            device.reindex()?;
+            // A damaged document must not lock the worker out of every other one: open anyway
+            // (the flag stays, so the next open tries again) and let `check_integrity` report.
+            if let Err(e) = device.reindex() {
+                tracing::warn!(error = %e, "rebuilding derived tables after an upgrade failed");
+            }
         }
         Ok(device)
     }
@@ -315,11 +327,11 @@ impl Device {
         &self,
         id: DocId,
         kind: DocKind,
-        edit: impl FnOnce(&mut AutoCommit, &mut Vec<NoteId>, Timestamp) -> Result<R, Error>,
+        edit: impl FnOnce(&mut AutoCommit, &mut Touched, Timestamp) -> Result<R, Error>,
     ) -> Result<R, Error> {
         let now = self.now();
         let mut w = self.writer.lock();
-        let result = self.edit_locked(&mut w, id, kind, now, edit);
+        let result = guard(|| self.edit_locked(&mut w, id, kind, now, edit));
         if result.is_err() {
             w.cache.pop(&id);
         }
@@ -337,7 +349,7 @@ impl Device {
         id: DocId,
         kind: DocKind,
         now: Timestamp,
-        edit: impl FnOnce(&mut AutoCommit, &mut Vec<NoteId>, Timestamp) -> Result<R, Error>,
+        edit: impl FnOnce(&mut AutoCommit, &mut Touched, Timestamp) -> Result<R, Error>,
     ) -> Result<(R, bool), Error> {
         let Writer { conn, cache } = w;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -351,7 +363,7 @@ impl Device {
             }));
         }
         let cached = load_cached(cache, &tx, id, &state, &self.device_key())?;
-        let mut touched = Vec::new();
+        let mut touched = Touched::default();
         let r = edit(&mut cached.doc, &mut touched, now)?;
         let changed = persist(&tx, id, &state, cached)?;
         if changed {
@@ -371,7 +383,9 @@ impl Device {
     ) -> Result<R, Error> {
         let mut w = self.writer.lock();
         let Writer { conn, cache } = &mut *w;
-        let state = store::doc_state(conn, id)?
+        // One read transaction: another process may write or compact between the statements.
+        let tx = conn.transaction()?;
+        let state = store::doc_state(&tx, id)?
             .ok_or(Error::NotFound { kind: kind_name(kind), id: id.to_string() })?;
         if state.kind != kind {
             return Err(Error::Document(DocError::WrongKind {
@@ -380,7 +394,7 @@ impl Device {
                 expected: kind,
             }));
         }
-        let cached = load_cached(cache, conn, id, &state, &self.device_key())?;
+        let cached = load_cached(cache, &tx, id, &state, &self.device_key())?;
         read(&mut cached.doc)
     }
 
@@ -502,7 +516,15 @@ impl Device {
         let id = NoteId::random();
         self.edit(case, DocKind::Case, |d, touched, now| {
             doc::add_note(d, id, note.kind, &note.text, &author, now)?;
-            touched.push(id);
+            touched.known.push(Note {
+                id,
+                case_id: case,
+                author: author.clone(),
+                created_at: now,
+                edited_at: now,
+                kind: note.kind,
+                text: note.text.clone(),
+            });
             Ok(id)
         })
     }
@@ -519,7 +541,15 @@ impl Device {
             let batch: Vec<(NoteId, model::NoteKind, &str)> =
                 ids.iter().zip(&notes).map(|(id, n)| (*id, n.kind, n.text.as_str())).collect();
             doc::add_notes(d, &batch, &author, now)?;
-            touched.extend(&ids);
+            touched.known.extend(ids.iter().zip(&notes).map(|(id, n)| Note {
+                id: *id,
+                case_id: case,
+                author: author.clone(),
+                created_at: now,
+                edited_at: now,
+                kind: n.kind,
+                text: n.text.clone(),
+            }));
             Ok(ids.clone())
         })
     }
@@ -566,7 +596,7 @@ impl Device {
                 }
                 .into());
             }
-            touched.push(note);
+            touched.read.push(note);
             Ok(text)
         })
     }
@@ -890,7 +920,7 @@ impl Device {
         bytes: &[u8],
     ) -> Result<MergeOutcome, Error> {
         let mut w = self.writer.lock();
-        let result = self.merge_locked(&mut w, id, kind, bytes);
+        let result = guard(|| self.merge_locked(&mut w, id, kind, bytes));
         if result.is_err() {
             w.cache.pop(&id);
         }
@@ -927,6 +957,12 @@ impl Device {
                     return Ok(MergeOutcome { doc_id: id, kind: state.kind, changed: false });
                 }
                 doc::apply_chunks(&mut cached.doc, bytes).map_err(Error::Merge)?;
+                // Changes whose predecessors are missing would wait in Automerge's queue, in
+                // memory only: refuse them so the sender knows they did not land.
+                let missing = cached.doc.get_missing_deps(&[]).len();
+                if missing > 0 {
+                    return Err(Error::Merge(DocError::MissingDependencies(missing)));
+                }
                 (cached, state)
             }
             None => {
@@ -982,6 +1018,15 @@ impl Device {
         Ok(ids.len())
     }
 
+    /// The writer connection's journal mode and `synchronous` level (for tests and support:
+    /// acknowledged writes survive power loss only with `wal` and 2 = FULL).
+    pub fn durability(&self) -> Result<(String, i64), Error> {
+        let w = self.writer.lock();
+        let mode: String = w.conn.pragma_query_value(None, "journal_mode", |r| r.get(0))?;
+        let sync: i64 = w.conn.pragma_query_value(None, "synchronous", |r| r.get(0))?;
+        Ok((mode, sync))
+    }
+
     /// Runs SQLite's integrity check and loads every document: the problems found, if any.
     pub fn check_integrity(&self) -> Result<Vec<String>, Error> {
         let mut problems = Vec::new();
@@ -1000,6 +1045,22 @@ impl Device {
             }
         }
         Ok(problems)
+    }
+}
+
+/// Runs a write so that a panic inside it (a bug, or in a dependency) becomes an error: the
+/// transaction rolls back when unwinding drops it, and the caller evicts the document.
+fn guard<T>(f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "panic".to_string());
+            Err(Error::Internal(what))
+        }
     }
 }
 
@@ -1097,11 +1158,11 @@ fn index_doc(
             // A note write changes only that note and the case's last activity: the case's
             // own row, tags and search entry stay as they are (this keeps note writes cheap
             // in cases with many notes).
-            Notes::Some(ids) if !ids.is_empty() => {
+            Notes::Some(t) if !t.known.is_empty() || !t.read.is_empty() => {
                 let id = doc::header(doc)?.id;
                 store::touch_case(tx, id, doc::updated_at(doc)?)?;
-                let mut rows = Vec::with_capacity(ids.len());
-                for n in ids {
+                let mut rows = t.known;
+                for n in t.read {
                     if let Some(note) = doc::read_note(doc, id, n)? {
                         rows.push(note);
                     }

@@ -76,6 +76,9 @@ pub enum DocError {
         /// Length of the text.
         len: usize,
     },
+    /// Changes arrived whose earlier changes this device does not have; nothing was applied.
+    #[error("{0} changes depend on changes this device does not have")]
+    MissingDependencies(usize),
     /// Automerge refused an operation.
     #[error("automerge: {0}")]
     Automerge(Box<automerge::AutomergeError>),
@@ -306,10 +309,15 @@ struct OrderedRef {
 }
 
 #[derive(Debug, Clone, Hydrate)]
+/// A note. Kept to few fields: in a case with many notes every Automerge op costs a seek
+/// through the document, so a note is born with five (author as one `member:device` string).
 struct NoteDoc {
-    author: AuthorDoc,
+    by: String,
+    by_name: String,
     created_at: i64,
-    edited_at: i64,
+    /// Absent until the text is first edited.
+    #[autosurgeon(missing = "Option::default")]
+    edited_at: Option<i64>,
     kind: String,
     text: Text,
 }
@@ -574,6 +582,19 @@ fn ordered_doc_ids(items: &BTreeMap<String, OrderedRef>) -> Vec<DocId> {
     v.into_iter().map(|(_, id)| id).collect()
 }
 
+/// `done` set both ways on two devices at once, per agreement.
+fn agreement_conflicts(doc: &AutoCommit) -> Result<Vec<Conflict>, DocError> {
+    let obj = child(doc, &ROOT, "agreements")?;
+    let mut out = Vec::new();
+    for key in doc.keys(&obj).collect::<Vec<_>>() {
+        if let Some((Value::Object(_), item)) = doc.get(&obj, key.as_str())? {
+            let label = format!("agreements.{key}.done");
+            out.extend(conflicts(doc, &[(&item, "done", label.as_str())])?);
+        }
+    }
+    Ok(out)
+}
+
 fn agreements(items: &BTreeMap<String, AgreementDoc>) -> Vec<Agreement> {
     sorted_items(items, |a| a.at)
         .into_iter()
@@ -806,6 +827,9 @@ pub fn set_agreement_done(
         return Ok(false);
     };
     put_if_changed(doc, &item, "done", ScalarValue::Boolean(done))?;
+    if doc.pending_ops() == 0 {
+        return Ok(true);
+    }
     touch(doc, now)?;
     commit(doc, format!("Marked an agreement {}", if done { "done" } else { "open" }), now);
     Ok(true)
@@ -851,9 +875,9 @@ fn put_note(
 ) -> Result<(), DocError> {
     let notes = child(doc, &ROOT, "notes")?;
     let note = doc.put_object(&notes, id.to_string().as_str(), ObjType::Map)?;
-    put_author(doc, &note, "author", author)?;
+    doc.put(&note, "by", format!("{}:{}", author.member, author.device))?;
+    doc.put(&note, "by_name", author.name.as_str())?;
     doc.put(&note, "created_at", now)?;
-    doc.put(&note, "edited_at", now)?;
     doc.put(&note, "kind", kind.as_str())?;
     put_text(doc, &note, "text", text)?;
     Ok(())
@@ -929,6 +953,8 @@ pub fn read_case(doc: &AutoCommit) -> Result<Case, DocError> {
             (&consent_obj, "date", "consent.date"),
         ],
     )?;
+    let mut conflicts = conflicts;
+    conflicts.extend(agreement_conflicts(doc)?);
     Ok(Case {
         id: h.id,
         subject: r.subject,
@@ -971,12 +997,20 @@ pub fn read_case(doc: &AutoCommit) -> Result<Case, DocError> {
 }
 
 fn note_from(case_id: DocId, id: NoteId, n: NoteDoc) -> Result<Note, DocError> {
+    let bad = |e: crate::ids::ParseIdError| DocError::Malformed(format!("note author: {e}"));
+    let (member, device) =
+        n.by.split_once(':')
+            .ok_or_else(|| DocError::Malformed("note author is not member:device".into()))?;
     Ok(Note {
         id,
         case_id,
-        author: n.author.to_author()?,
+        author: Author {
+            member: member.parse().map_err(bad)?,
+            name: n.by_name,
+            device: device.parse().map_err(bad)?,
+        },
         created_at: n.created_at,
-        edited_at: n.edited_at,
+        edited_at: n.edited_at.unwrap_or(n.created_at),
         kind: NoteKind::parse(&n.kind).map_err(|e| DocError::Malformed(e.to_string()))?,
         text: n.text.as_str().to_string(),
     })
@@ -1311,7 +1345,8 @@ pub fn update_meeting(
 pub fn read_meeting(doc: &AutoCommit) -> Result<Meeting, DocError> {
     let h = expect_kind(doc, DocKind::Meeting)?;
     let r: MeetingRoot = autosurgeon::hydrate(doc)?;
-    let conflicts = conflicts(doc, &[(&ROOT, "date", "date"), (&ROOT, "place", "place")])?;
+    let mut conflicts = conflicts(doc, &[(&ROOT, "date", "date"), (&ROOT, "place", "place")])?;
+    conflicts.extend(agreement_conflicts(doc)?);
     Ok(Meeting {
         id: h.id,
         network: r.network.and_then(|n| n.parse().ok()),

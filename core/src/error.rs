@@ -39,6 +39,10 @@ pub enum Error {
     /// A document or change set given to merge was refused; nothing of it was applied.
     #[error("cannot merge: {0}")]
     Merge(DocError),
+    /// A bug: an operation panicked. It was rolled back and the document reloaded; nothing of
+    /// it was written.
+    #[error("internal error (nothing was written): {0}")]
+    Internal(String),
     /// An edit could not be applied to a document.
     #[error(transparent)]
     Document(#[from] DocError),

@@ -668,7 +668,12 @@ pub fn date(field: &'static str, value: &str) -> Result<String, ValidationError>
     if parts.len() != 3 || parts[0].len() != 4 || parts[1].len() != 2 || parts[2].len() != 2 {
         return Err(bad("expected YYYY-MM-DD"));
     }
-    let num = |s: &str| s.parse::<u32>().map_err(|_| bad("expected YYYY-MM-DD"));
+    let num = |s: &str| {
+        if !s.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad("expected YYYY-MM-DD"));
+        }
+        s.parse::<u32>().map_err(|_| bad("expected YYYY-MM-DD"))
+    };
     let (y, m, d) = (num(parts[0])?, num(parts[1])?, num(parts[2])?);
     let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
     let days = match m {
@@ -721,6 +726,7 @@ mod tests {
         assert!(date("date", "2023-02-29").is_err());
         assert!(date("date", "2023-13-01").is_err());
         assert!(date("date", "1-1-2023").is_err());
+        assert!(date("date", "+024-01-01").is_err());
         assert_eq!(CaseStatus::parse("closed"), Ok(CaseStatus::Closed));
         assert!(NoteKind::parse("gossip").is_err());
     }

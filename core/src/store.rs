@@ -28,6 +28,10 @@ use crate::{
 /// The schema version of a fresh store, and the newest this build opens.
 pub const SCHEMA_VERSION: u32 = 2;
 
+/// `PRAGMA application_id` of every Nabij store ("NABJ"), so another application's SQLite
+/// database is never mistaken for one and migrated.
+pub const APPLICATION_ID: i32 = 0x4E41_424A;
+
 const SCHEMA: &str = include_str!("store/schema.sql");
 const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("store/migrations/001_initial.sql")),
@@ -41,6 +45,9 @@ pub enum OpenError {
     /// The file exists but is not an SQLite database.
     #[error("{0} is not a Nabij store (not an SQLite database)")]
     NotADatabase(PathBuf),
+    /// An SQLite database of another application.
+    #[error("{0} is another application's database, not a Nabij store")]
+    ForeignDatabase(PathBuf),
     /// Written by a newer version of Nabij.
     #[error("store schema version {found} is newer than this version supports ({supported})")]
     NewerSchema {
@@ -61,15 +68,14 @@ pub enum OpenError {
     /// The stored device key is damaged.
     #[error(transparent)]
     Identity(#[from] crate::identity::IdentityError),
-    /// A document in the store could not be re-indexed.
-    #[error("re-indexing after upgrade failed: {0}")]
-    Reindex(String),
 }
 
 impl From<rusqlite::Error> for OpenError {
     fn from(e: rusqlite::Error) -> Self {
         match e.sqlite_error_code() {
-            Some(ErrorCode::DatabaseCorrupt) => OpenError::Corrupt(e.to_string()),
+            Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
+                OpenError::Corrupt(e.to_string())
+            }
             _ => OpenError::Sqlite(e),
         }
     }
@@ -155,6 +161,16 @@ pub fn open(path: &Path) -> Result<(Connection, Connection, bool), OpenError> {
     configure(&writer)?;
     // Read the version before anything writes (journal mode changes the file header).
     let version: u32 = writer.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let app: i32 = writer.pragma_query_value(None, "application_id", |r| r.get(0))?;
+    let foreign = if version == 0 {
+        // A fresh file has no tables; one with tables belongs to someone else.
+        writer.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0))? > 0
+    } else {
+        app != APPLICATION_ID
+    };
+    if foreign {
+        return Err(OpenError::ForeignDatabase(path.to_path_buf()));
+    }
     if version > SCHEMA_VERSION {
         return Err(OpenError::NewerSchema { found: version, supported: SCHEMA_VERSION });
     }
@@ -194,6 +210,7 @@ fn migrate(conn: &mut Connection, from: u32) -> Result<(), OpenError> {
         }
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.pragma_update(None, "application_id", APPLICATION_ID)?;
     tx.commit()?;
     Ok(())
 }
@@ -209,6 +226,7 @@ pub fn migrate_to(conn: &mut Connection, target: u32) -> Result<(), rusqlite::Er
         }
     }
     tx.pragma_update(None, "user_version", target)?;
+    tx.pragma_update(None, "application_id", APPLICATION_ID)?;
     tx.commit()
 }
 
@@ -319,21 +337,20 @@ fn parse_col<T>(
 /// The stored state of a document, if the store has it.
 pub fn doc_state(conn: &Connection, id: DocId) -> Result<Option<DocState>> {
     let row = conn
-        .query_row(
+        .prepare_cached(
             "SELECT kind, heads, snapshot_bytes, incremental_bytes, chunk_count, next_seq
              FROM documents WHERE doc_id = ?1",
-            [id.as_bytes()],
-            |r| {
-                Ok((
-                    parse_col(r, 0, DocKind::parse)?,
-                    r.get::<_, Vec<u8>>(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                ))
-            },
-        )
+        )?
+        .query_row([id.as_bytes()], |r| {
+            Ok((
+                parse_col(r, 0, DocKind::parse)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
         .optional()?;
     row.map(|(kind, heads, snapshot_bytes, incremental_bytes, chunk_count, next_seq)| {
         Ok(DocState {
@@ -1072,11 +1089,24 @@ mod tests {
         {
             let c = Connection::open(&newer).unwrap();
             c.execute_batch("CREATE TABLE x (y); PRAGMA user_version = 99;").unwrap();
+            c.pragma_update(None, "application_id", APPLICATION_ID).unwrap();
         }
         let before = std::fs::read(&newer).unwrap();
         assert!(matches!(open(&newer), Err(OpenError::NewerSchema { found: 99, .. })));
         assert_eq!(std::fs::read(&newer).unwrap(), before);
         assert!(!dir.path().join("newer.db-wal").exists());
+
+        let other = dir.path().join("other-app.db");
+        {
+            let c = Connection::open(&other).unwrap();
+            c.execute_batch(
+                "CREATE TABLE contacts (name TEXT); INSERT INTO contacts VALUES ('Joke');",
+            )
+            .unwrap();
+        }
+        let before = std::fs::read(&other).unwrap();
+        assert!(matches!(open(&other), Err(OpenError::ForeignDatabase(_))));
+        assert_eq!(std::fs::read(&other).unwrap(), before);
 
         let text = dir.path().join("notes.txt");
         std::fs::write(&text, "boodschappenlijst: melk, brood").unwrap();

@@ -125,7 +125,7 @@ fn foreign_files_and_newer_stores_are_refused_and_left_untouched() {
     bytes.extend(std::iter::repeat_n(0xA5u8, 4096));
     std::fs::write(&torn, &bytes).expect("write");
     let e = Device::open(&torn);
-    assert!(matches!(e, Err(Error::Open(OpenError::Corrupt(_) | OpenError::Sqlite(_)))), "{e:?}");
+    assert!(matches!(e, Err(Error::Open(OpenError::Corrupt(_)))), "{e:?}");
     assert_eq!(std::fs::read(&torn).expect("read"), bytes);
 }
 
@@ -244,5 +244,117 @@ fn merged_changes_update_screens_like_local_edits_and_notify() {
     drop(sub);
     b.add_note(c, note("Na het afmelden hoort niemand dit.")).expect("note");
     assert_eq!(heard.lock().expect("lock").len(), 1, "a dropped subscription hears nothing");
-    let _ = StoreError::Corrupt(String::new());
+}
+
+#[test]
+fn a_damaged_device_key_another_apps_database_and_damaged_rows_are_typed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("a.db");
+    let c = {
+        let d = Device::open(&path).expect("open");
+        let (mode, sync) = d.durability().expect("pragmas");
+        assert_eq!((mode.as_str(), sync), ("wal", 2), "acknowledged writes need WAL + FULL");
+        case(&d, "Familie K.")
+    };
+    // Damaged derived bookkeeping: heads that are not whole hashes.
+    {
+        let db = rusqlite::Connection::open(&path).expect("sqlite");
+        db.execute("UPDATE documents SET heads = x'0102' WHERE doc_id = ?1", [c.as_bytes()])
+            .expect("damage");
+    }
+    let d = Device::open(&path).expect("open");
+    let e = d.case(c);
+    assert!(matches!(e, Err(Error::Store(StoreError::Corrupt(_)))), "{e:?}");
+    drop(d);
+    // A device key that is not 32 bytes.
+    {
+        let db = rusqlite::Connection::open(&path).expect("sqlite");
+        db.execute("UPDATE meta SET value = x'010203' WHERE key = 'device_secret'", [])
+            .expect("damage");
+    }
+    let e = Device::open(&path);
+    assert!(matches!(e, Err(Error::Open(OpenError::Identity(_)))), "{e:?}");
+
+    // Another application's SQLite database is refused and left as it was.
+    let other = dir.path().join("contacts.db");
+    {
+        let db = rusqlite::Connection::open(&other).expect("sqlite");
+        db.execute_batch(
+            "CREATE TABLE contacts (name TEXT); INSERT INTO contacts VALUES ('Joke');",
+        )
+        .expect("other app");
+    }
+    let before = std::fs::read(&other).expect("read");
+    assert!(matches!(Device::open(&other), Err(Error::Open(OpenError::ForeignDatabase(_)))));
+    assert_eq!(std::fs::read(&other).expect("read"), before);
+}
+
+#[test]
+fn documents_from_a_newer_schema_or_with_missing_history_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = device(&dir, "a.db");
+    let b = device(&dir, "b.db");
+    let c = case(&a, "Familie K.");
+
+    // A newer schema, as a newer app version would write it.
+    let mut newer = nabij_core::doc::load(&a.export_document(c).expect("export"), &a.device_key())
+        .expect("load");
+    {
+        use automerge::transaction::Transactable;
+        newer.put(automerge::ROOT, "schema", automerge::ScalarValue::Uint(99)).expect("put");
+        newer.commit();
+    }
+    let e = b.merge_document(&newer.save());
+    assert!(matches!(e, Err(Error::Merge(DocError::NewerSchema { found: 99, .. }))), "{e:?}");
+    assert!(b.document_ids().expect("ids").is_empty());
+
+    // Changes whose predecessors never arrived.
+    b.merge_document(&a.export_document(c).expect("export")).expect("merge");
+    let base = a.heads(c).expect("heads");
+    a.add_note(c, note("Eerste.")).expect("note");
+    let middle = a.heads(c).expect("heads");
+    a.add_note(c, note("Tweede.")).expect("note");
+    let tail = a.changes_since(c, &middle).expect("changes");
+    let heads = b.heads(c).expect("heads");
+    let e = b.merge_changes(c, &tail);
+    assert!(matches!(e, Err(Error::Merge(DocError::MissingDependencies(1)))), "{e:?}");
+    assert_eq!(b.heads(c).expect("heads"), heads);
+    assert!(b.case_timeline(c).expect("timeline").is_empty());
+    // In order, they land.
+    b.merge_changes(c, &a.changes_since(c, &base).expect("changes")).expect("merge");
+    assert_eq!(b.case_timeline(c).expect("timeline").len(), 2);
+}
+
+#[test]
+fn concurrent_agreement_done_is_shown_as_a_conflict() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = device(&dir, "a.db");
+    let b = device(&dir, "b.db");
+    let c = case(&a, "Familie K.");
+    let item = a
+        .add_case_item(
+            c,
+            CaseItem::Agreement {
+                text: "Bellen met school".into(),
+                owner: "Anna".into(),
+                due: None,
+            },
+        )
+        .expect("agreement");
+    b.merge_document(&a.export_document(c).expect("export")).expect("merge");
+    a.set_case_agreement_done(c, item, true).expect("done");
+    b.set_case_agreement_done(c, item, true).expect("done");
+    b.set_case_agreement_done(c, item, false).expect("undone");
+    a.merge_document(&b.export_document(c).expect("export")).expect("merge");
+    let conflicts = a.case(c).expect("case").conflicts;
+    assert!(
+        conflicts
+            .iter()
+            .any(|x| x.field == format!("agreements.{item}.done") && x.values.len() == 2),
+        "{conflicts:?}"
+    );
+    // Marking it as it already is writes nothing.
+    let before = b.history(c).expect("history").len();
+    b.set_case_agreement_done(c, item, false).expect("again");
+    assert_eq!(b.history(c).expect("history").len(), before);
 }

@@ -26,6 +26,7 @@ enum Op {
     CiteCase { dev: usize, case: usize },
     LpStatus { dev: usize, status: usize },
     Sync { from: usize, to: usize },
+    SyncChanges { from: usize, to: usize, twice: bool },
 }
 
 fn op(devices: usize) -> impl Strategy<Value = Op> {
@@ -42,7 +43,8 @@ fn op(devices: usize) -> impl Strategy<Value = Op> {
         1 => (d.clone(), w.clone()).prop_map(|(dev, word)| Op::NewCase { dev, word }),
         1 => (d.clone(), 0..8usize).prop_map(|(dev, case)| Op::CiteCase { dev, case }),
         1 => (d.clone(), 0..4usize).prop_map(|(dev, status)| Op::LpStatus { dev, status }),
-        3 => (d.clone(), d).prop_map(|(from, to)| Op::Sync { from, to }),
+        2 => (d.clone(), d.clone()).prop_map(|(from, to)| Op::Sync { from, to }),
+        2 => (d.clone(), d, any::<bool>()).prop_map(|(from, to, twice)| Op::SyncChanges { from, to, twice }),
     ]
 }
 
@@ -212,6 +214,28 @@ impl World {
                 ][status];
                 let u = LearningPointUpdate { status: Some(s), ..LearningPointUpdate::default() };
                 self.devices[dev].update_learning_point(self.lp, u).expect("lp status");
+            }
+            Op::SyncChanges { from, to, twice } => {
+                // What a sync driver sends: only the changes the receiver lacks (by its heads).
+                if from != to {
+                    let (a, b) = (&self.devices[from], &self.devices[to]);
+                    for (id, _) in a.document_ids().expect("ids") {
+                        match b.heads(id) {
+                            Ok(heads) => {
+                                let changes = a.changes_since(id, &heads).expect("changes");
+                                b.merge_changes(id, &changes).expect("merge changes");
+                                if twice {
+                                    let again = b.merge_changes(id, &changes).expect("duplicate");
+                                    assert!(!again.changed, "a duplicate delivery changes nothing");
+                                }
+                            }
+                            Err(_) => {
+                                b.merge_document(&a.export_document(id).expect("export"))
+                                    .expect("merge");
+                            }
+                        }
+                    }
+                }
             }
             Op::Sync { from, to } => {
                 if from != to {
