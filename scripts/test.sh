@@ -12,6 +12,12 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+echo "== the sync protocol core links no tokio and no quinn"
+if cargo tree -p nabij-core --no-default-features -e normal --prefix none | grep -E '^(tokio|quinn)[ -]'; then
+  echo "nabij-core without default features must not depend on tokio or quinn" >&2
+  exit 1
+fi
+
 echo "== cargo test"
 cargo test --workspace --locked
 

@@ -21,6 +21,8 @@ use lru::LruCache;
 use parking_lot::{Mutex, RwLock};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
+mod sync_store;
+
 use crate::{
     doc::{self, DocError, TextEdit},
     error::Error,

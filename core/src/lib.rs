@@ -7,6 +7,7 @@
 //! - [`doc`]: the typed Automerge layout of each document kind; edits become changes.
 //! - [`identity`]: the device's Ed25519 key, generated at first open; its actor id.
 //! - [`store`]: SQLite: document chunks, compaction, derived index tables, full-text search.
+//! - [`sync`]: the sync protocol without IO: frames and the session state machine.
 //! - [`device`]: the façade an app holds, one per phone: every operation, queries, listeners.
 //!
 //! Arrows point down only: `device` uses `store` and `doc`; `store` uses `model` types for its
@@ -19,6 +20,7 @@ pub mod identity;
 pub mod ids;
 pub mod model;
 pub mod store;
+pub mod sync;
 
 pub use device::{Clock, Device, DeviceOptions, Subscription, SystemClock};
 pub use error::Error;

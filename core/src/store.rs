@@ -956,6 +956,40 @@ pub fn list_networks(conn: &Connection) -> Result<Vec<NetworkSummary>> {
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
+/// Networks whose roster lists both devices.
+pub fn shared_networks(conn: &Connection, me: &DeviceKey, peer: &DeviceKey) -> Result<Vec<DocId>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT DISTINCT a.network_id FROM network_devices a
+         JOIN network_devices b ON b.network_id = a.network_id
+         WHERE a.device = ?1 AND b.device = ?2 ORDER BY a.network_id",
+    )?;
+    let rows = stmt.query_map(params![me.as_bytes(), peer.as_bytes()], |r| doc_id_col(r, 0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// A network's documents (the network itself, and everything shared with it) with their
+/// heads, most urgent first: the roster, learning points, meetings, then cases by activity.
+pub fn network_inventory(
+    conn: &Connection,
+    network: DocId,
+) -> Result<crate::sync::session::Inventory> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT d.doc_id, d.heads FROM documents d
+         WHERE d.doc_id = ?1 OR d.doc_id IN (SELECT doc_id FROM doc_networks WHERE network_id = ?1)
+         ORDER BY CASE d.kind WHEN 'network' THEN 0 WHEN 'learning_point' THEN 1
+                              WHEN 'meeting' THEN 2 ELSE 3 END,
+                  (SELECT last_activity FROM cases c WHERE c.doc_id = d.doc_id) DESC, d.doc_id",
+    )?;
+    let rows =
+        stmt.query_map([network.as_bytes()], |r| Ok((doc_id_col(r, 0)?, r.get::<_, Vec<u8>>(1)?)))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, heads) = row?;
+        out.push((id, decode_heads(&heads)?));
+    }
+    Ok(out)
+}
+
 /// The member name a device key is known by in any network, if any.
 pub fn member_name_for_device(conn: &Connection, device: &DeviceKey) -> Result<Option<String>> {
     Ok(conn

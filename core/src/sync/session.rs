@@ -1,0 +1,538 @@
+//! One sync session between two devices, as a state machine without IO.
+//!
+//! Inputs: bytes received (in any pieces), time, local-change notices. Outputs: frames to send
+//! ([`Session::poll_transmit`]) and events ([`Session::poll_event`]). Documents are reached
+//! through [`SyncStore`], which the driver implements over the device's store; the session
+//! itself holds no document, socket or clock.
+//!
+//! The exchange, symmetric on both sides:
+//! 1. `Hello` (protocol version, device key). The key must be the one the transport
+//!    authenticated.
+//! 2. For each network both devices belong to (each side decides from its own roster; a
+//!    network the other does not share is never named): one `Digest` over all (document id,
+//!    heads). Equal digests end the exchange for that network.
+//! 3. Otherwise each side sends its `Inventory`; documents the peer lacks go whole
+//!    (`Document`), documents both hold with different heads run Automerge's sync protocol
+//!    (`Sync`), at most [`WINDOW`] documents at a time, in the store's priority order.
+//! 4. `Done` when a side has nothing to send; the session is complete when both have said so
+//!    after their last message. Local changes restart the per-document sync (live mode).
+//!
+//! Any malformed, oversized or out-of-order frame ends the session with a typed error.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+
+use automerge::sync::State;
+
+use super::frame::{self, FrameDecoder, FrameError, Message, WireDocId, WireHash};
+use crate::ids::{DeviceKey, DocId};
+
+/// The sync protocol version this build speaks.
+pub const PROTOCOL: u16 = 1;
+
+/// Most documents in Automerge sync at once.
+pub const WINDOW: usize = 32;
+
+/// Milliseconds without hearing from the peer before the session gives up.
+pub const IDLE_TIMEOUT_MS: u64 = 30_000;
+
+/// A network's documents with their heads (32-byte change hashes), most urgent first.
+pub type Inventory = Vec<(DocId, Vec<[u8; 32]>)>;
+
+/// Why the store could not do what the session asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreFailure {
+    /// The peer's data was refused (malformed, wrong document, not of this network):
+    /// a protocol error by the peer.
+    Refused(String),
+    /// A local storage failure.
+    Storage(String),
+}
+
+/// What the session needs from the device's store.
+pub trait SyncStore {
+    /// Networks whose roster, as this device holds it, lists both this device and `peer`.
+    fn shared_networks(&mut self, peer: &DeviceKey) -> Result<Vec<DocId>, StoreFailure>;
+    /// The documents of a network with their heads, most urgent first.
+    fn inventory(&mut self, network: DocId) -> Result<Inventory, StoreFailure>;
+    /// Whether this device holds `doc` at all.
+    fn holds(&mut self, doc: DocId) -> Result<bool, StoreFailure>;
+    /// A whole document, saved.
+    fn export(&mut self, doc: DocId) -> Result<Vec<u8>, StoreFailure>;
+    /// Stores a whole document the peer sent, if it is `doc` and belongs to `network`.
+    fn import(&mut self, network: DocId, doc: DocId, bytes: &[u8]) -> Result<(), StoreFailure>;
+    /// The next Automerge sync message for `doc`, if any.
+    fn generate(&mut self, doc: DocId, state: &mut State) -> Result<Option<Vec<u8>>, StoreFailure>;
+    /// Applies an Automerge sync message to `doc`; whether the document changed.
+    fn receive(
+        &mut self,
+        doc: DocId,
+        state: &mut State,
+        message: &[u8],
+    ) -> Result<bool, StoreFailure>;
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SyncError {
+    /// A frame could not be decoded.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// The peer speaks another protocol version.
+    #[error("peer speaks sync protocol {0}, this device {PROTOCOL}")]
+    Version(u16),
+    /// The peer's hello names another device than the one authenticated.
+    #[error("peer introduced itself with another device key than it authenticated with")]
+    WrongPeer,
+    /// A message at the wrong moment, or about a document the peer may not name.
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+    /// The store refused the peer's data.
+    #[error("peer sent data that was refused: {0}")]
+    Refused(String),
+    /// Local storage failed.
+    #[error("storage failed: {0}")]
+    Storage(String),
+    /// Nothing heard from the peer for too long.
+    #[error("peer silent for {0} ms")]
+    Timeout(u64),
+    /// The session already ended.
+    #[error("session closed")]
+    Closed,
+}
+
+impl From<StoreFailure> for SyncError {
+    fn from(f: StoreFailure) -> Self {
+        match f {
+            StoreFailure::Refused(m) => SyncError::Refused(m),
+            StoreFailure::Storage(m) => SyncError::Storage(m),
+        }
+    }
+}
+
+/// What happened, for the app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Documents and bytes done and to do.
+    Progress {
+        /// Documents whose exchange finished.
+        docs_done: usize,
+        /// Documents known to need an exchange.
+        docs_total: usize,
+        /// Bytes sent so far.
+        bytes_sent: u64,
+        /// Bytes received so far.
+        bytes_received: u64,
+    },
+    /// A document changed because of the peer.
+    DocumentUpdated(DocId),
+    /// Both sides have nothing more to send (for now).
+    PeerDone,
+    /// The session ended with an error.
+    PeerError(SyncError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    AwaitHello,
+    Running,
+    Closed,
+}
+
+/// One session with one peer.
+pub struct Session {
+    peer: DeviceKey,
+    phase: Phase,
+    decoder: FrameDecoder,
+    outbox: VecDeque<Vec<u8>>,
+    events: VecDeque<Event>,
+    /// Shared networks and this device's inventory of each, as sent.
+    mine: BTreeMap<DocId, Inventory>,
+    /// Networks whose inventory we sent.
+    sent_inventory: BTreeSet<DocId>,
+    /// The peer's inventories, as received.
+    theirs: BTreeMap<DocId, HashMap<DocId, Vec<[u8; 32]>>>,
+    /// Documents the peer may name, with their network.
+    allowed: HashMap<DocId, DocId>,
+    /// Automerge sync state per document.
+    states: HashMap<DocId, State>,
+    /// Documents waiting to generate a sync message, in priority order.
+    pending: VecDeque<DocId>,
+    queued: HashSet<DocId>,
+    /// Documents with a sync message sent and no answer yet.
+    in_flight: HashSet<DocId>,
+    /// Documents that needed an exchange, and those finished.
+    needed: BTreeSet<DocId>,
+    finished: BTreeSet<DocId>,
+    sent_done: bool,
+    peer_done: bool,
+    /// Whether this round of input made us send anything (if not, we are done).
+    round_sent: bool,
+    last_heard: u64,
+    bytes_sent: u64,
+    bytes_received: u64,
+}
+
+fn doc_id(w: &WireDocId) -> DocId {
+    DocId::from_bytes(*w)
+}
+
+/// Digest of an inventory: order-independent over documents and heads.
+pub fn digest(inventory: &[(DocId, Vec<[u8; 32]>)]) -> [u8; 32] {
+    let mut sorted: Vec<(DocId, Vec<[u8; 32]>)> = inventory.to_vec();
+    for (_, h) in &mut sorted {
+        h.sort();
+    }
+    sorted.sort();
+    let mut hasher = blake3::Hasher::new();
+    for (id, heads) in &sorted {
+        hasher.update(id.as_bytes());
+        hasher.update(&(heads.len() as u32).to_le_bytes());
+        for h in heads {
+            hasher.update(h);
+        }
+    }
+    *hasher.finalize().as_bytes()
+}
+
+impl Session {
+    /// A session with `peer`, whose key the transport authenticated; sends our hello.
+    pub fn new(me: DeviceKey, peer: DeviceKey, now: u64) -> Self {
+        let mut s = Self {
+            peer,
+            phase: Phase::AwaitHello,
+            decoder: FrameDecoder::new(),
+            outbox: VecDeque::new(),
+            events: VecDeque::new(),
+            mine: BTreeMap::new(),
+            sent_inventory: BTreeSet::new(),
+            theirs: BTreeMap::new(),
+            allowed: HashMap::new(),
+            states: HashMap::new(),
+            pending: VecDeque::new(),
+            queued: HashSet::new(),
+            in_flight: HashSet::new(),
+            needed: BTreeSet::new(),
+            finished: BTreeSet::new(),
+            sent_done: false,
+            peer_done: false,
+            round_sent: false,
+            last_heard: now,
+            bytes_sent: 0,
+            bytes_received: 0,
+        };
+        s.send(&Message::Hello { protocol: PROTOCOL, device: *me.as_bytes() });
+        s
+    }
+
+    /// The peer.
+    pub fn peer(&self) -> DeviceKey {
+        self.peer
+    }
+
+    /// Whether both sides have nothing more to send.
+    pub fn is_complete(&self) -> bool {
+        self.phase == Phase::Running && self.sent_done && self.peer_done && self.outbox.is_empty()
+    }
+
+    /// Whether the session ended (by error).
+    pub fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+
+    /// The next frame to send.
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.outbox.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    fn send(&mut self, m: &Message) {
+        match frame::encode(m) {
+            Ok(bytes) => {
+                if !matches!(m, Message::Done) {
+                    self.sent_done = false;
+                    self.round_sent = true;
+                }
+                self.bytes_sent += bytes.len() as u64;
+                self.outbox.push_back(bytes);
+            }
+            // Only a document over the frame limit gets here; it is skipped, not fatal.
+            Err(e) => tracing::warn!(error = %e, "message not sent"),
+        }
+    }
+
+    fn fail(&mut self, e: SyncError) -> SyncError {
+        self.phase = Phase::Closed;
+        self.outbox.clear();
+        self.events.push_back(Event::PeerError(e.clone()));
+        e
+    }
+
+    /// Feeds bytes received from the peer. On error the session is closed: drop the connection.
+    pub fn handle_bytes(
+        &mut self,
+        store: &mut impl SyncStore,
+        now: u64,
+        bytes: &[u8],
+    ) -> Result<(), SyncError> {
+        if self.phase == Phase::Closed {
+            return Err(SyncError::Closed);
+        }
+        self.last_heard = now;
+        self.round_sent = false;
+        self.bytes_received += bytes.len() as u64;
+        let messages = match self.decoder.feed(bytes) {
+            Ok(m) => m,
+            Err(e) => return Err(self.fail(e.into())),
+        };
+        for m in messages {
+            if let Err(e) = self.handle(store, m) {
+                return Err(self.fail(e));
+            }
+        }
+        if let Err(e) = self.pump(store) {
+            return Err(self.fail(e));
+        }
+        Ok(())
+    }
+
+    /// Checks for a silent peer.
+    pub fn handle_timeout(&mut self, now: u64) -> Result<(), SyncError> {
+        if self.phase != Phase::Closed && now.saturating_sub(self.last_heard) > IDLE_TIMEOUT_MS {
+            return Err(self.fail(SyncError::Timeout(now - self.last_heard)));
+        }
+        Ok(())
+    }
+
+    /// When the session next needs [`Session::handle_timeout`].
+    pub fn next_timeout(&self) -> u64 {
+        self.last_heard + IDLE_TIMEOUT_MS
+    }
+
+    /// A local change to `doc`: sync it with the peer if the peer may see it (live mode).
+    pub fn local_change(
+        &mut self,
+        store: &mut impl SyncStore,
+        doc: DocId,
+    ) -> Result<(), SyncError> {
+        if self.phase != Phase::Running || !self.allowed.contains_key(&doc) {
+            return Ok(());
+        }
+        self.round_sent = false;
+        self.enqueue(doc);
+        if let Err(e) = self.pump(store) {
+            return Err(self.fail(e));
+        }
+        Ok(())
+    }
+
+    fn send_inventory(&mut self, network: DocId) {
+        if !self.sent_inventory.insert(network) {
+            return;
+        }
+        let docs: Vec<(WireDocId, Vec<WireHash>)> = self
+            .mine
+            .get(&network)
+            .map(|inv| inv.iter().map(|(d, h)| (*d.as_bytes(), h.clone())).collect())
+            .unwrap_or_default();
+        self.send(&Message::Inventory { network: *network.as_bytes(), docs });
+    }
+
+    fn enqueue(&mut self, doc: DocId) {
+        if self.queued.insert(doc) {
+            self.pending.push_back(doc);
+        }
+        self.needed.insert(doc);
+        self.finished.remove(&doc);
+    }
+
+    fn handle(&mut self, store: &mut impl SyncStore, m: Message) -> Result<(), SyncError> {
+        if !matches!(m, Message::Done) {
+            self.peer_done = false;
+        }
+        match (self.phase, m) {
+            (Phase::AwaitHello, Message::Hello { protocol, device }) => {
+                if protocol != PROTOCOL {
+                    return Err(SyncError::Version(protocol));
+                }
+                if &device != self.peer.as_bytes() {
+                    return Err(SyncError::WrongPeer);
+                }
+                self.phase = Phase::Running;
+                for network in store.shared_networks(&self.peer)? {
+                    let inv = store.inventory(network)?;
+                    for (doc, _) in &inv {
+                        self.allowed.insert(*doc, network);
+                    }
+                    let digest = digest(&inv);
+                    self.mine.insert(network, inv);
+                    self.send(&Message::Digest { network: *network.as_bytes(), digest });
+                }
+                Ok(())
+            }
+            (Phase::AwaitHello, other) => {
+                Err(SyncError::Protocol(format!("{} before hello", name(&other))))
+            }
+            (Phase::Running, Message::Hello { .. }) => {
+                Err(SyncError::Protocol("second hello".into()))
+            }
+            (Phase::Running, Message::Digest { network, digest: theirs }) => {
+                let network = doc_id(&network);
+                if let std::collections::btree_map::Entry::Vacant(entry) = self.mine.entry(network)
+                {
+                    // A network we hold but whose roster (ours) lacks the peer: not answered,
+                    // not named. One we do not hold at all: the peer is adding us (joining);
+                    // saying we hold nothing of it reveals nothing.
+                    if store.holds(network)? {
+                        return Ok(());
+                    }
+                    entry.insert(Vec::new());
+                }
+                if digest(&self.mine[&network]) != theirs {
+                    self.send_inventory(network);
+                }
+                Ok(())
+            }
+            (Phase::Running, Message::Inventory { network, docs }) => {
+                let network = doc_id(&network);
+                let Some(mine) = self.mine.get(&network).cloned() else {
+                    return Ok(());
+                };
+                let theirs: HashMap<DocId, Vec<[u8; 32]>> =
+                    docs.into_iter().map(|(d, h)| (doc_id(&d), h)).collect();
+                for doc in theirs.keys() {
+                    self.allowed.entry(*doc).or_insert(network);
+                }
+                // The peer accepts whole documents only when offered in our inventory first.
+                self.send_inventory(network);
+                for (doc, heads) in &mine {
+                    match theirs.get(doc) {
+                        None => {
+                            let bytes = store.export(*doc)?;
+                            self.needed.insert(*doc);
+                            self.finished.insert(*doc);
+                            self.send(&Message::Document { doc: *doc.as_bytes(), bytes });
+                        }
+                        Some(h) => {
+                            let (mut a, mut b) = (heads.clone(), h.clone());
+                            a.sort();
+                            b.sort();
+                            if a != b {
+                                self.enqueue(*doc);
+                            }
+                        }
+                    }
+                }
+                for doc in theirs.keys() {
+                    if !mine.iter().any(|(d, _)| d == doc) {
+                        self.needed.insert(*doc);
+                    }
+                }
+                self.theirs.insert(network, theirs);
+                Ok(())
+            }
+            (Phase::Running, Message::Document { doc, bytes }) => {
+                let doc = doc_id(&doc);
+                let network = self
+                    .theirs
+                    .iter()
+                    .find(|(n, inv)| {
+                        inv.contains_key(&doc) && !self.mine[n].iter().any(|(d, _)| *d == doc)
+                    })
+                    .map(|(n, _)| *n)
+                    .ok_or_else(|| SyncError::Protocol("a document that was not offered".into()))?;
+                store.import(network, doc, &bytes)?;
+                self.finished.insert(doc);
+                self.events.push_back(Event::DocumentUpdated(doc));
+                self.progress();
+                Ok(())
+            }
+            (Phase::Running, Message::Sync { doc, message }) => {
+                let doc = doc_id(&doc);
+                if !self.allowed.contains_key(&doc) {
+                    return Err(SyncError::Protocol("sync for a document not shared".into()));
+                }
+                let state = self.states.entry(doc).or_default();
+                if store.receive(doc, state, &message)? {
+                    self.events.push_back(Event::DocumentUpdated(doc));
+                }
+                self.in_flight.remove(&doc);
+                self.enqueue(doc);
+                Ok(())
+            }
+            (Phase::Running, Message::Done) => {
+                self.peer_done = true;
+                // The peer has nothing more to say about anything in flight.
+                self.in_flight.clear();
+                if self.sent_done && self.pending.is_empty() {
+                    self.events.push_back(Event::PeerDone);
+                }
+                Ok(())
+            }
+            (Phase::Closed, _) => Err(SyncError::Closed),
+        }
+    }
+
+    /// Generates sync messages for pending documents, within the window; says `Done` when
+    /// there is nothing left to send.
+    fn pump(&mut self, store: &mut impl SyncStore) -> Result<(), SyncError> {
+        if self.phase != Phase::Running {
+            return Ok(());
+        }
+        let mut deferred = VecDeque::new();
+        while let Some(doc) = self.pending.pop_front() {
+            if self.in_flight.len() >= WINDOW && !self.in_flight.contains(&doc) {
+                deferred.push_back(doc);
+                continue;
+            }
+            self.queued.remove(&doc);
+            let state = self.states.entry(doc).or_default();
+            match store.generate(doc, state)? {
+                Some(message) => {
+                    self.in_flight.insert(doc);
+                    self.send(&Message::Sync { doc: *doc.as_bytes(), message });
+                }
+                None => {
+                    self.finished.insert(doc);
+                }
+            }
+        }
+        for doc in deferred {
+            self.queued.insert(doc);
+            self.pending.push_back(doc);
+        }
+        self.progress();
+        if !self.round_sent && self.pending.is_empty() && !self.sent_done {
+            self.send(&Message::Done);
+            self.sent_done = true;
+            if self.peer_done {
+                self.events.push_back(Event::PeerDone);
+            }
+        }
+        Ok(())
+    }
+
+    fn progress(&mut self) {
+        self.events.push_back(Event::Progress {
+            docs_done: self.finished.intersection(&self.needed).count(),
+            docs_total: self.needed.len(),
+            bytes_sent: self.bytes_sent,
+            bytes_received: self.bytes_received,
+        });
+    }
+}
+
+fn name(m: &Message) -> &'static str {
+    match m {
+        Message::Hello { .. } => "hello",
+        Message::Digest { .. } => "digest",
+        Message::Inventory { .. } => "inventory",
+        Message::Document { .. } => "document",
+        Message::Sync { .. } => "sync",
+        Message::Done => "done",
+    }
+}

@@ -1,0 +1,251 @@
+//! Two and three devices syncing through the sans-IO session over an in-memory pipe: joining a
+//! network, catching up, concurrent edits, outsiders, bad frames, reconnecting in sync.
+
+use nabij_core::{
+    Device, DocId,
+    model::{CaseUpdate, NewCase, NewLearningPoint, NewMeeting, NewNote, NoteKind},
+    store::CaseFilter,
+    sync::{Session, SyncError},
+};
+
+struct Pair<'a> {
+    a: &'a Device,
+    b: &'a Device,
+    sa: Session,
+    sb: Session,
+    /// Every frame each side sent, for checking what crossed the wire.
+    from_a: Vec<Vec<u8>>,
+    from_b: Vec<Vec<u8>>,
+}
+
+impl<'a> Pair<'a> {
+    fn new(a: &'a Device, b: &'a Device) -> Self {
+        let sa = Session::new(a.device_key(), b.device_key(), 0);
+        let sb = Session::new(b.device_key(), a.device_key(), 0);
+        Self { a, b, sa, sb, from_a: Vec::new(), from_b: Vec::new() }
+    }
+
+    /// Delivers frames both ways until neither side sends anything; returns the round trips.
+    fn run(&mut self) -> Result<usize, SyncError> {
+        let (mut sa_store, mut sb_store) = (self.a, self.b);
+        for round in 0..1_000 {
+            let mut moved = false;
+            while let Some(f) = self.sa.poll_transmit() {
+                self.sb.handle_bytes(&mut sb_store, 1, &f)?;
+                self.from_a.push(f);
+                moved = true;
+            }
+            while let Some(f) = self.sb.poll_transmit() {
+                self.sa.handle_bytes(&mut sa_store, 1, &f)?;
+                self.from_b.push(f);
+                moved = true;
+            }
+            if !moved {
+                return Ok(round);
+            }
+        }
+        panic!("no quiescence after 1,000 rounds");
+    }
+
+    fn bytes(&self) -> usize {
+        self.from_a.iter().chain(&self.from_b).map(Vec::len).sum()
+    }
+}
+
+fn device(dir: &tempfile::TempDir, name: &str, person: &str) -> Device {
+    let d = Device::open(dir.path().join(name)).expect("open");
+    d.set_display_name(person).expect("name");
+    d
+}
+
+fn note(text: &str) -> NewNote {
+    NewNote { kind: NoteKind::Observation, text: text.into() }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// A network on `a` with `b` as member, a shared case with notes, a learning point, a meeting,
+/// and one case of `a`'s that is shared with nobody.
+fn world(a: &Device, b: &Device) -> (DocId, DocId, DocId) {
+    let n = a.create_network("Wijknetwerk Oost").expect("network");
+    a.add_member(n, b.member_id(), &b.display_name(), b.device_key()).expect("member");
+    let case = a
+        .create_case(NewCase {
+            subject: "Moeder R. en dochter L.".into(),
+            networks: vec![n],
+            ..NewCase::default()
+        })
+        .expect("case");
+    for t in [
+        "Huisbezoek: de wasmachine draait alles op zestig graden.",
+        "L. wil er leuk uitzien op school.",
+    ] {
+        a.add_note(case, note(t)).expect("note");
+    }
+    a.create_learning_point(NewLearningPoint {
+        title: "Vraag door achter de melding".into(),
+        cases: vec![case],
+        networks: vec![n],
+        ..NewLearningPoint::default()
+    })
+    .expect("lp");
+    a.create_meeting(NewMeeting {
+        network: Some(n),
+        date: "2026-12-03".into(),
+        place: "Buurthuis".into(),
+        agenda: vec![case],
+        ..NewMeeting::default()
+    })
+    .expect("meeting");
+    let private = a
+        .create_case(NewCase { subject: "Privé: meneer D.".into(), ..NewCase::default() })
+        .expect("private");
+    (n, case, private)
+}
+
+#[test]
+fn a_new_member_joins_and_catches_up_and_never_sees_unshared_cases() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = device(&dir, "a.db", "Fatima");
+    let b = device(&dir, "b.db", "Sem");
+    let (n, case, private) = world(&a, &b);
+
+    let mut p = Pair::new(&a, &b);
+    p.run().expect("sync");
+    assert!(p.sa.is_complete() && p.sb.is_complete());
+    let shared = CaseFilter { network: Some(n), ..CaseFilter::default() };
+    assert_eq!(
+        b.list_cases(&CaseFilter::default()).expect("list"),
+        a.list_cases(&shared).expect("list")
+    );
+    assert_eq!(b.case_timeline(case).expect("timeline"), a.case_timeline(case).expect("timeline"));
+    assert_eq!(b.learning_points_citing(case).expect("lps").len(), 1);
+    assert_eq!(b.list_meetings().expect("meetings").len(), 1);
+    assert_eq!(b.network(n).expect("network").members.len(), 2);
+    assert!(b.case(private).is_err(), "the unshared case stayed on a");
+    assert!(
+        !p.from_a.iter().any(|f| contains(f, private.as_bytes())),
+        "its id never crossed the wire"
+    );
+}
+
+#[test]
+fn concurrent_edits_converge_and_in_sync_devices_reconnect_cheaply() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = device(&dir, "a.db", "Fatima");
+    let b = device(&dir, "b.db", "Sem");
+    let (_, case, _) = world(&a, &b);
+    Pair::new(&a, &b).run().expect("first sync");
+
+    let shared_note = a.case_timeline(case).expect("timeline")[0].id;
+    a.edit_note(
+        case,
+        shared_note,
+        "Huisbezoek: de wasmachine draait alles op zestig graden, zegt moeder.",
+    )
+    .expect("edit a");
+    b.edit_note(
+        case,
+        shared_note,
+        "Eerste huisbezoek: de wasmachine draait alles op zestig graden.",
+    )
+    .expect("edit b");
+    b.add_note(case, note("L. hield haar jas aan op de meidenavond.")).expect("note b");
+    a.update_case(case, CaseUpdate { add_tags: vec!["school".into()], ..CaseUpdate::default() })
+        .expect("tag a");
+
+    let mut p = Pair::new(&a, &b);
+    p.run().expect("second sync");
+    for (id, _) in
+        a.document_ids().expect("ids").into_iter().filter(|(id, _)| b.kind_of(*id).is_ok())
+    {
+        let (mut x, mut y) = (a.heads(id).expect("heads"), b.heads(id).expect("heads"));
+        x.sort();
+        y.sort();
+        assert_eq!(x, y, "{id} converged");
+    }
+    let text = b.note(case, shared_note).expect("note").text;
+    assert_eq!(
+        text,
+        "Eerste huisbezoek: de wasmachine draait alles op zestig graden, zegt moeder."
+    );
+    assert_eq!(a.case_timeline(case).expect("timeline"), b.case_timeline(case).expect("timeline"));
+    assert_eq!(b.case(case).expect("case").tags, vec!["school".to_string()]);
+
+    // Reconnecting when already in sync: hello, one digest, done — each way.
+    let mut p = Pair::new(&a, &b);
+    let rounds = p.run().expect("third sync");
+    assert!(rounds <= 3, "{rounds} rounds");
+    assert!(p.bytes() < 400, "{} bytes for an in-sync reconnect", p.bytes());
+}
+
+#[test]
+fn an_outsider_learns_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = device(&dir, "a.db", "Fatima");
+    let b = device(&dir, "b.db", "Sem");
+    let c = device(&dir, "c.db", "Onbekend");
+    let (n, case, private) = world(&a, &b);
+    let mut p = Pair::new(&a, &c);
+    p.run().expect("sync");
+    assert!(c.document_ids().expect("ids").is_empty());
+    for id in [n, case, private] {
+        assert!(
+            !p.from_a.iter().any(|f| contains(f, id.as_bytes())),
+            "{id} was named to an outsider"
+        );
+    }
+}
+
+#[test]
+fn bad_frames_end_the_session_with_a_typed_error_and_change_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = device(&dir, "a.db", "Fatima");
+    let b = device(&dir, "b.db", "Sem");
+    world(&a, &b);
+    let before = a.document_ids().expect("ids");
+    let mut store = &a;
+
+    let mut s = Session::new(a.device_key(), b.device_key(), 0);
+    let e = s.handle_bytes(&mut store, 0, &[0xFF, 0xFF, 0xFF, 0xFF]);
+    assert!(matches!(e, Err(SyncError::Frame(_))), "{e:?}");
+    assert!(s.is_closed());
+
+    // A frame before hello.
+    let mut s = Session::new(a.device_key(), b.device_key(), 0);
+    let done = nabij_core::sync::frame::encode(&nabij_core::sync::Message::Done).expect("encode");
+    assert!(matches!(s.handle_bytes(&mut store, 0, &done), Err(SyncError::Protocol(_))));
+
+    // A hello from another device than the one authenticated.
+    let mut s = Session::new(a.device_key(), b.device_key(), 0);
+    let hello = nabij_core::sync::frame::encode(&nabij_core::sync::Message::Hello {
+        protocol: 1,
+        device: [9; 32],
+    })
+    .expect("encode");
+    assert_eq!(s.handle_bytes(&mut store, 0, &hello), Err(SyncError::WrongPeer));
+
+    // A document nobody offered.
+    let mut s = Session::new(a.device_key(), b.device_key(), 0);
+    let hello = nabij_core::sync::frame::encode(&nabij_core::sync::Message::Hello {
+        protocol: 1,
+        device: *b.device_key().as_bytes(),
+    })
+    .expect("encode");
+    s.handle_bytes(&mut store, 0, &hello).expect("hello");
+    let doc = nabij_core::sync::frame::encode(&nabij_core::sync::Message::Document {
+        doc: [1; 16],
+        bytes: vec![1, 2, 3],
+    })
+    .expect("encode");
+    assert!(matches!(s.handle_bytes(&mut store, 0, &doc), Err(SyncError::Protocol(_))));
+
+    // Silence.
+    let mut s = Session::new(a.device_key(), b.device_key(), 0);
+    assert!(matches!(s.handle_timeout(60_000), Err(SyncError::Timeout(_))));
+
+    assert_eq!(a.document_ids().expect("ids"), before);
+    assert!(a.check_integrity().expect("check").is_empty());
+}
