@@ -26,7 +26,7 @@ use crate::{
 };
 
 /// The schema version of a fresh store, and the newest this build opens.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// `PRAGMA application_id` of every Nabij store ("NABJ"), so another application's SQLite
 /// database is never mistaken for one and migrated.
@@ -36,6 +36,7 @@ const SCHEMA: &str = include_str!("store/schema.sql");
 const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("store/migrations/001_initial.sql")),
     (2, include_str!("store/migrations/002_status_and_lp_tags.sql")),
+    (3, include_str!("store/migrations/003_sync_states.sql")),
 ];
 
 /// Why a store could not be opened. The file is left as it was.
@@ -954,6 +955,28 @@ pub fn list_networks(conn: &Connection) -> Result<Vec<NetworkSummary>> {
         Ok(NetworkSummary { id: doc_id_col(r, 0)?, name: r.get(1)?, member_count: r.get(2)? })
     })?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The saved Automerge sync state for a peer and document.
+pub fn load_sync_state(conn: &Connection, peer: &DeviceKey, doc: DocId) -> Result<Option<Vec<u8>>> {
+    Ok(conn
+        .prepare_cached("SELECT state FROM sync_states WHERE peer = ?1 AND doc_id = ?2")?
+        .query_row(params![peer.as_bytes(), doc.as_bytes()], |r| r.get(0))
+        .optional()?)
+}
+
+/// Saves the Automerge sync state for a peer and document.
+pub fn save_sync_state(
+    tx: &Transaction<'_>,
+    peer: &DeviceKey,
+    doc: DocId,
+    state: &[u8],
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO sync_states (peer, doc_id, state) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![peer.as_bytes(), doc.as_bytes(), state])?;
+    Ok(())
 }
 
 /// Networks whose roster lists both devices.

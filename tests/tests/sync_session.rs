@@ -249,3 +249,50 @@ fn bad_frames_end_the_session_with_a_typed_error_and_change_nothing() {
     assert_eq!(a.document_ids().expect("ids"), before);
     assert!(a.check_integrity().expect("check").is_empty());
 }
+
+#[test]
+fn sync_states_are_saved_with_the_changes_so_a_cut_session_resumes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = device(&dir, "a.db", "Fatima");
+    let b = device(&dir, "b.db", "Sem");
+    let (_, case, _) = world(&a, &b);
+    Pair::new(&a, &b).run().expect("first sync");
+    for i in 0..5 {
+        a.add_note(case, note(&format!("Notitie {i} na de bespreking."))).expect("note a");
+        b.add_note(case, note(&format!("Aantekening {i} van Sem."))).expect("note b");
+    }
+    // Cut the session after a few frames, as a dropped connection would.
+    let mut p = Pair::new(&a, &b);
+    let (mut sa_store, mut sb_store) = (&a, &b);
+    let mut delivered = 0;
+    'cut: loop {
+        let mut moved = false;
+        while let Some(f) = p.sa.poll_transmit() {
+            p.sb.handle_bytes(&mut sb_store, 1, &f).expect("b");
+            delivered += 1;
+            moved = true;
+            // Hello, digest, inventory, then the first Automerge sync message: cut there.
+            if delivered == 4 {
+                break 'cut;
+            }
+        }
+        while let Some(f) = p.sb.poll_transmit() {
+            p.sa.handle_bytes(&mut sa_store, 1, &f).expect("a");
+            moved = true;
+        }
+        assert!(moved, "the session ended before the cut");
+    }
+    let saved: i64 = rusqlite::Connection::open(dir.path().join("b.db"))
+        .expect("sqlite")
+        .query_row(
+            "SELECT count(*) FROM sync_states WHERE peer = ?1",
+            [a.device_key().as_bytes()],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert!(saved > 0, "b saved its sync state with what it received");
+    // A new session picks up and completes.
+    Pair::new(&a, &b).run().expect("resumed sync");
+    assert_eq!(a.case_timeline(case).expect("timeline"), b.case_timeline(case).expect("timeline"));
+    assert_eq!(b.case_timeline(case).expect("timeline").len(), 12);
+}

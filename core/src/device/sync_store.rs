@@ -42,6 +42,7 @@ fn belongs_to(doc: &AutoCommit, network: DocId) -> Result<bool, DocError> {
 impl Device {
     fn receive_sync(
         &self,
+        peer: &DeviceKey,
         id: DocId,
         state: &mut State,
         message: SyncMessage,
@@ -63,7 +64,11 @@ impl Device {
             let changed = persist(&tx, id, &st, cached)?;
             if changed {
                 index_doc(&tx, &cached.doc, st.kind, Notes::All)?;
-                tx.commit()?;
+            }
+            // The state is saved with the changes it describes: one commit for both.
+            store::save_sync_state(&tx, peer, id, &state.encode())?;
+            tx.commit()?;
+            if changed {
                 cached.persisted = cached.doc.get_heads();
             }
             Ok(changed)
@@ -122,14 +127,22 @@ impl SyncStore for &Device {
             .map_err(storage)
     }
 
+    fn load_state(&mut self, peer: &DeviceKey, doc: DocId) -> Result<Option<State>, StoreFailure> {
+        let saved = store::load_sync_state(&self.reader.lock(), peer, doc)
+            .map_err(|e| StoreFailure::Storage(e.to_string()))?;
+        // A damaged saved state costs a slower sync, not a failed one.
+        Ok(saved.and_then(|b| State::decode(&b).ok()))
+    }
+
     fn receive(
         &mut self,
+        peer: &DeviceKey,
         doc: DocId,
         state: &mut State,
         message: &[u8],
     ) -> Result<bool, StoreFailure> {
         let message =
             SyncMessage::decode(message).map_err(|e| StoreFailure::Refused(e.to_string()))?;
-        self.receive_sync(doc, state, message).map_err(storage)
+        self.receive_sync(peer, doc, state, message).map_err(storage)
     }
 }

@@ -1,4 +1,4 @@
--- The current schema (version 2), for a fresh store. A test checks that upgrading a version-1
+-- The current schema (version 3), for a fresh store. A test checks that upgrading a version-1
 -- store by the numbered migrations gives exactly this.
 CREATE TABLE meta (
     key TEXT PRIMARY KEY,
@@ -118,6 +118,14 @@ CREATE TABLE network_devices (
     PRIMARY KEY (network_id, member_id, device)
 ) WITHOUT ROWID;
 CREATE INDEX network_devices_by_device ON network_devices (device);
+
+-- Automerge sync states per peer and document, so a cut session resumes.
+CREATE TABLE sync_states (
+    peer BLOB NOT NULL,
+    doc_id BLOB NOT NULL,
+    state BLOB NOT NULL,
+    PRIMARY KEY (peer, doc_id)
+) WITHOUT ROWID;
 
 -- Full-text search: one row per case, note, learning point and meeting; FTS5 over it.
 CREATE TABLE search_items (

@@ -62,9 +62,13 @@ pub trait SyncStore {
     fn import(&mut self, network: DocId, doc: DocId, bytes: &[u8]) -> Result<(), StoreFailure>;
     /// The next Automerge sync message for `doc`, if any.
     fn generate(&mut self, doc: DocId, state: &mut State) -> Result<Option<Vec<u8>>, StoreFailure>;
-    /// Applies an Automerge sync message to `doc`; whether the document changed.
+    /// The sync state saved for `peer` and `doc` by an earlier session, if any.
+    fn load_state(&mut self, peer: &DeviceKey, doc: DocId) -> Result<Option<State>, StoreFailure>;
+    /// Applies an Automerge sync message from `peer` to `doc` and saves the sync state with it,
+    /// atomically, so a cut session resumes where it was; whether the document changed.
     fn receive(
         &mut self,
+        peer: &DeviceKey,
         doc: DocId,
         state: &mut State,
         message: &[u8],
@@ -456,8 +460,9 @@ impl Session {
                 if !self.allowed.contains_key(&doc) {
                     return Err(SyncError::Protocol("sync for a document not shared".into()));
                 }
-                let state = self.states.entry(doc).or_default();
-                if store.receive(doc, state, &message)? {
+                let peer = self.peer;
+                let state = state_for(&mut self.states, store, &peer, doc)?;
+                if store.receive(&peer, doc, state, &message)? {
                     self.events.push_back(Event::DocumentUpdated(doc));
                 }
                 self.in_flight.remove(&doc);
@@ -490,7 +495,8 @@ impl Session {
                 continue;
             }
             self.queued.remove(&doc);
-            let state = self.states.entry(doc).or_default();
+            let peer = self.peer;
+            let state = state_for(&mut self.states, store, &peer, doc)?;
             match store.generate(doc, state)? {
                 Some(message) => {
                     self.in_flight.insert(doc);
@@ -524,6 +530,19 @@ impl Session {
             bytes_received: self.bytes_received,
         });
     }
+}
+
+/// The sync state for `doc`: in memory, else as an earlier session with this peer left it.
+fn state_for<'a>(
+    states: &'a mut HashMap<DocId, State>,
+    store: &mut impl SyncStore,
+    peer: &DeviceKey,
+    doc: DocId,
+) -> Result<&'a mut State, SyncError> {
+    if let std::collections::hash_map::Entry::Vacant(e) = states.entry(doc) {
+        e.insert(store.load_state(peer, doc)?.unwrap_or_default());
+    }
+    states.get_mut(&doc).ok_or_else(|| SyncError::Storage("sync state vanished".into()))
 }
 
 fn name(m: &Message) -> &'static str {
