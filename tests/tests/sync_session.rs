@@ -215,30 +215,31 @@ fn bad_frames_end_the_session_with_a_typed_error_and_change_nothing() {
 
     // A frame before hello.
     let mut s = Session::new(a.device_key(), b.device_key(), 0);
-    let done = nabij_core::sync::frame::encode(&nabij_core::sync::Message::Done).expect("encode");
+    let done =
+        nabij_core::sync::frame::encode(0, &nabij_core::sync::Message::Done).expect("encode");
     assert!(matches!(s.handle_bytes(&mut store, 0, &done), Err(SyncError::Protocol(_))));
 
     // A hello from another device than the one authenticated.
     let mut s = Session::new(a.device_key(), b.device_key(), 0);
-    let hello = nabij_core::sync::frame::encode(&nabij_core::sync::Message::Hello {
-        protocol: 1,
-        device: [9; 32],
-    })
+    let hello = nabij_core::sync::frame::encode(
+        0,
+        &nabij_core::sync::Message::Hello { protocol: 1, device: [9; 32] },
+    )
     .expect("encode");
     assert_eq!(s.handle_bytes(&mut store, 0, &hello), Err(SyncError::WrongPeer));
 
     // A document nobody offered.
     let mut s = Session::new(a.device_key(), b.device_key(), 0);
-    let hello = nabij_core::sync::frame::encode(&nabij_core::sync::Message::Hello {
-        protocol: 1,
-        device: *b.device_key().as_bytes(),
-    })
+    let hello = nabij_core::sync::frame::encode(
+        0,
+        &nabij_core::sync::Message::Hello { protocol: 1, device: *b.device_key().as_bytes() },
+    )
     .expect("encode");
     s.handle_bytes(&mut store, 0, &hello).expect("hello");
-    let doc = nabij_core::sync::frame::encode(&nabij_core::sync::Message::Document {
-        doc: [1; 16],
-        bytes: vec![1, 2, 3],
-    })
+    let doc = nabij_core::sync::frame::encode(
+        1,
+        &nabij_core::sync::Message::Document { doc: [1; 16], bytes: vec![1, 2, 3] },
+    )
     .expect("encode");
     assert!(matches!(s.handle_bytes(&mut store, 0, &doc), Err(SyncError::Protocol(_))));
 

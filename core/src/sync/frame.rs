@@ -1,7 +1,8 @@
 //! Frames: how sync messages cross a byte stream.
 //!
-//! `[length: u32 big-endian][version: u8][body: postcard]`, where `length` counts the version
-//! byte and the body. The length is checked against [`MAX_FRAME`] before a single byte of the
+//! `[length: u32 big-endian][version: u8][body: postcard (sequence number, message)]`, where
+//! `length` counts the version byte and the body. Sequence numbers count frames per direction
+//! from 0, so a lost, duplicated or reordered frame is detected, never applied. The length is checked against [`MAX_FRAME`] before a single byte of the
 //! body is buffered, and the buffer grows only as bytes arrive: a peer claiming a 4 GiB frame
 //! costs us nothing but its four bytes.
 //!
@@ -80,12 +81,12 @@ pub enum FrameError {
     Malformed(String),
 }
 
-/// Encodes a message as one frame.
-pub fn encode(message: &Message) -> Result<Vec<u8>, FrameError> {
+/// Encodes a message as one frame, the `seq`-th of its direction.
+pub fn encode(seq: u64, message: &Message) -> Result<Vec<u8>, FrameError> {
     let mut out = vec![0u8; 5];
     out[4] = FRAME_VERSION;
-    let out =
-        postcard::to_extend(message, out).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    let out = postcard::to_extend(&(seq, message), out)
+        .map_err(|e| FrameError::Malformed(e.to_string()))?;
     let len = out.len() - 4;
     if len > MAX_FRAME {
         return Err(FrameError::TooLarge(len as u64));
@@ -95,8 +96,8 @@ pub fn encode(message: &Message) -> Result<Vec<u8>, FrameError> {
     Ok(out)
 }
 
-/// Decodes one frame body (version byte + body) into a message.
-pub fn decode_body(frame: &[u8]) -> Result<Message, FrameError> {
+/// Decodes one frame body (version byte + body) into its sequence number and message.
+pub fn decode_body(frame: &[u8]) -> Result<(u64, Message), FrameError> {
     let (&version, body) = frame.split_first().ok_or(FrameError::Empty)?;
     if version != FRAME_VERSION {
         return Err(FrameError::Version(version));
@@ -128,7 +129,7 @@ impl FrameDecoder {
 
     /// Adds received bytes and returns every whole message they complete. Stops at the first
     /// bad frame: the session must end then, so nothing after it matters.
-    pub fn feed(&mut self, bytes: &[u8]) -> Result<Vec<Message>, FrameError> {
+    pub fn feed(&mut self, bytes: &[u8]) -> Result<Vec<(u64, Message)>, FrameError> {
         let mut out = Vec::new();
         let mut input = bytes;
         loop {
@@ -180,14 +181,17 @@ mod tests {
 
     #[test]
     fn frames_round_trip_in_any_pieces() {
-        let stream: Vec<u8> = sample().iter().flat_map(|m| encode(m).unwrap()).collect();
+        let stream: Vec<u8> =
+            sample().iter().enumerate().flat_map(|(i, m)| encode(i as u64, m).unwrap()).collect();
         for piece in [1, 3, 7, 64, stream.len()] {
             let mut d = FrameDecoder::new();
             let mut got = Vec::new();
             for chunk in stream.chunks(piece) {
                 got.extend(d.feed(chunk).unwrap());
             }
-            assert_eq!(got, sample(), "pieces of {piece}");
+            let expected: Vec<(u64, Message)> =
+                sample().into_iter().enumerate().map(|(i, m)| (i as u64, m)).collect();
+            assert_eq!(got, expected, "pieces of {piece}");
             assert_eq!(d.buffered(), 0);
         }
     }
@@ -203,11 +207,11 @@ mod tests {
 
     #[test]
     fn bad_versions_and_bodies_are_typed() {
-        let mut frame = encode(&Message::Done).unwrap();
+        let mut frame = encode(0, &Message::Done).unwrap();
         frame[4] = 9;
         assert_eq!(FrameDecoder::new().feed(&frame), Err(FrameError::Version(9)));
         assert_eq!(FrameDecoder::new().feed(&[0, 0, 0, 0]), Err(FrameError::Empty));
-        let mut frame = encode(&Message::Done).unwrap();
+        let mut frame = encode(0, &Message::Done).unwrap();
         frame.push(0);
         frame[3] += 1;
         assert!(matches!(FrameDecoder::new().feed(&frame), Err(FrameError::Malformed(_))));
@@ -226,7 +230,7 @@ mod tests {
 
         #[test]
         fn mutated_frames_never_panic(i in 0usize..64, bit in 0u8..8, which in 0usize..6) {
-            let mut frame = encode(&sample()[which]).unwrap();
+            let mut frame = encode(7, &sample()[which]).unwrap();
             let at = i % frame.len();
             frame[at] ^= 1 << bit;
             let _ = FrameDecoder::new().feed(&frame);

@@ -168,6 +168,9 @@ pub struct Session {
     /// Documents that needed an exchange, and those finished.
     needed: BTreeSet<DocId>,
     finished: BTreeSet<DocId>,
+    /// Sequence number of the next frame sent, and of the next frame expected.
+    send_seq: u64,
+    recv_seq: u64,
     sent_done: bool,
     peer_done: bool,
     /// Whether this round of input made us send anything (if not, we are done).
@@ -218,6 +221,8 @@ impl Session {
             in_flight: HashSet::new(),
             needed: BTreeSet::new(),
             finished: BTreeSet::new(),
+            send_seq: 0,
+            recv_seq: 0,
             sent_done: false,
             peer_done: false,
             round_sent: false,
@@ -255,8 +260,9 @@ impl Session {
     }
 
     fn send(&mut self, m: &Message) {
-        match frame::encode(m) {
+        match frame::encode(self.send_seq, m) {
             Ok(bytes) => {
+                self.send_seq += 1;
                 if !matches!(m, Message::Done) {
                     self.sent_done = false;
                     self.round_sent = true;
@@ -293,7 +299,12 @@ impl Session {
             Ok(m) => m,
             Err(e) => return Err(self.fail(e.into())),
         };
-        for m in messages {
+        for (seq, m) in messages {
+            if seq != self.recv_seq {
+                let e = SyncError::Protocol(format!("frame {seq} where {} was due", self.recv_seq));
+                return Err(self.fail(e));
+            }
+            self.recv_seq += 1;
             if let Err(e) = self.handle(store, m) {
                 return Err(self.fail(e));
             }
@@ -388,13 +399,19 @@ impl Session {
                 let network = doc_id(&network);
                 if let std::collections::btree_map::Entry::Vacant(entry) = self.mine.entry(network)
                 {
-                    // A network we hold but whose roster (ours) lacks the peer: not answered,
-                    // not named. One we do not hold at all: the peer is adding us (joining);
-                    // saying we hold nothing of it reveals nothing.
+                    // A network whose roster we hold but which lacks the peer: not answered,
+                    // not named. One whose roster we do not hold: the peer is adding us
+                    // (joining), or an earlier session was cut before the roster arrived; we
+                    // answer with whatever we hold of it (often nothing), so that our own
+                    // changes to its documents reach the peer too.
                     if store.holds(network)? {
                         return Ok(());
                     }
-                    entry.insert(Vec::new());
+                    let inv = store.inventory(network)?;
+                    for (doc, _) in &inv {
+                        self.allowed.insert(*doc, network);
+                    }
+                    entry.insert(inv);
                 }
                 if digest(&self.mine[&network]) != theirs {
                     self.send_inventory(network);
