@@ -413,7 +413,7 @@ impl Session {
                     }
                     entry.insert(inv);
                 }
-                if digest(&self.mine[&network]) != theirs {
+                if self.mine.get(&network).is_some_and(|inv| digest(inv) != theirs) {
                     self.send_inventory(network);
                 }
                 Ok(())
@@ -462,7 +462,8 @@ impl Session {
                     .theirs
                     .iter()
                     .find(|(n, inv)| {
-                        inv.contains_key(&doc) && !self.mine[n].iter().any(|(d, _)| *d == doc)
+                        inv.contains_key(&doc)
+                            && !self.mine.get(n).is_some_and(|m| m.iter().any(|(d, _)| *d == doc))
                     })
                     .map(|(n, _)| *n)
                     .ok_or_else(|| SyncError::Protocol("a document that was not offered".into()))?;
