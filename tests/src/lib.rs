@@ -116,3 +116,13 @@ pub fn send_all(from: &Device, to: &Device) {
         to.merge_document(&bytes).expect("merge");
     }
 }
+
+/// The cases a device holds.
+pub fn case_ids(d: &Device) -> Vec<DocId> {
+    d.document_ids()
+        .expect("ids")
+        .into_iter()
+        .filter(|(_, k)| *k == nabij_core::model::DocKind::Case)
+        .map(|(id, _)| id)
+        .collect()
+}

@@ -8,7 +8,7 @@ use nabij_core::{
         NewLearningPoint, NewNote, NoteKind,
     },
 };
-use nabij_tests::{StepClock, options, screens, send_all};
+use nabij_tests::{StepClock, case_ids, options, screens, send_all};
 use proptest::prelude::*;
 
 const WORDS: &[&str] = &["wasmachine", "school", "huisarts", "schuld", "buurthuis", "Joke"];
@@ -89,15 +89,8 @@ impl World {
 
     /// Cases and notes a device knows, in a stable order.
     fn cases(&self, dev: usize) -> Vec<DocId> {
-        let mut ids: Vec<DocId> = self.devices[dev]
-            .document_ids()
-            .expect("ids")
-            .into_iter()
-            .filter(|(_, k)| *k == nabij_core::model::DocKind::Case)
-            .map(|(id, _)| id)
-            .collect();
-        ids.sort();
-        ids
+        // document_ids() is ordered by id already.
+        case_ids(&self.devices[dev])
     }
 
     fn notes(&self, dev: usize) -> Vec<(DocId, NoteId)> {

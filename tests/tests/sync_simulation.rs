@@ -11,7 +11,7 @@ use nabij_core::{
     model::{NewCase, NewNote, NoteKind},
     sync::Session,
 };
-use nabij_tests::{Rng, StepClock, options, screens};
+use nabij_tests::{Rng, StepClock, case_ids, options, screens};
 
 const WORDS: &[&str] = &["wasmachine", "school", "huisarts", "schuld", "buurthuis"];
 
@@ -126,13 +126,7 @@ fn simulate(seed: u64) {
     let mut acked: Vec<(DocId, NoteId, String)> = Vec::new();
     for step in 0..40 {
         let who = rng.below(count as u64) as usize;
-        let cases: Vec<DocId> = devices[who]
-            .document_ids()
-            .expect("ids")
-            .into_iter()
-            .filter(|(_, k)| *k == nabij_core::model::DocKind::Case)
-            .map(|(id, _)| id)
-            .collect();
+        let cases = case_ids(&devices[who]);
         match rng.below(8) {
             0 if devices[who].kind_of(n).is_ok() => {
                 devices[who]
