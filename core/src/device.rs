@@ -239,6 +239,19 @@ impl Device {
         Ok(device)
     }
 
+    /// The device's key pair (the transport puts it in the TLS certificate).
+    #[cfg(feature = "quic")]
+    pub(crate) fn identity(&self) -> &DeviceIdentity {
+        &self.identity
+    }
+
+    /// Whether some network this device holds lists both it and `peer`: the devices it will
+    /// accept connections from.
+    pub fn shares_network_with(&self, peer: &DeviceKey) -> Result<bool, Error> {
+        let shared = store::shared_networks(&self.reader.lock(), &self.device_key(), peer)?;
+        Ok(!shared.is_empty())
+    }
+
     /// Where the store is.
     pub fn path(&self) -> &Path {
         &self.path

@@ -18,6 +18,9 @@ pub enum IdentityError {
     /// The stored secret is not 32 bytes.
     #[error("stored device key is damaged ({0} bytes, expected 32)")]
     Damaged(usize),
+    /// The key could not be encoded for TLS.
+    #[error("device key could not be encoded: {0}")]
+    Encoding(String),
 }
 
 /// The device's key pair.
@@ -49,6 +52,15 @@ impl DeviceIdentity {
     /// The secret, for storing.
     pub(crate) fn secret_bytes(&self) -> [u8; 32] {
         self.signing.to_bytes()
+    }
+
+    /// The key pair as PKCS#8 DER, for the TLS certificate that carries the device key.
+    #[cfg(feature = "quic")]
+    pub(crate) fn pkcs8_der(&self) -> Result<Vec<u8>, IdentityError> {
+        use ed25519_dalek::pkcs8::EncodePrivateKey;
+        let doc =
+            self.signing.to_pkcs8_der().map_err(|e| IdentityError::Encoding(e.to_string()))?;
+        Ok(doc.as_bytes().to_vec())
     }
 
     /// The public key: the device's identity and actor id.

@@ -8,6 +8,7 @@
 //! - [`identity`]: the device's Ed25519 key, generated at first open; its actor id.
 //! - [`store`]: SQLite: document chunks, compaction, derived index tables, full-text search.
 //! - [`sync`]: the sync protocol without IO: frames and the session state machine.
+//! - [`net`] (feature `quic`): meeting sync over QUIC; tickets; pinned-key TLS.
 //! - [`device`]: the façade an app holds, one per phone: every operation, queries, listeners.
 //!
 //! Arrows point down only: `device` uses `store` and `doc`; `store` uses `model` types for its
@@ -19,6 +20,8 @@ pub mod error;
 pub mod identity;
 pub mod ids;
 pub mod model;
+#[cfg(feature = "quic")]
+pub mod net;
 pub mod store;
 pub mod sync;
 

@@ -215,8 +215,8 @@ fn bad_frames_end_the_session_with_a_typed_error_and_change_nothing() {
 
     // A frame before hello.
     let mut s = Session::new(a.device_key(), b.device_key(), 0);
-    let done =
-        nabij_core::sync::frame::encode(0, &nabij_core::sync::Message::Done).expect("encode");
+    let done = nabij_core::sync::frame::encode(0, &nabij_core::sync::Message::Done { seen: 0 })
+        .expect("encode");
     assert!(matches!(s.handle_bytes(&mut store, 0, &done), Err(SyncError::Protocol(_))));
 
     // A hello from another device than the one authenticated.

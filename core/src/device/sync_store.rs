@@ -16,7 +16,10 @@ use crate::{
     ids::{DeviceKey, DocId},
     model::DocKind,
     store,
-    sync::{StoreFailure, SyncStore, session::Inventory},
+    sync::{
+        StoreFailure, SyncStore,
+        session::{Inventory, Outgoing},
+    },
 };
 
 fn storage(e: Error) -> StoreFailure {
@@ -121,10 +124,18 @@ impl SyncStore for &Device {
         self.merge_document(bytes).map(|_| ()).map_err(storage)
     }
 
-    fn generate(&mut self, doc: DocId, state: &mut State) -> Result<Option<Vec<u8>>, StoreFailure> {
+    fn generate(
+        &mut self,
+        doc: DocId,
+        state: &mut State,
+    ) -> Result<Option<Outgoing>, StoreFailure> {
         let kind = self.kind_of(doc).map_err(storage)?;
-        self.read(doc, kind, |d| Ok(d.sync().generate_sync_message(state).map(|m| m.encode())))
-            .map_err(storage)
+        self.read(doc, kind, |d| {
+            Ok(d.sync()
+                .generate_sync_message(state)
+                .map(|m| Outgoing { has_changes: !m.changes.is_empty(), message: m.encode() }))
+        })
+        .map_err(storage)
     }
 
     fn load_state(&mut self, peer: &DeviceKey, doc: DocId) -> Result<Option<State>, StoreFailure> {

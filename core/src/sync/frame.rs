@@ -59,8 +59,13 @@ pub enum Message {
         /// `sync::Message::encode()` output.
         message: Vec<u8>,
     },
-    /// The sender has nothing more to send until something changes.
-    Done,
+    /// The sender has nothing more to send until something changes, having handled the
+    /// first `seen` frames of the receiver (so a `Done` crossing a later frame is not taken
+    /// as an answer to it).
+    Done {
+        /// Frames received from the peer when this was sent.
+        seen: u64,
+    },
 }
 
 /// Why bytes are not a valid frame. Any of these ends the session.
@@ -175,7 +180,7 @@ mod tests {
             Message::Inventory { network: [1; 16], docs: vec![([3; 16], vec![[4; 32], [5; 32]])] },
             Message::Document { doc: [3; 16], bytes: vec![9; 3000] },
             Message::Sync { doc: [3; 16], message: vec![1, 2, 3] },
-            Message::Done,
+            Message::Done { seen: 4 },
         ]
     }
 
@@ -207,11 +212,11 @@ mod tests {
 
     #[test]
     fn bad_versions_and_bodies_are_typed() {
-        let mut frame = encode(0, &Message::Done).unwrap();
+        let mut frame = encode(0, &Message::Done { seen: 0 }).unwrap();
         frame[4] = 9;
         assert_eq!(FrameDecoder::new().feed(&frame), Err(FrameError::Version(9)));
         assert_eq!(FrameDecoder::new().feed(&[0, 0, 0, 0]), Err(FrameError::Empty));
-        let mut frame = encode(0, &Message::Done).unwrap();
+        let mut frame = encode(0, &Message::Done { seen: 0 }).unwrap();
         frame.push(0);
         frame[3] += 1;
         assert!(matches!(FrameDecoder::new().feed(&frame), Err(FrameError::Malformed(_))));

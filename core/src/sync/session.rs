@@ -48,6 +48,15 @@ pub enum StoreFailure {
     Storage(String),
 }
 
+/// A sync message the store generated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// The encoded Automerge sync message.
+    pub message: Vec<u8>,
+    /// Whether it carries changes (not only heads and bloom filters).
+    pub has_changes: bool,
+}
+
 /// What the session needs from the device's store.
 pub trait SyncStore {
     /// Networks whose roster, as this device holds it, lists both this device and `peer`.
@@ -61,7 +70,8 @@ pub trait SyncStore {
     /// Stores a whole document the peer sent, if it is `doc` and belongs to `network`.
     fn import(&mut self, network: DocId, doc: DocId, bytes: &[u8]) -> Result<(), StoreFailure>;
     /// The next Automerge sync message for `doc`, if any.
-    fn generate(&mut self, doc: DocId, state: &mut State) -> Result<Option<Vec<u8>>, StoreFailure>;
+    fn generate(&mut self, doc: DocId, state: &mut State)
+    -> Result<Option<Outgoing>, StoreFailure>;
     /// The sync state saved for `peer` and `doc` by an earlier session, if any.
     fn load_state(&mut self, peer: &DeviceKey, doc: DocId) -> Result<Option<State>, StoreFailure>;
     /// Applies an Automerge sync message from `peer` to `doc` and saves the sync state with it,
@@ -173,11 +183,16 @@ pub struct Session {
     recv_seq: u64,
     sent_done: bool,
     peer_done: bool,
+    /// Sequence number of the last frame we sent that was not `Done` (the hello at least).
+    last_said: u64,
     /// Whether this round of input made us send anything (if not, we are done).
     round_sent: bool,
     last_heard: u64,
     bytes_sent: u64,
     bytes_received: u64,
+    /// Documents this side sent whole or sent changes of; documents the peer changed here.
+    sent_docs: BTreeSet<DocId>,
+    updated_docs: BTreeSet<DocId>,
 }
 
 fn doc_id(w: &WireDocId) -> DocId {
@@ -225,10 +240,13 @@ impl Session {
             recv_seq: 0,
             sent_done: false,
             peer_done: false,
+            last_said: 0,
             round_sent: false,
             last_heard: now,
             bytes_sent: 0,
             bytes_received: 0,
+            sent_docs: BTreeSet::new(),
+            updated_docs: BTreeSet::new(),
         };
         s.send(&Message::Hello { protocol: PROTOCOL, device: *me.as_bytes() });
         s
@@ -242,6 +260,21 @@ impl Session {
     /// Whether both sides have nothing more to send.
     pub fn is_complete(&self) -> bool {
         self.phase == Phase::Running && self.sent_done && self.peer_done && self.outbox.is_empty()
+    }
+
+    /// Documents this side sent whole or sent changes of, so far.
+    pub fn documents_sent(&self) -> usize {
+        self.sent_docs.len()
+    }
+
+    /// Documents the peer's data changed on this device, so far.
+    pub fn documents_received(&self) -> usize {
+        self.updated_docs.len()
+    }
+
+    /// Frame bytes sent and received, so far.
+    pub fn bytes(&self) -> (u64, u64) {
+        (self.bytes_sent, self.bytes_received)
     }
 
     /// Whether the session ended (by error).
@@ -262,11 +295,12 @@ impl Session {
     fn send(&mut self, m: &Message) {
         match frame::encode(self.send_seq, m) {
             Ok(bytes) => {
-                self.send_seq += 1;
-                if !matches!(m, Message::Done) {
+                if !matches!(m, Message::Done { .. }) {
                     self.sent_done = false;
                     self.round_sent = true;
+                    self.last_said = self.send_seq;
                 }
+                self.send_seq += 1;
                 self.bytes_sent += bytes.len() as u64;
                 self.outbox.push_back(bytes);
             }
@@ -366,8 +400,12 @@ impl Session {
     }
 
     fn handle(&mut self, store: &mut impl SyncStore, m: Message) -> Result<(), SyncError> {
-        if !matches!(m, Message::Done) {
+        if !matches!(m, Message::Done { .. }) {
+            // The peer said something after its `Done`, and is owed one after we handled it,
+            // even if we answer nothing else (a live change we already had, say): otherwise
+            // it would wait for an answer that never comes.
             self.peer_done = false;
+            self.sent_done = false;
         }
         match (self.phase, m) {
             (Phase::AwaitHello, Message::Hello { protocol, device }) => {
@@ -436,6 +474,7 @@ impl Session {
                             let bytes = store.export(*doc)?;
                             self.needed.insert(*doc);
                             self.finished.insert(*doc);
+                            self.sent_docs.insert(*doc);
                             self.send(&Message::Document { doc: *doc.as_bytes(), bytes });
                         }
                         Some(h) => {
@@ -469,6 +508,7 @@ impl Session {
                     .ok_or_else(|| SyncError::Protocol("a document that was not offered".into()))?;
                 store.import(network, doc, &bytes)?;
                 self.finished.insert(doc);
+                self.updated_docs.insert(doc);
                 self.events.push_back(Event::DocumentUpdated(doc));
                 self.progress();
                 Ok(())
@@ -481,15 +521,26 @@ impl Session {
                 let peer = self.peer;
                 let state = state_for(&mut self.states, store, &peer, doc)?;
                 if store.receive(&peer, doc, state, &message)? {
+                    self.updated_docs.insert(doc);
                     self.events.push_back(Event::DocumentUpdated(doc));
                 }
                 self.in_flight.remove(&doc);
                 self.enqueue(doc);
                 Ok(())
             }
-            (Phase::Running, Message::Done) => {
+            (Phase::Running, Message::Done { seen }) => {
+                if seen > self.send_seq {
+                    return Err(SyncError::Protocol(format!(
+                        "done after {seen} frames, only {} sent",
+                        self.send_seq
+                    )));
+                }
+                // A `Done` sent before the peer saw our latest message answers nothing.
+                if seen <= self.last_said {
+                    return Ok(());
+                }
                 self.peer_done = true;
-                // The peer has nothing more to say about anything in flight.
+                // The peer has seen everything we sent and has nothing more to say.
                 self.in_flight.clear();
                 if self.sent_done && self.pending.is_empty() {
                     self.events.push_back(Event::PeerDone);
@@ -516,7 +567,10 @@ impl Session {
             let peer = self.peer;
             let state = state_for(&mut self.states, store, &peer, doc)?;
             match store.generate(doc, state)? {
-                Some(message) => {
+                Some(Outgoing { message, has_changes }) => {
+                    if has_changes {
+                        self.sent_docs.insert(doc);
+                    }
                     self.in_flight.insert(doc);
                     self.send(&Message::Sync { doc: *doc.as_bytes(), message });
                 }
@@ -531,7 +585,7 @@ impl Session {
         }
         self.progress();
         if !self.round_sent && self.pending.is_empty() && !self.sent_done {
-            self.send(&Message::Done);
+            self.send(&Message::Done { seen: self.recv_seq });
             self.sent_done = true;
             if self.peer_done {
                 self.events.push_back(Event::PeerDone);
@@ -570,6 +624,6 @@ fn name(m: &Message) -> &'static str {
         Message::Inventory { .. } => "inventory",
         Message::Document { .. } => "document",
         Message::Sync { .. } => "sync",
-        Message::Done => "done",
+        Message::Done { .. } => "done",
     }
 }
