@@ -70,8 +70,59 @@ pub(crate) enum Command {
     Reindex,
     /// Check the store's integrity (exit code 4 if damage is found)
     Check,
-    /// Seed a store with a day in "Wijknetwerk Oost" and show what a worker sees
-    Demo,
+    /// Seed a store with a day in "Wijknetwerk Oost" and show what a worker sees;
+    /// `demo meeting`: phones meet over QUIC and converge
+    Demo {
+        #[command(subcommand)]
+        which: Option<DemoCmd>,
+    },
+    /// This device's card: what a member scans to add it to a network
+    Card,
+    /// Hold a meeting: listen for colleagues' devices and show the ticket (and a QR code)
+    Listen(ListenArgs),
+    /// Sync with a listening device, by its ticket
+    Sync {
+        /// The ticket `nabij listen` showed (starts with nabij1)
+        ticket: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DemoCmd {
+    /// Several phones write offline, then meet over QUIC on this machine and converge
+    Meeting(MeetingArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ListenArgs {
+    /// Address and port to listen on
+    #[arg(long, default_value = "0.0.0.0:0")]
+    pub(crate) bind: std::net::SocketAddr,
+    /// The network the meeting is for (id or prefix), written on the ticket
+    #[arg(long)]
+    pub(crate) network: Option<String>,
+    /// Stop after this many sessions [default: until Ctrl-C]
+    #[arg(long)]
+    pub(crate) sessions: Option<usize>,
+    /// Write the ticket to this file as well (for scripts)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) ticket_file: Option<PathBuf>,
+    /// Do not print the QR code
+    #[arg(long)]
+    pub(crate) no_qr: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MeetingArgs {
+    /// Workers at the meeting (the host included)
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(2..=32))]
+    pub(crate) devices: u16,
+    /// Cases each worker writes offline before the meeting
+    #[arg(long, default_value_t = 3)]
+    pub(crate) cases: u16,
+    /// Keep the device stores in this folder [default: a temporary folder, removed after]
+    #[arg(long, value_name = "DIR")]
+    pub(crate) dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -101,12 +152,15 @@ pub(crate) enum NetworkCmd {
     AddMember {
         /// Network id (or prefix)
         network: String,
-        /// Display name of the member
-        #[arg(long)]
-        name: String,
+        /// Display name of the member [default: the name on the card]
+        #[arg(long, required_unless_present = "card")]
+        name: Option<String>,
         /// The device's key (as `nabij whoami` on that device shows it)
+        #[arg(long, required_unless_present = "card", conflicts_with = "card")]
+        device: Option<String>,
+        /// The device's card (as `nabij card` on that device shows it): key, member and name
         #[arg(long)]
-        device: String,
+        card: Option<String>,
         /// The member's id, for a further device of a known member [default: a new member]
         #[arg(long)]
         member: Option<String>,

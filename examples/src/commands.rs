@@ -53,7 +53,12 @@ pub(crate) fn open(path: &Path, may_create: bool) -> Result<Device> {
 /// Whether a command writes (and so may create the store).
 pub(crate) fn may_create(cmd: &Command) -> bool {
     match cmd {
-        Command::Whoami | Command::Profile(_) | Command::Demo => true,
+        Command::Whoami
+        | Command::Profile(_)
+        | Command::Demo { .. }
+        | Command::Card
+        | Command::Listen(_)
+        | Command::Sync { .. } => true,
         Command::Network(c) => !matches!(c, NetworkCmd::List | NetworkCmd::Show { .. }),
         Command::Case(c) => !matches!(c, CaseCmd::List { .. } | CaseCmd::Show { .. }),
         Command::Note(c) => matches!(c, NoteCmd::Add { .. } | NoteCmd::Edit { .. }),
@@ -193,7 +198,10 @@ impl App {
                 })
             }
             Command::Check => self.check(),
-            Command::Demo => Err(CliError::failure("demo runs on its own store")),
+            Command::Demo { .. } => Err(CliError::failure("the demos run on their own stores")),
+            Command::Card | Command::Listen(_) | Command::Sync { .. } => {
+                Err(CliError::failure("meeting commands run outside the app"))
+            }
         }
     }
 
@@ -267,12 +275,28 @@ impl App {
                 let id = resolve::network(&self.dev, &id)?;
                 self.show_network(id, "")
             }
-            NetworkCmd::AddMember { network, name, device, member } => {
+            NetworkCmd::AddMember { network, name, device, card, member } => {
                 let id = resolve::network(&self.dev, &network)?;
-                let device = device.parse().map_err(CliError::from)?;
-                let member = match member {
-                    Some(m) => m.parse::<MemberId>().map_err(CliError::from)?,
-                    None => MemberId::random(),
+                let card = card
+                    .map(|c| {
+                        nabij_core::net::DeviceCard::parse(&c)
+                            .map_err(|e| CliError::invalid(format!("--card: {e}")))
+                    })
+                    .transpose()?;
+                let device = match (&card, device) {
+                    (Some(c), _) => c.device,
+                    (None, Some(d)) => d.parse().map_err(CliError::from)?,
+                    (None, None) => return Err(CliError::invalid("give --device or --card")),
+                };
+                let member = match (member, &card) {
+                    (Some(m), _) => m.parse::<MemberId>().map_err(CliError::from)?,
+                    (None, Some(c)) => c.member,
+                    (None, None) => MemberId::random(),
+                };
+                let name = match (name, &card) {
+                    (Some(n), _) => n,
+                    (None, Some(c)) => c.name.clone(),
+                    (None, None) => return Err(CliError::invalid("give --name")),
                 };
                 self.dev.add_member(id, member, &name, device)?;
                 self.show_network(id, "")

@@ -10,6 +10,8 @@ mod args;
 mod commands;
 mod demo;
 mod error;
+mod meet;
+mod meeting;
 mod resolve;
 mod text;
 mod view;
@@ -19,7 +21,7 @@ use std::{io::Write, path::PathBuf, process::ExitCode};
 use clap::Parser;
 
 use crate::{
-    args::{Cli, Command},
+    args::{Cli, Command, DemoCmd},
     commands::App,
     error::{CliError, Result},
 };
@@ -36,11 +38,21 @@ fn store_path(cli: &Cli) -> PathBuf {
 
 fn run(cli: Cli) -> Result<()> {
     let width = text::width();
-    if let Command::Demo = cli.command {
-        return demo::run(cli.store, cli.json, width);
+    match cli.command {
+        Command::Demo { which: None } => return demo::run(cli.store, cli.json, width),
+        Command::Demo { which: Some(DemoCmd::Meeting(args)) } => {
+            return meeting::run(args, cli.json);
+        }
+        _ => {}
     }
     let store = store_path(&cli);
     let dev = commands::open(&store, commands::may_create(&cli.command))?;
+    match cli.command {
+        Command::Card => return meet::card(&dev, cli.json),
+        Command::Listen(args) => return meet::listen(dev, &store, args, cli.json),
+        Command::Sync { ticket } => return meet::sync(dev, &ticket, cli.json),
+        _ => {}
+    }
     let app = App { dev, json: cli.json, store, width };
     app.run(cli.command)
 }

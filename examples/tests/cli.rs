@@ -465,3 +465,93 @@ fn bad_input_gives_one_line_and_the_right_exit_code() {
     assert_eq!(failure(&out, &["whoami"]).0, 4);
     assert_eq!(std::fs::read_to_string(&path).expect("read"), "boodschappen: melk");
 }
+
+/// Two terminals: one member adds the other's card, listens, and the other syncs by ticket.
+#[test]
+fn listen_and_sync_by_ticket_bring_a_new_device_into_the_network() {
+    let host = Cli::new();
+    let guest = Cli::new();
+    host.json(&["profile", "set-name", "Fatima"]);
+    guest.json(&["profile", "set-name", "Joost"]);
+    let network = host.json(&["network", "create", "Wijknetwerk Oost"]);
+    let network = s(&network["id"]).to_string();
+    host.json(&["case", "create", "--subject", "Meneer D.", "--network", &network]);
+
+    // The new device shows its card; the member adds it by the card alone.
+    let card = guest.json(&["card"]);
+    let card = s(&card["card"]).to_string();
+    assert!(card.starts_with("nabijcard1"), "{card}");
+    let added = host.json(&["network", "add-member", &network, "--card", &card]);
+    assert_eq!(added["members"].as_array().expect("members").len(), 2, "{added}");
+
+    // A damaged ticket is refused as invalid input before anything is dialled.
+    let (code, err) = guest.fail(&["sync", "nabij1notaticket"]);
+    assert_eq!(code, 2, "{err}");
+
+    let ticket_file = host.dir.path().join("ticket");
+    let listener = host
+        .command(&[
+            "--json",
+            "listen",
+            "--bind",
+            "127.0.0.1:0",
+            "--sessions",
+            "1",
+            "--ticket-file",
+            &ticket_file.display().to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn listen");
+    let mut listener = KillOnDrop(Some(listener));
+    // The listener writes the ticket once it listens; wait for it, boundedly.
+    let mut ticket = String::new();
+    for _ in 0..600 {
+        if let Ok(t) = std::fs::read_to_string(&ticket_file)
+            && t.ends_with('\n')
+        {
+            ticket = t.trim().to_string();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(ticket.starts_with("nabij1"), "no ticket within 30 s");
+
+    let report = guest.json(&["sync", &ticket]);
+    assert_eq!(report["documents_received"], 2, "the network and its case: {report}");
+    let cases = guest.json(&["case", "list"]);
+    assert_eq!(cases.as_array().expect("cases").len(), 1, "{cases}");
+
+    let served = listener.0.take().expect("child").wait_with_output().expect("listener");
+    let served = parse_ok(&served, &["listen"]);
+    assert_eq!(served["ticket"], ticket.as_str());
+    assert_eq!(served["sessions"][0]["documents_sent"], 2, "{served}");
+}
+
+#[test]
+fn the_meeting_demo_converges_every_device() {
+    let cli = Cli::new();
+    let v = cli.json(&["demo", "meeting", "--devices", "4", "--cases", "2"]);
+    assert_eq!(v["converged"], true, "{v}");
+    let devices = v["devices"].as_array().expect("devices");
+    assert_eq!(devices.len(), 4);
+    assert!(devices.iter().all(|d| d["fingerprint"] == devices[0]["fingerprint"]));
+    // Network, shared case, 2 cases per worker.
+    assert_eq!(devices[0]["documents"], 2 + 4 * 2);
+    let merged = s(&v["merged_note"]);
+    assert!(merged.contains("de kledingbank") && merged.contains("vóór 1 december"), "{merged}");
+    assert_eq!(v["shared_case_notes"], 1 + 4);
+}
+
+/// A child process killed if the test fails before waiting for it.
+struct KillOnDrop(Option<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

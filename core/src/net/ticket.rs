@@ -141,6 +141,15 @@ impl std::str::FromStr for Ticket {
 }
 
 impl DeviceCard {
+    /// The card of `device`: its key, its member id and the name it writes as.
+    pub fn of(device: &crate::Device) -> Self {
+        Self {
+            device: device.device_key(),
+            member: device.member_id(),
+            name: device.display_name(),
+        }
+    }
+
     /// The card as a string.
     pub fn encode(&self) -> String {
         let wire = CardWire {
