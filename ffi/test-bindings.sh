@@ -9,11 +9,13 @@
 #   pip install pytest                    # pytest, for the python3 on PATH (or $PYTHON)
 #   npm install -g kotlin-compiler        # kotlinc-jvm (on PATH, $KOTLINC, or in npm's global root)
 #   apt-get install -y libjna-java        # JNA: /usr/share/java/jna.jar (or $JNA_JAR)
+#   kotlinx-coroutines-core-jvm.jar       # the async (suspend) bindings need it; the compiler's
+#                                         # own lib/ ships one (or set $COROUTINES_JAR)
 #   a Java runtime (java on PATH, or $JAVA_HOME/bin/java); Java 17 is tested
 #
 # Environment:
 #   NABIJ_SKIP_KOTLIN=1   skip the Kotlin test (by default it runs, and a missing tool fails)
-#   PYTHON, KOTLINC, JNA_JAR, JAVA_HOME   override where the tools are
+#   PYTHON, KOTLINC, JNA_JAR, COROUTINES_JAR, JAVA_HOME   override where the tools are
 #
 # Output goes to <target>/bindings/{python,kotlin,swift} and <target>/bindings/kotlin-test.
 
@@ -91,6 +93,11 @@ else
     [[ -x "$kotlinc" ]] || die "KOTLINC=$kotlinc is not an executable"
     jna="${JNA_JAR:-/usr/share/java/jna.jar}"
     [[ -f "$jna" ]] || die "JNA not found at $jna: apt-get install -y libjna-java (or set JNA_JAR)"
+    # The generated code for async functions uses kotlinx.coroutines; the Kotlin compiler
+    # ships the library in its lib/ directory.
+    coroutines="${COROUTINES_JAR:-$(dirname "$(readlink -f "$kotlinc")")/../lib/kotlinx-coroutines-core-jvm.jar}"
+    [[ -f "$coroutines" ]] ||
+        die "kotlinx-coroutines not found at $coroutines (set COROUTINES_JAR)"
     java="java"
     [[ -n "${JAVA_HOME:-}" && -x "$JAVA_HOME/bin/java" ]] && java="$JAVA_HOME/bin/java"
     command -v "$java" >/dev/null || die "java not found (install a JRE or set JAVA_HOME)"
@@ -100,21 +107,21 @@ else
     out="$bindings/kotlin-test"
     mkdir -p "$out"
     bindings_jar="$out/nabij-ffi-bindings.jar"
-    key="$( (sha256sum <"$kotlin_src"; echo "$kotlinc") | sha256sum | cut -d' ' -f1)"
+    key="$( (sha256sum <"$kotlin_src"; echo "$kotlinc $coroutines") | sha256sum | cut -d' ' -f1)"
     if [[ -f "$bindings_jar" && "$(cat "$out/nabij-ffi-bindings.key" 2>/dev/null)" == "$key" ]]; then
         echo "generated Kotlin bindings unchanged: reusing $bindings_jar"
     else
         rm -f "$bindings_jar" "$out/nabij-ffi-bindings.key"
-        "$kotlinc" -nowarn -classpath "$jna" -d "$bindings_jar" "$kotlin_src"
+        "$kotlinc" -nowarn -classpath "$jna:$coroutines" -d "$bindings_jar" "$kotlin_src"
         echo "$key" >"$out/nabij-ffi-bindings.key"
     fi
     rm -f "$out/nabij-binding-test.jar"
-    "$kotlinc" -nowarn -classpath "$jna:$bindings_jar" -include-runtime \
+    "$kotlinc" -nowarn -classpath "$jna:$bindings_jar:$coroutines" -include-runtime \
         -d "$out/nabij-binding-test.jar" "$repo/ffi/tests/kotlin/NabijBindingTest.kt"
 
     step "Kotlin: running the binding test"
     "$java" -Djna.library.path="$(dirname "$lib")" \
-        -cp "$out/nabij-binding-test.jar:$bindings_jar:$jna" NabijBindingTestKt
+        -cp "$out/nabij-binding-test.jar:$bindings_jar:$jna:$coroutines" NabijBindingTestKt
 fi
 
 step "All binding tests passed"

@@ -2,7 +2,8 @@
 # Installs what the test command needs beyond the Rust toolchain, only where it is missing:
 # pytest (Python binding tests), the Kotlin compiler (npm package `kotlin-compiler`, which
 # brings `kotlinc-jvm`), JNA (Debian `libjna-java`) for the Kotlin binding test, and the
-# rustfmt/clippy components. Needs python3, npm and a Java runtime. Safe to run again.
+# rustfmt/clippy components, and iproute2 + iptables for the network-namespace tests. Needs
+# python3, npm and a Java runtime. Safe to run again.
 set -euo pipefail
 
 as_root() {
@@ -36,6 +37,13 @@ fi
 
 if [ ! -f /usr/share/java/jna.jar ]; then
   apt_install libjna-java
+fi
+
+# The network-fault tests (tests/tests/network_faults.rs) make network namespaces, veth
+# pairs, iptables rules and tbf queues.
+if ! command -v ip >/dev/null 2>&1 || ! command -v iptables >/dev/null 2>&1 ||
+  ! command -v tc >/dev/null 2>&1; then
+  apt_install iproute2 iptables
 fi
 
 for component in rustfmt clippy; do

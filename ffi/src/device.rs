@@ -87,7 +87,8 @@ impl std::fmt::Debug for Subscription {
 /// store file; it is safe to use from several threads.
 #[derive(Debug, uniffi::Object)]
 pub struct Device {
-    inner: nabij_core::Device,
+    /// Shared with the meeting-sync tasks ([`crate::net`]), which outlive a single call.
+    pub(crate) inner: Arc<nabij_core::Device>,
 }
 
 #[uniffi::export]
@@ -95,7 +96,7 @@ impl Device {
     /// Opens the store at `path`, creating it (and this device's key) on first use.
     #[uniffi::constructor]
     pub fn open(path: String) -> Result<Arc<Self>> {
-        Ok(Arc::new(Self { inner: nabij_core::Device::open(path)? }))
+        Ok(Arc::new(Self { inner: Arc::new(nabij_core::Device::open(path)?) }))
     }
 
     /// Where the store is.

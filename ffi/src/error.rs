@@ -1,14 +1,23 @@
 //! The one error type apps see, and the one place core errors are mapped to it.
 //!
-//! Apps match on four kinds, not on the core's many: what they should do differs per kind.
+//! Apps match on five kinds, not on the core's many: what they should do differs per kind.
 //! - `InvalidInput`: the call's arguments were refused (a field, an id, a text range, bytes given
 //!   to merge). Nothing was written; show the message or drop the payload, do not retry as is.
 //! - `NotFound`: no such document, note or agreement on this device (yet: it may arrive by sync).
 //! - `Storage`: the store could not be opened, read or written, or holds a damaged document.
 //!   Retry later, or run `check_integrity`/`reindex`, or restore from another device.
+//! - `Network`: meeting sync with another device failed (not reached, refused this device, went
+//!   silent, lost the connection, or broke the protocol). What was exchanged before is kept;
+//!   retry when the devices are together again.
 //! - `Other`: anything else (a bug, or a document this version cannot change). Report it.
 
-use nabij_core::{doc::DocError, ids::ParseIdError, model::ValidationError};
+use nabij_core::{
+    doc::DocError,
+    ids::ParseIdError,
+    model::ValidationError,
+    net::{NetError, TicketError},
+    sync::SyncError,
+};
 
 /// Why a call failed. Nothing was written when a call fails.
 ///
@@ -38,6 +47,14 @@ pub enum NabijError {
         /// What failed.
         message: String,
     },
+    /// Meeting sync failed: the other device could not be reached, refused this one, went
+    /// silent, lost the connection, or broke the sync protocol. What was already exchanged is
+    /// kept; try again when the devices are together.
+    #[error("{message}")]
+    Network {
+        /// What failed, naming the device or address where known.
+        message: String,
+    },
     /// Anything else.
     #[error("{message}")]
     Other {
@@ -64,6 +81,32 @@ impl From<nabij_core::Error> for NabijError {
             E::Document(_) => NabijError::Other { message },
             _ => NabijError::Other { message },
         }
+    }
+}
+
+impl From<NetError> for NabijError {
+    fn from(e: NetError) -> Self {
+        let message = e.to_string();
+        match e {
+            // A mistyped, cut-short or foreign ticket: nothing was dialled.
+            NetError::Ticket(_) => NabijError::InvalidInput { message },
+            NetError::Io(_)
+            | NetError::Connect(_)
+            | NetError::Connection(_)
+            | NetError::Timeout(_) => NabijError::Network { message },
+            NetError::Sync(SyncError::Storage(_)) => NabijError::Storage { message },
+            // The peer broke the protocol or sent data this device refused; the session ended
+            // before anything bad was applied.
+            NetError::Sync(_) => NabijError::Network { message },
+            NetError::Tls(_) | NetError::Internal(_) => NabijError::Other { message },
+            _ => NabijError::Other { message },
+        }
+    }
+}
+
+impl From<TicketError> for NabijError {
+    fn from(e: TicketError) -> Self {
+        NetError::from(e).into()
     }
 }
 
@@ -130,18 +173,24 @@ mod tests {
         assert!(message.contains("document id"), "{message}");
     }
 
-    /// The variant name and message an error maps to.
-    fn mapped(e: E) -> (&'static str, String) {
-        match NabijError::from(e) {
+    /// The variant name and message of an error.
+    fn named(e: NabijError) -> (&'static str, String) {
+        match e {
             NabijError::InvalidInput { message } => ("InvalidInput", message),
             NabijError::NotFound { message } => ("NotFound", message),
             NabijError::Storage { message } => ("Storage", message),
+            NabijError::Network { message } => ("Network", message),
             NabijError::Other { message } => ("Other", message),
         }
     }
 
+    /// The variant name and message a core error maps to.
+    fn mapped(e: E) -> (&'static str, String) {
+        named(e.into())
+    }
+
     #[test]
-    fn core_errors_map_to_the_four_kinds() {
+    fn core_errors_map_to_their_kinds() {
         let required = E::Invalid(ValidationError::Required("subject"));
         assert_eq!(mapped(required), ("InvalidInput", "subject is required".into()));
         let missing = E::NotFound { kind: "case", id: "x".into() };
@@ -162,5 +211,26 @@ mod tests {
         let range = DocError::TextRange { pos: 9, delete: 1, len: 3 };
         assert_eq!(mapped(E::Document(range)).0, "InvalidInput");
         assert_eq!(mapped(E::Document(DocError::Malformed("m".into()))).0, "Other");
+    }
+
+    /// The variant name and message a meeting-sync error maps to.
+    fn net_mapped(e: NetError) -> (&'static str, String) {
+        named(e.into())
+    }
+
+    #[test]
+    fn net_errors_map_to_network_invalid_input_storage_or_other() {
+        let (kind, message) = net_mapped(NetError::Ticket(TicketError::NoAddress));
+        assert_eq!(kind, "InvalidInput");
+        assert!(message.contains("no address"), "{message}");
+        assert_eq!(NabijError::from(TicketError::NoAddress).to_string(), message);
+        assert_eq!(net_mapped(NetError::Connect("refused".into())).0, "Network");
+        assert_eq!(net_mapped(NetError::Connection("lost".into())).0, "Network");
+        assert_eq!(net_mapped(NetError::Timeout("silent".into())).0, "Network");
+        assert_eq!(net_mapped(NetError::Io(std::io::Error::other("in use"))).0, "Network");
+        assert_eq!(net_mapped(NetError::Sync(SyncError::WrongPeer)).0, "Network");
+        assert_eq!(net_mapped(NetError::Sync(SyncError::Storage("disk".into()))).0, "Storage");
+        assert_eq!(net_mapped(NetError::Tls("cert".into())).0, "Other");
+        assert_eq!(net_mapped(NetError::Internal("task".into())).0, "Other");
     }
 }

@@ -3,6 +3,8 @@
 //! This library holds the helpers the scenarios share: a deterministic clock and random source
 //! and a way to compare what two devices show. The scenarios themselves are in `tests/`.
 
+pub mod proxy;
+
 use std::sync::{
     Arc,
     atomic::{AtomicI64, Ordering},

@@ -22,8 +22,8 @@ use crate::{
     sync::{Event, Session, SyncError},
 };
 
-/// How long a connection attempt to one address may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a handshake may take: long enough for several retransmissions on a lossy link.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long the closing exchange may take once both sides are done.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Read buffer per connection.
@@ -77,6 +77,9 @@ pub struct SyncOptions {
     pub progress: Option<ProgressFn>,
     /// Local address to connect from (default: any, port chosen by the system).
     pub bind: Option<SocketAddr>,
+    /// How long the handshake may take (default 20 s: enough for several retransmissions on
+    /// a lossy link; an app showing a spinner may want less).
+    pub connect_timeout: Option<Duration>,
 }
 
 /// Options for [`listen`].
@@ -293,7 +296,13 @@ pub async fn sync_with(
     }
     let creds = Credentials::new(device.identity())?;
     let config = tls::client_config(&creds, ticket.device)?;
+    // Every address on the ticket at once (one socket per address family); the first
+    // handshake to complete wins. A LAN address from another room costs nothing then, and
+    // a slow, lossy link gets the whole timeout for its handshake retransmissions.
+    let mut endpoints: Vec<quinn::Endpoint> = Vec::new();
+    let mut attempts = JoinSet::new();
     let mut last = NetError::Connect("the ticket has no address".into());
+    let connect_timeout = options.connect_timeout.unwrap_or(CONNECT_TIMEOUT);
     for addr in &ticket.addrs {
         let bind = options.bind.unwrap_or_else(|| {
             let ip = if addr.is_ipv4() {
@@ -303,48 +312,60 @@ pub async fn sync_with(
             };
             SocketAddr::new(ip, 0)
         });
-        let endpoint = quinn::Endpoint::client(bind)?;
-        let connecting = match endpoint.connect_with(config.clone(), *addr, tls::SERVER_NAME) {
-            Ok(c) => c,
-            Err(e) => {
-                last = NetError::Connect(format!("{addr}: {e}"));
-                continue;
+        let endpoint = match endpoints
+            .iter()
+            .find(|e| e.local_addr().is_ok_and(|l| l.is_ipv4() == bind.is_ipv4()))
+        {
+            Some(e) => e.clone(),
+            None => {
+                let e = quinn::Endpoint::client(bind)?;
+                endpoints.push(e.clone());
+                e
             }
         };
-        let conn = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(e)) => {
-                last = connect_error(e);
-                continue;
+        match endpoint.connect_with(config.clone(), *addr, tls::SERVER_NAME) {
+            Ok(connecting) => {
+                let addr = *addr;
+                attempts.spawn(async move {
+                    match tokio::time::timeout(connect_timeout, connecting).await {
+                        Ok(Ok(conn)) => Ok(conn),
+                        Ok(Err(e)) => Err(connect_error(e)),
+                        Err(_) => Err(NetError::Timeout(format!("no answer from {addr}"))),
+                    }
+                });
             }
-            Err(_) => {
-                last = NetError::Timeout(format!("no answer from {addr}"));
-                continue;
-            }
-        };
-        let result = async {
-            let (send, recv) = conn.open_bi().await.map_err(connection_error)?;
-            drive(
-                device.clone(),
-                &conn,
-                send,
-                recv,
-                ticket.device,
-                Role::Client,
-                options.progress.clone(),
-            )
-            .await
+            Err(e) => last = NetError::Connect(format!("{addr}: {e}")),
         }
-        .await;
-        match &result {
-            Ok(_) => conn.close(0u32.into(), b"done"),
-            Err(_) => conn.close(1u32.into(), b"sync failed"),
-        }
-        // Let the close reach the peer before the socket goes.
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, endpoint.wait_idle()).await;
-        return result;
     }
-    Err(last)
+    let mut conn = None;
+    while let Some(attempt) = attempts.join_next().await {
+        match attempt {
+            Ok(Ok(c)) => {
+                conn = Some(c);
+                break;
+            }
+            Ok(Err(e)) => last = e,
+            Err(e) => last = NetError::Internal(e.to_string()),
+        }
+    }
+    // The other attempts are abandoned.
+    attempts.abort_all();
+    let Some(conn) = conn else { return Err(last) };
+    let result = async {
+        let (send, recv) = conn.open_bi().await.map_err(connection_error)?;
+        let progress = options.progress.clone();
+        drive(device.clone(), &conn, send, recv, ticket.device, Role::Client, progress).await
+    }
+    .await;
+    match &result {
+        Ok(_) => conn.close(0u32.into(), b"done"),
+        Err(_) => conn.close(1u32.into(), b"sync failed"),
+    }
+    // Let the close reach the peer before the sockets go.
+    for endpoint in &endpoints {
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, endpoint.wait_idle()).await;
+    }
+    result
 }
 
 fn connect_error(e: quinn::ConnectionError) -> NetError {

@@ -4,6 +4,8 @@
 import java.nio.file.Files
 import java.nio.file.Path
 import java.util.Collections
+import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.withTimeout
 import uniffi.nabij_ffi.CaseFilter
 import uniffi.nabij_ffi.CaseItem
 import uniffi.nabij_ffi.CaseStatus
@@ -18,6 +20,9 @@ import uniffi.nabij_ffi.NewLearningPoint
 import uniffi.nabij_ffi.NewMeeting
 import uniffi.nabij_ffi.NewNote
 import uniffi.nabij_ffi.NoteKind
+import uniffi.nabij_ffi.ProgressListener
+import uniffi.nabij_ffi.SyncProgress
+import uniffi.nabij_ffi.readDeviceCard
 
 private var checks = 0
 
@@ -48,6 +53,14 @@ private class Recorder : ChangeListener {
 
     override fun onChange(docIds: List<String>) {
         calls.add(docIds)
+    }
+}
+
+private class ProgressRecorder : ProgressListener {
+    val calls: MutableList<SyncProgress> = Collections.synchronizedList(mutableListOf())
+
+    override fun onProgress(progress: SyncProgress) {
+        calls.add(progress)
     }
 }
 
@@ -156,10 +169,46 @@ private fun scenario(dir: Path) {
     }
 }
 
+/** Meeting sync over loopback QUIC: suspend functions, a progress listener, errors. */
+private fun meetingSync(dir: Path) = runBlocking {
+    withTimeout(60_000) {
+        Device.open(dir.resolve("sync-a.sqlite").toString()).use { a ->
+            Device.open(dir.resolve("sync-b.sqlite").toString()).use { b ->
+                b.setDisplayName("Bram")
+                val card = b.deviceCard()
+                expectEqual("Bram", readDeviceCard(card).name, "card name")
+                val net = a.createNetwork("Wijknetwerk Noord")
+                a.addMemberFromCard(net, card)
+                val case = a.createCase(NewCase(subject = "Familie K.", networks = listOf(net)))
+                a.addNote(case, observation("Moeder wil hulp bij de administratie."))
+
+                a.listen(bind = "127.0.0.1:0", networkId = net).use { listener ->
+                    val progress = ProgressRecorder()
+                    val report = b.syncWith(listener.ticket(), progress)
+                    expectEqual(a.deviceKey(), report.peer, "report peer")
+                    expect(report.documentsReceived >= 2u) { "roster and case received: $report" }
+                    expect(progress.calls.isNotEmpty()) { "progress reported" }
+                    expectEqual(listOf("Moeder wil hulp bij de administratie."), b.caseTimeline(case).map { it.text }, "synced notes")
+
+                    b.addNote(case, observation("Bram belt morgen."))
+                    val back = b.syncWith(listener.ticket())
+                    expect(back.documentsSent >= 1u) { "note sent back: $back" }
+                    expectEqual(2, a.caseTimeline(case).size, "A has B's note")
+
+                    expectThrows<NabijException.InvalidInput>("garbage ticket") { b.syncWith("not a ticket") }
+                    listener.stop()
+                    expect(!listener.isListening()) { "stopped" }
+                }
+            }
+        }
+    }
+}
+
 fun main() {
     val dir = Files.createTempDirectory("nabij-kotlin-test")
     try {
         scenario(dir)
+        meetingSync(dir)
     } finally {
         dir.toFile().deleteRecursively()
     }
