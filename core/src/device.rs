@@ -27,7 +27,7 @@ use crate::{
     doc::{self, DocError, TextEdit},
     error::Error,
     identity::DeviceIdentity,
-    ids::{DeviceKey, DocId, ItemId, MemberId, NoteId},
+    ids::{DeviceKey, DocId, ItemId, MemberId, NoteId, Randomness},
     model::{
         self, Author, CAIMER_FIELDS, Case, CaseItem, CaseUpdate, DocKind, LearningPoint,
         LearningPointUpdate, Meeting, MeetingUpdate, Network, NewCase, NewLearningPoint,
@@ -65,6 +65,10 @@ pub struct DeviceOptions {
     pub clock: Arc<dyn Clock>,
     /// Most Automerge documents kept loaded.
     pub cache_capacity: NonZeroUsize,
+    /// Where new ids and, at the store's first open, the device's secret key come from: the
+    /// OS random source by default. Only tests and simulations set
+    /// [`Randomness::deterministic_for_tests`] (see [`DeviceOptions::deterministic_for_tests`]).
+    pub randomness: Randomness,
 }
 
 impl Default for DeviceOptions {
@@ -72,7 +76,21 @@ impl Default for DeviceOptions {
         Self {
             clock: Arc::new(SystemClock),
             cache_capacity: NonZeroUsize::new(64).unwrap_or(NonZeroUsize::MIN),
+            randomness: Randomness::os(),
         }
+    }
+}
+
+impl DeviceOptions {
+    /// Options for a test or simulation that must replay byte for byte: `clock` for every
+    /// timestamp (Automerge changes included), ids and the device key from the
+    /// [`Randomness::deterministic_for_tests`] stream of `seed`. The device key is then
+    /// predictable: never for a real device.
+    ///
+    /// Clones share the stream: reopen a store with a clone of the options it was first
+    /// opened with, not with new options of the same seed (those would repeat its ids).
+    pub fn deterministic_for_tests(clock: Arc<dyn Clock>, seed: u64) -> Self {
+        Self { clock, randomness: Randomness::deterministic_for_tests(seed), ..Self::default() }
     }
 }
 
@@ -159,6 +177,7 @@ pub struct Device {
     member: MemberId,
     name: RwLock<String>,
     clock: Arc<dyn Clock>,
+    randomness: Randomness,
     listeners: Arc<Listeners>,
 }
 
@@ -198,7 +217,8 @@ impl Device {
                     DeviceIdentity::from_secret(&secret).map_err(store::OpenError::from)?
                 }
                 None => {
-                    let id = DeviceIdentity::generate().map_err(store::OpenError::from)?;
+                    let id = DeviceIdentity::generate_from(&options.randomness)
+                        .map_err(store::OpenError::from)?;
                     store::meta_put(&tx, "device_secret", &id.secret_bytes())?;
                     id
                 }
@@ -207,7 +227,7 @@ impl Device {
                 Some(b) => MemberId::from_slice(&b)
                     .map_err(|e| store::StoreError::Corrupt(e.to_string()))?,
                 None => {
-                    let m = MemberId::random();
+                    let m = MemberId::random_from(&options.randomness);
                     store::meta_put(&tx, "member_id", m.as_bytes())?;
                     m
                 }
@@ -227,6 +247,7 @@ impl Device {
             member,
             name: RwLock::new(name),
             clock: options.clock,
+            randomness: options.randomness,
             listeners: Arc::default(),
         };
         if needs_reindex {
@@ -319,7 +340,7 @@ impl Device {
         kind: DocKind,
         init: impl FnOnce(&mut AutoCommit, DocId, &Author, Timestamp) -> Result<(), DocError>,
     ) -> Result<DocId, Error> {
-        let id = DocId::random();
+        let id = DocId::random_from(&self.randomness);
         let mut doc = doc::new_doc(&self.device_key());
         init(&mut doc, id, &self.author(), self.now())?;
         let mut w = self.writer.lock();
@@ -500,7 +521,9 @@ impl Device {
                 due: due.map(|d| model::date("due date", &d)).transpose()?,
             },
         };
-        self.edit(id, DocKind::Case, |d, _, now| Ok(doc::add_case_item(d, &item, now)?))
+        self.edit(id, DocKind::Case, |d, _, now| {
+            Ok(doc::add_case_item(d, &item, now, &self.randomness)?)
+        })
     }
 
     /// Marks an agreement of a case done or open.
@@ -528,7 +551,7 @@ impl Device {
     pub fn add_note(&self, case: DocId, note: NewNote) -> Result<NoteId, Error> {
         model::required_text("note text", &note.text)?;
         let author = self.author();
-        let id = NoteId::random();
+        let id = NoteId::random_from(&self.randomness);
         self.edit(case, DocKind::Case, |d, touched, now| {
             doc::add_note(d, id, note.kind, &note.text, &author, now)?;
             touched.known.push(Note {
@@ -551,7 +574,8 @@ impl Device {
             model::required_text("note text", &n.text)?;
         }
         let author = self.author();
-        let ids: Vec<NoteId> = notes.iter().map(|_| NoteId::random()).collect();
+        let ids: Vec<NoteId> =
+            notes.iter().map(|_| NoteId::random_from(&self.randomness)).collect();
         self.edit(case, DocKind::Case, |d, touched, now| {
             let batch: Vec<(NoteId, model::NoteKind, &str)> =
                 ids.iter().zip(&notes).map(|(id, n)| (*id, n.kind, n.text.as_str())).collect();
@@ -648,7 +672,7 @@ impl Device {
             networks: &input.networks,
         };
         self.create(DocKind::LearningPoint, |d, id, a, now| {
-            doc::create_learning_point(d, id, &init, a, now)
+            doc::create_learning_point(d, id, &init, a, now, &self.randomness)
         })
     }
 
@@ -678,7 +702,7 @@ impl Device {
             add_tags: model::tags(&u.add_tags)?,
         };
         self.edit(id, DocKind::LearningPoint, |d, _, now| {
-            Ok(doc::update_learning_point(d, &change, now)?)
+            Ok(doc::update_learning_point(d, &change, now, &self.randomness)?)
         })?;
         Ok(())
     }
@@ -709,7 +733,9 @@ impl Device {
             participants: &participants,
             agenda: &input.agenda,
         };
-        self.create(DocKind::Meeting, |d, id, a, now| doc::create_meeting(d, id, &init, a, now))
+        self.create(DocKind::Meeting, |d, id, a, now| {
+            doc::create_meeting(d, id, &init, a, now, &self.randomness)
+        })
     }
 
     /// Changes a meeting.
@@ -736,7 +762,9 @@ impl Device {
                 })
                 .collect::<Result<_, ValidationError>>()?,
         };
-        self.edit(id, DocKind::Meeting, |d, _, now| Ok(doc::update_meeting(d, &change, now)?))?;
+        self.edit(id, DocKind::Meeting, |d, _, now| {
+            Ok(doc::update_meeting(d, &change, now, &self.randomness)?)
+        })?;
         Ok(())
     }
 
@@ -903,6 +931,16 @@ impl Device {
 
     /// A whole document, saved (compressed).
     pub fn export_document(&self, id: DocId) -> Result<Vec<u8>, Error> {
+        {
+            // A document stored as one snapshot is sent as stored: no load, no save. (Its
+            // bytes were loaded and checked when they were written.)
+            let w = self.writer.lock();
+            let state = store::doc_state(&w.conn, id)?
+                .ok_or(Error::NotFound { kind: "document", id: id.to_string() })?;
+            if state.chunk_count == 1 {
+                return Ok(store::load_bytes(&w.conn, id)?);
+            }
+        }
         let kind = self.kind_of(id)?;
         self.read(id, kind, |d| Ok(d.save()))
     }
@@ -919,8 +957,31 @@ impl Device {
     /// Derived tables are updated in the same transaction, exactly as for local edits.
     pub fn merge_document(&self, bytes: &[u8]) -> Result<MergeOutcome, Error> {
         let incoming = doc::load(bytes, &self.device_key()).map_err(Error::Merge)?;
+        self.merge_loaded(incoming, bytes)
+    }
+
+    /// Merges a whole document already loaded from `bytes` (loaded once: loading is the
+    /// expensive part of receiving a document).
+    pub(crate) fn merge_loaded(
+        &self,
+        incoming: AutoCommit,
+        bytes: &[u8],
+    ) -> Result<MergeOutcome, Error> {
         let header = doc::header(&incoming).map_err(Error::Merge)?;
-        self.merge_into(header.id, Some(header.kind), bytes)
+        let id = header.id;
+        let mut w = self.writer.lock();
+        let result = guard(|| {
+            self.merge_locked(&mut w, id, Some(header.kind), bytes, Some((incoming, None)))
+        });
+        if result.is_err() {
+            w.cache.pop(&id);
+        }
+        drop(w);
+        let outcome = result?;
+        if outcome.changed {
+            self.notify(&[id]);
+        }
+        Ok(outcome)
     }
 
     /// Merges changes into a document this device already holds.
@@ -935,7 +996,7 @@ impl Device {
         bytes: &[u8],
     ) -> Result<MergeOutcome, Error> {
         let mut w = self.writer.lock();
-        let result = guard(|| self.merge_locked(&mut w, id, kind, bytes));
+        let result = guard(|| self.merge_locked(&mut w, id, kind, bytes, None));
         if result.is_err() {
             w.cache.pop(&id);
         }
@@ -953,62 +1014,17 @@ impl Device {
         id: DocId,
         kind: Option<DocKind>,
         bytes: &[u8],
+        preloaded: Option<(AutoCommit, Option<Derived>)>,
     ) -> Result<MergeOutcome, Error> {
         let key = self.device_key();
         let Writer { conn, cache } = w;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let state = store::doc_state(&tx, id)?;
-        let (cached, state) = match state {
-            Some(state) => {
-                if kind.is_some_and(|k| k != state.kind) {
-                    return Err(Error::Merge(DocError::WrongKind {
-                        id: id.to_string(),
-                        found: kind.unwrap_or(state.kind),
-                        expected: state.kind,
-                    }));
-                }
-                let cached = load_cached(cache, &tx, id, &state, &key)?;
-                if bytes.is_empty() {
-                    return Ok(MergeOutcome { doc_id: id, kind: state.kind, changed: false });
-                }
-                doc::apply_chunks(&mut cached.doc, bytes).map_err(Error::Merge)?;
-                // Changes whose predecessors are missing would wait in Automerge's queue, in
-                // memory only: refuse them so the sender knows they did not land.
-                let missing = cached.doc.get_missing_deps(&[]).len();
-                if missing > 0 {
-                    return Err(Error::Merge(DocError::MissingDependencies(missing)));
-                }
-                (cached, state)
-            }
-            None => {
-                let kind = kind.ok_or(Error::NotFound { kind: "document", id: id.to_string() })?;
-                let mut doc = doc::load(bytes, &key).map_err(Error::Merge)?;
-                let heads = doc.get_heads();
-                let saved_state = {
-                    let mut d = doc;
-                    let snapshot = d.save();
-                    store::insert_document(&tx, id, kind, &snapshot, &heads_bytes(&heads))?;
-                    cache.put(id, Cached { doc: d, persisted: heads });
-                    store::doc_state(&tx, id)?
-                        .ok_or(Error::NotFound { kind: "document", id: id.to_string() })?
-                };
-                let cached = cache
-                    .get_mut(&id)
-                    .ok_or(Error::NotFound { kind: "document", id: id.to_string() })?;
-                check_merged(&cached.doc, id, kind)?;
-                index_doc(&tx, &cached.doc, kind, Notes::All).map_err(as_merge_error)?;
-                tx.commit()?;
-                return Ok(MergeOutcome { doc_id: id, kind: saved_state.kind, changed: true });
-            }
-        };
-        check_merged(&cached.doc, id, state.kind)?;
-        let changed = persist(&tx, id, &state, cached)?;
-        if changed {
-            index_doc(&tx, &cached.doc, state.kind, Notes::All).map_err(as_merge_error)?;
+        let outcome = merge_in(&tx, cache, &key, id, kind, bytes, preloaded)?;
+        if outcome.changed {
             tx.commit()?;
-            cached.persisted = cached.doc.get_heads();
+            mark_persisted(cache, id);
         }
-        Ok(MergeOutcome { doc_id: id, kind: state.kind, changed })
+        Ok(outcome)
     }
 
     // -----------------------------------------------------------------------------------------
@@ -1096,6 +1112,75 @@ fn as_merge_error(e: Error) -> Error {
 }
 
 /// A merged document must still be the same document, of the same kind, readable by us.
+/// After a commit: the cached document's state is what the store now holds.
+fn mark_persisted(cache: &mut LruCache<DocId, Cached>, id: DocId) {
+    if let Some(c) = cache.get_mut(&id) {
+        c.persisted = c.doc.get_heads();
+    }
+}
+
+/// Merges `bytes` (whole document or changes) into document `id` inside `tx`, without
+/// committing. The caller commits and then calls [`mark_persisted`], or drops the cache entry
+/// on error.
+fn merge_in(
+    tx: &Transaction<'_>,
+    cache: &mut LruCache<DocId, Cached>,
+    key: &DeviceKey,
+    id: DocId,
+    kind: Option<DocKind>,
+    bytes: &[u8],
+    preloaded: Option<(AutoCommit, Option<Derived>)>,
+) -> Result<MergeOutcome, Error> {
+    let state = store::doc_state(tx, id)?;
+    let (cached, state) = match state {
+        Some(state) => {
+            if kind.is_some_and(|k| k != state.kind) {
+                return Err(Error::Merge(DocError::WrongKind {
+                    id: id.to_string(),
+                    found: kind.unwrap_or(state.kind),
+                    expected: state.kind,
+                }));
+            }
+            let cached = load_cached(cache, tx, id, &state, key)?;
+            if bytes.is_empty() {
+                return Ok(MergeOutcome { doc_id: id, kind: state.kind, changed: false });
+            }
+            doc::apply_chunks(&mut cached.doc, bytes).map_err(Error::Merge)?;
+            // Changes whose predecessors are missing would wait in Automerge's queue, in
+            // memory only: refuse them so the sender knows they did not land.
+            let missing = cached.doc.get_missing_deps(&[]).len();
+            if missing > 0 {
+                return Err(Error::Merge(DocError::MissingDependencies(missing)));
+            }
+            (cached, state)
+        }
+        None => {
+            let kind = kind.ok_or(Error::NotFound { kind: "document", id: id.to_string() })?;
+            let (mut doc, derived) = match preloaded {
+                Some(d) => d,
+                None => (doc::load(bytes, key).map_err(Error::Merge)?, None),
+            };
+            check_merged(&doc, id, kind)?;
+            let heads = doc.get_heads();
+            // The bytes loaded whole (a partial load is an error), so they are the document:
+            // stored as they came, without saving it again.
+            store::insert_document(tx, id, kind, bytes, &heads_bytes(&heads))?;
+            match derived {
+                Some(d) => write_derived(tx, &d).map_err(as_merge_error)?,
+                None => index_doc(tx, &doc, kind, Notes::All).map_err(as_merge_error)?,
+            }
+            cache.put(id, Cached { doc, persisted: heads });
+            return Ok(MergeOutcome { doc_id: id, kind, changed: true });
+        }
+    };
+    check_merged(&cached.doc, id, state.kind)?;
+    let changed = persist(tx, id, &state, cached)?;
+    if changed {
+        index_doc(tx, &cached.doc, state.kind, Notes::All).map_err(as_merge_error)?;
+    }
+    Ok(MergeOutcome { doc_id: id, kind: state.kind, changed })
+}
+
 fn check_merged(doc: &AutoCommit, id: DocId, kind: DocKind) -> Result<(), Error> {
     let h = doc::header(doc).map_err(Error::Merge)?;
     if h.id != id {
@@ -1185,18 +1270,47 @@ fn index_doc(
                 store::index_notes(tx, &rows)?;
             }
             Notes::Some(_) => store::index_case(tx, &doc::read_case(doc)?)?,
-            Notes::All => {
-                let case = doc::read_case(doc)?;
-                store::index_case(tx, &case)?;
-                let rows = doc::read_notes(doc, case.id)?;
-                let ids: Vec<NoteId> = rows.iter().map(|n| n.id).collect();
-                store::remove_other_notes(tx, case.id, &ids)?;
-                store::index_notes(tx, &rows)?;
-            }
+            Notes::All => write_derived(tx, &derive(doc, kind)?)?,
         },
-        DocKind::LearningPoint => store::index_learning_point(tx, &doc::read_learning_point(doc)?)?,
-        DocKind::Meeting => store::index_meeting(tx, &doc::read_meeting(doc)?)?,
-        DocKind::Network => store::index_network(tx, &doc::read_network(doc)?)?,
+        kind => write_derived(tx, &derive(doc, kind)?)?,
+    }
+    Ok(())
+}
+
+/// Everything the derived tables hold about one document, read from it (no database).
+pub(crate) enum Derived {
+    Case(Box<Case>, Vec<Note>),
+    LearningPoint(Box<LearningPoint>),
+    Meeting(Box<Meeting>),
+    Network(Network),
+}
+
+/// Reads a document's derived rows; pure, so several documents can be read in parallel.
+pub(crate) fn derive(doc: &AutoCommit, kind: DocKind) -> Result<Derived, DocError> {
+    Ok(match kind {
+        DocKind::Case => {
+            let case = doc::read_case(doc)?;
+            let notes = doc::read_notes(doc, case.id)?;
+            Derived::Case(Box::new(case), notes)
+        }
+        DocKind::LearningPoint => Derived::LearningPoint(Box::new(doc::read_learning_point(doc)?)),
+        DocKind::Meeting => Derived::Meeting(Box::new(doc::read_meeting(doc)?)),
+        DocKind::Network => Derived::Network(doc::read_network(doc)?),
+    })
+}
+
+/// Writes a document's derived rows (replacing what was there).
+fn write_derived(tx: &Transaction<'_>, d: &Derived) -> Result<(), Error> {
+    match d {
+        Derived::Case(case, rows) => {
+            store::index_case(tx, case)?;
+            let ids: Vec<NoteId> = rows.iter().map(|n| n.id).collect();
+            store::remove_other_notes(tx, case.id, &ids)?;
+            store::index_notes(tx, rows)?;
+        }
+        Derived::LearningPoint(lp) => store::index_learning_point(tx, lp)?,
+        Derived::Meeting(m) => store::index_meeting(tx, m)?,
+        Derived::Network(n) => store::index_network(tx, n)?,
     }
     Ok(())
 }

@@ -25,7 +25,7 @@ use automerge::{
 use autosurgeon::{Hydrate, Reconcile, Text, hydrate_prop, reconcile_prop};
 
 use crate::{
-    ids::{DeviceKey, DocId, ItemId, MemberId, NoteId},
+    ids::{DeviceKey, DocId, ItemId, MemberId, NoteId, Randomness},
     model::{
         Agreement, Author, CAIMER_FIELDS, Caimer, Case, CaseActor, CaseItem, CaseStatus, Conflict,
         Consent, ConsentStatus, DocKind, LearningPoint, LearningPointStatus, Meeting, Member,
@@ -609,8 +609,9 @@ fn put_agreement(
     owner: &str,
     due: Option<&str>,
     now: Timestamp,
+    ids: &Randomness,
 ) -> Result<ItemId, DocError> {
-    let id = ItemId::random();
+    let id = ItemId::random_from(ids);
     let a = AgreementDoc {
         text: text.to_string(),
         owner: owner.to_string(),
@@ -769,13 +770,14 @@ pub fn update_case(doc: &mut AutoCommit, c: &CaseChange, now: Timestamp) -> Resu
     Ok(true)
 }
 
-/// Adds an item (opgave, turning point, actor, agreement) to a case.
+/// Adds an item (opgave, turning point, actor, agreement) to a case; its id comes from `ids`.
 pub fn add_case_item(
     doc: &mut AutoCommit,
     item: &CaseItem,
     now: Timestamp,
+    ids: &Randomness,
 ) -> Result<ItemId, DocError> {
-    let id = ItemId::random();
+    let id = ItemId::random_from(ids);
     let key = id.to_string();
     let message = match item {
         CaseItem::Opgave { text } => {
@@ -1068,6 +1070,7 @@ pub fn create_learning_point(
     init: &LearningPointInit<'_>,
     author: &Author,
     now: Timestamp,
+    ids: &Randomness,
 ) -> Result<(), DocError> {
     put_root_header(doc, id, DocKind::LearningPoint, now)?;
     put_author(doc, &ROOT, "created_by", author)?;
@@ -1078,7 +1081,7 @@ pub fn create_learning_point(
     let sources = new_map(doc, &ROOT, "sources")?;
     for (i, s) in init.sources.iter().enumerate() {
         let item = TextItemDoc { text: s.clone(), at: now * 1000 + i as i64 };
-        reconcile_prop(doc, &sources, ItemId::random().to_string().as_str(), item)?;
+        reconcile_prop(doc, &sources, ItemId::random_from(ids).to_string().as_str(), item)?;
     }
     new_map(doc, &ROOT, "perspectives")?;
     doc.put(ROOT, "status", LearningPointStatus::Proposed.as_str())?;
@@ -1118,6 +1121,7 @@ pub fn update_learning_point(
     doc: &mut AutoCommit,
     c: &LearningPointChange,
     now: Timestamp,
+    ids: &Randomness,
 ) -> Result<bool, DocError> {
     let mut what = Vec::new();
     if let Some(t) = &c.title {
@@ -1145,7 +1149,7 @@ pub fn update_learning_point(
         let sources = child(doc, &ROOT, "sources")?;
         for (i, s) in c.add_sources.iter().enumerate() {
             let item = TextItemDoc { text: s.clone(), at: now * 1000 + i as i64 };
-            reconcile_prop(doc, &sources, ItemId::random().to_string().as_str(), item)?;
+            reconcile_prop(doc, &sources, ItemId::random_from(ids).to_string().as_str(), item)?;
         }
         what.push("sources".to_string());
     }
@@ -1158,7 +1162,7 @@ pub fn update_learning_point(
                 text: text.clone(),
                 at: now * 1000 + i as i64,
             };
-            reconcile_prop(doc, &obj, ItemId::random().to_string().as_str(), p)?;
+            reconcile_prop(doc, &obj, ItemId::random_from(ids).to_string().as_str(), p)?;
         }
         what.push("perspectives".to_string());
     }
@@ -1237,6 +1241,7 @@ fn add_participants(
     doc: &mut AutoCommit,
     names: &[String],
     now: Timestamp,
+    ids: &Randomness,
 ) -> Result<(), DocError> {
     let obj = child(doc, &ROOT, "participants")?;
     let existing: Vec<String> = doc
@@ -1247,7 +1252,7 @@ fn add_participants(
     for (i, name) in names.iter().enumerate() {
         if !existing.contains(name) {
             let p = ParticipantDoc { name: name.clone(), at: now * 1000 + i as i64 };
-            reconcile_prop(doc, &obj, ItemId::random().to_string().as_str(), p)?;
+            reconcile_prop(doc, &obj, ItemId::random_from(ids).to_string().as_str(), p)?;
         }
     }
     Ok(())
@@ -1260,6 +1265,7 @@ pub fn create_meeting(
     init: &MeetingInit<'_>,
     author: &Author,
     now: Timestamp,
+    ids: &Randomness,
 ) -> Result<(), DocError> {
     put_root_header(doc, id, DocKind::Meeting, now)?;
     put_author(doc, &ROOT, "created_by", author)?;
@@ -1270,7 +1276,7 @@ pub fn create_meeting(
     doc.put(ROOT, "date", init.date)?;
     doc.put(ROOT, "place", init.place)?;
     new_map(doc, &ROOT, "participants")?;
-    add_participants(doc, init.participants, now)?;
+    add_participants(doc, init.participants, now, ids)?;
     let agenda = new_map(doc, &ROOT, "agenda")?;
     ordered_refs(doc, &agenda, init.agenda, now)?;
     put_text(doc, &ROOT, "minutes", "")?;
@@ -1302,6 +1308,7 @@ pub fn update_meeting(
     doc: &mut AutoCommit,
     c: &MeetingChange,
     now: Timestamp,
+    ids: &Randomness,
 ) -> Result<bool, DocError> {
     let mut what = Vec::new();
     if let Some(p) = &c.place {
@@ -1313,7 +1320,7 @@ pub fn update_meeting(
         what.push("minutes");
     }
     if !c.add_participants.is_empty() {
-        add_participants(doc, &c.add_participants, now)?;
+        add_participants(doc, &c.add_participants, now, ids)?;
         what.push("participants");
     }
     if !c.add_agenda.is_empty() {
@@ -1329,7 +1336,7 @@ pub fn update_meeting(
     if !c.add_agreements.is_empty() {
         let obj = child(doc, &ROOT, "agreements")?;
         for (i, (text, owner, due)) in c.add_agreements.iter().enumerate() {
-            put_agreement(doc, &obj, text, owner, due.as_deref(), now * 1000 + i as i64)?;
+            put_agreement(doc, &obj, text, owner, due.as_deref(), now * 1000 + i as i64, ids)?;
         }
         what.push("agreements");
     }

@@ -6,7 +6,7 @@
 
 use ed25519_dalek::SigningKey;
 
-use crate::ids::DeviceKey;
+use crate::ids::{DeviceKey, Randomness};
 
 /// Why a device identity could not be made or read.
 #[derive(Debug, thiserror::Error)]
@@ -36,10 +36,15 @@ impl std::fmt::Debug for DeviceIdentity {
 }
 
 impl DeviceIdentity {
-    /// A new random identity.
+    /// A new random identity, from the OS random source.
     pub fn generate() -> Result<Self, IdentityError> {
-        let mut secret = [0u8; 32];
-        getrandom::fill(&mut secret).map_err(|e| IdentityError::Random(e.to_string()))?;
+        Self::generate_from(&Randomness::os())
+    }
+
+    /// A new identity from `source`: the OS random source in apps; a seeded one
+    /// ([`Randomness::deterministic_for_tests`]) only in tests, where the secret is public.
+    pub fn generate_from(source: &Randomness) -> Result<Self, IdentityError> {
+        let secret = source.secret_bytes().map_err(|e| IdentityError::Random(e.to_string()))?;
         Ok(Self { signing: SigningKey::from_bytes(&secret) })
     }
 
@@ -79,5 +84,17 @@ mod tests {
         let again = DeviceIdentity::from_secret(&id.secret_bytes()).unwrap();
         assert_eq!(id.public_key(), again.public_key());
         assert!(matches!(DeviceIdentity::from_secret(&[1, 2, 3]), Err(IdentityError::Damaged(3))));
+    }
+
+    #[test]
+    fn seeded_identity_replays_and_os_identities_differ() {
+        let seeded = |s| DeviceIdentity::generate_from(&Randomness::deterministic_for_tests(s));
+        assert_eq!(seeded(1).unwrap().public_key(), seeded(1).unwrap().public_key());
+        assert_ne!(seeded(1).unwrap().public_key(), seeded(2).unwrap().public_key());
+        let os = Randomness::os();
+        assert_ne!(
+            DeviceIdentity::generate_from(&os).unwrap().public_key(),
+            DeviceIdentity::generate_from(&os).unwrap().public_key()
+        );
     }
 }

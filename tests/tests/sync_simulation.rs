@@ -1,17 +1,31 @@
 //! Deterministic simulation: 3–8 devices in one network write offline, crash and reopen their
 //! stores, and meet in random pairs over a network that loses (0–30%), duplicates and
 //! reorders frames and cuts sessions after a random number of frames; a session hit by a
-//! fault ends with a typed error and the next one picks up. After a final round of complete sessions every device holds the
-//! same documents with the same heads and shows the same screens, and no acknowledged write
-//! is lost. A failing seed replays exactly: `NABIJ_SIM_SEED=<seed> cargo test --test
-//! sync_simulation`; `NABIJ_SIM_SEEDS=<n>` runs more seeds.
+//! fault ends with a typed error and the next one picks up. After a final round of complete
+//! sessions every device holds the same documents with the same heads and shows the same
+//! screens, and no acknowledged write is lost.
+//!
+//! A failing seed replays exactly, byte for byte:
+//! `NABIJ_SIM_SEED=<seed> cargo test -p nabij-tests --test sync_simulation devices_converge`
+//! runs that seed alone and prints its trace fingerprint (equal in every run of the seed; add
+//! `NABIJ_SIM_DEBUG=1` to see each frame); `NABIJ_SIM_SEEDS=<n>` runs seeds `0..n`.
+//!
+//! Everything a run depends on comes from the seed: the operations and faults (a SplitMix64
+//! stream), every timestamp (one [`StepClock`], which Automerge changes are committed with
+//! too), and each device's ids and key ([`DeviceOptions::deterministic_for_tests`], seeded from
+//! the simulation seed and the device's index; never the OS random source). The session keeps
+//! no hashed collections and the simulation runs on one thread, so nothing else varies between
+//! runs; `a_seed_replays_byte_for_byte` runs seeds twice and compares their traces entry by
+//! entry.
+
+use std::hash::{DefaultHasher, Hasher};
 
 use nabij_core::{
-    Device, DocId, NoteId,
+    Device, DeviceOptions, DocId, NoteId,
     model::{NewCase, NewNote, NoteKind},
     sync::Session,
 };
-use nabij_tests::{Rng, StepClock, case_ids, options, screens};
+use nabij_tests::{Rng, StepClock, case_ids, screens};
 
 const WORDS: &[&str] = &["wasmachine", "school", "huisarts", "schuld", "buurthuis"];
 
@@ -30,9 +44,43 @@ struct Faults {
 
 const CLEAN: Faults = Faults { cut: None, loss: 0, dup: 0, reorder: 0 };
 
+/// What a run did: a fingerprint of every frame delivered (and which way it went), of how each
+/// session ended, and of every device's documents and heads at the end. Two runs of one seed
+/// must leave equal traces.
+#[derive(Debug, Default, PartialEq)]
+struct Trace(Vec<u64>);
+
+impl Trace {
+    fn record(&mut self, parts: &[&[u8]]) {
+        // SipHash with fixed keys: the same in every process of one build, which is all a
+        // comparison between two runs needs.
+        let mut h = DefaultHasher::new();
+        for p in parts {
+            h.write_usize(p.len());
+            h.write(p);
+        }
+        self.0.push(h.finish());
+    }
+
+    /// All entries in one number, to compare runs in two processes by eye.
+    fn fingerprint(&self) -> u64 {
+        let mut h = DefaultHasher::new();
+        for e in &self.0 {
+            h.write_u64(*e);
+        }
+        h.finish()
+    }
+}
+
 /// Runs a session between `x` and `y` under `faults`; whether it completed. A fault makes the
 /// receiving session fail with a typed error (or stall); either way the connection is dropped.
-fn meet(x: &Device, y: &Device, faults: Faults, rng: &mut Rng) -> bool {
+fn meet(x: &Device, y: &Device, faults: Faults, rng: &mut Rng, trace: &mut Trace) -> bool {
+    let completed = meet_inner(x, y, faults, rng, trace);
+    trace.record(&[b"end", &[u8::from(completed)]]);
+    completed
+}
+
+fn meet_inner(x: &Device, y: &Device, faults: Faults, rng: &mut Rng, trace: &mut Trace) -> bool {
     let mut sx = Session::new(x.device_key(), y.device_key(), 0);
     let mut sy = Session::new(y.device_key(), x.device_key(), 0);
     let (mut xs, mut ys) = (x, y);
@@ -69,6 +117,7 @@ fn meet(x: &Device, y: &Device, faults: Faults, rng: &mut Rng) -> bool {
                 }
             }
             for f in delivered {
+                trace.record(&[to.peer().as_bytes(), &f]);
                 if std::env::var("NABIJ_SIM_DEBUG").is_ok()
                     && let Ok((_, m)) = nabij_core::sync::frame::decode_body(&f[4..])
                 {
@@ -103,8 +152,9 @@ fn meet(x: &Device, y: &Device, faults: Faults, rng: &mut Rng) -> bool {
     false
 }
 
-fn simulate(seed: u64) {
+fn simulate(seed: u64) -> Trace {
     let mut rng = Rng::new(seed);
+    let mut trace = Trace::default();
     // Thousands of seeds: keep the stores in memory-backed tmpfs where there is one (fsync
     // costs nothing there; durability is the crash test's business, not this one's).
     let shm = std::path::Path::new("/dev/shm");
@@ -113,7 +163,15 @@ fn simulate(seed: u64) {
     let clock = StepClock::new(1_700_000_000_000);
     let count = 3 + rng.below(6) as usize;
     let paths: Vec<_> = (0..count).map(|i| dir.path().join(format!("d{i}.db"))).collect();
-    let open = |i: usize| Device::open_with(&paths[i], options(clock.clone())).expect("open");
+    // One options value per device, cloned for every open: its ids continue one stream across
+    // crashes instead of starting over (which would hand out the same ids again).
+    let opts: Vec<DeviceOptions> = (0..count)
+        .map(|i| {
+            let device_seed = seed.wrapping_mul(16).wrapping_add(i as u64);
+            DeviceOptions::deterministic_for_tests(clock.clone(), device_seed)
+        })
+        .collect();
+    let open = |i: usize| Device::open_with(&paths[i], opts[i].clone()).expect("open");
     let mut devices: Vec<Device> = (0..count).map(open).collect();
     let n = devices[0].create_network("Wijknetwerk Oost").expect("network");
     for i in 1..count {
@@ -160,7 +218,7 @@ fn simulate(seed: u64) {
                 let other = (who + 1 + rng.below(count as u64 - 1) as usize) % count;
                 let mut f = faults;
                 f.cut = if rng.below(2) == 0 { Some(1 + rng.below(12) as usize) } else { None };
-                meet(&devices[who], &devices[other], f, &mut rng);
+                meet(&devices[who], &devices[other], f, &mut rng, &mut trace);
             }
         }
     }
@@ -168,7 +226,7 @@ fn simulate(seed: u64) {
     for _ in 0..2 {
         for i in 1..count {
             assert!(
-                meet(&devices[0], &devices[i], CLEAN, &mut rng),
+                meet(&devices[0], &devices[i], CLEAN, &mut rng, &mut trace),
                 "seed {seed}: clean session to {i} incomplete"
             );
             if std::env::var("NABIJ_SIM_DEBUG").is_ok() {
@@ -209,12 +267,23 @@ fn simulate(seed: u64) {
             assert!(note.text.starts_with(text.as_str()), "seed {seed}: note text lost its start");
         }
     }
+    for d in &devices {
+        trace.record(&[b"device", d.device_key().as_bytes(), d.member_id().as_bytes()]);
+        for (id, _) in d.document_ids().expect("ids") {
+            let mut heads = d.heads(id).expect("heads");
+            heads.sort();
+            let heads: Vec<u8> = heads.iter().flat_map(|h| h.0).collect();
+            trace.record(&[id.as_bytes(), &heads, &d.export_document(id).expect("export")]);
+        }
+    }
+    trace
 }
 
 #[test]
 fn devices_converge_through_faults_and_crashes() {
-    if let Some(seed) = std::env::var("NABIJ_SIM_SEED").ok().and_then(|s| s.parse().ok()) {
-        simulate(seed);
+    if let Some(seed) = env_seed() {
+        let trace = simulate(seed);
+        eprintln!("seed {seed}: trace {:016x} ({} entries)", trace.fingerprint(), trace.0.len());
         return;
     }
     let seeds: u64 =
@@ -225,5 +294,28 @@ fn devices_converge_through_faults_and_crashes() {
         if std::env::var("NABIJ_SIM_DEBUG").is_ok() {
             eprintln!("seed {seed}: {:?}", t.elapsed());
         }
+    }
+}
+
+fn env_seed() -> Option<u64> {
+    std::env::var("NABIJ_SIM_SEED").ok().and_then(|s| s.parse().ok())
+}
+
+/// The replay promise itself: the same seed twice, in one process (so with fresh hasher seeds
+/// for any hashed collection, and another temporary directory), gives the same frames in the
+/// same order and the same documents, byte for byte.
+#[test]
+fn a_seed_replays_byte_for_byte() {
+    let seeds: Vec<u64> = match env_seed() {
+        Some(seed) => vec![seed],
+        None => vec![0, 1, 7, 42, 999],
+    };
+    for seed in seeds {
+        let (a, b) = (simulate(seed), simulate(seed));
+        if let Some(i) = a.0.iter().zip(&b.0).position(|(x, y)| x != y) {
+            panic!("seed {seed}: runs diverge at trace entry {i} of {}", a.0.len());
+        }
+        assert_eq!(a.0.len(), b.0.len(), "seed {seed}: one run went on longer");
+        assert!(a.0.len() > 10, "seed {seed}: the trace recorded next to nothing");
     }
 }

@@ -9,7 +9,10 @@ use automerge::{
 };
 use rusqlite::TransactionBehavior;
 
-use super::{Device, Notes, Writer, check_merged, guard, index_doc, load_cached, persist};
+use super::{
+    Derived, Device, Notes, Writer, check_merged, derive, guard, index_doc, load_cached,
+    mark_persisted, merge_in, persist,
+};
 use crate::{
     doc::{self, DocError},
     error::Error,
@@ -88,6 +91,115 @@ impl Device {
     }
 }
 
+impl Device {
+    /// Loads a whole document a peer sent and checks that it is `doc` and belongs to
+    /// `network` (loaded once; the store keeps the loaded document).
+    fn check_import(
+        &self,
+        network: DocId,
+        doc: DocId,
+        bytes: &[u8],
+    ) -> Result<AutoCommit, StoreFailure> {
+        let incoming = doc::load(bytes, &self.device_key())
+            .map_err(|e| StoreFailure::Refused(e.to_string()))?;
+        let h = doc::header(&incoming).map_err(|e| StoreFailure::Refused(e.to_string()))?;
+        if h.id != doc {
+            return Err(StoreFailure::Refused(format!("document {} sent as {doc}", h.id)));
+        }
+        if !belongs_to(&incoming, network).map_err(|e| StoreFailure::Refused(e.to_string()))? {
+            return Err(StoreFailure::Refused(format!(
+                "document {doc} is not shared with that network"
+            )));
+        }
+        Ok(incoming)
+    }
+}
+
+/// A received document, loaded and checked, with its derived rows.
+type Prepared = (AutoCommit, Option<Derived>);
+
+impl Device {
+    /// Stores whole documents a peer sent, in one transaction (one fsync and one full-text
+    /// index flush for the lot). Loading, checking and reading each document's rows is pure
+    /// CPU and most of the cost: worker threads do it while this thread writes the documents
+    /// already prepared, so both cores work. All or nothing: one refused document refuses the
+    /// batch.
+    fn import_batch(&self, docs: &[(DocId, DocId, Vec<u8>)]) -> Result<(), StoreFailure> {
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
+        let key = self.device_key();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let mut written: Vec<DocId> = Vec::with_capacity(docs.len());
+        let mut w = self.writer.lock();
+        let result = std::thread::scope(|scope| {
+            let (tx, rx) =
+                std::sync::mpsc::sync_channel::<(usize, Result<Prepared, StoreFailure>)>(16);
+            for _ in 0..workers {
+                let (tx, next) = (tx.clone(), &next);
+                scope.spawn(move || {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((network, doc, bytes)) = docs.get(i) else { break };
+                        // A closed channel means the writer gave up: stop.
+                        if tx.send((i, self.prepare_import(*network, *doc, bytes))).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(tx);
+            let Writer { conn, cache } = &mut *w;
+            let txn = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(|e| StoreFailure::Storage(e.to_string()))?;
+            let mut outcomes = Vec::with_capacity(docs.len());
+            for (i, prepared) in rx.iter().take(docs.len()) {
+                let (doc, derived) = prepared?;
+                let bytes = docs[i].2.as_slice();
+                let (id, kind) = (
+                    docs[i].1,
+                    doc::header(&doc).map_err(|e| StoreFailure::Refused(e.to_string()))?.kind,
+                );
+                written.push(id);
+                let outcome = guard(|| {
+                    merge_in(&txn, cache, &key, id, Some(kind), bytes, Some((doc, derived)))
+                })
+                .map_err(storage)?;
+                outcomes.push(outcome);
+            }
+            if outcomes.len() != docs.len() {
+                return Err(StoreFailure::Storage("a document loader stopped early".into()));
+            }
+            txn.commit().map_err(|e| StoreFailure::Storage(e.to_string()))?;
+            for o in &outcomes {
+                mark_persisted(cache, o.doc_id);
+            }
+            Ok(outcomes)
+        });
+        if result.is_err() {
+            for id in &written {
+                w.cache.pop(id);
+            }
+        }
+        drop(w);
+        let changed: Vec<DocId> = result?.iter().filter(|o| o.changed).map(|o| o.doc_id).collect();
+        self.notify(&changed);
+        Ok(())
+    }
+
+    fn prepare_import(
+        &self,
+        network: DocId,
+        doc: DocId,
+        bytes: &[u8],
+    ) -> Result<Prepared, StoreFailure> {
+        let loaded = self.check_import(network, doc, bytes)?;
+        let kind = doc::header(&loaded).map_err(|e| StoreFailure::Refused(e.to_string()))?.kind;
+        // Rows that cannot be read make the merge refuse the document later, with its error.
+        let derived = derive(&loaded, kind).ok();
+        Ok((loaded, derived))
+    }
+}
+
 impl SyncStore for &Device {
     fn shared_networks(&mut self, peer: &DeviceKey) -> Result<Vec<DocId>, StoreFailure> {
         store::shared_networks(&self.reader.lock(), &self.device_key(), peer)
@@ -110,18 +222,12 @@ impl SyncStore for &Device {
     }
 
     fn import(&mut self, network: DocId, doc: DocId, bytes: &[u8]) -> Result<(), StoreFailure> {
-        let incoming = doc::load(bytes, &self.device_key())
-            .map_err(|e| StoreFailure::Refused(e.to_string()))?;
-        let h = doc::header(&incoming).map_err(|e| StoreFailure::Refused(e.to_string()))?;
-        if h.id != doc {
-            return Err(StoreFailure::Refused(format!("document {} sent as {doc}", h.id)));
-        }
-        if !belongs_to(&incoming, network).map_err(|e| StoreFailure::Refused(e.to_string()))? {
-            return Err(StoreFailure::Refused(format!(
-                "document {doc} is not shared with that network"
-            )));
-        }
-        self.merge_document(bytes).map(|_| ()).map_err(storage)
+        let incoming = self.check_import(network, doc, bytes)?;
+        self.merge_loaded(incoming, bytes).map(|_| ()).map_err(storage)
+    }
+
+    fn import_many(&mut self, docs: Vec<(DocId, DocId, Vec<u8>)>) -> Result<(), StoreFailure> {
+        self.import_batch(&docs)
     }
 
     fn generate(

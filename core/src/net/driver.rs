@@ -27,7 +27,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long the closing exchange may take once both sides are done.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Read buffer per connection.
-const READ_CHUNK: usize = 64 * 1024;
+const READ_CHUNK: usize = 256 * 1024;
 /// Most addresses put on a ticket.
 const MAX_TICKET_ADDRS: usize = 6;
 

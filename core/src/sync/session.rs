@@ -19,7 +19,9 @@
 //!
 //! Any malformed, oversized or out-of-order frame ends the session with a typed error.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+// Ordered collections only: what a session sends must depend on its inputs alone, never on a
+// hasher's per-process seed, so that a simulation seed replays byte for byte.
+use std::collections::{BTreeMap, BTreeSet, VecDeque, btree_map};
 
 use automerge::sync::State;
 
@@ -69,6 +71,11 @@ pub trait SyncStore {
     fn export(&mut self, doc: DocId) -> Result<Vec<u8>, StoreFailure>;
     /// Stores a whole document the peer sent, if it is `doc` and belongs to `network`.
     fn import(&mut self, network: DocId, doc: DocId, bytes: &[u8]) -> Result<(), StoreFailure>;
+    /// Stores several whole documents (network, document, bytes), each checked as
+    /// [`SyncStore::import`] does, ideally in one transaction; all or nothing.
+    fn import_many(&mut self, docs: Vec<(DocId, DocId, Vec<u8>)>) -> Result<(), StoreFailure> {
+        docs.into_iter().try_for_each(|(network, doc, bytes)| self.import(network, doc, &bytes))
+    }
     /// The next Automerge sync message for `doc`, if any.
     fn generate(&mut self, doc: DocId, state: &mut State)
     -> Result<Option<Outgoing>, StoreFailure>;
@@ -165,16 +172,16 @@ pub struct Session {
     /// Networks whose inventory we sent.
     sent_inventory: BTreeSet<DocId>,
     /// The peer's inventories, as received.
-    theirs: BTreeMap<DocId, HashMap<DocId, Vec<[u8; 32]>>>,
+    theirs: BTreeMap<DocId, BTreeMap<DocId, Vec<[u8; 32]>>>,
     /// Documents the peer may name, with their network.
-    allowed: HashMap<DocId, DocId>,
+    allowed: BTreeMap<DocId, DocId>,
     /// Automerge sync state per document.
-    states: HashMap<DocId, State>,
+    states: BTreeMap<DocId, State>,
     /// Documents waiting to generate a sync message, in priority order.
     pending: VecDeque<DocId>,
-    queued: HashSet<DocId>,
+    queued: BTreeSet<DocId>,
     /// Documents with a sync message sent and no answer yet.
-    in_flight: HashSet<DocId>,
+    in_flight: BTreeSet<DocId>,
     /// Documents that needed an exchange, and those finished.
     needed: BTreeSet<DocId>,
     finished: BTreeSet<DocId>,
@@ -193,6 +200,8 @@ pub struct Session {
     /// Documents this side sent whole or sent changes of; documents the peer changed here.
     sent_docs: BTreeSet<DocId>,
     updated_docs: BTreeSet<DocId>,
+    /// Whole documents received in this round, not stored yet: (network, document, bytes).
+    incoming: Vec<(DocId, DocId, Vec<u8>)>,
 }
 
 fn doc_id(w: &WireDocId) -> DocId {
@@ -229,11 +238,11 @@ impl Session {
             mine: BTreeMap::new(),
             sent_inventory: BTreeSet::new(),
             theirs: BTreeMap::new(),
-            allowed: HashMap::new(),
-            states: HashMap::new(),
+            allowed: BTreeMap::new(),
+            states: BTreeMap::new(),
             pending: VecDeque::new(),
-            queued: HashSet::new(),
-            in_flight: HashSet::new(),
+            queued: BTreeSet::new(),
+            in_flight: BTreeSet::new(),
             needed: BTreeSet::new(),
             finished: BTreeSet::new(),
             send_seq: 0,
@@ -247,6 +256,7 @@ impl Session {
             bytes_received: 0,
             sent_docs: BTreeSet::new(),
             updated_docs: BTreeSet::new(),
+            incoming: Vec::new(),
         };
         s.send(&Message::Hello { protocol: PROTOCOL, device: *me.as_bytes() });
         s
@@ -339,9 +349,19 @@ impl Session {
                 return Err(self.fail(e));
             }
             self.recv_seq += 1;
+            // Whole documents arriving together are stored together; anything else is
+            // handled after them (a sync message may be about one of them).
+            if !matches!(m, Message::Document { .. })
+                && let Err(e) = self.flush_documents(store)
+            {
+                return Err(self.fail(e));
+            }
             if let Err(e) = self.handle(store, m) {
                 return Err(self.fail(e));
             }
+        }
+        if let Err(e) = self.flush_documents(store) {
+            return Err(self.fail(e));
         }
         if let Err(e) = self.pump(store) {
             return Err(self.fail(e));
@@ -435,8 +455,7 @@ impl Session {
             }
             (Phase::Running, Message::Digest { network, digest: theirs }) => {
                 let network = doc_id(&network);
-                if let std::collections::btree_map::Entry::Vacant(entry) = self.mine.entry(network)
-                {
+                if let btree_map::Entry::Vacant(entry) = self.mine.entry(network) {
                     // A network whose roster we hold but which lacks the peer: not answered,
                     // not named. One whose roster we do not hold: the peer is adding us
                     // (joining), or an earlier session was cut before the roster arrived; we
@@ -461,7 +480,7 @@ impl Session {
                 let Some(mine) = self.mine.get(&network).cloned() else {
                     return Ok(());
                 };
-                let theirs: HashMap<DocId, Vec<[u8; 32]>> =
+                let theirs: BTreeMap<DocId, Vec<[u8; 32]>> =
                     docs.into_iter().map(|(d, h)| (doc_id(&d), h)).collect();
                 for doc in theirs.keys() {
                     self.allowed.entry(*doc).or_insert(network);
@@ -506,11 +525,7 @@ impl Session {
                     })
                     .map(|(n, _)| *n)
                     .ok_or_else(|| SyncError::Protocol("a document that was not offered".into()))?;
-                store.import(network, doc, &bytes)?;
-                self.finished.insert(doc);
-                self.updated_docs.insert(doc);
-                self.events.push_back(Event::DocumentUpdated(doc));
-                self.progress();
+                self.incoming.push((network, doc, bytes));
                 Ok(())
             }
             (Phase::Running, Message::Sync { doc, message }) => {
@@ -549,6 +564,23 @@ impl Session {
             }
             (Phase::Closed, _) => Err(SyncError::Closed),
         }
+    }
+
+    /// Stores the whole documents received so far in this round, together.
+    fn flush_documents(&mut self, store: &mut impl SyncStore) -> Result<(), SyncError> {
+        if self.incoming.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.incoming);
+        let ids: Vec<DocId> = batch.iter().map(|(_, d, _)| *d).collect();
+        store.import_many(batch)?;
+        for doc in ids {
+            self.finished.insert(doc);
+            self.updated_docs.insert(doc);
+            self.events.push_back(Event::DocumentUpdated(doc));
+        }
+        self.progress();
+        Ok(())
     }
 
     /// Generates sync messages for pending documents, within the window; says `Done` when
@@ -606,12 +638,12 @@ impl Session {
 
 /// The sync state for `doc`: in memory, else as an earlier session with this peer left it.
 fn state_for<'a>(
-    states: &'a mut HashMap<DocId, State>,
+    states: &'a mut BTreeMap<DocId, State>,
     store: &mut impl SyncStore,
     peer: &DeviceKey,
     doc: DocId,
 ) -> Result<&'a mut State, SyncError> {
-    if let std::collections::hash_map::Entry::Vacant(e) = states.entry(doc) {
+    if let btree_map::Entry::Vacant(e) = states.entry(doc) {
         e.insert(store.load_state(peer, doc)?.unwrap_or_default());
     }
     states.get_mut(&doc).ok_or_else(|| SyncError::Storage("sync state vanished".into()))
