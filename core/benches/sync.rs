@@ -228,6 +228,8 @@ fn sans_io_reconnect(a: &Device, b: &Device) -> (usize, usize) {
     let mut sa = Session::new(a.device_key(), b.device_key(), 0);
     let mut sb = Session::new(b.device_key(), a.device_key(), 0);
     let (mut st_a, mut st_b) = (a, b);
+    sa.start(&mut st_a).expect("start a");
+    sb.start(&mut st_b).expect("start b");
     let mut bytes = 0;
     for round in 0..100 {
         let mut moved = false;

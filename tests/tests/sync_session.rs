@@ -179,6 +179,16 @@ fn concurrent_edits_converge_and_in_sync_devices_reconnect_cheaply() {
     let rounds = p.run().expect("third sync");
     assert!(rounds <= 3, "{rounds} rounds");
     assert!(p.bytes() < 400, "{} bytes for an in-sync reconnect", p.bytes());
+
+    // With the digests sent right behind the hello (what the QUIC driver does): two round
+    // trips, hello + digest, then done.
+    let mut p = Pair::new(&a, &b);
+    let (mut sa, mut sb) = (p.a, p.b);
+    p.sa.start(&mut sa).expect("start");
+    p.sb.start(&mut sb).expect("start");
+    let rounds = p.run().expect("fourth sync");
+    assert_eq!(rounds, 2, "{rounds} round trips");
+    assert!(p.sa.is_complete() && p.sb.is_complete());
 }
 
 #[test]

@@ -84,6 +84,14 @@ fn meet_inner(x: &Device, y: &Device, faults: Faults, rng: &mut Rng, trace: &mut
     let mut sx = Session::new(x.device_key(), y.device_key(), 0);
     let mut sy = Session::new(y.device_key(), x.device_key(), 0);
     let (mut xs, mut ys) = (x, y);
+    // The QUIC driver sends digests behind the hello; a driver may also leave them to follow
+    // the peer's hello. Both paths, chosen per meeting by the seed.
+    if rng.below(2) == 0 {
+        let started = sx.start(&mut xs).and_then(|()| sy.start(&mut ys));
+        if started.is_err() {
+            return false;
+        }
+    }
     let mut frames = 0;
     for _ in 0..10_000 {
         let mut batch_xy = Vec::new();

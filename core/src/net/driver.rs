@@ -442,6 +442,7 @@ async fn drive(
     let started = Instant::now();
     let now = move || started.elapsed().as_millis() as u64;
     let session = Arc::new(Mutex::new(Session::new(device.device_key(), peer, now())));
+    blocking(&device, &session, |s, store| s.start(store)).await?;
     // Live mode: the listener pushes what changes on it while the peer stays connected
     // (changes other peers bring included).
     let (changes_tx, mut changes) = mpsc::unbounded_channel::<Vec<DocId>>();
