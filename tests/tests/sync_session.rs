@@ -209,6 +209,43 @@ fn an_outsider_learns_nothing() {
     }
 }
 
+/// A peer that lists a document in its inventory and then sends sync messages for it, without
+/// ever sending it, is refused as the peer's fault (found by fuzzing: it was reported as a
+/// local storage failure).
+#[test]
+fn a_sync_message_for_a_document_never_sent_is_the_peers_fault() {
+    use nabij_core::sync::{Message, frame::encode};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = device(&dir, "a.db", "Fatima");
+    let b = device(&dir, "b.db", "Sem");
+    let (n, _, _) = world(&a, &b);
+    let before: Vec<_> = a.document_ids().expect("ids");
+    let mut s = Session::new(a.device_key(), b.device_key(), 0);
+    let mut store = &a;
+    let ghost = DocId::random();
+    use automerge::sync::SyncDoc;
+    let mut empty = automerge::AutoCommit::new();
+    let message = empty
+        .sync()
+        .generate_sync_message(&mut automerge::sync::State::new())
+        .expect("a first sync message")
+        .encode();
+    let frames = [
+        Message::Hello { protocol: 1, device: *b.device_key().as_bytes() },
+        Message::Inventory { network: *n.as_bytes(), docs: vec![(*ghost.as_bytes(), vec![])] },
+        Message::Sync { doc: *ghost.as_bytes(), message },
+    ];
+    let mut result = Ok(());
+    for (seq, m) in frames.iter().enumerate() {
+        result = s.handle_bytes(&mut store, 0, &encode(seq as u64, m).expect("encode"));
+        if result.is_err() {
+            break;
+        }
+    }
+    assert!(matches!(result, Err(SyncError::Refused(_))), "{result:?}");
+    assert_eq!(a.document_ids().expect("ids"), before, "nothing stored");
+}
+
 #[test]
 fn bad_frames_end_the_session_with_a_typed_error_and_change_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -27,7 +27,9 @@ use crate::{
 
 fn storage(e: Error) -> StoreFailure {
     match e {
-        Error::Merge(_) | Error::Invalid(_) | Error::Document(_) => {
+        // A document this device does not hold can only be named by the peer (a sync message
+        // for a document it offered but never sent): the peer's fault, not the disk's.
+        Error::Merge(_) | Error::Invalid(_) | Error::Document(_) | Error::NotFound { .. } => {
             StoreFailure::Refused(e.to_string())
         }
         e => StoreFailure::Storage(e.to_string()),
