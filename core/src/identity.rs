@@ -68,6 +68,11 @@ impl DeviceIdentity {
         Ok(doc.as_bytes().to_vec())
     }
 
+    /// The signing key, for deriving the device's X25519 key (`crypto`).
+    pub(crate) fn signing_key(&self) -> &SigningKey {
+        &self.signing
+    }
+
     /// The public key: the device's identity and actor id.
     pub fn public_key(&self) -> DeviceKey {
         DeviceKey::from_bytes(self.signing.verifying_key().to_bytes())

@@ -9,11 +9,13 @@
 //! - [`store`]: SQLite: document chunks, compaction, derived index tables, full-text search.
 //! - [`sync`]: the sync protocol without IO: frames and the session state machine.
 //! - [`net`] (feature `quic`): meeting sync over QUIC; tickets; pinned-key TLS.
+//! - [`crypto`]: end-to-end encryption for the relay: sealed keys, encrypted blobs.
 //! - [`device`]: the façade an app holds, one per phone: every operation, queries, listeners.
 //!
 //! Arrows point down only: `device` uses `store` and `doc`; `store` uses `model` types for its
 //! index rows but never Automerge; `doc` knows nothing of SQLite.
 
+pub mod crypto;
 pub mod device;
 pub mod doc;
 pub mod error;

@@ -453,15 +453,27 @@ async fn drive(
     });
     let mut buf = vec![0u8; READ_CHUNK];
     let mut peer_finished = false;
+    // Frames are written by their own task, so this loop keeps reading while a write waits for
+    // flow-control credit: two devices each sending more than a stream window to the other
+    // would otherwise both block in a write, neither reading, forever.
+    let (out, mut outbox) = mpsc::unbounded_channel::<Vec<u8>>();
+    let mut writer = tokio::spawn(async move {
+        while let Some(f) = outbox.recv().await {
+            send.write_all(&f).await.map_err(write_error)?;
+        }
+        Ok::<_, NetError>(send)
+    });
     loop {
-        let (frames, events, complete, deadline) = {
+        let (frames, events, complete) = {
             let mut s = session.lock();
             let frames: Vec<Vec<u8>> = std::iter::from_fn(|| s.poll_transmit()).collect();
             let events: Vec<Event> = std::iter::from_fn(|| s.poll_event()).collect();
-            (frames, events, s.is_complete(), s.next_timeout())
+            (frames, events, s.is_complete())
         };
         for f in frames {
-            send.write_all(&f).await.map_err(write_error)?;
+            if out.send(f).is_err() {
+                break;
+            }
         }
         for e in events {
             match e {
@@ -477,17 +489,11 @@ async fn drive(
         if peer_finished || (role == Role::Client && complete) {
             break;
         }
-        // A complete session is quiet by design; QUIC keep-alives watch the peer then.
-        let timer = async {
-            if complete {
-                std::future::pending::<()>().await;
-            }
-            tokio::time::sleep_until(tokio::time::Instant::from_std(
-                started + Duration::from_millis(deadline),
-            ))
-            .await;
-        };
+        // No silence timer here: a peer storing a large catch-up says nothing until it is done,
+        // for as long as that takes on its disk. Liveness is QUIC's: keep-alives every 4 s and
+        // a 20 s idle timeout end the connection (and the session) if the peer is gone.
         tokio::select! {
+            biased;
             read = recv.read(&mut buf) => match read.map_err(read_error)? {
                 Some(n) => {
                     let bytes = buf[..n].to_vec();
@@ -503,15 +509,27 @@ async fn drive(
                 })
                 .await?;
             }
-            () = timer => {
-                session.lock().handle_timeout(now())?;
+            // The writer only ends on its own when writing failed.
+            written = &mut writer => {
+                return Err(match written {
+                    Ok(Err(e)) => e,
+                    Ok(Ok(_)) => NetError::Internal("the writer stopped".into()),
+                    Err(e) => NetError::Internal(e.to_string()),
+                });
             }
         }
     }
     if role == Role::Listener && !peer_finished {
         return Err(NetError::Internal("listener left its loop early".into()));
     }
-    // Clean shutdown: say we are finished, then wait for the peer to say so too.
+    // Clean shutdown: everything queued is written, then we say we are finished and wait for
+    // the peer to say so too.
+    drop(out);
+    let mut send = match writer.await {
+        Ok(Ok(send)) => send,
+        Ok(Err(e)) => return Err(e),
+        Err(e) => return Err(NetError::Internal(e.to_string())),
+    };
     let _ = send.finish();
     if role == Role::Client {
         let drain = async {

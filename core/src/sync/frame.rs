@@ -66,6 +66,13 @@ pub enum Message {
         /// Frames received from the peer when this was sent.
         seen: u64,
     },
+    /// The sender handled the first `seen` frames of the receiver and answered what it had
+    /// to answer; it is not done (documents wait for the window). Releases the receiver's
+    /// window for documents it sent sync messages for that needed no answer.
+    Ack {
+        /// Frames received from the peer when this was sent.
+        seen: u64,
+    },
 }
 
 /// Why bytes are not a valid frame. Any of these ends the session.
@@ -181,6 +188,7 @@ mod tests {
             Message::Document { doc: [3; 16], bytes: vec![9; 3000] },
             Message::Sync { doc: [3; 16], message: vec![1, 2, 3] },
             Message::Done { seen: 4 },
+            Message::Ack { seen: 5 },
         ]
     }
 

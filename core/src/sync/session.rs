@@ -181,7 +181,7 @@ pub struct Session {
     pending: VecDeque<DocId>,
     queued: BTreeSet<DocId>,
     /// Documents with a sync message sent and no answer yet.
-    in_flight: BTreeSet<DocId>,
+    in_flight: BTreeMap<DocId, u64>,
     /// Documents that needed an exchange, and those finished.
     needed: BTreeSet<DocId>,
     finished: BTreeSet<DocId>,
@@ -194,6 +194,8 @@ pub struct Session {
     last_said: u64,
     /// Whether this round of input made us send anything (if not, we are done).
     round_sent: bool,
+    /// Whether this round of input had anything but `Done` and `Ack` in it.
+    round_heard: bool,
     last_heard: u64,
     bytes_sent: u64,
     bytes_received: u64,
@@ -244,7 +246,7 @@ impl Session {
             states: BTreeMap::new(),
             pending: VecDeque::new(),
             queued: BTreeSet::new(),
-            in_flight: BTreeSet::new(),
+            in_flight: BTreeMap::new(),
             needed: BTreeSet::new(),
             finished: BTreeSet::new(),
             send_seq: 0,
@@ -253,6 +255,7 @@ impl Session {
             peer_done: false,
             last_said: 0,
             round_sent: false,
+            round_heard: false,
             last_heard: now,
             bytes_sent: 0,
             bytes_received: 0,
@@ -308,7 +311,7 @@ impl Session {
     fn send(&mut self, m: &Message) {
         match frame::encode(self.send_seq, m) {
             Ok(bytes) => {
-                if !matches!(m, Message::Done { .. }) {
+                if !matches!(m, Message::Done { .. } | Message::Ack { .. }) {
                     self.sent_done = false;
                     self.round_sent = true;
                     self.last_said = self.send_seq;
@@ -453,7 +456,8 @@ impl Session {
     }
 
     fn handle(&mut self, store: &mut impl SyncStore, m: Message) -> Result<(), SyncError> {
-        if !matches!(m, Message::Done { .. }) {
+        if !matches!(m, Message::Done { .. } | Message::Ack { .. }) {
+            self.round_heard = true;
             // The peer said something after its `Done`, and is owed one after we handled it,
             // even if we answer nothing else (a live change we already had, say): otherwise
             // it would wait for an answer that never comes.
@@ -580,10 +584,21 @@ impl Session {
                 }
                 self.peer_done = true;
                 // The peer has seen everything we sent and has nothing more to say.
-                self.in_flight.clear();
+                self.in_flight.retain(|_, sent| *sent >= seen);
                 if self.sent_done && self.pending.is_empty() {
                     self.events.push_back(Event::PeerDone);
                 }
+                Ok(())
+            }
+            (Phase::Running, Message::Ack { seen }) => {
+                if seen > self.send_seq {
+                    return Err(SyncError::Protocol(format!(
+                        "ack of {seen} frames, only {} sent",
+                        self.send_seq
+                    )));
+                }
+                // Replies to what it saw came before the ack: the rest needed none.
+                self.in_flight.retain(|_, sent| *sent >= seen);
                 Ok(())
             }
             (Phase::Closed, _) => Err(SyncError::Closed),
@@ -615,7 +630,7 @@ impl Session {
         }
         let mut deferred = VecDeque::new();
         while let Some(doc) = self.pending.pop_front() {
-            if self.in_flight.len() >= WINDOW && !self.in_flight.contains(&doc) {
+            if self.in_flight.len() >= WINDOW && !self.in_flight.contains_key(&doc) {
                 deferred.push_back(doc);
                 continue;
             }
@@ -627,7 +642,9 @@ impl Session {
                     if has_changes {
                         self.sent_docs.insert(doc);
                     }
-                    self.in_flight.insert(doc);
+                    // Remember which frame carried it: an `Ack` or `Done` that saw this frame
+                    // without answering it means the peer had nothing to say about `doc`.
+                    self.in_flight.insert(doc, self.send_seq);
                     self.send(&Message::Sync { doc: *doc.as_bytes(), message });
                 }
                 None => {
@@ -646,7 +663,13 @@ impl Session {
             if self.peer_done {
                 self.events.push_back(Event::PeerDone);
             }
+        } else if self.round_heard && !self.sent_done {
+            // Not done, but the peer's window must not wait on sync messages of its that
+            // needed no answer: both sides' windows full of those, each waiting for the
+            // other, would stall the session (found on QUIC with two large catch-ups).
+            self.send(&Message::Ack { seen: self.recv_seq });
         }
+        self.round_heard = false;
         Ok(())
     }
 
@@ -681,5 +704,6 @@ fn name(m: &Message) -> &'static str {
         Message::Document { .. } => "document",
         Message::Sync { .. } => "sync",
         Message::Done { .. } => "done",
+        Message::Ack { .. } => "ack",
     }
 }
