@@ -968,25 +968,12 @@ impl Device {
         bytes: &[u8],
     ) -> Result<MergeOutcome, Error> {
         let header = doc::header(&incoming).map_err(Error::Merge)?;
-        let id = header.id;
-        let mut w = self.writer.lock();
-        let result = guard(|| {
-            self.merge_locked(&mut w, id, Some(header.kind), bytes, Some((incoming, None)))
-        });
-        if result.is_err() {
-            w.cache.pop(&id);
-        }
-        drop(w);
-        let outcome = result?;
-        if outcome.changed {
-            self.notify(&[id]);
-        }
-        Ok(outcome)
+        self.merge_into(header.id, Some(header.kind), bytes, Some((incoming, None)))
     }
 
     /// Merges changes into a document this device already holds.
     pub fn merge_changes(&self, id: DocId, bytes: &[u8]) -> Result<MergeOutcome, Error> {
-        self.merge_into(id, None, bytes)
+        self.merge_into(id, None, bytes, None)
     }
 
     fn merge_into(
@@ -994,9 +981,10 @@ impl Device {
         id: DocId,
         kind: Option<DocKind>,
         bytes: &[u8],
+        preloaded: Option<(AutoCommit, Option<Derived>)>,
     ) -> Result<MergeOutcome, Error> {
         let mut w = self.writer.lock();
-        let result = guard(|| self.merge_locked(&mut w, id, kind, bytes, None));
+        let result = guard(|| self.merge_locked(&mut w, id, kind, bytes, preloaded));
         if result.is_err() {
             w.cache.pop(&id);
         }

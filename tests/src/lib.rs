@@ -119,6 +119,22 @@ pub fn send_all(from: &Device, to: &Device) {
     }
 }
 
+/// Every document a device holds with its heads, sorted: equal means converged.
+pub fn doc_heads(d: &Device) -> Vec<(DocId, Vec<[u8; 32]>)> {
+    let mut out: Vec<(DocId, Vec<[u8; 32]>)> = d
+        .document_ids()
+        .expect("ids")
+        .into_iter()
+        .map(|(id, _)| {
+            let mut h: Vec<[u8; 32]> = d.heads(id).expect("heads").iter().map(|h| h.0).collect();
+            h.sort();
+            (id, h)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 /// The cases a device holds.
 pub fn case_ids(d: &Device) -> Vec<DocId> {
     d.document_ids()

@@ -11,7 +11,7 @@ use nabij_core::{
     model::{NewCase, NewNote, NoteKind},
     net::{self, ListenOptions, NetError, SyncOptions, Ticket},
 };
-use nabij_tests::screens;
+use nabij_tests::{doc_heads, screens};
 
 /// Every step of a test is bounded: a hang fails the test instead of stalling CI.
 const BOUND: Duration = Duration::from_secs(120);
@@ -28,20 +28,6 @@ fn open(dir: &tempfile::TempDir, name: &str) -> Arc<Device> {
 
 fn note(text: &str) -> NewNote {
     NewNote { kind: NoteKind::Observation, text: text.into() }
-}
-
-/// Every document a device holds, with its heads: equal means converged.
-fn state(d: &Device) -> Vec<(DocId, Vec<automerge::ChangeHash>)> {
-    let mut ids: Vec<DocId> =
-        d.document_ids().expect("ids").into_iter().map(|(id, _)| id).collect();
-    ids.sort();
-    ids.into_iter()
-        .map(|id| {
-            let mut h = d.heads(id).expect("heads");
-            h.sort();
-            (id, h)
-        })
-        .collect()
 }
 
 fn case_with_notes(d: &Device, network: DocId, subject: &str, notes: usize) -> DocId {
@@ -96,8 +82,8 @@ async fn two_devices_converge_both_ways() {
 
     let served = tokio::time::timeout(BOUND, listener.next_session()).await.expect("served");
     assert_eq!(served.expect("a session").peer, Some(guest.device_key()));
-    let shared: Vec<_> = state(&host).into_iter().filter(|(id, _)| *id != private).collect();
-    assert_eq!(shared, state(&guest));
+    let shared: Vec<_> = doc_heads(&host).into_iter().filter(|(id, _)| *id != private).collect();
+    assert_eq!(shared, doc_heads(&guest));
     assert_eq!(screens(&host, &["school"]).searches, screens(&guest, &["school"]).searches);
     listener.close().await;
 }
@@ -173,10 +159,10 @@ async fn eight_devices_meet_through_one_host() {
             r.expect("task").unwrap_or_else(|e| panic!("round {round}: {e}"));
         }
     }
-    let want = state(&host);
+    let want = doc_heads(&host);
     assert_eq!(want.len(), 1 + 1 + 8, "network, shared case, eight cases");
     for d in &devices {
-        assert_eq!(state(d), want, "{} converged", d.display_name());
+        assert_eq!(doc_heads(d), want, "{} converged", d.display_name());
     }
     let timeline = host.case_timeline(shared).expect("timeline");
     assert_eq!(timeline.len(), 3 + 8, "every worker's note is in the shared case");
@@ -244,7 +230,7 @@ async fn a_cut_session_resumes_and_sends_only_what_is_missing() {
         "resumed with {} bytes for {missing} missing: {ratio:.2}×",
         resumed.bytes_received
     );
-    assert_eq!(state(&fresh), state(&host));
+    assert_eq!(doc_heads(&fresh), doc_heads(&host));
 }
 
 /// Two devices that each hold more than a QUIC stream window of documents the other lacks:
@@ -281,5 +267,5 @@ async fn both_sides_sending_more_than_a_window_at_once_do_not_deadlock() {
         Err(e) => panic!("{e}; the listener says {:?}", listener.next_session().await),
     };
     assert!(report.bytes_sent > 1_500_000 && report.bytes_received > 1_500_000, "{report:?}");
-    assert_eq!(state(&host), state(&guest));
+    assert_eq!(doc_heads(&host), doc_heads(&guest));
 }

@@ -18,28 +18,15 @@ use std::{
 };
 
 use nabij_core::{
-    Device, DocId,
+    Device,
     model::{NewCase, NewNote, NoteKind},
     net::{self, ListenOptions, SyncOptions, Ticket},
 };
 use nabij_tests::{
+    doc_heads,
     proxy::{FaultProxy, Faults},
     send_all,
 };
-
-/// Every document with its heads.
-fn state(d: &Device) -> Vec<(DocId, Vec<automerge::ChangeHash>)> {
-    let mut ids: Vec<DocId> =
-        d.document_ids().expect("ids").into_iter().map(|(id, _)| id).collect();
-    ids.sort();
-    ids.into_iter()
-        .map(|id| {
-            let mut h = d.heads(id).expect("heads");
-            h.sort();
-            (id, h)
-        })
-        .collect()
-}
 
 /// A host and a guest that share a network; the host holds `cases` cases of `notes` notes,
 /// the guest a few of its own, so data flows both ways.
@@ -73,7 +60,7 @@ fn two_stores(dir: &Path, cases: usize, notes: usize) {
 fn assert_converged(dir: &Path) {
     let host = Device::open(dir.join("host.db")).expect("host");
     let guest = Device::open(dir.join("guest.db")).expect("guest");
-    let (h, g) = (state(&host), state(&guest));
+    let (h, g) = (doc_heads(&host), doc_heads(&guest));
     assert!(h.len() > 3);
     assert_eq!(h, g, "host and guest converged");
 }
@@ -107,7 +94,7 @@ async fn delay_reordering_and_duplication_from_the_fault_proxy() {
         assert!(report.documents_received >= 40 && report.documents_sent == 3, "{report:?}");
         let stats = proxy.stats();
         assert!(stats.duplicated > 0, "seed {seed}: the proxy duplicated nothing: {stats:?}");
-        assert_eq!(state(&host), state(&guest), "seed {seed}");
+        assert_eq!(doc_heads(&host), doc_heads(&guest), "seed {seed}");
         listener.close().await;
     }
 }
