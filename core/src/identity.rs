@@ -59,15 +59,6 @@ impl DeviceIdentity {
         self.signing.to_bytes()
     }
 
-    /// The key pair as PKCS#8 DER, for the TLS certificate that carries the device key.
-    #[cfg(feature = "quic")]
-    pub(crate) fn pkcs8_der(&self) -> Result<Vec<u8>, IdentityError> {
-        use ed25519_dalek::pkcs8::EncodePrivateKey;
-        let doc =
-            self.signing.to_pkcs8_der().map_err(|e| IdentityError::Encoding(e.to_string()))?;
-        Ok(doc.as_bytes().to_vec())
-    }
-
     /// The signing key, for deriving the device's X25519 key (`crypto`).
     pub(crate) fn signing_key(&self) -> &SigningKey {
         &self.signing

@@ -6,17 +6,14 @@
 //! network it holds lists alongside its own (or keys pinned explicitly). Everything else fails
 //! in the handshake, before a byte of the sync protocol is read. Only TLS 1.3 and Ed25519.
 //!
-//! Owns certificate building and peer-key checks; knows nothing of sessions or stores.
+//! The certificate and verifier mechanics are shared with the relay (`nabij_relay_proto::tls`);
+//! this module adds the device's identity, its peer policy and QUIC transport settings.
+//!
+//! Owns the device's TLS and QUIC configuration; knows nothing of sessions or stores.
 
 use std::sync::Arc;
 
-use rustls::{
-    CertificateError, DigitallySignedStruct, DistinguishedName, SignatureScheme,
-    client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
-    crypto::{CryptoProvider, WebPkiSupportedAlgorithms},
-    pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime},
-    server::danger::{ClientCertVerified, ClientCertVerifier},
-};
+use nabij_relay_proto::tls as pinned;
 
 use super::NetError;
 use crate::{identity::DeviceIdentity, ids::DeviceKey};
@@ -30,163 +27,26 @@ pub(crate) const SERVER_NAME: &str = "nabij.device";
 /// Decides which device keys a listening device accepts.
 pub type PeerPolicy = Arc<dyn Fn(&DeviceKey) -> bool + Send + Sync>;
 
-/// SubjectPublicKeyInfo of an Ed25519 key, before the 32 key bytes (RFC 8410): a SEQUENCE of
-/// the algorithm identifier 1.3.101.112 and a BIT STRING with no unused bits.
-const ED25519_SPKI_PREFIX: [u8; 12] =
-    [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
-
-pub(crate) fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+fn tls(e: pinned::TlsError) -> NetError {
+    NetError::Tls(e.0)
 }
 
-/// The device's certificate and key for TLS.
-pub(crate) struct Credentials {
-    pub(crate) cert: CertificateDer<'static>,
-    pub(crate) key: PrivatePkcs8KeyDer<'static>,
-}
+/// The device's certificate (signed with its device key) and key for TLS.
+pub(crate) struct Credentials(pinned::Credentials);
 
 impl Credentials {
     pub(crate) fn new(identity: &DeviceIdentity) -> Result<Self, NetError> {
-        let tls = |e: rcgen::Error| NetError::Tls(e.to_string());
-        let pkcs8 = identity.pkcs8_der().map_err(|e| NetError::Tls(e.to_string()))?;
-        let key = PrivatePkcs8KeyDer::from(pkcs8);
-        let pair = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&key, &rcgen::PKCS_ED25519)
-            .map_err(tls)?;
-        let mut params =
-            rcgen::CertificateParams::new(vec![SERVER_NAME.to_string()]).map_err(tls)?;
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, format!("nabij device {}", identity.public_key()));
-        let cert = params.self_signed(&pair).map_err(tls)?;
-        Ok(Self { cert: cert.der().clone(), key })
-    }
-
-    fn key_der(&self) -> PrivateKeyDer<'static> {
-        PrivateKeyDer::Pkcs8(self.key.clone_key())
+        let name = format!("nabij device {}", identity.public_key());
+        Ok(Self(
+            pinned::Credentials::self_signed(identity.signing_key(), SERVER_NAME, &name)
+                .map_err(tls)?,
+        ))
     }
 }
 
 /// The device key a certificate carries; anything but an Ed25519 certificate is refused.
-pub fn key_of(cert: &CertificateDer<'_>) -> Result<DeviceKey, rustls::Error> {
-    let bad = || rustls::Error::InvalidCertificate(CertificateError::BadEncoding);
-    let ee = webpki::EndEntityCert::try_from(cert).map_err(|_| bad())?;
-    let spki = ee.subject_public_key_info();
-    let spki = spki.as_ref();
-    match spki.strip_prefix(&ED25519_SPKI_PREFIX[..]) {
-        Some(key) => DeviceKey::from_slice(key).ok_or_else(bad),
-        None => Err(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)),
-    }
-}
-
-fn refused() -> rustls::Error {
-    rustls::Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure)
-}
-
-fn no_tls12() -> rustls::Error {
-    rustls::Error::General("TLS 1.2 is not used between devices".into())
-}
-
-/// The connecting side's check: the listener must hold exactly the ticket's key.
-#[derive(Debug)]
-struct PinnedServer {
-    expected: DeviceKey,
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for PinnedServer {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        // Validity dates are not checked: the pinned key is the trust, and phones' clocks
-        // are often wrong.
-        if key_of(end_entity)? == self.expected {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(refused())
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(no_tls12())
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        vec![SignatureScheme::ED25519]
-    }
-}
-
-/// The listening side's check: the client's key must pass the device's policy.
-struct PinnedClients {
-    policy: PeerPolicy,
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl std::fmt::Debug for PinnedClients {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PinnedClients")
-    }
-}
-
-impl ClientCertVerifier for PinnedClients {
-    fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        &[]
-    }
-
-    fn verify_client_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _now: UnixTime,
-    ) -> Result<ClientCertVerified, rustls::Error> {
-        let key = key_of(end_entity)?;
-        if (self.policy)(&key) {
-            Ok(ClientCertVerified::assertion())
-        } else {
-            tracing::info!(peer = %key, "refused a device no shared network lists");
-            Err(refused())
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(no_tls12())
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        vec![SignatureScheme::ED25519]
-    }
+pub fn key_of(cert: &rustls::pki_types::CertificateDer<'_>) -> Result<DeviceKey, rustls::Error> {
+    pinned::key_of(cert).map(DeviceKey::from_bytes)
 }
 
 fn transport() -> Arc<quinn::TransportConfig> {
@@ -208,15 +68,15 @@ pub(crate) fn server_config(
     creds: &Credentials,
     policy: PeerPolicy,
 ) -> Result<quinn::ServerConfig, NetError> {
-    let provider = provider();
-    let verifier = PinnedClients { policy, algorithms: provider.signature_verification_algorithms };
-    let mut tls = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| NetError::Tls(e.to_string()))?
-        .with_client_cert_verifier(Arc::new(verifier))
-        .with_single_cert(vec![creds.cert.clone()], creds.key_der())
-        .map_err(|e| NetError::Tls(e.to_string()))?;
-    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let keys: pinned::ClientPolicy = Arc::new(move |key: &[u8; 32]| {
+        let device = DeviceKey::from_bytes(*key);
+        let ok = policy(&device);
+        if !ok {
+            tracing::info!(peer = %device, "refused a device no shared network lists");
+        }
+        ok
+    });
+    let tls = pinned::server_config(&creds.0, keys, ALPN).map_err(tls)?;
     let quic = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
         .map_err(|e| NetError::Tls(e.to_string()))?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
@@ -229,17 +89,17 @@ pub(crate) fn client_config(
     creds: &Credentials,
     expected: DeviceKey,
 ) -> Result<quinn::ClientConfig, NetError> {
-    let provider = provider();
-    let verifier =
-        PinnedServer { expected, algorithms: provider.signature_verification_algorithms };
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .map_err(|e| NetError::Tls(e.to_string()))?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(verifier))
-        .with_client_auth_cert(vec![creds.cert.clone()], creds.key_der())
-        .map_err(|e| NetError::Tls(e.to_string()))?;
-    tls.alpn_protocols = vec![ALPN.to_vec()];
+    client_config_for(creds, *expected.as_bytes(), ALPN)
+}
+
+/// Configuration for connecting to whoever holds `expected` (a device or a relay) with
+/// protocol `alpn`.
+pub(crate) fn client_config_for(
+    creds: &Credentials,
+    expected: [u8; 32],
+    alpn: &[u8],
+) -> Result<quinn::ClientConfig, NetError> {
+    let tls = pinned::client_config(&creds.0, expected, alpn).map_err(tls)?;
     let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
         .map_err(|e| NetError::Tls(e.to_string()))?;
     let mut config = quinn::ClientConfig::new(Arc::new(quic));
@@ -249,12 +109,7 @@ pub(crate) fn client_config(
 
 /// The authenticated key of the peer on an established connection.
 pub(crate) fn peer_key(conn: &quinn::Connection) -> Result<DeviceKey, NetError> {
-    let certs = conn
-        .peer_identity()
-        .and_then(|id| id.downcast::<Vec<CertificateDer<'static>>>().ok())
-        .ok_or_else(|| NetError::Tls("peer presented no certificate".into()))?;
-    let cert = certs.first().ok_or_else(|| NetError::Tls("empty certificate chain".into()))?;
-    key_of(cert).map_err(|e| NetError::Tls(e.to_string()))
+    pinned::peer_key(conn.peer_identity()).map(DeviceKey::from_bytes).map_err(tls)
 }
 
 #[cfg(test)]
@@ -265,12 +120,6 @@ mod tests {
     fn the_certificate_carries_the_device_key() {
         let id = DeviceIdentity::generate().unwrap();
         let creds = Credentials::new(&id).unwrap();
-        assert_eq!(key_of(&creds.cert).unwrap(), id.public_key());
-    }
-
-    #[test]
-    fn garbage_is_not_a_certificate() {
-        let junk = CertificateDer::from(vec![0x30, 0x03, 1, 2, 3]);
-        assert!(key_of(&junk).is_err());
+        assert_eq!(key_of(&creds.0.cert).unwrap(), id.public_key());
     }
 }

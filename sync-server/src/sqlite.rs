@@ -1,0 +1,289 @@
+//! The relay's default storage: one SQLite database in WAL mode with `synchronous=FULL`, so a
+//! committed batch of blobs is on disk before any of them is acknowledged.
+//!
+//! One writer connection behind a mutex (SQLite has one writer anyway; batches amortise the
+//! fsync) and a small pool of readers, so pulls never wait for writes. Pulls walk the index
+//! `(network, seq)`: their cost follows what is new for the network, not what is stored.
+//!
+//! Owns the relay's schema and SQL. Knows nothing of the protocol.
+
+use std::path::{Path, PathBuf};
+
+use nabij_relay_proto::{NetworkId, PublicKey, roster::SignedRoster, wire::PulledBlob};
+use parking_lot::Mutex;
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+
+use crate::storage::{NewBlob, PutOutcome, Storage, StorageError, StoredRoster};
+
+/// `PRAGMA application_id` of a relay database ("NBJR").
+const APPLICATION_ID: i32 = 0x4E42_4A52;
+const SCHEMA_VERSION: u32 = 1;
+const READERS: usize = 4;
+
+const SCHEMA: &str = "
+CREATE TABLE rosters (
+    network BLOB PRIMARY KEY,
+    issued_at INTEGER NOT NULL,
+    body BLOB NOT NULL,
+    signer BLOB NOT NULL,
+    signature BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE roster_devices (
+    device BLOB NOT NULL,
+    network BLOB NOT NULL,
+    PRIMARY KEY (device, network)
+) WITHOUT ROWID;
+CREATE INDEX roster_devices_by_network ON roster_devices (network);
+CREATE TABLE blobs (
+    seq INTEGER PRIMARY KEY,
+    network BLOB NOT NULL,
+    doc BLOB NOT NULL,
+    id BLOB NOT NULL,
+    bytes BLOB NOT NULL
+);
+CREATE UNIQUE INDEX blobs_by_network ON blobs (network, seq);
+CREATE UNIQUE INDEX blobs_by_id ON blobs (network, id);
+CREATE TABLE usage (
+    network BLOB PRIMARY KEY,
+    bytes INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
+/// SQLite storage in a data directory.
+#[derive(Debug)]
+pub struct SqliteStorage {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn configure(conn: &Connection) -> Result<(), StorageError> {
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    Ok(())
+}
+
+impl SqliteStorage {
+    /// Opens (or creates) `relay.db` in `dir`. Refuses a database of another application or a
+    /// newer schema.
+    pub fn open(dir: &Path) -> Result<Self, StorageError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StorageError(format!("cannot create {}: {e}", dir.display())))?;
+        let path = dir.join("relay.db");
+        let mut writer = Connection::open(&path)?;
+        configure(&writer)?;
+        let app: i32 = writer.pragma_query_value(None, "application_id", |r| r.get(0))?;
+        let version: u32 = writer.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        match (app, version) {
+            (0, 0) => {
+                let tx = writer.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+                tx.execute_batch(SCHEMA)?;
+                tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+                tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+                tx.commit()?;
+            }
+            (APPLICATION_ID, SCHEMA_VERSION) => {}
+            (APPLICATION_ID, v) => {
+                return Err(StorageError(format!(
+                    "relay database schema {v} is not {SCHEMA_VERSION}; use a matching relay"
+                )));
+            }
+            _ => {
+                return Err(StorageError(format!(
+                    "{} is not a Nabij relay database",
+                    path.display()
+                )));
+            }
+        }
+        Ok(Self { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) })
+    }
+
+    fn with_reader<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        let conn = match self.readers.lock().pop() {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                c.busy_timeout(std::time::Duration::from_secs(10))?;
+                c
+            }
+        };
+        let result = f(&conn);
+        let mut pool = self.readers.lock();
+        if pool.len() < READERS {
+            pool.push(conn);
+        }
+        result
+    }
+}
+
+fn key32(v: Vec<u8>) -> Result<[u8; 32], StorageError> {
+    v.try_into().map_err(|_| StorageError("corrupt row: key is not 32 bytes".into()))
+}
+
+fn seq_of(v: i64) -> Result<u64, StorageError> {
+    u64::try_from(v).map_err(|_| StorageError("corrupt row: negative sequence".into()))
+}
+
+impl Storage for SqliteStorage {
+    fn roster(&self, network: &NetworkId) -> Result<Option<StoredRoster>, StorageError> {
+        self.with_reader(|c| {
+            let row = c
+                .prepare_cached(
+                    "SELECT issued_at, body, signer, signature FROM rosters WHERE network = ?1",
+                )?
+                .query_row([&network[..]], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .optional()?;
+            let Some((issued_at, body, signer, signature)) = row else { return Ok(None) };
+            let mut stmt =
+                c.prepare_cached("SELECT device FROM roster_devices WHERE network = ?1")?;
+            let devices = stmt
+                .query_map([&network[..]], |r| r.get::<_, Vec<u8>>(0))?
+                .map(|d| key32(d?))
+                .collect::<Result<Vec<_>, _>>()?;
+            let signed = SignedRoster { body, signer: key32(signer)?, signature };
+            Ok(Some(StoredRoster { signed, issued_at, devices }))
+        })
+    }
+
+    fn put_roster(&self, network: &NetworkId, roster: &StoredRoster) -> Result<(), StorageError> {
+        let mut w = self.writer.lock();
+        let tx = w.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT OR REPLACE INTO rosters (network, issued_at, body, signer, signature)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                &network[..],
+                roster.issued_at,
+                roster.signed.body,
+                &roster.signed.signer[..],
+                roster.signed.signature
+            ],
+        )?;
+        tx.execute("DELETE FROM roster_devices WHERE network = ?1", [&network[..]])?;
+        {
+            let mut ins = tx.prepare_cached(
+                "INSERT OR IGNORE INTO roster_devices (device, network) VALUES (?1, ?2)",
+            )?;
+            for d in &roster.devices {
+                ins.execute(params![&d[..], &network[..]])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn rosters_listing(&self, device: &PublicKey) -> Result<Vec<SignedRoster>, StorageError> {
+        self.with_reader(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT r.body, r.signer, r.signature FROM roster_devices d
+                 JOIN rosters r ON r.network = d.network
+                 WHERE d.device = ?1 ORDER BY d.network",
+            )?;
+            let rows = stmt.query_map([&device[..]], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, Vec<u8>>(2)?))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (body, signer, signature) = row?;
+                out.push(SignedRoster { body, signer: key32(signer)?, signature });
+            }
+            Ok(out)
+        })
+    }
+
+    fn put_blobs(&self, blobs: &[NewBlob], quota: u64) -> Result<Vec<PutOutcome>, StorageError> {
+        let mut w = self.writer.lock();
+        let tx = w.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut out = Vec::with_capacity(blobs.len());
+        {
+            let mut existing =
+                tx.prepare_cached("SELECT seq FROM blobs WHERE network = ?1 AND id = ?2")?;
+            let mut used = tx.prepare_cached("SELECT bytes FROM usage WHERE network = ?1")?;
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO blobs (network, doc, id, bytes) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            let mut add = tx.prepare_cached(
+                "INSERT INTO usage (network, bytes) VALUES (?1, ?2)
+                 ON CONFLICT (network) DO UPDATE SET bytes = bytes + excluded.bytes",
+            )?;
+            for b in blobs {
+                let found: Option<i64> = existing
+                    .query_row(params![&b.network[..], &b.id[..]], |r| r.get(0))
+                    .optional()?;
+                if let Some(seq) = found {
+                    out.push(PutOutcome::Stored(seq_of(seq)?));
+                    continue;
+                }
+                let now: i64 =
+                    used.query_row([&b.network[..]], |r| r.get(0)).optional()?.unwrap_or(0);
+                let size = b.bytes.len() as i64;
+                if now.saturating_add(size) as u64 > quota {
+                    out.push(PutOutcome::OverQuota);
+                    continue;
+                }
+                insert.execute(params![&b.network[..], &b.doc[..], &b.id[..], b.bytes])?;
+                let seq = tx.last_insert_rowid();
+                add.execute(params![&b.network[..], size])?;
+                out.push(PutOutcome::Stored(seq_of(seq)?));
+            }
+        }
+        // synchronous=FULL: the commit returns after the WAL is fsynced.
+        tx.commit()?;
+        Ok(out)
+    }
+
+    fn blobs_after(
+        &self,
+        network: &NetworkId,
+        after: u64,
+        max_bytes: u64,
+        max_count: usize,
+    ) -> Result<(Vec<PulledBlob>, bool), StorageError> {
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        self.with_reader(|c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT seq, doc, bytes FROM blobs WHERE network = ?1 AND seq > ?2
+                 ORDER BY seq LIMIT ?3",
+            )?;
+            let limit = i64::try_from(max_count.saturating_add(1)).unwrap_or(i64::MAX);
+            let mut rows = stmt.query(params![&network[..], after, limit])?;
+            let mut out = Vec::new();
+            let mut bytes = 0u64;
+            while let Some(r) = rows.next()? {
+                let blob: Vec<u8> = r.get(2)?;
+                if !out.is_empty()
+                    && (out.len() >= max_count || bytes + blob.len() as u64 > max_bytes)
+                {
+                    return Ok((out, true));
+                }
+                bytes += blob.len() as u64;
+                out.push(PulledBlob {
+                    seq: seq_of(r.get(0)?)?,
+                    doc: key32(r.get(1)?)?,
+                    bytes: blob,
+                });
+            }
+            Ok((out, false))
+        })
+    }
+
+    fn usage(&self, network: &NetworkId) -> Result<u64, StorageError> {
+        self.with_reader(|c| {
+            let v: Option<i64> = c
+                .prepare_cached("SELECT bytes FROM usage WHERE network = ?1")?
+                .query_row([&network[..]], |r| r.get(0))
+                .optional()?;
+            Ok(v.unwrap_or(0).max(0) as u64)
+        })
+    }
+}
