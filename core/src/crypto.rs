@@ -1,19 +1,24 @@
-//! End-to-end encryption for what leaves a device through a relay (issue 4): network keys
-//! sealed to member devices, content keys sealed under network keys, and Automerge changes
-//! encrypted into blobs the relay can store and forward but not read.
+//! End-to-end encryption for what leaves a device through a relay: network keys sealed to
+//! member devices, content keys sealed under network keys, and Automerge changes encrypted
+//! into blobs the relay can store and forward but not read.
 //!
 //! - A **network key** (32 random bytes, per network and epoch) is sealed to each member device
 //!   with an X25519 key agreement: a fresh ephemeral key, and the device's X25519 key derived
 //!   for the purpose from its Ed25519 device key (the birational map; the public half follows
 //!   from the device key in the roster, so nothing new has to be published). The shared
-//!   secret goes through BLAKE3's key derivation with both public keys; the key is then
-//!   encrypted with XChaCha20-Poly1305.
-//! - A **content key** per document is sealed under its network's key.
-//! - A **blob** is XChaCha20-Poly1305 ciphertext (random 24-byte nonce) of Automerge changes,
-//!   with network, document and epoch as associated data; its id is the BLAKE3 hash of the
-//!   ciphertext, so the relay can deduplicate and a receiver can check what it got.
-//! - The relay sees **relay document ids**: a keyed hash of the document id under the network
-//!   key. They reveal nothing about the document or its client, and differ per network.
+//!   secret goes through BLAKE3's key derivation with both public keys; the payload (the key
+//!   and the network's id, so a device added by card learns which network it opened) is then
+//!   encrypted with XChaCha20-Poly1305, bound to the network and epoch.
+//! - A **content key** per document is sealed under its network's key. The network document
+//!   itself is encrypted under a key derived from the network key.
+//! - A **blob** is `key id (8) || nonce (24) || XChaCha20-Poly1305 ciphertext` of Automerge
+//!   changes, with network, document, epoch and key id as associated data; its id is the
+//!   BLAKE3 hash of its bytes, so the relay can deduplicate and a receiver can check it.
+//! - The relay sees **relay ids**: networks by a hash of their id, documents by a keyed hash
+//!   of their id under the network key. Neither reveals anything about a client.
+//!
+//! Every key and nonce comes from the device's [`Randomness`] (the OS source; a seeded
+//! stream only in deterministic simulations).
 //!
 //! Owns keys, sealing and blob encryption. Knows nothing of the store, the relay protocol or
 //! sockets.
@@ -26,12 +31,20 @@ use x25519_dalek::{PublicKey, StaticSecret};
 
 use crate::{
     identity::DeviceIdentity,
-    ids::{DeviceKey, DocId},
+    ids::{DeviceKey, DocId, Randomness},
 };
 
 /// Context strings for BLAKE3's key derivation: each derived key has one purpose.
 const SEAL_KDF: &str = "nabij 2026-11 sealed network key v1";
 const RELAY_ID_KDF: &str = "nabij 2026-11 relay document id v1";
+const NETWORK_ID_KDF: &str = "nabij 2026-11 relay network id v1";
+const KEY_ID_KDF: &str = "nabij 2026-11 key id v1";
+const NETWORK_DOC_KDF: &str = "nabij 2026-11 network document key v1";
+
+/// Length of a blob's key id prefix.
+pub const KEY_ID_LEN: usize = 8;
+/// A key's public id: which key opens a blob, without revealing it.
+pub type KeyId = [u8; KEY_ID_LEN];
 
 /// Why a key or blob could not be made or opened.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,7 +53,7 @@ pub enum CryptoError {
     /// The OS random source failed: nothing is encrypted with a weaker nonce or key.
     #[error("no secure random source: {0}")]
     Random(String),
-    /// Authentication failed: the bytes were changed, or this is the wrong key or context.
+    /// Authentication failed: the data was altered, or this is the wrong key or context.
     #[error("authentication failed: the data was altered or is not for this key")]
     Tampered,
     /// A blob's bytes do not hash to the id it was stored under.
@@ -68,16 +81,14 @@ impl Drop for SecretKey {
     }
 }
 
-fn random<const N: usize>() -> Result<[u8; N], CryptoError> {
-    let mut b = [0u8; N];
-    getrandom::fill(&mut b).map_err(|e| CryptoError::Random(e.to_string()))?;
-    Ok(b)
+fn random<const N: usize>(rng: &Randomness, purpose: &[u8]) -> Result<[u8; N], CryptoError> {
+    rng.key_bytes(purpose).map_err(|e| CryptoError::Random(e.to_string()))
 }
 
 impl SecretKey {
     /// A new random key.
-    pub fn generate() -> Result<Self, CryptoError> {
-        Ok(Self(random()?))
+    pub fn generate(rng: &Randomness) -> Result<Self, CryptoError> {
+        Ok(Self(random(rng, b"secret key")?))
     }
 
     /// The key from its bytes (as stored on the device).
@@ -90,14 +101,27 @@ impl SecretKey {
         self.0
     }
 
+    /// The key's public id (a hash; says nothing about the key).
+    pub fn id(&self) -> KeyId {
+        let h = blake3::derive_key(KEY_ID_KDF, &self.0);
+        let mut id = [0u8; KEY_ID_LEN];
+        id.copy_from_slice(&h[..KEY_ID_LEN]);
+        id
+    }
+
     fn cipher(&self) -> XChaCha20Poly1305 {
         XChaCha20Poly1305::new(&self.0.into())
     }
 }
 
 /// `nonce || ciphertext` with `aad` authenticated.
-fn seal(key: &SecretKey, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, CryptoError> {
-    let nonce: [u8; 24] = random()?;
+fn seal(
+    rng: &Randomness,
+    key: &SecretKey,
+    plaintext: &[u8],
+    aad: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
+    let nonce: [u8; 24] = random(rng, b"nonce")?;
     let ct = key
         .cipher()
         .encrypt(&XNonce::from(nonce), Payload { msg: plaintext, aad })
@@ -141,12 +165,13 @@ fn kek(shared: &[u8; 32], ephemeral: &[u8; 32], recipient: &[u8; 32]) -> SecretK
     SecretKey(blake3::derive_key(SEAL_KDF, &material))
 }
 
-/// A key sealed to one device: `ephemeral public key (32) || nonce (24) || ciphertext`.
+/// A network key sealed to one device: `ephemeral public key (32) || nonce (24) ||
+/// ciphertext` of the key and the network's id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SealedKey(Vec<u8>);
 
 impl SealedKey {
-    /// The sealed bytes (what the network document stores).
+    /// The sealed bytes (what the network document and the roster carry).
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
@@ -157,37 +182,54 @@ impl SealedKey {
     }
 }
 
-/// Seals `key` to the device `recipient`; `context` (network id and epoch, say) is
+/// The id a network has at the relay: a hash of its id (random already; reveals nothing).
+pub fn relay_network_id(network: DocId) -> [u8; 32] {
+    blake3::derive_key(NETWORK_ID_KDF, network.as_bytes())
+}
+
+fn network_context(relay_network: &[u8; 32], epoch: u32) -> [u8; 36] {
+    let mut c = [0u8; 36];
+    c[..32].copy_from_slice(relay_network);
+    c[32..].copy_from_slice(&epoch.to_le_bytes());
+    c
+}
+
+/// Seals `network`'s key of `epoch` to the device `recipient`. Network and epoch are
 /// authenticated, so a sealed key cannot be replayed as another network's.
-pub fn seal_to_device(
+pub fn seal_network_key(
+    rng: &Randomness,
     key: &SecretKey,
+    network: DocId,
+    epoch: u32,
     recipient: &DeviceKey,
-    context: &[u8],
 ) -> Result<SealedKey, CryptoError> {
     let their = x25519_public(recipient)?;
-    let ephemeral = StaticSecret::from(random::<32>()?);
+    let ephemeral = StaticSecret::from(random::<32>(rng, b"ephemeral")?);
     let eph_pub = PublicKey::from(&ephemeral).to_bytes();
     let shared = ephemeral.diffie_hellman(&PublicKey::from(their));
     if !shared.was_contributory() {
         return Err(CryptoError::Malformed("device key of low order".into()));
     }
     let wrapping = kek(shared.as_bytes(), &eph_pub, &their);
-    let aad = [context, recipient.as_bytes()].concat();
-    let sealed = seal(&wrapping, &key.0, &aad)?;
+    let context = network_context(&relay_network_id(network), epoch);
+    let aad = [&context[..], recipient.as_bytes()].concat();
+    let payload = [&key.0[..], network.as_bytes()].concat();
+    let sealed = seal(rng, &wrapping, &payload, &aad)?;
     Ok(SealedKey([eph_pub.as_slice(), &sealed].concat()))
 }
 
-/// Opens a key sealed to this device.
-pub fn open_sealed(
+/// Opens a network key sealed to this device for the network the relay knows as
+/// `relay_network`, and returns it with the network's id.
+pub fn open_network_key(
     identity: &DeviceIdentity,
-    sealed: &SealedKey,
-    context: &[u8],
-) -> Result<SecretKey, CryptoError> {
-    let bytes = sealed.as_bytes();
-    if bytes.len() < 32 {
+    sealed: &[u8],
+    relay_network: &[u8; 32],
+    epoch: u32,
+) -> Result<(SecretKey, DocId), CryptoError> {
+    if sealed.len() < 32 {
         return Err(CryptoError::Malformed("sealed key too short".into()));
     }
-    let (eph, rest) = bytes.split_at(32);
+    let (eph, rest) = sealed.split_at(32);
     let eph: [u8; 32] = eph.try_into().map_err(|_| CryptoError::Malformed("ephemeral".into()))?;
     let me = identity.public_key();
     let mine = x25519_public(&me)?;
@@ -196,30 +238,46 @@ pub fn open_sealed(
         return Err(CryptoError::Malformed("ephemeral key of low order".into()));
     }
     let wrapping = kek(shared.as_bytes(), &eph, &mine);
-    let aad = [context, me.as_bytes()].concat();
-    let key: [u8; 32] = open(&wrapping, rest, &aad)?
-        .try_into()
-        .map_err(|_| CryptoError::Malformed("sealed key is not 32 bytes".into()))?;
-    Ok(SecretKey(key))
+    let context = network_context(relay_network, epoch);
+    let aad = [&context[..], me.as_bytes()].concat();
+    let payload = open(&wrapping, rest, &aad)?;
+    if payload.len() != 48 {
+        return Err(CryptoError::Malformed("sealed payload is not a key and an id".into()));
+    }
+    let key: [u8; 32] =
+        payload[..32].try_into().map_err(|_| CryptoError::Malformed("key".into()))?;
+    let id: [u8; 16] =
+        payload[32..].try_into().map_err(|_| CryptoError::Malformed("network id".into()))?;
+    let network = DocId::from_bytes(id);
+    if relay_network_id(network) != *relay_network {
+        return Err(CryptoError::Tampered);
+    }
+    Ok((SecretKey(key), network))
 }
 
-/// Seals a document's content key under its network key (`context`: network, document and
-/// epoch).
-pub fn seal_with(
-    wrapping: &SecretKey,
-    key: &SecretKey,
-    context: &[u8],
+/// The key the network document itself is encrypted under (derived, so every holder of the
+/// network key has it without a lookup).
+pub fn network_doc_key(network_key: &SecretKey) -> SecretKey {
+    SecretKey(blake3::derive_key(NETWORK_DOC_KDF, &network_key.0))
+}
+
+/// Seals a document's content key under its network key, bound to the blob context.
+pub fn seal_content_key(
+    rng: &Randomness,
+    network_key: &SecretKey,
+    content_key: &SecretKey,
+    context: &BlobContext,
 ) -> Result<Vec<u8>, CryptoError> {
-    seal(wrapping, &key.0, context)
+    seal(rng, network_key, &content_key.0, &context.aad())
 }
 
-/// Opens a key sealed with [`seal_with`].
-pub fn open_with(
-    wrapping: &SecretKey,
+/// Opens a key sealed with [`seal_content_key`].
+pub fn open_content_key(
+    network_key: &SecretKey,
     sealed: &[u8],
-    context: &[u8],
+    context: &BlobContext,
 ) -> Result<SecretKey, CryptoError> {
-    let key: [u8; 32] = open(wrapping, sealed, context)?
+    let key: [u8; 32] = open(network_key, sealed, &context.aad())?
         .try_into()
         .map_err(|_| CryptoError::Malformed("sealed key is not 32 bytes".into()))?;
     Ok(SecretKey(key))
@@ -234,7 +292,7 @@ pub fn relay_doc_id(network_key: &SecretKey, doc: DocId) -> [u8; 32] {
 /// What a blob is bound to: a blob moved to another network, document or epoch fails to open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlobContext {
-    /// The network's id as the relay knows it.
+    /// The network's relay id ([`relay_network_id`]).
     pub network: [u8; 32],
     /// The document's relay id ([`relay_doc_id`]).
     pub doc: [u8; 32],
@@ -250,6 +308,13 @@ impl BlobContext {
         a[64..].copy_from_slice(&self.epoch.to_le_bytes());
         a
     }
+
+    fn aad_with(&self, key: &KeyId) -> [u8; 68 + KEY_ID_LEN] {
+        let mut a = [0u8; 68 + KEY_ID_LEN];
+        a[..68].copy_from_slice(&self.aad());
+        a[68..].copy_from_slice(key);
+        a
+    }
 }
 
 /// An encrypted blob and its id (the BLAKE3 hash of its bytes).
@@ -257,18 +322,30 @@ impl BlobContext {
 pub struct Blob {
     /// BLAKE3 of `bytes`.
     pub id: [u8; 32],
-    /// `nonce || ciphertext`.
+    /// `key id || nonce || ciphertext`.
     pub bytes: Vec<u8>,
 }
 
 /// Encrypts Automerge changes for the relay.
 pub fn encrypt_blob(
+    rng: &Randomness,
     content_key: &SecretKey,
     context: &BlobContext,
     plaintext: &[u8],
 ) -> Result<Blob, CryptoError> {
-    let bytes = seal(content_key, plaintext, &context.aad())?;
+    let key_id = content_key.id();
+    let mut bytes = Vec::with_capacity(KEY_ID_LEN + 24 + plaintext.len() + 16);
+    bytes.extend_from_slice(&key_id);
+    bytes.extend_from_slice(&seal(rng, content_key, plaintext, &context.aad_with(&key_id))?);
     Ok(Blob { id: *blake3::hash(&bytes).as_bytes(), bytes })
+}
+
+/// The id of the key a blob claims to be encrypted under (unauthenticated until opened).
+pub fn blob_key_id(bytes: &[u8]) -> Result<KeyId, CryptoError> {
+    bytes
+        .get(..KEY_ID_LEN)
+        .and_then(|k| k.try_into().ok())
+        .ok_or_else(|| CryptoError::Malformed("blob too short".into()))
 }
 
 /// Checks a blob against its id and decrypts it; any changed bit is reported, not applied.
@@ -280,7 +357,11 @@ pub fn decrypt_blob(
     if *blake3::hash(&blob.bytes).as_bytes() != blob.id {
         return Err(CryptoError::WrongId);
     }
-    open(content_key, &blob.bytes, &context.aad())
+    let key_id = blob_key_id(&blob.bytes)?;
+    if key_id != content_key.id() {
+        return Err(CryptoError::Tampered);
+    }
+    open(content_key, &blob.bytes[KEY_ID_LEN..], &context.aad_with(&key_id))
 }
 
 #[cfg(test)]
@@ -292,31 +373,52 @@ mod tests {
         BlobContext { network: [1; 32], doc: [2; 32], epoch: 0 }
     }
 
+    fn os() -> Randomness {
+        Randomness::os()
+    }
+
     #[test]
     fn a_network_key_sealed_to_a_device_opens_only_there() {
         let alice = DeviceIdentity::generate().unwrap();
         let bob = DeviceIdentity::generate().unwrap();
-        let key = SecretKey::generate().unwrap();
-        let sealed = seal_to_device(&key, &alice.public_key(), b"network 1 epoch 0").unwrap();
-        assert_eq!(open_sealed(&alice, &sealed, b"network 1 epoch 0").unwrap(), key);
-        assert_eq!(open_sealed(&bob, &sealed, b"network 1 epoch 0"), Err(CryptoError::Tampered));
-        assert_eq!(open_sealed(&alice, &sealed, b"network 2 epoch 0"), Err(CryptoError::Tampered));
+        let key = SecretKey::generate(&os()).unwrap();
+        let (n1, n2) = (DocId::from_bytes([1; 16]), DocId::from_bytes([2; 16]));
+        let sealed = seal_network_key(&os(), &key, n1, 0, &alice.public_key()).unwrap();
+        let r1 = relay_network_id(n1);
+        let (opened, network) = open_network_key(&alice, sealed.as_bytes(), &r1, 0).unwrap();
+        assert_eq!((opened, network), (key.clone(), n1));
+        assert_eq!(
+            open_network_key(&bob, sealed.as_bytes(), &r1, 0).unwrap_err(),
+            CryptoError::Tampered
+        );
+        let r2 = relay_network_id(n2);
+        assert_eq!(
+            open_network_key(&alice, sealed.as_bytes(), &r2, 0).unwrap_err(),
+            CryptoError::Tampered
+        );
+        assert_eq!(
+            open_network_key(&alice, sealed.as_bytes(), &r1, 1).unwrap_err(),
+            CryptoError::Tampered
+        );
         // Two sealings of one key differ (fresh ephemeral key and nonce).
-        let again = seal_to_device(&key, &alice.public_key(), b"network 1 epoch 0").unwrap();
+        let again = seal_network_key(&os(), &key, n1, 0, &alice.public_key()).unwrap();
         assert_ne!(sealed, again);
     }
 
     #[test]
     fn content_keys_and_blobs_round_trip_and_bind_their_context() {
-        let network = SecretKey::generate().unwrap();
-        let content = SecretKey::generate().unwrap();
-        let sealed = seal_with(&network, &content, b"doc epoch 0").unwrap();
-        assert_eq!(open_with(&network, &sealed, b"doc epoch 0").unwrap(), content);
-        assert_eq!(open_with(&content, &sealed, b"doc epoch 0"), Err(CryptoError::Tampered));
+        let network = SecretKey::generate(&os()).unwrap();
+        let content = SecretKey::generate(&os()).unwrap();
+        let sealed = seal_content_key(&os(), &network, &content, &ctx()).unwrap();
+        assert_eq!(open_content_key(&network, &sealed, &ctx()).unwrap(), content);
+        assert_eq!(open_content_key(&content, &sealed, &ctx()), Err(CryptoError::Tampered));
+        let other = BlobContext { doc: [9; 32], ..ctx() };
+        assert_eq!(open_content_key(&network, &sealed, &other), Err(CryptoError::Tampered));
 
-        let blob =
-            encrypt_blob(&content, &ctx(), b"Moeder R. wast alles op zestig graden").unwrap();
+        let blob = encrypt_blob(&os(), &content, &ctx(), b"Moeder R. wast alles op zestig graden")
+            .unwrap();
         assert!(!blob.bytes.windows(6).any(|w| w == b"Moeder"), "no plaintext in the blob");
+        assert_eq!(blob_key_id(&blob.bytes).unwrap(), content.id());
         assert_eq!(
             decrypt_blob(&content, &ctx(), &blob).unwrap(),
             b"Moeder R. wast alles op zestig graden"
@@ -325,24 +427,37 @@ mod tests {
         assert_eq!(decrypt_blob(&content, &moved, &blob), Err(CryptoError::Tampered));
         let other_doc = BlobContext { doc: [3; 32], ..ctx() };
         assert_eq!(decrypt_blob(&content, &other_doc, &blob), Err(CryptoError::Tampered));
+        assert_eq!(decrypt_blob(&network, &ctx(), &blob), Err(CryptoError::Tampered));
+    }
+
+    #[test]
+    fn seeded_randomness_replays_keys_and_blobs() {
+        let run = || {
+            let rng = Randomness::deterministic_for_tests(3);
+            let key = SecretKey::generate(&rng).unwrap();
+            encrypt_blob(&rng, &key, &ctx(), b"x").unwrap()
+        };
+        assert_eq!(run(), run());
     }
 
     #[test]
     fn relay_ids_reveal_nothing_and_differ_per_network() {
         let doc = DocId::from_bytes([9; 16]);
-        let (n1, n2) = (SecretKey::generate().unwrap(), SecretKey::generate().unwrap());
+        let (n1, n2) = (SecretKey::generate(&os()).unwrap(), SecretKey::generate(&os()).unwrap());
         assert_eq!(relay_doc_id(&n1, doc), relay_doc_id(&n1, doc));
         assert_ne!(relay_doc_id(&n1, doc), relay_doc_id(&n2, doc));
         assert!(!relay_doc_id(&n1, doc).windows(16).any(|w| w == doc.as_bytes()));
+        assert!(!relay_network_id(doc).windows(16).any(|w| w == doc.as_bytes()));
+        assert_ne!(network_doc_key(&n1), n1);
     }
 
     proptest! {
         /// Flipping any bit of a stored blob is detected: wrong id, or failed authentication
         /// when the id was recomputed by whoever changed it.
         #[test]
-        fn any_flipped_bit_is_detected(bit in 0usize..(24 + 16 + 40) * 8, fix_id in any::<bool>()) {
+        fn any_flipped_bit_is_detected(bit in 0usize..(8 + 24 + 16 + 40) * 8, fix_id in any::<bool>()) {
             let content = SecretKey::from_bytes([7; 32]);
-            let mut blob = encrypt_blob(&content, &ctx(), &[5; 40]).unwrap();
+            let mut blob = encrypt_blob(&os(), &content, &ctx(), &[5; 40]).unwrap();
             let bit = bit % (blob.bytes.len() * 8);
             blob.bytes[bit / 8] ^= 1 << (bit % 8);
             if fix_id {

@@ -21,9 +21,13 @@ use lru::LruCache;
 use parking_lot::{Mutex, RwLock};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
+mod relay_store;
 mod sync_store;
 
+pub use relay_store::DeviceRelay;
+
 use crate::{
+    crypto::{self, CryptoError, SecretKey},
     doc::{self, DocError, TextEdit},
     error::Error,
     identity::DeviceIdentity,
@@ -795,7 +799,12 @@ impl Device {
     /// Starts a network with this device's member as its first member.
     pub fn create_network(&self, name: &str) -> Result<DocId, Error> {
         let name = model::required_short("network name", name)?;
-        self.create(DocKind::Network, |d, id, a, now| doc::create_network(d, id, &name, a, now))
+        let key = SecretKey::generate(&self.randomness)?;
+        self.create(DocKind::Network, |d, id, a, now| {
+            let sealed = crypto::seal_network_key(&self.randomness, &key, id, 0, &a.device)
+                .map_err(|e| DocError::Malformed(format!("sealing the network key: {e}")))?;
+            doc::create_network(d, id, &name, a, sealed.as_bytes(), now)
+        })
     }
 
     /// Adds a member's device to a network (a new member, or a new phone of a member).
@@ -808,9 +817,78 @@ impl Device {
     ) -> Result<(), Error> {
         let name = model::required_short("member name", name)?;
         self.edit(network, DocKind::Network, |d, _, now| {
-            Ok(doc::add_member(d, member, &name, device, now)?)
+            // The new device gets the network key now if this device holds it; otherwise a
+            // member who does seals it at their next relay sync.
+            let sealed = match self.network_key_in(d, network)? {
+                Some(key) => {
+                    Some(crypto::seal_network_key(&self.randomness, &key, network, 0, &device)?)
+                }
+                None => None,
+            };
+            let sealed = sealed.as_ref().map(|s| s.as_bytes());
+            Ok(doc::add_member(d, member, &name, device, sealed, now)?)
         })?;
         Ok(())
+    }
+
+    /// The network key sealed to this device in a network document, opened.
+    pub(crate) fn network_key_in(
+        &self,
+        d: &AutoCommit,
+        network: DocId,
+    ) -> Result<Option<SecretKey>, Error> {
+        let Some(sealed) = doc::sealed_network_key(d, 0, &self.device_key())? else {
+            return Ok(None);
+        };
+        let relay = crypto::relay_network_id(network);
+        let (key, id) = crypto::open_network_key(&self.identity, &sealed, &relay, 0)?;
+        if id != network {
+            return Err(Error::Crypto(CryptoError::Tampered));
+        }
+        Ok(Some(key))
+    }
+
+    /// Makes sure every device on a network's roster has the network key sealed to it, and
+    /// returns the key (None if this device cannot open one). A network made before keys
+    /// existed gets its key here, from its creator's device only, so two devices never make
+    /// two keys for one network.
+    pub(crate) fn seal_network_keys(&self, network: DocId) -> Result<Option<SecretKey>, Error> {
+        let me = self.device_key();
+        let (key, missing) = self.read(network, DocKind::Network, |d| {
+            let key = self.network_key_in(d, network)?;
+            let roster = doc::read_network(d)?;
+            let mut missing = Vec::new();
+            for m in &roster.members {
+                for dev in &m.devices {
+                    if doc::sealed_network_key(d, 0, dev)?.is_none() {
+                        missing.push(*dev);
+                    }
+                }
+            }
+            let creator = doc::network_creator(d)?;
+            Ok((key, (missing, creator == Some(me))))
+        })?;
+        let (missing, i_created) = missing;
+        if missing.is_empty() || (key.is_none() && !i_created) {
+            return Ok(key);
+        }
+        let key = match key {
+            Some(k) => k,
+            None => SecretKey::generate(&self.randomness)?,
+        };
+        self.edit(network, DocKind::Network, |d, _, now| {
+            doc::ensure_key_maps(d)?;
+            let mut sealed = 0;
+            for dev in &missing {
+                let s = crypto::seal_network_key(&self.randomness, &key, network, 0, dev)?;
+                if doc::put_sealed_network_key(d, 0, dev, s.as_bytes())? {
+                    sealed += 1;
+                }
+            }
+            doc::commit_keys(d, format!("Sealed the network key to {sealed} devices"), now)?;
+            Ok(())
+        })?;
+        Ok(Some(key))
     }
 
     /// Reads a network.
@@ -1011,6 +1089,57 @@ impl Device {
         if outcome.changed {
             tx.commit()?;
             mark_persisted(cache, id);
+        }
+        Ok(outcome)
+    }
+
+    /// Merges changes pulled from a relay into a document this device holds, and records in
+    /// the same transaction what the relay now holds of it: what this device knew it held,
+    /// plus everything the sender had (`at_relay`, the heads the blob carried: the sender
+    /// pushed all of that or knew the relay held it). So a pulled change is never pushed back.
+    pub(crate) fn merge_from_relay(
+        &self,
+        relay: &[u8; 32],
+        id: DocId,
+        bytes: &[u8],
+        at_relay: &[ChangeHash],
+    ) -> Result<MergeOutcome, Error> {
+        let key = self.device_key();
+        let mut w = self.writer.lock();
+        let result = guard(|| {
+            let Writer { conn, cache } = &mut *w;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let outcome = merge_in(&tx, cache, &key, id, None, bytes, None)?;
+            let known = store::relay_pushed(&tx, relay, id)?;
+            if let Some(cached) = cache.get_mut(&id) {
+                let doc = &mut cached.doc;
+                if at_relay.iter().all(|h| doc.get_change_by_hash(h).is_some()) {
+                    let mut held: Vec<ChangeHash> = known
+                        .iter()
+                        .map(|h| ChangeHash(*h))
+                        .chain(at_relay.iter().copied())
+                        .collect();
+                    held.sort();
+                    held.dedup();
+                    // Everything here is at the relay: its heads say it exactly. Otherwise
+                    // the union stands (not minimal, still exact for `save_after`).
+                    if doc.get_changes_meta(&held).is_empty() {
+                        held = doc.get_heads();
+                    }
+                    store::set_relay_pushed(&tx, relay, id, &heads_bytes(&held))?;
+                }
+            }
+            tx.commit()?;
+            mark_persisted(cache, id);
+            Ok(outcome)
+        });
+        if result.is_err() {
+            w.cache.pop(&id);
+        }
+        drop(w);
+        let outcome = result?;
+        if outcome.changed {
+            self.notify(&[id]);
         }
         Ok(outcome)
     }

@@ -1377,12 +1377,14 @@ pub fn read_meeting(doc: &AutoCommit) -> Result<Meeting, DocError> {
 // ---------------------------------------------------------------------------------------------
 // Networks
 
-/// Writes a new network's first change; the creator is its first member.
+/// Writes a new network's first change; the creator is its first member, and `sealed_key` its
+/// network key (epoch 0) sealed to the creator's device.
 pub fn create_network(
     doc: &mut AutoCommit,
     id: DocId,
     name: &str,
     creator: &Author,
+    sealed_key: &[u8],
     now: Timestamp,
 ) -> Result<(), DocError> {
     put_root_header(doc, id, DocKind::Network, now)?;
@@ -1390,8 +1392,123 @@ pub fn create_network(
     doc.put(ROOT, "name", name)?;
     new_map(doc, &ROOT, "members")?;
     put_member(doc, creator.member, &creator.name, creator.device, now)?;
+    ensure_key_maps(doc)?;
+    put_sealed_network_key(doc, 0, &creator.device, sealed_key)?;
     commit(doc, format!("Started network “{name}”"), now);
     Ok(())
+}
+
+// Keys. Both maps are flat, keyed `"<a>.<b>"`: two devices writing entries at once never
+// create the same nested map twice (concurrently created maps conflict and one loses).
+
+/// Creates the network document's key maps if it has none (a network made before keys
+/// existed). Only the network's creator calls this, so two devices never race to create them.
+pub fn ensure_key_maps(doc: &mut AutoCommit) -> Result<(), DocError> {
+    for map in ["keys", "content_keys"] {
+        if !matches!(doc.get(&ROOT, map)?, Some((Value::Object(ObjType::Map), _))) {
+            new_map(doc, &ROOT, map)?;
+        }
+    }
+    Ok(())
+}
+
+fn bytes_at(doc: &AutoCommit, obj: &ObjId, key: &str) -> Result<Option<Vec<u8>>, DocError> {
+    match doc.get(obj, key)? {
+        Some((Value::Scalar(s), _)) => match s.as_ref() {
+            ScalarValue::Bytes(b) => Ok(Some(b.clone())),
+            _ => Err(DocError::Malformed(format!("key entry {key} is not bytes"))),
+        },
+        Some(_) => Err(DocError::Malformed(format!("key entry {key} is not bytes"))),
+        None => Ok(None),
+    }
+}
+
+fn key_map(doc: &AutoCommit, map: &str) -> Result<Option<ObjId>, DocError> {
+    match doc.get(&ROOT, map)? {
+        Some((Value::Object(ObjType::Map), id)) => Ok(Some(id)),
+        _ => Ok(None),
+    }
+}
+
+/// Records the network key of `epoch` sealed to `device`. Returns false (and writes nothing)
+/// if the device already has one.
+pub fn put_sealed_network_key(
+    doc: &mut AutoCommit,
+    epoch: u32,
+    device: &DeviceKey,
+    sealed: &[u8],
+) -> Result<bool, DocError> {
+    let keys = key_map(doc, "keys")?.ok_or(DocError::Malformed("network has no key map".into()))?;
+    let k = format!("{epoch}.{device}");
+    if doc.get(&keys, k.as_str())?.is_some() {
+        return Ok(false);
+    }
+    doc.put(&keys, k.as_str(), ScalarValue::Bytes(sealed.to_vec()))?;
+    Ok(true)
+}
+
+/// The network key of `epoch` sealed to `device`, if the network holds one.
+pub fn sealed_network_key(
+    doc: &AutoCommit,
+    epoch: u32,
+    device: &DeviceKey,
+) -> Result<Option<Vec<u8>>, DocError> {
+    let Some(keys) = key_map(doc, "keys")? else { return Ok(None) };
+    bytes_at(doc, &keys, &format!("{epoch}.{device}"))
+}
+
+/// Records a document's content key, sealed under the network key, by the document's relay
+/// id and the key's id.
+pub fn put_content_key(
+    doc: &mut AutoCommit,
+    relay_doc: &[u8; 32],
+    key_id: &[u8],
+    sealed: &[u8],
+) -> Result<(), DocError> {
+    let keys = key_map(doc, "content_keys")?
+        .ok_or(DocError::Malformed("network has no content key map".into()))?;
+    let k = format!("{}.{}", hex::encode(relay_doc), hex::encode(key_id));
+    doc.put(&keys, k.as_str(), ScalarValue::Bytes(sealed.to_vec()))?;
+    Ok(())
+}
+
+/// The device that created a network, if its document records one.
+pub fn network_creator(doc: &AutoCommit) -> Result<Option<DeviceKey>, DocError> {
+    let by: Option<AuthorDoc> = hydrate_prop(doc, &ROOT, "created_by")?;
+    Ok(by.and_then(|a| a.device.parse().ok()))
+}
+
+/// Commits key entries written since the last commit (nothing if none were).
+pub fn commit_keys(doc: &mut AutoCommit, message: String, now: Timestamp) -> Result<(), DocError> {
+    if doc.pending_ops() > 0 {
+        touch(doc, now)?;
+        commit(doc, message, now);
+    }
+    Ok(())
+}
+
+/// A content key's id and the key sealed under the network key.
+pub type SealedContentKey = (Vec<u8>, Vec<u8>);
+
+/// A document's sealed content keys, by key id.
+pub fn content_keys(
+    doc: &AutoCommit,
+    relay_doc: &[u8; 32],
+) -> Result<Vec<SealedContentKey>, DocError> {
+    let Some(keys) = key_map(doc, "content_keys")? else { return Ok(Vec::new()) };
+    // Keys are "<64 hex>.<16 hex>": the document's entries are one range of the sorted map.
+    let from = format!("{}.", hex::encode(relay_doc));
+    let to = format!("{}/", hex::encode(relay_doc));
+    let mut out = Vec::new();
+    for item in doc.map_range(&keys, from..to) {
+        let id_hex = item.key.rsplit('.').next().unwrap_or_default();
+        let id = hex::decode(id_hex)
+            .map_err(|_| DocError::Malformed(format!("content key id {id_hex}")))?;
+        if let Some(bytes) = bytes_at(doc, &keys, &item.key)? {
+            out.push((id, bytes));
+        }
+    }
+    Ok(out)
 }
 
 fn put_member(
@@ -1424,15 +1541,20 @@ fn put_member(
     Ok(())
 }
 
-/// Adds a member (or another device of a member) to a network.
+/// Adds a member (or another device of a member) to a network, with the network key sealed
+/// to the device when the adding device holds it.
 pub fn add_member(
     doc: &mut AutoCommit,
     member: MemberId,
     name: &str,
     device: DeviceKey,
+    sealed_key: Option<&[u8]>,
     now: Timestamp,
 ) -> Result<bool, DocError> {
     put_member(doc, member, name, device, now)?;
+    if let Some(sealed) = sealed_key {
+        put_sealed_network_key(doc, 0, &device, sealed)?;
+    }
     if doc.pending_ops() == 0 {
         return Ok(false);
     }

@@ -46,6 +46,9 @@ pub enum Error {
     /// An edit could not be applied to a document.
     #[error(transparent)]
     Document(#[from] DocError),
+    /// A key could not be made, sealed or opened.
+    #[error("encryption: {0}")]
+    Crypto(#[from] crate::crypto::CryptoError),
 }
 
 impl From<crate::ids::ParseIdError> for Error {

@@ -102,10 +102,19 @@ impl Randomness {
     /// A new device secret: from the OS source, which must not fail (there is no weaker
     /// fallback for a secret), or from the seeded test stream.
     pub(crate) fn secret_bytes(&self) -> Result<[u8; 32], getrandom::Error> {
-        let mut buf = [0u8; 32];
+        self.key_bytes(b"device secret")
+    }
+
+    /// Bytes for a key or nonce (`purpose` separates the seeded draws): the OS source, which
+    /// must not fail, or the seeded test stream.
+    pub(crate) fn key_bytes<const N: usize>(
+        &self,
+        purpose: &[u8],
+    ) -> Result<[u8; N], getrandom::Error> {
+        let mut buf = [0u8; N];
         match &self.0 {
             Source::Os => getrandom::fill(&mut buf)?,
-            Source::Seeded { seed, next } => seeded_draw(*seed, next, b"device secret", &mut buf),
+            Source::Seeded { seed, next } => seeded_draw(*seed, next, purpose, &mut buf),
         }
         Ok(buf)
     }

@@ -10,6 +10,7 @@
 //! - [`sync`]: the sync protocol without IO: frames and the session state machine.
 //! - [`net`] (feature `quic`): meeting sync over QUIC; tickets; pinned-key TLS.
 //! - [`crypto`]: end-to-end encryption for the relay: sealed keys, encrypted blobs.
+//! - [`relay`]: the relay sync without IO (the QUIC driver is `net::relay`).
 //! - [`device`]: the façade an app holds, one per phone: every operation, queries, listeners.
 //!
 //! Arrows point down only: `device` uses `store` and `doc`; `store` uses `model` types for its
@@ -24,6 +25,7 @@ pub mod ids;
 pub mod model;
 #[cfg(feature = "quic")]
 pub mod net;
+pub mod relay;
 pub mod store;
 pub mod sync;
 

@@ -1,4 +1,5 @@
-//! Meeting sync over QUIC: the driver that carries [`crate::sync::Session`] over quinn.
+//! Sync over QUIC: the meeting driver that carries [`crate::sync::Session`] over quinn, and
+//! the relay driver that carries [`crate::relay::RelaySession`] to a `nabij-relay`.
 //!
 //! A device [`listen`]s and shows a [`Ticket`]; others [`sync_with`] it. One bidirectional
 //! stream per connection carries the session's frames; the listener serves many peers at once,
@@ -13,10 +14,15 @@ pub mod ticket;
 pub mod tls;
 
 mod driver;
+mod relay;
 
 pub use driver::{
     ListenOptions, Listener, Progress, ProgressFn, ServedSession, SyncOptions, SyncReport, listen,
     sync_with,
+};
+pub use relay::{
+    OnRelaySync, RelayLoop, RelayProgress, RelayProgressFn, RelaySyncOptions, RelaySyncReport,
+    spawn_relay_loop, sync_with_relay,
 };
 pub use ticket::{DeviceCard, Ticket, TicketError};
 
@@ -48,6 +54,9 @@ pub enum NetError {
     /// The peer did not answer in time.
     #[error("timed out: {0}")]
     Timeout(String),
+    /// The relay sync failed (the local store, or the relay broke the protocol).
+    #[error(transparent)]
+    Relay(#[from] crate::relay::RelayError),
     /// A task of the driver failed.
     #[error("internal error: {0}")]
     Internal(String),

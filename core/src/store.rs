@@ -26,7 +26,7 @@ use crate::{
 };
 
 /// The schema version of a fresh store, and the newest this build opens.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// `PRAGMA application_id` of every Nabij store ("NABJ"), so another application's SQLite
 /// database is never mistaken for one and migrated.
@@ -37,6 +37,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("store/migrations/001_initial.sql")),
     (2, include_str!("store/migrations/002_status_and_lp_tags.sql")),
     (3, include_str!("store/migrations/003_sync_states.sql")),
+    (4, include_str!("store/migrations/004_relay.sql")),
 ];
 
 /// Why a store could not be opened. The file is left as it was.
@@ -976,6 +977,69 @@ pub fn save_sync_state(
         "INSERT OR REPLACE INTO sync_states (peer, doc_id, state) VALUES (?1, ?2, ?3)",
     )?
     .execute(params![peer.as_bytes(), doc.as_bytes(), state])?;
+    Ok(())
+}
+
+/// The heads of a document's changes this device knows the relay holds.
+pub fn relay_pushed(conn: &Connection, relay: &[u8; 32], doc: DocId) -> Result<Vec<[u8; 32]>> {
+    let bytes: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT heads FROM relay_pushed WHERE relay = ?1 AND doc_id = ?2")?
+        .query_row(params![&relay[..], doc.as_bytes()], |r| r.get(0))
+        .optional()?;
+    bytes.map_or(Ok(Vec::new()), |b| decode_heads(&b))
+}
+
+/// [`relay_pushed`] for every document this device has exchanged with the relay.
+pub fn relay_pushed_all(
+    conn: &Connection,
+    relay: &[u8; 32],
+) -> Result<std::collections::HashMap<DocId, Vec<[u8; 32]>>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT doc_id, heads FROM relay_pushed WHERE relay = ?1")?;
+    let rows =
+        stmt.query_map([&relay[..]], |r| Ok((doc_id_col(r, 0)?, r.get::<_, Vec<u8>>(1)?)))?;
+    let mut out = std::collections::HashMap::new();
+    for row in rows {
+        let (id, heads) = row?;
+        out.insert(id, decode_heads(&heads)?);
+    }
+    Ok(out)
+}
+
+/// Records the heads of a document's changes the relay holds.
+pub fn set_relay_pushed(
+    tx: &Transaction<'_>,
+    relay: &[u8; 32],
+    doc: DocId,
+    heads: &[[u8; 32]],
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO relay_pushed (relay, doc_id, heads) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![&relay[..], doc.as_bytes(), encode_heads(heads)])?;
+    Ok(())
+}
+
+/// The last blob pulled from the relay for a network (0: none).
+pub fn relay_cursor(conn: &Connection, relay: &[u8; 32], network: &[u8; 32]) -> Result<u64> {
+    let seq: Option<i64> = conn
+        .prepare_cached("SELECT seq FROM relay_cursors WHERE relay = ?1 AND network = ?2")?
+        .query_row(params![&relay[..], &network[..]], |r| r.get(0))
+        .optional()?;
+    Ok(seq.map_or(0, |s| s.max(0) as u64))
+}
+
+/// Records the last blob pulled from the relay for a network.
+pub fn set_relay_cursor(
+    tx: &Transaction<'_>,
+    relay: &[u8; 32],
+    network: &[u8; 32],
+    seq: u64,
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO relay_cursors (relay, network, seq) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![&relay[..], &network[..], i64::try_from(seq).unwrap_or(i64::MAX)])?;
     Ok(())
 }
 

@@ -7,8 +7,9 @@
 //! - [`service`]: the rules (rosters, authorisation, quotas), without IO.
 //! - [`server`]: the QUIC driver; [`identity`]: the relay's pinned key.
 //!
-//! [`run`] is the whole relay for a configuration; the `nabij-relay` binary wraps it.
+//! [`run`] is the whole relay for a configuration; [`cli`] is the `nabij-relay` process.
 
+pub mod cli;
 pub mod config;
 pub mod identity;
 pub mod server;

@@ -4,6 +4,7 @@
 //! and a way to compare what two devices show. The scenarios themselves are in `tests/`.
 
 pub mod proxy;
+pub mod relay;
 
 use std::sync::{
     Arc,

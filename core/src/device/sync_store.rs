@@ -10,8 +10,8 @@ use automerge::{
 use rusqlite::TransactionBehavior;
 
 use super::{
-    Derived, Device, Notes, Writer, check_merged, derive, guard, index_doc, load_cached,
-    mark_persisted, merge_in, persist,
+    Derived, Device, Notes, Writer, check_merged, derive, guard, heads_bytes, index_doc,
+    load_cached, mark_persisted, merge_in, persist,
 };
 use crate::{
     doc::{self, DocError},
@@ -126,7 +126,14 @@ impl Device {
     /// CPU and most of the cost: worker threads do it while this thread writes the documents
     /// already prepared, so both cores work. All or nothing: one refused document refuses the
     /// batch.
-    fn import_batch(&self, docs: &[(DocId, DocId, Vec<u8>)]) -> Result<(), StoreFailure> {
+    ///
+    /// With `relay`, the documents came from that relay: what it holds of each (all of it) is
+    /// recorded in the same transaction.
+    pub(crate) fn import_batch(
+        &self,
+        docs: &[(DocId, DocId, Vec<u8>)],
+        relay: Option<&[u8; 32]>,
+    ) -> Result<(), StoreFailure> {
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
         let key = self.device_key();
         let next = std::sync::atomic::AtomicUsize::new(0);
@@ -170,6 +177,19 @@ impl Device {
             }
             if outcomes.len() != docs.len() {
                 return Err(StoreFailure::Storage("a document loader stopped early".into()));
+            }
+            if let Some(relay) = relay {
+                for o in &outcomes {
+                    if let Some(c) = cache.peek_mut(&o.doc_id) {
+                        store::set_relay_pushed(
+                            &txn,
+                            relay,
+                            o.doc_id,
+                            &heads_bytes(&c.doc.get_heads()),
+                        )
+                        .map_err(|e| StoreFailure::Storage(e.to_string()))?;
+                    }
+                }
             }
             txn.commit().map_err(|e| StoreFailure::Storage(e.to_string()))?;
             for o in &outcomes {
@@ -229,7 +249,7 @@ impl SyncStore for &Device {
     }
 
     fn import_many(&mut self, docs: Vec<(DocId, DocId, Vec<u8>)>) -> Result<(), StoreFailure> {
-        self.import_batch(&docs)
+        self.import_batch(&docs, None)
     }
 
     fn generate(

@@ -368,7 +368,7 @@ pub async fn sync_with(
     result
 }
 
-fn connect_error(e: quinn::ConnectionError) -> NetError {
+pub(super) fn connect_error(e: quinn::ConnectionError) -> NetError {
     match e {
         quinn::ConnectionError::TransportError(t) if t.code.to_string().contains("crypto") => {
             NetError::Connect(format!("handshake refused ({t}): wrong device key, or not admitted"))
@@ -382,7 +382,7 @@ fn connect_error(e: quinn::ConnectionError) -> NetError {
     }
 }
 
-fn connection_error(e: quinn::ConnectionError) -> NetError {
+pub(super) fn connection_error(e: quinn::ConnectionError) -> NetError {
     match e {
         e @ (quinn::ConnectionError::TransportError(_)
         | quinn::ConnectionError::ConnectionClosed(_)) => connect_error(e),
@@ -391,14 +391,14 @@ fn connection_error(e: quinn::ConnectionError) -> NetError {
     }
 }
 
-fn read_error(e: quinn::ReadError) -> NetError {
+pub(super) fn read_error(e: quinn::ReadError) -> NetError {
     match e {
         quinn::ReadError::ConnectionLost(c) => connection_error(c),
         e => NetError::Connection(e.to_string()),
     }
 }
 
-fn write_error(e: quinn::WriteError) -> NetError {
+pub(super) fn write_error(e: quinn::WriteError) -> NetError {
     match e {
         quinn::WriteError::ConnectionLost(c) => connection_error(c),
         e => NetError::Connection(e.to_string()),

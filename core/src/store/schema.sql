@@ -127,6 +127,21 @@ CREATE TABLE sync_states (
     PRIMARY KEY (peer, doc_id)
 ) WITHOUT ROWID;
 
+-- What this device knows is at each relay: per document, the heads of the changes the relay
+-- holds (pushed from here or pulled from it); per network, the cursor of the last blob pulled.
+CREATE TABLE relay_pushed (
+    relay BLOB NOT NULL,
+    doc_id BLOB NOT NULL,
+    heads BLOB NOT NULL,
+    PRIMARY KEY (relay, doc_id)
+) WITHOUT ROWID;
+CREATE TABLE relay_cursors (
+    relay BLOB NOT NULL,
+    network BLOB NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (relay, network)
+) WITHOUT ROWID;
+
 -- Full-text search: one row per case, note, learning point and meeting; FTS5 over it.
 CREATE TABLE search_items (
     id INTEGER PRIMARY KEY,

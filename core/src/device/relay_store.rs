@@ -1,0 +1,390 @@
+//! The device's side of a relay sync: [`RelayStore`] over the store, the network documents'
+//! keys and the crypto module.
+//!
+//! Owns what this device tells the relay (rosters, encrypted blobs of the changes the relay
+//! lacks) and the checks on what it pulls: a blob is applied only if it opens under a key
+//! of its network, names a document of that network, and merges cleanly. Anything else is
+//! reported and skipped.
+
+use std::collections::HashSet;
+
+use automerge::ChangeHash;
+use nabij_relay_proto::{
+    BlobId, PublicKey,
+    roster::{Roster, RosterDevice, SignedRoster},
+    wire::{PulledBlob, blob_id},
+};
+use rusqlite::TransactionBehavior;
+
+use super::{Device, heads_bytes};
+use crate::{
+    crypto::{self, Blob, BlobContext, SecretKey},
+    doc,
+    error::Error,
+    ids::DocId,
+    model::DocKind,
+    relay::{
+        Applied, NetworkAccess, PreparedPush, RejectedBlob, RelayError, RelayStore, decode_payload,
+        encode_payload,
+    },
+    store,
+};
+
+fn failed(e: impl std::fmt::Display) -> RelayError {
+    RelayError::Store(e.to_string())
+}
+
+/// A device syncing with one relay (identified by its key).
+#[derive(Debug)]
+pub struct DeviceRelay<'a> {
+    device: &'a Device,
+    relay: PublicKey,
+}
+
+impl<'a> DeviceRelay<'a> {
+    /// `device` syncing with the relay holding `relay`.
+    pub fn new(device: &'a Device, relay: PublicKey) -> Self {
+        Self { device, relay }
+    }
+}
+
+/// The heads a push brings the relay to, and the Automerge bytes that do it.
+type ChangesForRelay = (Vec<[u8; 32]>, Vec<u8>);
+
+fn context(net: &NetworkAccess, relay_doc: [u8; 32]) -> BlobContext {
+    BlobContext { network: net.relay_id, doc: relay_doc, epoch: 0 }
+}
+
+impl Device {
+    /// Each listed device with the network key sealed to it.
+    fn roster_entries(&self, network: DocId) -> Result<Vec<RosterDevice>, Error> {
+        self.read(network, DocKind::Network, |d| {
+            let n = doc::read_network(d)?;
+            let mut out = Vec::new();
+            for dev in n.members.iter().flat_map(|m| m.devices.iter()) {
+                if let Some(sealed) = doc::sealed_network_key(d, 0, dev)? {
+                    out.push(RosterDevice { key: *dev.as_bytes(), sealed });
+                }
+            }
+            out.sort_by_key(|d| d.key);
+            out.dedup_by_key(|d| d.key);
+            Ok(out)
+        })
+    }
+
+    /// The content key a document's blobs are encrypted under: the first of its sealed keys
+    /// (by key id, so every device picks the same one once they share the network document).
+    fn content_key(
+        &self,
+        net: &NetworkAccess,
+        relay_doc: &[u8; 32],
+        key_id: Option<&[u8]>,
+    ) -> Result<Option<SecretKey>, Error> {
+        let mut keys =
+            self.read(net.network, DocKind::Network, |d| Ok(doc::content_keys(d, relay_doc)?))?;
+        keys.sort();
+        let found = match key_id {
+            Some(id) => keys.into_iter().find(|(k, _)| k == id),
+            None => keys.into_iter().next(),
+        };
+        match found {
+            Some((_, sealed)) => {
+                Ok(Some(crypto::open_content_key(&net.key, &sealed, &context(net, *relay_doc))?))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Gives each document without a content key one (one change to the network document).
+    fn ensure_content_keys(&self, net: &NetworkAccess, docs: &[DocId]) -> Result<bool, Error> {
+        let lacking: Vec<(DocId, [u8; 32])> = self.read(net.network, DocKind::Network, |d| {
+            let mut out = Vec::new();
+            for &id in docs {
+                let r = crypto::relay_doc_id(&net.key, id);
+                if doc::content_keys(d, &r)?.is_empty() {
+                    out.push((id, r));
+                }
+            }
+            Ok(out)
+        })?;
+        if lacking.is_empty() {
+            return Ok(false);
+        }
+        self.edit(net.network, DocKind::Network, |d, _, now| {
+            for (_, r) in &lacking {
+                let key = SecretKey::generate(&self.randomness)?;
+                let sealed =
+                    crypto::seal_content_key(&self.randomness, &net.key, &key, &context(net, *r))?;
+                doc::put_content_key(d, r, &key.id(), &sealed)?;
+            }
+            doc::commit_keys(
+                d,
+                format!("Sealed content keys for {} documents", lacking.len()),
+                now,
+            )?;
+            Ok(())
+        })?;
+        Ok(true)
+    }
+
+    /// A document's changes the relay lacks (`held`: the heads it holds), with the heads they
+    /// bring it to; None if it lacks none. A document never sent goes whole, as stored.
+    fn changes_for_relay(
+        &self,
+        doc: DocId,
+        held: &[[u8; 32]],
+    ) -> Result<Option<ChangesForRelay>, Error> {
+        if held.is_empty() {
+            let w = self.writer.lock();
+            if let Some(state) = store::doc_state(&w.conn, doc)?
+                && state.chunk_count == 1
+            {
+                return Ok(Some((state.heads.clone(), store::load_bytes(&w.conn, doc)?)));
+            }
+        }
+        let kind = self.kind_of(doc)?;
+        let held: Vec<ChangeHash> = held.iter().map(|h| ChangeHash(*h)).collect();
+        self.read(doc, kind, |d| {
+            let heads = d.get_heads();
+            let bytes = if held.is_empty() { d.save() } else { d.save_after(&held) };
+            Ok((!bytes.is_empty()).then(|| (heads_bytes(&heads), bytes)))
+        })
+    }
+
+    fn set_relay_state(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<(), store::StoreError>,
+    ) -> Result<(), Error> {
+        let mut w = self.writer.lock();
+        let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        f(&tx)?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+impl RelayStore for DeviceRelay<'_> {
+    fn now_ms(&self) -> i64 {
+        self.device.now()
+    }
+
+    fn local_networks(&mut self) -> Result<Vec<(NetworkAccess, Roster)>, RelayError> {
+        let me = self.device.device_key();
+        let mut out = Vec::new();
+        for (id, kind) in self.device.document_ids().map_err(failed)? {
+            if kind != DocKind::Network {
+                continue;
+            }
+            let network = self.device.network(id).map_err(failed)?;
+            if !network.members.iter().any(|m| m.devices.contains(&me)) {
+                continue;
+            }
+            let Some(key) = self.device.seal_network_keys(id).map_err(failed)? else {
+                tracing::info!(network = %id, "no network key here yet; skipping it at the relay");
+                continue;
+            };
+            let relay_id = crypto::relay_network_id(id);
+            let devices = self.device.roster_entries(id).map_err(failed)?;
+            out.push((
+                NetworkAccess { network: id, relay_id, key, held: true },
+                Roster { network: relay_id, issued_at: 0, devices },
+            ));
+        }
+        Ok(out)
+    }
+
+    fn open_roster(&mut self, roster: &Roster) -> Option<NetworkAccess> {
+        let me = self.device.device_key();
+        let sealed = roster.sealed_for(me.as_bytes())?;
+        let (key, network) =
+            crypto::open_network_key(&self.device.identity, sealed, &roster.network, 0).ok()?;
+        let held = self.device.kind_of(network).is_ok();
+        Some(NetworkAccess { network, relay_id: roster.network, key, held })
+    }
+
+    fn sign(&mut self, roster: Roster) -> Result<SignedRoster, RelayError> {
+        roster.sign(self.device.identity.signing_key()).map_err(failed)
+    }
+
+    fn to_push(&mut self, net: &NetworkAccess) -> Result<Vec<DocId>, RelayError> {
+        let (inventory, held) = {
+            let r = self.device.reader.lock();
+            let inv = store::network_inventory(&r, net.network).map_err(failed)?;
+            (inv, store::relay_pushed_all(&r, &self.relay).map_err(failed)?)
+        };
+        let lacking = |id: &DocId, heads: &Vec<[u8; 32]>| {
+            held.get(id).is_none_or(|h| {
+                let mut h = h.clone();
+                h.sort();
+                let mut mine = heads.clone();
+                mine.sort();
+                h != mine
+            })
+        };
+        let docs: Vec<DocId> = inventory
+            .iter()
+            .filter(|(id, heads)| *id != net.network && lacking(id, heads))
+            .map(|(id, _)| *id)
+            .collect();
+        let keyed = self.device.ensure_content_keys(net, &docs).map_err(failed)?;
+        let network_lacking =
+            keyed || inventory.iter().any(|(id, heads)| *id == net.network && lacking(id, heads));
+        Ok(network_lacking.then_some(net.network).into_iter().chain(docs).collect())
+    }
+
+    fn prepare_push(
+        &mut self,
+        net: &NetworkAccess,
+        doc: DocId,
+    ) -> Result<Option<PreparedPush>, RelayError> {
+        let held =
+            store::relay_pushed(&self.device.reader.lock(), &self.relay, doc).map_err(failed)?;
+        let Some((heads, bytes)) = self.device.changes_for_relay(doc, &held).map_err(failed)?
+        else {
+            return Ok(None);
+        };
+        let relay_doc = crypto::relay_doc_id(&net.key, doc);
+        let key = if doc == net.network {
+            crypto::network_doc_key(&net.key)
+        } else {
+            self.device
+                .content_key(net, &relay_doc, None)
+                .map_err(failed)?
+                .ok_or_else(|| RelayError::Store(format!("document {doc} has no content key")))?
+        };
+        let plain = encode_payload(doc, &heads, &bytes);
+        let blob =
+            crypto::encrypt_blob(&self.device.randomness, &key, &context(net, relay_doc), &plain)
+                .map_err(failed)?;
+        Ok(Some(PreparedPush { doc, relay_doc, blob: blob.bytes, heads }))
+    }
+
+    fn pushed(&mut self, doc: DocId, heads: &[[u8; 32]]) -> Result<(), RelayError> {
+        let relay = self.relay;
+        self.device
+            .set_relay_state(|tx| store::set_relay_pushed(tx, &relay, doc, heads))
+            .map_err(failed)
+    }
+
+    fn cursor(&mut self, net: &NetworkAccess) -> Result<u64, RelayError> {
+        store::relay_cursor(&self.device.reader.lock(), &self.relay, &net.relay_id).map_err(failed)
+    }
+
+    fn apply(
+        &mut self,
+        net: &NetworkAccess,
+        blobs: Vec<PulledBlob>,
+        own: &HashSet<BlobId>,
+        next: u64,
+    ) -> Result<Applied, RelayError> {
+        let mut applied = Applied::default();
+        let mut batch = NewDocs::default();
+        let network_doc = crypto::relay_doc_id(&net.key, net.network);
+        for b in blobs {
+            let id = blob_id(&b.bytes);
+            if own.contains(&id) {
+                continue;
+            }
+            let reject = |reason: String| RejectedBlob { seq: b.seq, reason };
+            let key = if b.doc == network_doc {
+                crypto::network_doc_key(&net.key)
+            } else {
+                // The content key may be in a network document still in the batch.
+                if batch.ids.contains(&net.network) {
+                    self.flush(net, &mut batch, &mut applied);
+                }
+                let key_id = match crypto::blob_key_id(&b.bytes) {
+                    Ok(k) => k,
+                    Err(e) => {
+                        applied.rejected.push(reject(e.to_string()));
+                        continue;
+                    }
+                };
+                match self.device.content_key(net, &b.doc, Some(&key_id)) {
+                    Ok(Some(k)) => k,
+                    Ok(None) => {
+                        applied.rejected.push(reject("no key for this blob".into()));
+                        continue;
+                    }
+                    Err(e) => {
+                        applied.rejected.push(reject(e.to_string()));
+                        continue;
+                    }
+                }
+            };
+            let plain = match crypto::decrypt_blob(
+                &key,
+                &context(net, b.doc),
+                &Blob { id, bytes: b.bytes },
+            ) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(seq = b.seq, error = %e, "a pulled blob did not open");
+                    applied.rejected.push(reject(e.to_string()));
+                    continue;
+                }
+            };
+            let (doc, heads, bytes) = match decode_payload(&plain) {
+                Ok(p) => p,
+                Err(e) => {
+                    applied.rejected.push(reject(e));
+                    continue;
+                }
+            };
+            if crypto::relay_doc_id(&net.key, doc) != b.doc {
+                applied.rejected.push(reject("the blob names another document".into()));
+                continue;
+            }
+            if batch.ids.contains(&doc) {
+                self.flush(net, &mut batch, &mut applied);
+            }
+            if self.device.kind_of(doc).is_ok() {
+                let heads: Vec<ChangeHash> = heads.iter().map(|h| ChangeHash(*h)).collect();
+                match self.device.merge_from_relay(&self.relay, doc, bytes, &heads) {
+                    Ok(o) if o.changed => applied.changed.push(doc),
+                    Ok(_) => {}
+                    Err(e) => applied.rejected.push(reject(e.to_string())),
+                }
+            } else {
+                batch.ids.insert(doc);
+                batch.docs.push((b.seq, doc, bytes.to_vec()));
+            }
+        }
+        self.flush(net, &mut batch, &mut applied);
+        let relay = self.relay;
+        self.device
+            .set_relay_state(|tx| store::set_relay_cursor(tx, &relay, &net.relay_id, next))
+            .map_err(failed)?;
+        Ok(applied)
+    }
+}
+
+/// Documents new here, pulled in one batch: stored in one transaction.
+#[derive(Default)]
+struct NewDocs {
+    ids: HashSet<DocId>,
+    docs: Vec<(u64, DocId, Vec<u8>)>,
+}
+
+impl DeviceRelay<'_> {
+    fn flush(&self, net: &NetworkAccess, batch: &mut NewDocs, applied: &mut Applied) {
+        if batch.docs.is_empty() {
+            return;
+        }
+        let docs: Vec<(u64, DocId, Vec<u8>)> = std::mem::take(&mut batch.docs);
+        batch.ids.clear();
+        let all: Vec<(DocId, DocId, Vec<u8>)> =
+            docs.iter().map(|(_, d, b)| (net.network, *d, b.clone())).collect();
+        if self.device.import_batch(&all, Some(&self.relay)).is_ok() {
+            applied.changed.extend(docs.iter().map(|(_, d, _)| *d));
+            return;
+        }
+        // One bad document refuses the batch: store the others one by one.
+        for (seq, d, bytes) in docs {
+            match self.device.import_batch(&[(net.network, d, bytes)], Some(&self.relay)) {
+                Ok(()) => applied.changed.push(d),
+                Err(e) => applied.rejected.push(RejectedBlob { seq, reason: format!("{e:?}") }),
+            }
+        }
+    }
+}

@@ -1,0 +1,472 @@
+//! The device's side of a relay sync, without IO: a state machine that takes the relay's
+//! responses and gives the requests to send, reaching the device through [`RelayStore`].
+//!
+//! One sync, in order (the relay answers requests in order, so they are pipelined):
+//! 1. ask which rosters list this device (a device added by card learns its networks and
+//!    finds its sealed network keys there);
+//! 2. register each network's roster where the relay's lacks a device the local one lists;
+//! 3. push every document's changes the relay does not hold, encrypted, the network document
+//!    first (it carries the content keys the others need), a window at a time; each is
+//!    recorded as held by the relay only when the relay says it is durable;
+//! 4. pull each network's blobs after the device's cursor, decrypt and merge them, and move
+//!    the cursor. Blobs that fail to open are reported, not applied.
+//!
+//! Owns the order of the exchange and what counts as done. Knows nothing of sockets, SQLite or
+//! Automerge: the driver (`net::relay`) carries the messages, the store does the rest.
+
+use std::collections::{HashSet, VecDeque};
+
+use nabij_relay_proto::{
+    BlobId, NetworkId,
+    roster::{Roster, SignedRoster},
+    wire::{PulledBlob, Refusal, Request, Response},
+};
+
+use crate::{crypto::SecretKey, ids::DocId};
+
+/// Most pushes awaiting the relay's answer at once.
+const PUSH_WINDOW: usize = 32;
+/// Bytes of blobs asked for per pull.
+const PULL_BYTES: u32 = 4 * 1024 * 1024;
+
+/// A network this device can read at the relay.
+#[derive(Debug, Clone)]
+pub struct NetworkAccess {
+    /// The network document's id.
+    pub network: DocId,
+    /// Its relay id.
+    pub relay_id: NetworkId,
+    /// Its key (epoch 0).
+    pub key: SecretKey,
+    /// Whether this device holds the network document (and so may push and register).
+    pub held: bool,
+}
+
+/// A blob ready to push.
+#[derive(Debug, Clone)]
+pub struct PreparedPush {
+    /// The document.
+    pub doc: DocId,
+    /// Its relay id.
+    pub relay_doc: [u8; 32],
+    /// Ciphertext.
+    pub blob: Vec<u8>,
+    /// The heads it brings the relay to (recorded once it is durable).
+    pub heads: Vec<[u8; 32]>,
+}
+
+/// A pulled blob that was not applied, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedBlob {
+    /// Its sequence number at the relay.
+    pub seq: u64,
+    /// Why (tampered, no key, not a document of this network, …).
+    pub reason: String,
+}
+
+/// What applying pulled blobs did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Documents that changed here.
+    pub changed: Vec<DocId>,
+    /// Blobs not applied.
+    pub rejected: Vec<RejectedBlob>,
+}
+
+/// A refusal by the relay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RelayRefusal {
+    /// What was asked ("register", "push", "pull", "networks").
+    pub request: &'static str,
+    /// Why it was refused.
+    pub reason: Refusal,
+    /// The relay's explanation.
+    pub detail: String,
+}
+
+/// What a relay sync did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RelayReport {
+    /// Networks exchanged.
+    pub networks: usize,
+    /// Rosters registered.
+    pub rosters_registered: usize,
+    /// Blobs pushed and acknowledged as durable.
+    pub blobs_pushed: usize,
+    /// Their bytes.
+    pub bytes_pushed: u64,
+    /// Blobs pulled (own blobs included).
+    pub blobs_pulled: usize,
+    /// Their bytes.
+    pub bytes_pulled: u64,
+    /// Documents that changed here.
+    pub documents_changed: usize,
+    /// Pulled blobs not applied.
+    pub rejected: Vec<RejectedBlob>,
+    /// Requests the relay refused.
+    pub refusals: Vec<RelayRefusal>,
+}
+
+/// Why a relay sync failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RelayError {
+    /// The local store failed.
+    #[error("local store: {0}")]
+    Store(String),
+    /// The relay answered something that does not fit what was asked.
+    #[error("the relay broke the protocol: {0}")]
+    Protocol(String),
+}
+
+/// What the session needs from the device.
+pub trait RelayStore {
+    /// Milliseconds since the Unix epoch (for rosters' time of issue).
+    fn now_ms(&self) -> i64;
+    /// Networks this device holds and is on, with their keys and the roster each should have
+    /// at the relay (unsigned). Seals the network key to listed devices that lack it first.
+    fn local_networks(&mut self) -> Result<Vec<(NetworkAccess, Roster)>, RelayError>;
+    /// Opens this device's sealed key on a roster the relay returned.
+    fn open_roster(&mut self, roster: &Roster) -> Option<NetworkAccess>;
+    /// Signs a roster with the device key.
+    fn sign(&mut self, roster: Roster) -> Result<SignedRoster, RelayError>;
+    /// Documents of a held network with changes the relay lacks, the network document first.
+    /// Makes sure each has a content key in the network document.
+    fn to_push(&mut self, net: &NetworkAccess) -> Result<Vec<DocId>, RelayError>;
+    /// The blob for a document's changes the relay lacks (None if it lacks none).
+    fn prepare_push(
+        &mut self,
+        net: &NetworkAccess,
+        doc: DocId,
+    ) -> Result<Option<PreparedPush>, RelayError>;
+    /// The relay holds a pushed blob durably.
+    fn pushed(&mut self, doc: DocId, heads: &[[u8; 32]]) -> Result<(), RelayError>;
+    /// The last blob pulled for a network.
+    fn cursor(&mut self, net: &NetworkAccess) -> Result<u64, RelayError>;
+    /// Decrypts and merges pulled blobs (skipping `own`), then moves the cursor to `next`.
+    fn apply(
+        &mut self,
+        net: &NetworkAccess,
+        blobs: Vec<PulledBlob>,
+        own: &HashSet<BlobId>,
+        next: u64,
+    ) -> Result<Applied, RelayError>;
+}
+
+#[derive(Debug)]
+enum Expect {
+    Networks,
+    Register,
+    Push { net: usize, doc: DocId, id: BlobId, heads: Vec<[u8; 32]>, bytes: u64 },
+    Pull { net: usize },
+}
+
+#[derive(Debug)]
+struct Net {
+    access: NetworkAccess,
+    queue: VecDeque<DocId>,
+    /// The relay refused this device for the network: nothing more is asked.
+    refused: bool,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Phase {
+    Start,
+    Networks,
+    Pushing,
+    Pulling,
+}
+
+/// One relay sync.
+#[derive(Debug)]
+pub struct RelaySession<S> {
+    store: S,
+    expect: VecDeque<Expect>,
+    nets: Vec<Net>,
+    phase: Phase,
+    own: HashSet<BlobId>,
+    report: RelayReport,
+    docs_total: usize,
+    docs_done: usize,
+}
+
+fn verified(signed: &SignedRoster) -> Option<Roster> {
+    signed.verify().ok()
+}
+
+impl<S: RelayStore> RelaySession<S> {
+    /// A session over `store`.
+    pub fn new(store: S) -> Self {
+        Self {
+            store,
+            expect: VecDeque::new(),
+            nets: Vec::new(),
+            phase: Phase::Start,
+            own: HashSet::new(),
+            report: RelayReport::default(),
+            docs_total: 0,
+            docs_done: 0,
+        }
+    }
+
+    /// The first requests.
+    pub fn start(&mut self) -> Vec<Request> {
+        self.phase = Phase::Networks;
+        self.expect.push_back(Expect::Networks);
+        vec![Request::Networks]
+    }
+
+    /// Whether the sync is complete.
+    pub fn is_done(&self) -> bool {
+        self.phase == Phase::Pulling && self.expect.is_empty()
+    }
+
+    /// What the sync did so far.
+    pub fn report(&self) -> &RelayReport {
+        &self.report
+    }
+
+    /// Documents pushed or pulled so far, and known to be pushed in all.
+    pub fn progress(&self) -> (usize, usize) {
+        (self.docs_done, self.docs_total)
+    }
+
+    /// The store (for the driver, after the sync).
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Handles the relay's answer to the oldest request not yet answered.
+    pub fn handle(&mut self, response: Response) -> Result<Vec<Request>, RelayError> {
+        let expect = self
+            .expect
+            .pop_front()
+            .ok_or_else(|| RelayError::Protocol("an answer to nothing asked".into()))?;
+        let mut out = Vec::new();
+        match (expect, response) {
+            (Expect::Networks, Response::Networks { rosters }) => {
+                self.networks(rosters, &mut out)?;
+            }
+            (Expect::Register, Response::Registered { .. }) => self.report.rosters_registered += 1,
+            (Expect::Push { net, doc, id, heads, bytes }, Response::Stored { id: got, .. }) => {
+                if got != id {
+                    return Err(RelayError::Protocol("the relay stored other bytes".into()));
+                }
+                self.store.pushed(doc, &heads)?;
+                self.own.insert(id);
+                self.report.blobs_pushed += 1;
+                self.report.bytes_pushed += bytes;
+                self.docs_done += 1;
+                let _ = net;
+                self.fill(&mut out)?;
+            }
+            (Expect::Pull { net }, Response::Blobs { network, blobs, next, more }) => {
+                if network != self.nets[net].access.relay_id {
+                    return Err(RelayError::Protocol("blobs of another network".into()));
+                }
+                self.report.blobs_pulled += blobs.len();
+                self.report.bytes_pulled += blobs.iter().map(|b| b.bytes.len() as u64).sum::<u64>();
+                if blobs.iter().any(|b| b.seq > next) {
+                    return Err(RelayError::Protocol("a blob beyond the cursor".into()));
+                }
+                let access = self.nets[net].access.clone();
+                let applied = self.store.apply(&access, blobs, &self.own, next)?;
+                self.docs_done += applied.changed.len();
+                self.report.documents_changed += applied.changed.len();
+                self.report.rejected.extend(applied.rejected);
+                if more {
+                    self.pull(net, next, &mut out);
+                }
+            }
+            (expect, Response::Refused { reason, detail }) => {
+                let request = match &expect {
+                    Expect::Networks => "networks",
+                    Expect::Register => "register",
+                    Expect::Push { .. } => "push",
+                    Expect::Pull { .. } => "pull",
+                };
+                tracing::info!(request, ?reason, %detail, "the relay refused");
+                self.report.refusals.push(RelayRefusal { request, reason, detail });
+                match expect {
+                    Expect::Networks => self.networks(Vec::new(), &mut out)?,
+                    Expect::Push { net, .. } => {
+                        if reason == Refusal::NotOnRoster {
+                            self.nets[net].refused = true;
+                            self.nets[net].queue.clear();
+                        }
+                        self.fill(&mut out)?;
+                    }
+                    Expect::Pull { net } => self.nets[net].refused = true,
+                    Expect::Register => {}
+                }
+            }
+            (expect, other) => {
+                return Err(RelayError::Protocol(format!("{other:?} in answer to {expect:?}")));
+            }
+        }
+        Ok(out)
+    }
+
+    fn networks(
+        &mut self,
+        rosters: Vec<SignedRoster>,
+        out: &mut Vec<Request>,
+    ) -> Result<(), RelayError> {
+        let at_relay: Vec<Roster> = rosters.iter().filter_map(verified).collect();
+        let now = self.store.now_ms();
+        for (access, mut roster) in self.store.local_networks()? {
+            let theirs = at_relay.iter().find(|r| r.network == access.relay_id);
+            let missing = theirs.is_none_or(|t| roster.devices.iter().any(|d| !t.lists(&d.key)));
+            if missing {
+                // Rosters only grow until devices can be removed: keep the devices the relay
+                // lists that this device has not heard of yet.
+                if let Some(t) = theirs {
+                    for d in &t.devices {
+                        if !roster.devices.iter().any(|mine| mine.key == d.key) {
+                            roster.devices.push(d.clone());
+                        }
+                    }
+                }
+                roster.issued_at = now.max(theirs.map_or(i64::MIN, |t| t.issued_at + 1));
+                let signed = self.store.sign(roster)?;
+                out.push(Request::Register { roster: signed });
+                self.expect.push_back(Expect::Register);
+            }
+            self.nets.push(Net { access, queue: VecDeque::new(), refused: false });
+        }
+        for roster in &at_relay {
+            if self.nets.iter().any(|n| n.access.relay_id == roster.network) {
+                continue;
+            }
+            if let Some(access) = self.store.open_roster(roster) {
+                self.nets.push(Net { access, queue: VecDeque::new(), refused: false });
+            }
+        }
+        self.report.networks = self.nets.len();
+        for i in 0..self.nets.len() {
+            if self.nets[i].access.held {
+                let docs = self.store.to_push(&self.nets[i].access)?;
+                self.docs_total += docs.len();
+                self.nets[i].queue = docs.into();
+            }
+        }
+        self.phase = Phase::Pushing;
+        self.fill(out)
+    }
+
+    /// Keeps the push window full; when every push is answered, starts the pulls.
+    fn fill(&mut self, out: &mut Vec<Request>) -> Result<(), RelayError> {
+        if self.phase != Phase::Pushing {
+            return Ok(());
+        }
+        let in_flight =
+            |e: &VecDeque<Expect>| e.iter().filter(|x| matches!(x, Expect::Push { .. })).count();
+        let mut flying = in_flight(&self.expect);
+        for net in 0..self.nets.len() {
+            while flying < PUSH_WINDOW {
+                let Some(doc) = self.nets[net].queue.pop_front() else { break };
+                let access = self.nets[net].access.clone();
+                match self.store.prepare_push(&access, doc)? {
+                    Some(p) => {
+                        let id = nabij_relay_proto::wire::blob_id(&p.blob);
+                        let bytes = p.blob.len() as u64;
+                        self.expect.push_back(Expect::Push { net, doc, id, heads: p.heads, bytes });
+                        out.push(Request::Push {
+                            network: access.relay_id,
+                            doc: p.relay_doc,
+                            blob: p.blob,
+                        });
+                        flying += 1;
+                    }
+                    None => self.docs_done += 1,
+                }
+            }
+        }
+        if flying == 0 {
+            self.phase = Phase::Pulling;
+            for net in 0..self.nets.len() {
+                if !self.nets[net].refused {
+                    let after = self.store.cursor(&self.nets[net].access)?;
+                    self.pull(net, after, out);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn pull(&mut self, net: usize, after: u64, out: &mut Vec<Request>) {
+        self.expect.push_back(Expect::Pull { net });
+        out.push(Request::Pull {
+            network: self.nets[net].access.relay_id,
+            after,
+            max_bytes: PULL_BYTES,
+        });
+    }
+}
+
+/// Version of the plaintext inside a blob.
+const PAYLOAD_VERSION: u8 = 1;
+
+/// The plaintext of a blob: `version || document id (16) || head count (u16 LE) || heads ||
+/// Automerge bytes`. The heads are the sender's after these changes: everything they cover is
+/// at the relay, so a receiver knows not to push it back.
+pub(crate) fn encode_payload(doc: DocId, heads: &[[u8; 32]], bytes: &[u8]) -> Vec<u8> {
+    let count = u16::try_from(heads.len()).unwrap_or(u16::MAX);
+    let mut out = Vec::with_capacity(19 + heads.len() * 32 + bytes.len());
+    out.push(PAYLOAD_VERSION);
+    out.extend_from_slice(doc.as_bytes());
+    out.extend_from_slice(&count.to_le_bytes());
+    for h in heads.iter().take(usize::from(count)) {
+        out.extend_from_slice(h);
+    }
+    out.extend_from_slice(bytes);
+    out
+}
+
+/// A decoded blob plaintext: document, heads, Automerge bytes.
+pub(crate) type Payload<'a> = (DocId, Vec<[u8; 32]>, &'a [u8]);
+
+/// Reads [`encode_payload`]'s output.
+pub(crate) fn decode_payload(plain: &[u8]) -> Result<Payload<'_>, String> {
+    let (&version, rest) = plain.split_first().ok_or("empty payload")?;
+    if version != PAYLOAD_VERSION {
+        return Err(format!("payload version {version}"));
+    }
+    if rest.len() < 18 {
+        return Err("payload too short".into());
+    }
+    let (id, rest) = rest.split_at(16);
+    let id: [u8; 16] = id.try_into().map_err(|_| "document id")?;
+    let count = usize::from(u16::from_le_bytes([rest[0], rest[1]]));
+    let rest = &rest[2..];
+    if rest.len() < count * 32 {
+        return Err("payload heads cut short".into());
+    }
+    let (heads, bytes) = rest.split_at(count * 32);
+    let heads = heads.chunks_exact(32).filter_map(|h| h.try_into().ok()).collect();
+    Ok((DocId::from_bytes(id), heads, bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn payloads_round_trip() {
+        let doc = DocId::from_bytes([3; 16]);
+        let plain = encode_payload(doc, &[[1; 32], [2; 32]], b"automerge");
+        let (d, h, b) = decode_payload(&plain).unwrap();
+        assert_eq!((d, h, b), (doc, vec![[1; 32], [2; 32]], &b"automerge"[..]));
+        assert!(decode_payload(&plain[..20]).is_err());
+        assert!(decode_payload(&[]).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn any_bytes_decode_or_fail_without_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = decode_payload(&bytes);
+        }
+    }
+}

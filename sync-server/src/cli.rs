@@ -1,0 +1,102 @@
+//! The `nabij-relay` command line: flags and a TOML file, logs, signals. `nabij-relay`
+//! listens on UDP 7447 and keeps its data in `./nabij-relay-data`; `--config relay.toml`
+//! reads settings from a file. It prints the relay's key for devices to pin.
+//!
+//! Owns argument parsing and the process's lifetime. The relay itself is [`crate::run`].
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode};
+
+use crate::{Config, RelayIdentity, endpoint, run};
+use clap::Parser;
+
+/// The Nabij relay: stores and forwards encrypted blobs; cannot read them.
+#[derive(Debug, Parser)]
+#[command(name = "nabij-relay", version)]
+struct Args {
+    /// A TOML configuration file (listen, data_dir, [limits]).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// UDP address to listen on (overrides the file).
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Directory for the database and the relay's key (overrides the file).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => tracing::info!("SIGTERM"),
+                    _ = tokio::signal::ctrl_c() => tracing::info!("interrupted"),
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn main_async(args: Args) -> Result<(), String> {
+    let mut config = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            Config::from_toml(&text).map_err(|e| e.to_string())?
+        }
+        None => Config::default(),
+    };
+    if let Some(listen) = args.listen {
+        config.listen = listen;
+    }
+    if let Some(dir) = args.data_dir {
+        config.data_dir = dir;
+    }
+    config.check().map_err(|e| e.to_string())?;
+    let identity = RelayIdentity::load_or_create(&config.data_dir).map_err(|e| e.to_string())?;
+    let endpoint = endpoint(config.listen, &identity).map_err(|e| e.to_string())?;
+    let local = endpoint.local_addr().map_err(|e| e.to_string())?;
+    let key = nabij_relay_proto::relay_key_to_string(&identity.public_key());
+    // One line for people and scripts: where, and which key to pin.
+    println!("nabij relay listening on {local} key {key}");
+    tracing::info!(%local, data_dir = %config.data_dir.display(), "relay started");
+    run(endpoint, config, shutdown_signal()).await.map_err(|e| e.to_string())?;
+    tracing::info!("relay stopped");
+    Ok(())
+}
+
+/// Runs the relay as a process: parses the arguments, logs to stderr, stops on SIGTERM or
+/// Ctrl-C after finishing in-flight writes.
+pub fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("nabij-relay: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(main_async(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("nabij-relay: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
