@@ -19,10 +19,15 @@ use std::collections::{HashSet, VecDeque};
 use nabij_relay_proto::{
     BlobId, NetworkId,
     roster::{Roster, SignedRoster},
-    wire::{PulledBlob, Refusal, Request, Response},
+    wire::{PulledBlob, Request, Response},
 };
 
 use crate::{crypto::SecretKey, ids::DocId};
+
+/// Why a relay refused a request.
+pub use nabij_relay_proto::wire::Refusal;
+/// How a relay's key is written for people (`nabijrelay1…`, with a checksum) and read back.
+pub use nabij_relay_proto::{RelayKeyError, parse_relay_key, relay_key_to_string};
 
 /// Most pushes awaiting the relay's answer at once.
 const PUSH_WINDOW: usize = 32;

@@ -85,6 +85,21 @@ pub(crate) enum Command {
         /// The ticket `nabij listen` showed (starts with nabij1)
         ticket: String,
     },
+    /// Sync through a relay (`nabij-relay`): push what it lacks, pull what is new
+    RelaySync(RelaySyncArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct RelaySyncArgs {
+    /// The relay's address, HOST:PORT
+    #[arg(long)]
+    pub relay: String,
+    /// The relay's key, as `nabij-relay` printed it (starts with nabijrelay1)
+    #[arg(long)]
+    pub key: String,
+    /// Keep syncing: after local changes and every this many seconds, until Ctrl-C
+    #[arg(long, value_name = "SECONDS")]
+    pub watch: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -58,7 +58,8 @@ pub(crate) fn may_create(cmd: &Command) -> bool {
         | Command::Demo { .. }
         | Command::Card
         | Command::Listen(_)
-        | Command::Sync { .. } => true,
+        | Command::Sync { .. }
+        | Command::RelaySync(_) => true,
         Command::Network(c) => !matches!(c, NetworkCmd::List | NetworkCmd::Show { .. }),
         Command::Case(c) => !matches!(c, CaseCmd::List { .. } | CaseCmd::Show { .. }),
         Command::Note(c) => matches!(c, NoteCmd::Add { .. } | NoteCmd::Edit { .. }),
@@ -199,7 +200,7 @@ impl App {
             }
             Command::Check => self.check(),
             Command::Demo { .. } => Err(CliError::failure("the demos run on their own stores")),
-            Command::Card | Command::Listen(_) | Command::Sync { .. } => {
+            Command::Card | Command::Listen(_) | Command::Sync { .. } | Command::RelaySync(_) => {
                 Err(CliError::failure("meeting commands run outside the app"))
             }
         }

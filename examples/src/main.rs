@@ -12,6 +12,7 @@ mod demo;
 mod error;
 mod meet;
 mod meeting;
+mod relay;
 mod resolve;
 mod text;
 mod view;
@@ -51,6 +52,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Card => return meet::card(&dev, cli.json),
         Command::Listen(args) => return meet::listen(dev, &store, args, cli.json),
         Command::Sync { ticket } => return meet::sync(dev, &ticket, cli.json),
+        Command::RelaySync(args) => return relay::sync(dev, args, cli.json),
         _ => {}
     }
     let app = App { dev, json: cli.json, store, width };

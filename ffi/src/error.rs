@@ -16,6 +16,7 @@ use nabij_core::{
     ids::ParseIdError,
     model::ValidationError,
     net::{NetError, TicketError},
+    relay::RelayError,
     sync::SyncError,
 };
 
@@ -98,6 +99,8 @@ impl From<NetError> for NabijError {
             // The peer broke the protocol or sent data this device refused; the session ended
             // before anything bad was applied.
             NetError::Sync(_) => NabijError::Network { message },
+            NetError::Relay(RelayError::Store(_)) => NabijError::Storage { message },
+            NetError::Relay(_) => NabijError::Network { message },
             NetError::Tls(_) | NetError::Internal(_) => NabijError::Other { message },
             _ => NabijError::Other { message },
         }

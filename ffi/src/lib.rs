@@ -10,6 +10,8 @@
 //! - [`net`]: meeting sync over QUIC (async, on tokio): [`Device::listen`] returns a
 //!   [`MeetingListener`] with a ticket, [`Device::sync_with`] a [`SyncReport`];
 //!   [`ProgressListener`] gets progress; device cards add a device to a network.
+//! - [`relay`]: sync through a relay: [`Device::sync_with_relay`] once, or
+//!   [`Device::start_relay_sync`] in the background ([`RelaySyncLoop`]).
 //!
 //! Bindings are generated from the built library:
 //! `cargo run -p uniffi-bindgen -- generate --library target/debug/libnabij_ffi.so
@@ -20,6 +22,7 @@ uniffi::setup_scaffolding!();
 pub mod device;
 pub mod error;
 pub mod net;
+pub mod relay;
 pub mod types;
 
 pub use device::{ChangeListener, Device, Subscription, caimer_fields};
@@ -27,4 +30,5 @@ pub use error::NabijError;
 pub use net::{
     DeviceCardInfo, MeetingListener, ProgressListener, SyncProgress, SyncReport, read_device_card,
 };
+pub use relay::{RelaySyncListener, RelaySyncLoop, RelaySyncReport};
 pub use types::*;

@@ -1,9 +1,12 @@
 //! Deterministic simulation: 3–8 devices in one network write offline, crash and reopen their
 //! stores, and meet in random pairs over a network that loses (0–30%), duplicates and
 //! reorders frames and cuts sessions after a random number of frames; a session hit by a
-//! fault ends with a typed error and the next one picks up. After a final round of complete
-//! sessions every device holds the same documents with the same heads and shows the same
-//! screens, and no acknowledged write is lost.
+//! fault ends with a typed error and the next one picks up. Half the seeds add a relay node
+//! (the relay's own rules over in-memory storage): devices also sync through it, in random
+//! mixes with meetings, and connections to it are cut after a random number of answers.
+//! After a final round of complete sessions (meetings, or relay syncs only, by seed) every
+//! device holds the same documents with the same heads and shows the same screens, and no
+//! acknowledged write is lost.
 //!
 //! A failing seed replays exactly, byte for byte:
 //! `NABIJ_SIM_SEED=<seed> cargo test -p nabij-tests --test sync_simulation devices_converge`
@@ -22,9 +25,13 @@ use std::hash::{DefaultHasher, Hasher};
 
 use nabij_core::{
     Device, DeviceOptions, DocId, NoteId,
+    device::DeviceRelay,
     model::{NewCase, NewNote, NoteKind},
+    relay::RelaySession,
     sync::Session,
 };
+use nabij_relay_proto::wire::{self, Request};
+use nabij_sync_server::{Limits, Relay, storage::MemoryStorage};
 use nabij_tests::{Rng, StepClock, case_ids, screens};
 
 const WORDS: &[&str] = &["wasmachine", "school", "huisarts", "schuld", "buurthuis"];
@@ -160,6 +167,53 @@ fn meet_inner(x: &Device, y: &Device, faults: Faults, rng: &mut Rng, trace: &mut
     false
 }
 
+/// The relay's key, as devices pin it (the simulation needs no TLS, only a stable name).
+const RELAY_KEY: [u8; 32] = [0x52; 32];
+
+/// A relay sync of `d`, answered by the relay's rules in process. The relay answers every
+/// request sent so far at once (as its driver does for what one read brought); `cut` drops the
+/// connection after that many answers have reached the device (the relay has already acted on
+/// the rest: stored, but the acknowledgement lost). Whether the sync completed.
+fn relay_sync(
+    d: &Device,
+    relay: &Relay<MemoryStorage>,
+    cut: Option<usize>,
+    trace: &mut Trace,
+) -> bool {
+    let mut session = RelaySession::new(DeviceRelay::new(d, RELAY_KEY));
+    let mut pending: Vec<Request> = session.start();
+    let mut answered = 0;
+    let me = *d.device_key().as_bytes();
+    while !session.is_done() {
+        if pending.is_empty() {
+            trace.record(&[b"relay stalled"]);
+            return false;
+        }
+        for r in &pending {
+            trace.record(&[b"to relay", &me, &wire::encode(r, usize::MAX).expect("encode")]);
+        }
+        let answers = relay.handle(&me, std::mem::take(&mut pending));
+        for a in answers {
+            if cut == Some(answered) {
+                trace.record(&[b"relay cut"]);
+                return false;
+            }
+            answered += 1;
+            trace.record(&[b"from relay", &me, &wire::encode(&a, usize::MAX).expect("encode")]);
+            match session.handle(a) {
+                Ok(next) => pending.extend(next),
+                Err(e) => {
+                    trace.record(&[b"relay error", e.to_string().as_bytes()]);
+                    return false;
+                }
+            }
+        }
+    }
+    let report = session.report();
+    assert!(report.rejected.is_empty(), "nothing tampered, nothing rejected: {report:?}");
+    true
+}
+
 fn simulate(seed: u64) -> Trace {
     let mut rng = Rng::new(seed);
     let mut trace = Trace::default();
@@ -189,6 +243,9 @@ fn simulate(seed: u64) -> Trace {
     }
     let faults =
         Faults { cut: None, loss: rng.below(300), dup: rng.below(200), reorder: rng.below(200) };
+    // Half the seeds have a relay; of those, half heal through it alone.
+    let relay = (rng.below(2) == 0).then(|| Relay::new(MemoryStorage::new(), Limits::default()));
+    let heal_by_relay = relay.is_some() && rng.below(2) == 0;
     let mut acked: Vec<(DocId, NoteId, String)> = Vec::new();
     for step in 0..40 {
         let who = rng.below(count as u64) as usize;
@@ -222,6 +279,12 @@ fn simulate(seed: u64) -> Trace {
                 // The phone dies and comes back: everything acknowledged must still be there.
                 devices[who] = open(who);
             }
+            5 | 6 if relay.is_some() => {
+                let cut = if rng.below(2) == 0 { Some(rng.below(30) as usize) } else { None };
+                if let Some(r) = &relay {
+                    relay_sync(&devices[who], r, cut, &mut trace);
+                }
+            }
             _ => {
                 let other = (who + 1 + rng.below(count as u64 - 1) as usize) % count;
                 let mut f = faults;
@@ -230,8 +293,19 @@ fn simulate(seed: u64) -> Trace {
             }
         }
     }
-    // Heal: the faults stop; device 0 meets everyone, twice round.
-    for _ in 0..2 {
+    // Heal: the faults stop; everyone syncs through the relay, twice round…
+    if let Some(r) = relay.as_ref().filter(|_| heal_by_relay) {
+        for _ in 0..2 {
+            for (i, d) in devices.iter().enumerate() {
+                assert!(
+                    relay_sync(d, r, None, &mut trace),
+                    "seed {seed}: relay sync of {i} incomplete"
+                );
+            }
+        }
+    }
+    // …or device 0 meets everyone, twice round.
+    for _ in 0..if heal_by_relay { 0 } else { 2 } {
         for i in 1..count {
             assert!(
                 meet(&devices[0], &devices[i], CLEAN, &mut rng, &mut trace),

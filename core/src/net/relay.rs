@@ -184,12 +184,16 @@ async fn exchange(
     let mut session = session;
     let report = loop {
         tokio::select! {
+            biased;
             done = &mut session => {
                 break done.map_err(|e| NetError::Internal(e.to_string()))??;
             }
             chunk = recv.read_chunk(256 * 1024, true) => {
                 let Some(chunk) = chunk.map_err(read_error)? else {
-                    return Err(NetError::Connection("the relay ended the stream early".into()));
+                    // The relay finished its side. If the session has every answer it needed
+                    // it is done (or about to be); otherwise it learns the stream ended.
+                    drop(answers);
+                    break session.await.map_err(|e| NetError::Internal(e.to_string()))??;
                 };
                 received.fetch_add(chunk.bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
                 let bodies = reader
