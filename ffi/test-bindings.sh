@@ -40,9 +40,12 @@ lib="$target/debug/libnabij_ffi.so"
 bindings="$target/bindings"
 
 # -------------------------------------------------------------------------------------------
-step "Building nabij-ffi and uniffi-bindgen (debug)"
-cargo build -p nabij-ffi -p uniffi-bindgen
+step "Building nabij-ffi, uniffi-bindgen and the relay (debug)"
+cargo build -p nabij-ffi -p uniffi-bindgen -p nabij-sync-server
 [[ -f "$lib" ]] || die "$lib was not built"
+# The relay tests start a real relay process.
+export NABIJ_RELAY_BIN="$target/debug/nabij-relay"
+[[ -x "$NABIJ_RELAY_BIN" ]] || die "$NABIJ_RELAY_BIN was not built"
 
 # -------------------------------------------------------------------------------------------
 step "Generating bindings into $bindings"

@@ -24,24 +24,20 @@ struct Args {
     data_dir: Option<PathBuf>,
 }
 
-async fn shutdown_signal() {
+/// The shutdown signal, installed at once (before the relay says it is listening, so a
+/// supervisor's SIGTERM right after start is a clean stop, not a kill).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => tracing::info!("SIGTERM"),
-                    _ = tokio::signal::ctrl_c() => tracing::info!("interrupted"),
-                }
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        #[cfg(unix)]
+        if let Some(mut term) = term {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM"),
+                _ = tokio::signal::ctrl_c() => tracing::info!("interrupted"),
             }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+            return;
         }
-    }
-    #[cfg(not(unix))]
-    {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
@@ -65,11 +61,12 @@ async fn main_async(args: Args) -> Result<(), String> {
     let identity = RelayIdentity::load_or_create(&config.data_dir).map_err(|e| e.to_string())?;
     let endpoint = endpoint(config.listen, &identity).map_err(|e| e.to_string())?;
     let local = endpoint.local_addr().map_err(|e| e.to_string())?;
+    let shutdown = shutdown_signal();
     let key = nabij_relay_proto::relay_key_to_string(&identity.public_key());
     // One line for people and scripts: where, and which key to pin.
     println!("nabij relay listening on {local} key {key}");
     tracing::info!(%local, data_dir = %config.data_dir.display(), "relay started");
-    run(endpoint, config, shutdown_signal()).await.map_err(|e| e.to_string())?;
+    run(endpoint, config, shutdown).await.map_err(|e| e.to_string())?;
     tracing::info!("relay stopped");
     Ok(())
 }

@@ -279,8 +279,8 @@ pub fn spawn_relay_loop(
             let result =
                 sync_with_relay(device.clone(), &address, relay_key, RelaySyncOptions::default())
                     .await;
-            // What the sync itself merged must not trigger another sync at once.
-            while changed.try_recv().is_ok() {}
+            // Changes the sync itself made (merges, content keys) bring one more sync, which
+            // finds nothing to do; draining them here could swallow an edit made meanwhile.
             if let Err(e) = &result {
                 tracing::info!(error = %e, "background relay sync failed; retrying later");
             }
