@@ -18,6 +18,12 @@ if cargo tree -p nabij-core --no-default-features -e normal --prefix none | grep
   exit 1
 fi
 
+echo "== the relay links no Automerge and not the core"
+if cargo tree -p nabij-sync-server -e normal --prefix none | grep -E '^(automerge|nabij-core)[ -]'; then
+  echo "nabij-sync-server must not depend on automerge or nabij-core: it is blind by construction" >&2
+  exit 1
+fi
+
 echo "== cargo test"
 cargo test --workspace --locked
 

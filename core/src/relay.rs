@@ -294,9 +294,13 @@ impl<S: RelayStore> RelaySession<S> {
                 self.report.refusals.push(RelayRefusal { request, reason, detail });
                 match expect {
                     Expect::Networks => self.networks(Vec::new(), &mut out)?,
-                    Expect::Push { net, .. } => {
+                    Expect::Push { net, doc, .. } => {
                         if reason == Refusal::NotOnRoster {
                             self.nets[net].refused = true;
+                        }
+                        // Without the network document at the relay, the others' blobs would
+                        // reach devices that lack their content keys: push none of them now.
+                        if reason == Refusal::NotOnRoster || doc == self.nets[net].access.network {
                             self.nets[net].queue.clear();
                         }
                         self.fill(&mut out)?;
@@ -368,7 +372,16 @@ impl<S: RelayStore> RelaySession<S> {
             |e: &VecDeque<Expect>| e.iter().filter(|x| matches!(x, Expect::Push { .. })).count();
         let mut flying = in_flight(&self.expect);
         for net in 0..self.nets.len() {
+            let network = self.nets[net].access.network;
             while flying < PUSH_WINDOW {
+                // The network document goes alone: the others follow once the relay holds it
+                // (they may need the content keys it carries).
+                let waiting = self.expect.iter().any(
+                    |e| matches!(e, Expect::Push { net: n, doc, .. } if *n == net && *doc == network),
+                );
+                if waiting {
+                    break;
+                }
                 let Some(doc) = self.nets[net].queue.pop_front() else { break };
                 let access = self.nets[net].access.clone();
                 match self.store.prepare_push(&access, doc)? {

@@ -34,7 +34,7 @@ impl Default for Limits {
             max_frame_bytes: nabij_relay_proto::wire::DEFAULT_MAX_FRAME,
             max_blob_bytes: nabij_relay_proto::wire::DEFAULT_MAX_FRAME - 1024,
             network_quota_bytes: 4 * 1024 * 1024 * 1024,
-            pull_max_bytes: 4 * 1024 * 1024,
+            pull_max_bytes: 1024 * 1024,
             requests_per_second: 5_000,
             bytes_per_second: 64 * 1024 * 1024,
             max_connections: 1_000,

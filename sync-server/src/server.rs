@@ -166,14 +166,23 @@ impl Bucket {
         Self { rate, tokens: rate, at: tokio::time::Instant::now() }
     }
 
-    async fn take(&mut self, n: u64) {
-        let now = tokio::time::Instant::now();
-        self.tokens =
-            (self.tokens + now.duration_since(self.at).as_secs_f64() * self.rate).min(self.rate);
+    /// Takes `n` tokens at `now`; how long to wait before going on (zero within the rate).
+    fn wait_for(&mut self, n: u64, now: tokio::time::Instant) -> Duration {
+        let refill = now.saturating_duration_since(self.at).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + refill).min(self.rate);
         self.at = now;
         self.tokens -= n as f64;
         if self.tokens < 0.0 {
-            tokio::time::sleep(Duration::from_secs_f64(-self.tokens / self.rate)).await;
+            Duration::from_secs_f64(-self.tokens / self.rate)
+        } else {
+            Duration::ZERO
+        }
+    }
+
+    async fn take(&mut self, n: u64) {
+        let wait = self.wait_for(n, tokio::time::Instant::now());
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
         }
     }
 }
@@ -266,4 +275,22 @@ async fn stream<S: Storage>(
     let _ = send.finish();
     // Let the last answers leave before the stream is dropped.
     let _ = tokio::time::timeout(Duration::from_secs(5), send.stopped()).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_over_its_rate_waits_in_proportion() {
+        let mut b = Bucket::new(1000);
+        let t0 = b.at;
+        // A second's worth goes at once; the next half second's worth waits half a second.
+        assert_eq!(b.wait_for(1000, t0), Duration::ZERO);
+        assert_eq!(b.wait_for(500, t0), Duration::from_millis(500));
+        // Time refills the bucket, never beyond one second's worth.
+        let later = t0 + Duration::from_secs(10);
+        assert_eq!(b.wait_for(1000, later), Duration::ZERO);
+        assert_eq!(b.wait_for(100, later), Duration::from_millis(100));
+    }
 }

@@ -10,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use nabij_relay_proto::{NetworkId, PublicKey, roster::SignedRoster, wire::PulledBlob};
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use crate::storage::{NewBlob, PutOutcome, Storage, StorageError, StoredRoster};
@@ -54,7 +54,15 @@ CREATE TABLE usage (
 pub struct SqliteStorage {
     path: PathBuf,
     writer: Mutex<Connection>,
-    readers: Mutex<Vec<Connection>>,
+    readers: Mutex<Readers>,
+    reader_free: Condvar,
+}
+
+/// The reader pool: idle connections, and how many exist.
+#[derive(Debug, Default)]
+struct Readers {
+    idle: Vec<Connection>,
+    open: usize,
 }
 
 fn configure(conn: &Connection) -> Result<(), StorageError> {
@@ -97,29 +105,49 @@ impl SqliteStorage {
                 )));
             }
         }
-        Ok(Self { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) })
+        Ok(Self {
+            path,
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Readers::default()),
+            reader_free: Condvar::new(),
+        })
     }
 
+    /// Runs `f` on a reader connection. At most [`READERS`] exist: each holds its own page
+    /// cache, so fifty devices pulling at once wait their turn instead of opening fifty.
     fn with_reader<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StorageError>,
     ) -> Result<T, StorageError> {
-        let conn = match self.readers.lock().pop() {
-            Some(c) => c,
-            None => {
-                let c = Connection::open_with_flags(
-                    &self.path,
-                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )?;
-                c.busy_timeout(std::time::Duration::from_secs(10))?;
-                c
+        let conn = {
+            let mut pool = self.readers.lock();
+            loop {
+                if let Some(c) = pool.idle.pop() {
+                    break c;
+                }
+                if pool.open < READERS {
+                    pool.open += 1;
+                    drop(pool);
+                    let opened = Connection::open_with_flags(
+                        &self.path,
+                        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                    )
+                    .and_then(|c| c.busy_timeout(std::time::Duration::from_secs(10)).map(|()| c));
+                    match opened {
+                        Ok(c) => break c,
+                        Err(e) => {
+                            self.readers.lock().open -= 1;
+                            self.reader_free.notify_one();
+                            return Err(e.into());
+                        }
+                    }
+                }
+                self.reader_free.wait(&mut pool);
             }
         };
         let result = f(&conn);
-        let mut pool = self.readers.lock();
-        if pool.len() < READERS {
-            pool.push(conn);
-        }
+        self.readers.lock().idle.push(conn);
+        self.reader_free.notify_one();
         result
     }
 }

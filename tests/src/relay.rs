@@ -105,10 +105,15 @@ impl ChildRelay {
         let _ = self.child.wait();
     }
 
-    /// Asks it to stop (SIGTERM) and waits for it.
-    pub fn terminate(&mut self) -> std::process::ExitStatus {
+    /// Asks it to stop (SIGTERM) without waiting.
+    pub fn ask_to_stop(&self) {
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    }
+
+    /// Asks it to stop (SIGTERM) and waits for it.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        self.ask_to_stop();
         self.child.wait().expect("wait")
     }
 }

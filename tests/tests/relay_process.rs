@@ -59,8 +59,25 @@ fn acknowledged(store: &Path) -> Vec<(DocId, Vec<[u8; 32]>)> {
     .collect()
 }
 
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Stop {
+    /// SIGKILL: nothing gets to finish.
+    Kill,
+    /// SIGTERM: the relay finishes the batches it is storing, answers them, and exits.
+    Term,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_uploads_loses_no_acknowledged_blob() {
+    stopped_during_uploads(Stop::Kill).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_uploads_finishes_in_flight_writes_and_exits_cleanly() {
+    stopped_during_uploads(Stop::Term).await;
+}
+
+async fn stopped_during_uploads(how: Stop) {
     let dir = tempfile::tempdir().expect("dir");
     let relay_dir = dir.path().join("relay");
     let log = dir.path().join("relay.log");
@@ -91,18 +108,25 @@ async fn sigkill_during_uploads_loses_no_acknowledged_blob() {
         sanne.add_notes(case, notes).expect("notes");
     }
 
-    // Kill the relay once Sanne has had 60 blobs acknowledged: the rest are in flight.
+    // Stop the relay once Sanne has had 60 blobs acknowledged: the rest are in flight.
     let killer = relay.clone();
     let killed = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let k = killed.clone();
     let progress: RelayProgressFn = Arc::new(move |p: &RelayProgress| {
         if p.docs_done >= 60 && !k.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            killer.lock().expect("relay").kill();
+            match how {
+                Stop::Kill => killer.lock().expect("relay").kill(),
+                Stop::Term => killer.lock().expect("relay").ask_to_stop(),
+            }
         }
     });
     let cut = relay_sync(&sanne, (&address, key), Some(progress)).await;
-    assert!(killed.load(std::sync::atomic::Ordering::SeqCst), "the relay was killed mid-upload");
+    assert!(killed.load(std::sync::atomic::Ordering::SeqCst), "the relay was stopped mid-upload");
     assert!(cut.is_err(), "the sync cannot finish without its relay: {cut:?}");
+    if how == Stop::Term {
+        let status = relay.lock().expect("relay").child.wait().expect("wait");
+        assert!(status.success(), "SIGTERM stops the relay cleanly: {status:?}");
+    }
     let acked = acknowledged(&dir.path().join("Sanne.db"));
     assert!(acked.len() >= 60 && acked.len() < CASES + 1, "{} acknowledged", acked.len());
 

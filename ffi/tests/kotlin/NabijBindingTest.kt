@@ -204,11 +204,44 @@ private fun meetingSync(dir: Path) = runBlocking {
     }
 }
 
+/** Relay sync through a real relay process ($NABIJ_RELAY_BIN): two devices that never meet. */
+private fun relaySync(dir: Path) = runBlocking {
+    val binary = System.getenv("NABIJ_RELAY_BIN") ?: error("NABIJ_RELAY_BIN is not set")
+    val relay = ProcessBuilder(binary, "--listen", "127.0.0.1:0", "--data-dir", dir.resolve("relay").toString())
+        .redirectError(dir.resolve("relay.log").toFile())
+        .start()
+    try {
+        val words = relay.inputStream.bufferedReader().readLine().split(" ")
+        expectEqual(listOf("nabij", "relay", "listening"), words.take(3), "relay started")
+        val (address, key) = words[4] to words[6]
+        withTimeout(60_000) {
+            Device.open(dir.resolve("relay-a.sqlite").toString()).use { a ->
+                Device.open(dir.resolve("relay-b.sqlite").toString()).use { b ->
+                    val net = a.createNetwork("Wijknetwerk Zuid")
+                    a.addMemberFromCard(net, b.deviceCard())
+                    val case = a.createCase(NewCase(subject = "Familie D.", networks = listOf(net)))
+                    a.addNote(case, observation("Eerste huisbezoek."))
+                    val pushed = a.syncWithRelay(address, key)
+                    expectEqual(2uL, pushed.blobsPushed, "network and case pushed")
+                    val pulled = b.syncWithRelay(address, key, ProgressRecorder())
+                    expectEqual(2uL, pulled.documentsChanged, "B received both")
+                    expectEqual(listOf("Eerste huisbezoek."), b.caseTimeline(case).map { it.text }, "relayed note")
+                    expectThrows<NabijException.InvalidInput>("bad relay key") { b.syncWithRelay(address, "nabijrelay1x") }
+                }
+            }
+        }
+    } finally {
+        relay.destroy()
+        relay.waitFor()
+    }
+}
+
 fun main() {
     val dir = Files.createTempDirectory("nabij-kotlin-test")
     try {
         scenario(dir)
         meetingSync(dir)
+        relaySync(dir)
     } finally {
         dir.toFile().deleteRecursively()
     }

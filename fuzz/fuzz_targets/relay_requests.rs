@@ -1,0 +1,86 @@
+//! The relay's side: arbitrary bytes, cut at fuzzer-chosen points, read as frames of requests
+//! from one of three devices, and answered by the relay's rules over in-memory storage (one
+//! network whose roster lists two of the devices is registered first).
+//!
+//! Checks: no panic; bytes that are not frames of requests get a typed error from the reader
+//! or the decoder, never a partial request; every request gets exactly one answer, and every
+//! answer encodes within the frame limit; the unlisted device is refused for the network and
+//! sees none of it; what a pull returns lies after its cursor, in order, within the network.
+#![no_main]
+
+use ed25519_dalek::SigningKey;
+use libfuzzer_sys::fuzz_target;
+use nabij_fuzz::pieces;
+use nabij_relay_proto::{
+    roster::{Roster, RosterDevice},
+    wire::{self, FrameReader, Refusal, Request, Response},
+};
+use nabij_sync_server::{Limits, Relay, storage::MemoryStorage};
+
+const NETWORK: [u8; 32] = [0xAA; 32];
+const MAX_FRAME: usize = 64 * 1024;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&who, rest)) = data.split_first() else { return };
+    let keys: Vec<SigningKey> = (1..=3u8).map(|n| SigningKey::from_bytes(&[n; 32])).collect();
+    let devices: Vec<[u8; 32]> = keys.iter().map(|k| k.verifying_key().to_bytes()).collect();
+    let limits = Limits { max_frame_bytes: MAX_FRAME, max_blob_bytes: MAX_FRAME / 2, ..Limits::default() };
+    let relay = Relay::new(MemoryStorage::new(), limits);
+    let roster = Roster {
+        network: NETWORK,
+        issued_at: 1,
+        devices: devices[..2].iter().map(|d| RosterDevice { key: *d, sealed: vec![1; 80] }).collect(),
+    }
+    .sign(&keys[0])
+    .expect("sign");
+    let registered = relay.handle(&devices[0], vec![Request::Register { roster }]);
+    assert!(matches!(registered[..], [Response::Registered { .. }]));
+    relay.handle(&devices[0], vec![Request::Push { network: NETWORK, doc: [1; 32], blob: vec![9; 40] }]);
+
+    let device = devices[usize::from(who % 3)];
+    let listed = who % 3 != 2;
+    let mut reader = FrameReader::new(MAX_FRAME);
+    for piece in pieces(rest) {
+        let bodies = match reader.feed(piece) {
+            Ok(b) => b,
+            Err(_) => return,
+        };
+        let mut requests = Vec::new();
+        for body in &bodies {
+            match wire::decode::<Request>(body) {
+                Ok(r) => requests.push(r),
+                Err(_) => return,
+            }
+        }
+        let answers = relay.handle(&device, requests.clone());
+        assert_eq!(answers.len(), requests.len(), "one answer per request");
+        for (q, a) in requests.iter().zip(&answers) {
+            let frame = wire::encode(a, usize::MAX).expect("answers encode");
+            assert!(frame.len() <= MAX_FRAME + 4 || matches!(a, Response::Blobs { .. }));
+            match (q, a) {
+                (Request::Pull { network, after, .. }, Response::Blobs { network: n, blobs, next, .. }) => {
+                    assert_eq!(network, n);
+                    assert!(blobs.windows(2).all(|w| w[0].seq < w[1].seq), "in order");
+                    assert!(blobs.iter().all(|b| b.seq > *after), "after the cursor");
+                    assert!(blobs.last().is_none_or(|b| b.seq == *next));
+                    assert!(listed || *network != NETWORK, "the unlisted device read the network");
+                }
+                (Request::Push { network, .. } | Request::Pull { network, .. }, _)
+                    if *network == NETWORK && !listed =>
+                {
+                    assert!(
+                        matches!(a, Response::Refused { reason: Refusal::NotOnRoster, .. }),
+                        "the unlisted device was not refused: {a:?}"
+                    );
+                }
+                (Request::Networks, Response::Networks { rosters }) => {
+                    for r in rosters {
+                        let roster = r.verify().expect("only valid rosters are served");
+                        assert!(roster.lists(&device), "a roster that does not list the device");
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+});
