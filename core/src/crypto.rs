@@ -14,8 +14,9 @@
 //! - A **blob** is `key id (8) || nonce (24) || XChaCha20-Poly1305 ciphertext` of Automerge
 //!   changes, with network, document, epoch and key id as associated data; its id is the
 //!   BLAKE3 hash of its bytes, so the relay can deduplicate and a receiver can check it.
-//! - The relay sees **relay ids**: networks by a hash of their id, documents by a keyed hash
-//!   of their id under the network key. Neither reveals anything about a client.
+//! - The relay sees **relay ids**: networks by a hash of their key, documents by a keyed hash
+//!   of their id under the network key. Neither reveals anything about a client, and only a
+//!   member can name a network to the relay.
 //!
 //! Every key and nonce comes from the device's [`Randomness`] (the OS source; a seeded
 //! stream only in deterministic simulations).
@@ -182,20 +183,15 @@ impl SealedKey {
     }
 }
 
-/// The id a network has at the relay: a hash of its id (random already; reveals nothing).
-pub fn relay_network_id(network: DocId) -> [u8; 32] {
-    blake3::derive_key(NETWORK_ID_KDF, network.as_bytes())
+/// The id a network has at the relay: derived from its key, so only its members can name it
+/// (no one who merely saw a ticket can claim the network at a relay first).
+pub fn relay_network_id(network_key: &SecretKey) -> [u8; 32] {
+    blake3::derive_key(NETWORK_ID_KDF, &network_key.0)
 }
 
-fn network_context(relay_network: &[u8; 32], epoch: u32) -> [u8; 36] {
-    let mut c = [0u8; 36];
-    c[..32].copy_from_slice(relay_network);
-    c[32..].copy_from_slice(&epoch.to_le_bytes());
-    c
-}
-
-/// Seals `network`'s key of `epoch` to the device `recipient`. Network and epoch are
-/// authenticated, so a sealed key cannot be replayed as another network's.
+/// Seals `network`'s key of `epoch` to the device `recipient`. The sealed payload is the key
+/// and the network's id, and epoch and recipient are authenticated: a device that opens it
+/// checks it is the network it expects (or learns which network it is, from a roster).
 pub fn seal_network_key(
     rng: &Randomness,
     key: &SecretKey,
@@ -211,19 +207,17 @@ pub fn seal_network_key(
         return Err(CryptoError::Malformed("device key of low order".into()));
     }
     let wrapping = kek(shared.as_bytes(), &eph_pub, &their);
-    let context = network_context(&relay_network_id(network), epoch);
-    let aad = [&context[..], recipient.as_bytes()].concat();
+    let aad = [&epoch.to_le_bytes()[..], recipient.as_bytes()].concat();
     let payload = [&key.0[..], network.as_bytes()].concat();
     let sealed = seal(rng, &wrapping, &payload, &aad)?;
     Ok(SealedKey([eph_pub.as_slice(), &sealed].concat()))
 }
 
-/// Opens a network key sealed to this device for the network the relay knows as
-/// `relay_network`, and returns it with the network's id.
+/// Opens a network key of `epoch` sealed to this device, and returns it with the network's id
+/// (the caller checks it is the network it expected).
 pub fn open_network_key(
     identity: &DeviceIdentity,
     sealed: &[u8],
-    relay_network: &[u8; 32],
     epoch: u32,
 ) -> Result<(SecretKey, DocId), CryptoError> {
     if sealed.len() < 32 {
@@ -238,8 +232,7 @@ pub fn open_network_key(
         return Err(CryptoError::Malformed("ephemeral key of low order".into()));
     }
     let wrapping = kek(shared.as_bytes(), &eph, &mine);
-    let context = network_context(relay_network, epoch);
-    let aad = [&context[..], me.as_bytes()].concat();
+    let aad = [&epoch.to_le_bytes()[..], me.as_bytes()].concat();
     let payload = open(&wrapping, rest, &aad)?;
     if payload.len() != 48 {
         return Err(CryptoError::Malformed("sealed payload is not a key and an id".into()));
@@ -248,11 +241,7 @@ pub fn open_network_key(
         payload[..32].try_into().map_err(|_| CryptoError::Malformed("key".into()))?;
     let id: [u8; 16] =
         payload[32..].try_into().map_err(|_| CryptoError::Malformed("network id".into()))?;
-    let network = DocId::from_bytes(id);
-    if relay_network_id(network) != *relay_network {
-        return Err(CryptoError::Tampered);
-    }
-    Ok((SecretKey(key), network))
+    Ok((SecretKey(key), DocId::from_bytes(id)))
 }
 
 /// The key the network document itself is encrypted under (derived, so every holder of the
@@ -384,20 +373,15 @@ mod tests {
         let key = SecretKey::generate(&os()).unwrap();
         let (n1, n2) = (DocId::from_bytes([1; 16]), DocId::from_bytes([2; 16]));
         let sealed = seal_network_key(&os(), &key, n1, 0, &alice.public_key()).unwrap();
-        let r1 = relay_network_id(n1);
-        let (opened, network) = open_network_key(&alice, sealed.as_bytes(), &r1, 0).unwrap();
+        let (opened, network) = open_network_key(&alice, sealed.as_bytes(), 0).unwrap();
         assert_eq!((opened, network), (key.clone(), n1));
+        assert_ne!(network, n2, "the payload names its network");
         assert_eq!(
-            open_network_key(&bob, sealed.as_bytes(), &r1, 0).unwrap_err(),
-            CryptoError::Tampered
-        );
-        let r2 = relay_network_id(n2);
-        assert_eq!(
-            open_network_key(&alice, sealed.as_bytes(), &r2, 0).unwrap_err(),
+            open_network_key(&bob, sealed.as_bytes(), 0).unwrap_err(),
             CryptoError::Tampered
         );
         assert_eq!(
-            open_network_key(&alice, sealed.as_bytes(), &r1, 1).unwrap_err(),
+            open_network_key(&alice, sealed.as_bytes(), 1).unwrap_err(),
             CryptoError::Tampered
         );
         // Two sealings of one key differ (fresh ephemeral key and nonce).
@@ -447,7 +431,7 @@ mod tests {
         assert_eq!(relay_doc_id(&n1, doc), relay_doc_id(&n1, doc));
         assert_ne!(relay_doc_id(&n1, doc), relay_doc_id(&n2, doc));
         assert!(!relay_doc_id(&n1, doc).windows(16).any(|w| w == doc.as_bytes()));
-        assert!(!relay_network_id(doc).windows(16).any(|w| w == doc.as_bytes()));
+        assert_ne!(relay_network_id(&n1), relay_network_id(&n2));
         assert_ne!(network_doc_key(&n1), n1);
     }
 

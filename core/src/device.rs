@@ -840,55 +840,71 @@ impl Device {
         let Some(sealed) = doc::sealed_network_key(d, 0, &self.device_key())? else {
             return Ok(None);
         };
-        let relay = crypto::relay_network_id(network);
-        let (key, id) = crypto::open_network_key(&self.identity, &sealed, &relay, 0)?;
+        let (key, id) = crypto::open_network_key(&self.identity, &sealed, 0)?;
         if id != network {
             return Err(Error::Crypto(CryptoError::Tampered));
         }
         Ok(Some(key))
     }
 
+    /// The id a network has at a relay (derived from its key), if this device holds the key.
+    pub fn relay_network_id(&self, network: DocId) -> Result<Option<[u8; 32]>, Error> {
+        self.read(network, DocKind::Network, |d| {
+            Ok(self.network_key_in(d, network)?.map(|k| crypto::relay_network_id(&k)))
+        })
+    }
+
     /// Makes sure every device on a network's roster has the network key sealed to it, and
     /// returns the key (None if this device cannot open one). A network made before keys
     /// existed gets its key here, from its creator's device only, so two devices never make
-    /// two keys for one network.
+    /// two keys for one network. A listed key that cannot be sealed to (not a valid Ed25519
+    /// point) is skipped and logged: it never blocks the others.
     pub(crate) fn seal_network_keys(&self, network: DocId) -> Result<Option<SecretKey>, Error> {
         let me = self.device_key();
-        let (key, missing) = self.read(network, DocKind::Network, |d| {
+        let (key, missing, i_created) = self.read(network, DocKind::Network, |d| {
             let key = self.network_key_in(d, network)?;
             let roster = doc::read_network(d)?;
             let mut missing = Vec::new();
-            for m in &roster.members {
-                for dev in &m.devices {
-                    if doc::sealed_network_key(d, 0, dev)?.is_none() {
-                        missing.push(*dev);
-                    }
+            for dev in roster.members.iter().flat_map(|m| m.devices.iter()) {
+                if doc::sealed_network_key(d, 0, dev)?.is_none() && !missing.contains(dev) {
+                    missing.push(*dev);
                 }
             }
-            let creator = doc::network_creator(d)?;
-            Ok((key, (missing, creator == Some(me))))
+            Ok((key, missing, doc::network_creator(d)? == Some(me)))
         })?;
-        let (missing, i_created) = missing;
         if missing.is_empty() || (key.is_none() && !i_created) {
             return Ok(key);
         }
-        let key = match key {
-            Some(k) => k,
-            None => SecretKey::generate(&self.randomness)?,
-        };
+        let fresh = SecretKey::generate(&self.randomness)?;
         self.edit(network, DocKind::Network, |d, _, now| {
-            doc::ensure_key_maps(d)?;
+            // Read again under the writer lock: another sync of this device may have made or
+            // sealed the key since.
+            let key = match self.network_key_in(d, network)? {
+                Some(k) => k,
+                None => {
+                    doc::ensure_key_maps(d)?;
+                    let mine = crypto::seal_network_key(&self.randomness, &fresh, network, 0, &me)?;
+                    doc::put_sealed_network_key(d, 0, &me, mine.as_bytes())?;
+                    fresh.clone()
+                }
+            };
             let mut sealed = 0;
             for dev in &missing {
-                let s = crypto::seal_network_key(&self.randomness, &key, network, 0, dev)?;
-                if doc::put_sealed_network_key(d, 0, dev, s.as_bytes())? {
-                    sealed += 1;
+                match crypto::seal_network_key(&self.randomness, &key, network, 0, dev) {
+                    Ok(s) => {
+                        if doc::put_sealed_network_key(d, 0, dev, s.as_bytes())? {
+                            sealed += 1;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(device = %dev, error = %e, "cannot seal to a listed key")
+                    }
                 }
             }
             doc::commit_keys(d, format!("Sealed the network key to {sealed} devices"), now)?;
-            Ok(())
-        })?;
-        Ok(Some(key))
+            Ok(key)
+        })
+        .map(Some)
     }
 
     /// Reads a network.
@@ -1099,7 +1115,7 @@ impl Device {
     /// pushed all of that or knew the relay held it). So a pulled change is never pushed back.
     pub(crate) fn merge_from_relay(
         &self,
-        relay: &[u8; 32],
+        at: store::RelayScope<'_>,
         id: DocId,
         bytes: &[u8],
         at_relay: &[ChangeHash],
@@ -1110,7 +1126,7 @@ impl Device {
             let Writer { conn, cache } = &mut *w;
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let outcome = merge_in(&tx, cache, &key, id, None, bytes, None)?;
-            let known = store::relay_pushed(&tx, relay, id)?;
+            let known = store::relay_pushed(&tx, at, id)?;
             if let Some(cached) = cache.get_mut(&id) {
                 let doc = &mut cached.doc;
                 if at_relay.iter().all(|h| doc.get_change_by_hash(h).is_some()) {
@@ -1126,7 +1142,7 @@ impl Device {
                     if doc.get_changes_meta(&held).is_empty() {
                         held = doc.get_heads();
                     }
-                    store::set_relay_pushed(&tx, relay, id, &heads_bytes(&held))?;
+                    store::set_relay_pushed(&tx, at, id, &heads_bytes(&held))?;
                 }
             }
             tx.commit()?;

@@ -5,16 +5,17 @@
 //! 1. ask which rosters list this device (a device added by card learns its networks and
 //!    finds its sealed network keys there);
 //! 2. register each network's roster where the relay's lacks a device the local one lists;
-//! 3. push every document's changes the relay does not hold, encrypted, the network document
-//!    first (it carries the content keys the others need), a window at a time; each is
-//!    recorded as held by the relay only when the relay says it is durable;
-//! 4. pull each network's blobs after the device's cursor, decrypt and merge them, and move
-//!    the cursor. Blobs that fail to open are reported, not applied.
+//! 3. pull each network's blobs after the device's cursor, decrypt, check and merge them, and
+//!    move the cursor. Blobs that fail to open or apply are reported, not applied; what
+//!    arrives is recorded as held by the relay, so it is never pushed back;
+//! 4. push every document's changes the relay does not hold, encrypted, the network document
+//!    first and alone (it carries the content keys the others need), then a window at a
+//!    time; each is recorded as held by the relay only when the relay says it is durable.
 //!
 //! Owns the order of the exchange and what counts as done. Knows nothing of sockets, SQLite or
 //! Automerge: the driver (`net::relay`) carries the messages, the store does the rest.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 
 use nabij_relay_proto::{
     BlobId, NetworkId,
@@ -31,8 +32,10 @@ pub use nabij_relay_proto::{RelayKeyError, parse_relay_key, relay_key_to_string}
 
 /// Most pushes awaiting the relay's answer at once.
 const PUSH_WINDOW: usize = 32;
-/// Bytes of blobs asked for per pull.
+/// Bytes of blobs asked for per pull (the relay may send less).
 const PULL_BYTES: u32 = 4 * 1024 * 1024;
+/// Largest blob pushed: what a relay with default limits takes.
+const MAX_BLOB: usize = nabij_relay_proto::wire::DEFAULT_MAX_BLOB;
 
 /// A network this device can read at the relay.
 #[derive(Debug, Clone)]
@@ -145,15 +148,21 @@ pub trait RelayStore {
         doc: DocId,
     ) -> Result<Option<PreparedPush>, RelayError>;
     /// The relay holds a pushed blob durably.
-    fn pushed(&mut self, doc: DocId, heads: &[[u8; 32]]) -> Result<(), RelayError>;
+    fn pushed(
+        &mut self,
+        net: &NetworkAccess,
+        doc: DocId,
+        heads: &[[u8; 32]],
+    ) -> Result<(), RelayError>;
     /// The last blob pulled for a network.
     fn cursor(&mut self, net: &NetworkAccess) -> Result<u64, RelayError>;
-    /// Decrypts and merges pulled blobs (skipping `own`), then moves the cursor to `next`.
+    /// Decrypts and merges pulled blobs, then moves the cursor to `next`. Blobs that fail to
+    /// open or to apply are reported; a local storage failure is an error and leaves the
+    /// cursor where it was (the blobs come again).
     fn apply(
         &mut self,
         net: &NetworkAccess,
         blobs: Vec<PulledBlob>,
-        own: &HashSet<BlobId>,
         next: u64,
     ) -> Result<Applied, RelayError>;
 }
@@ -163,7 +172,7 @@ enum Expect {
     Networks,
     Register,
     Push { net: usize, doc: DocId, id: BlobId, heads: Vec<[u8; 32]>, bytes: u64 },
-    Pull { net: usize },
+    Pull { net: usize, after: u64 },
 }
 
 #[derive(Debug)]
@@ -178,8 +187,9 @@ struct Net {
 enum Phase {
     Start,
     Networks,
-    Pushing,
     Pulling,
+    Pushing,
+    Done,
 }
 
 /// One relay sync.
@@ -189,7 +199,6 @@ pub struct RelaySession<S> {
     expect: VecDeque<Expect>,
     nets: Vec<Net>,
     phase: Phase,
-    own: HashSet<BlobId>,
     report: RelayReport,
     docs_total: usize,
     docs_done: usize,
@@ -207,7 +216,6 @@ impl<S: RelayStore> RelaySession<S> {
             expect: VecDeque::new(),
             nets: Vec::new(),
             phase: Phase::Start,
-            own: HashSet::new(),
             report: RelayReport::default(),
             docs_total: 0,
             docs_done: 0,
@@ -223,7 +231,7 @@ impl<S: RelayStore> RelaySession<S> {
 
     /// Whether the sync is complete.
     pub fn is_done(&self) -> bool {
-        self.phase == Phase::Pulling && self.expect.is_empty()
+        self.phase == Phase::Done && self.expect.is_empty()
     }
 
     /// What the sync did so far.
@@ -231,9 +239,9 @@ impl<S: RelayStore> RelaySession<S> {
         &self.report
     }
 
-    /// Documents pushed or pulled so far, and known to be pushed in all.
+    /// Documents pulled or pushed so far, and known to be in all.
     pub fn progress(&self) -> (usize, usize) {
-        (self.docs_done, self.docs_total)
+        (self.docs_done, self.docs_total.max(self.docs_done))
     }
 
     /// The store (for the driver, after the sync).
@@ -257,26 +265,28 @@ impl<S: RelayStore> RelaySession<S> {
                 if got != id {
                     return Err(RelayError::Protocol("the relay stored other bytes".into()));
                 }
-                self.store.pushed(doc, &heads)?;
-                self.own.insert(id);
+                let access = self.nets[net].access.clone();
+                self.store.pushed(&access, doc, &heads)?;
                 self.report.blobs_pushed += 1;
                 self.report.bytes_pushed += bytes;
                 self.docs_done += 1;
-                let _ = net;
-                self.fill(&mut out)?;
             }
-            (Expect::Pull { net }, Response::Blobs { network, blobs, next, more }) => {
+            (Expect::Pull { net, after }, Response::Blobs { network, blobs, next, more }) => {
                 if network != self.nets[net].access.relay_id {
                     return Err(RelayError::Protocol("blobs of another network".into()));
                 }
+                if blobs.iter().any(|b| b.seq <= after || b.seq > next)
+                    || blobs.windows(2).any(|w| w[0].seq >= w[1].seq)
+                    || (more && next <= after)
+                {
+                    return Err(RelayError::Protocol("blobs out of order or going nowhere".into()));
+                }
                 self.report.blobs_pulled += blobs.len();
                 self.report.bytes_pulled += blobs.iter().map(|b| b.bytes.len() as u64).sum::<u64>();
-                if blobs.iter().any(|b| b.seq > next) {
-                    return Err(RelayError::Protocol("a blob beyond the cursor".into()));
-                }
                 let access = self.nets[net].access.clone();
-                let applied = self.store.apply(&access, blobs, &self.own, next)?;
+                let applied = self.store.apply(&access, blobs, next)?;
                 self.docs_done += applied.changed.len();
+                self.docs_total += applied.changed.len();
                 self.report.documents_changed += applied.changed.len();
                 self.report.rejected.extend(applied.rejected);
                 if more {
@@ -303,9 +313,8 @@ impl<S: RelayStore> RelaySession<S> {
                         if reason == Refusal::NotOnRoster || doc == self.nets[net].access.network {
                             self.nets[net].queue.clear();
                         }
-                        self.fill(&mut out)?;
                     }
-                    Expect::Pull { net } => self.nets[net].refused = true,
+                    Expect::Pull { net, .. } => self.nets[net].refused = true,
                     Expect::Register => {}
                 }
             }
@@ -313,6 +322,7 @@ impl<S: RelayStore> RelaySession<S> {
                 return Err(RelayError::Protocol(format!("{other:?} in answer to {expect:?}")));
             }
         }
+        self.advance(&mut out)?;
         Ok(out)
     }
 
@@ -336,7 +346,8 @@ impl<S: RelayStore> RelaySession<S> {
                         }
                     }
                 }
-                roster.issued_at = now.max(theirs.map_or(i64::MIN, |t| t.issued_at + 1));
+                roster.issued_at =
+                    now.max(theirs.map_or(i64::MIN, |t| t.issued_at.saturating_add(1)));
                 let signed = self.store.sign(roster)?;
                 out.push(Request::Register { roster: signed });
                 self.expect.push_back(Expect::Register);
@@ -352,25 +363,38 @@ impl<S: RelayStore> RelaySession<S> {
             }
         }
         self.report.networks = self.nets.len();
-        for i in 0..self.nets.len() {
-            if self.nets[i].access.held {
-                let docs = self.store.to_push(&self.nets[i].access)?;
-                self.docs_total += docs.len();
-                self.nets[i].queue = docs.into();
-            }
+        // Pull first: what arrives is then known to be at the relay and never pushed back.
+        self.phase = Phase::Pulling;
+        for net in 0..self.nets.len() {
+            let after = self.store.cursor(&self.nets[net].access)?;
+            self.pull(net, after, out);
         }
-        self.phase = Phase::Pushing;
-        self.fill(out)
+        Ok(())
     }
 
-    /// Keeps the push window full; when every push is answered, starts the pulls.
-    fn fill(&mut self, out: &mut Vec<Request>) -> Result<(), RelayError> {
-        if self.phase != Phase::Pushing {
-            return Ok(());
+    /// Moves on when a phase's answers are all in: pulls, then pushes (a window at a time).
+    fn advance(&mut self, out: &mut Vec<Request>) -> Result<(), RelayError> {
+        if self.phase == Phase::Pulling
+            && !self.expect.iter().any(|e| matches!(e, Expect::Pull { .. }))
+        {
+            for net in 0..self.nets.len() {
+                if self.nets[net].access.held && !self.nets[net].refused {
+                    let docs = self.store.to_push(&self.nets[net].access)?;
+                    self.docs_total += docs.len();
+                    self.nets[net].queue = docs.into();
+                }
+            }
+            self.phase = Phase::Pushing;
         }
-        let in_flight =
-            |e: &VecDeque<Expect>| e.iter().filter(|x| matches!(x, Expect::Push { .. })).count();
-        let mut flying = in_flight(&self.expect);
+        if self.phase == Phase::Pushing {
+            self.fill(out)?;
+        }
+        Ok(())
+    }
+
+    /// Keeps the push window full; done when every push is answered.
+    fn fill(&mut self, out: &mut Vec<Request>) -> Result<(), RelayError> {
+        let mut flying = self.expect.iter().filter(|x| matches!(x, Expect::Push { .. })).count();
         for net in 0..self.nets.len() {
             let network = self.nets[net].access.network;
             while flying < PUSH_WINDOW {
@@ -385,6 +409,22 @@ impl<S: RelayStore> RelaySession<S> {
                 let Some(doc) = self.nets[net].queue.pop_front() else { break };
                 let access = self.nets[net].access.clone();
                 match self.store.prepare_push(&access, doc)? {
+                    Some(p) if p.blob.len() > MAX_BLOB => {
+                        // Refused here rather than by the relay: a frame this large would end
+                        // the connection, and every later sync with it.
+                        self.report.refusals.push(RelayRefusal {
+                            request: "push",
+                            reason: Refusal::TooLarge,
+                            detail: format!(
+                                "document {doc} needs a {} byte blob; the limit is {MAX_BLOB}",
+                                p.blob.len()
+                            ),
+                        });
+                        if doc == network {
+                            self.nets[net].queue.clear();
+                        }
+                        self.docs_done += 1;
+                    }
                     Some(p) => {
                         let id = nabij_relay_proto::wire::blob_id(&p.blob);
                         let bytes = p.blob.len() as u64;
@@ -400,20 +440,17 @@ impl<S: RelayStore> RelaySession<S> {
                 }
             }
         }
-        if flying == 0 {
-            self.phase = Phase::Pulling;
-            for net in 0..self.nets.len() {
-                if !self.nets[net].refused {
-                    let after = self.store.cursor(&self.nets[net].access)?;
-                    self.pull(net, after, out);
-                }
-            }
+        if flying == 0 && self.nets.iter().all(|n| n.queue.is_empty()) {
+            self.phase = Phase::Done;
         }
         Ok(())
     }
 
     fn pull(&mut self, net: usize, after: u64, out: &mut Vec<Request>) {
-        self.expect.push_back(Expect::Pull { net });
+        if self.nets[net].refused {
+            return;
+        }
+        self.expect.push_back(Expect::Pull { net, after });
         out.push(Request::Pull {
             network: self.nets[net].access.relay_id,
             after,

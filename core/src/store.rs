@@ -980,24 +980,31 @@ pub fn save_sync_state(
     Ok(())
 }
 
-/// The heads of a document's changes this device knows the relay holds.
-pub fn relay_pushed(conn: &Connection, relay: &[u8; 32], doc: DocId) -> Result<Vec<[u8; 32]>> {
+/// Where a relay holds a document: the relay's key and the network's relay id.
+pub type RelayScope<'a> = (&'a [u8; 32], &'a [u8; 32]);
+
+/// The heads of a document's changes this device knows the relay holds in a network.
+pub fn relay_pushed(conn: &Connection, at: RelayScope<'_>, doc: DocId) -> Result<Vec<[u8; 32]>> {
     let bytes: Option<Vec<u8>> = conn
-        .prepare_cached("SELECT heads FROM relay_pushed WHERE relay = ?1 AND doc_id = ?2")?
-        .query_row(params![&relay[..], doc.as_bytes()], |r| r.get(0))
+        .prepare_cached(
+            "SELECT heads FROM relay_pushed WHERE relay = ?1 AND network = ?2 AND doc_id = ?3",
+        )?
+        .query_row(params![&at.0[..], &at.1[..], doc.as_bytes()], |r| r.get(0))
         .optional()?;
     bytes.map_or(Ok(Vec::new()), |b| decode_heads(&b))
 }
 
-/// [`relay_pushed`] for every document this device has exchanged with the relay.
+/// [`relay_pushed`] for every document this device has exchanged with the relay in a network.
 pub fn relay_pushed_all(
     conn: &Connection,
-    relay: &[u8; 32],
+    at: RelayScope<'_>,
 ) -> Result<std::collections::HashMap<DocId, Vec<[u8; 32]>>> {
-    let mut stmt =
-        conn.prepare_cached("SELECT doc_id, heads FROM relay_pushed WHERE relay = ?1")?;
-    let rows =
-        stmt.query_map([&relay[..]], |r| Ok((doc_id_col(r, 0)?, r.get::<_, Vec<u8>>(1)?)))?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT doc_id, heads FROM relay_pushed WHERE relay = ?1 AND network = ?2",
+    )?;
+    let rows = stmt.query_map(params![&at.0[..], &at.1[..]], |r| {
+        Ok((doc_id_col(r, 0)?, r.get::<_, Vec<u8>>(1)?))
+    })?;
     let mut out = std::collections::HashMap::new();
     for row in rows {
         let (id, heads) = row?;
@@ -1006,18 +1013,31 @@ pub fn relay_pushed_all(
     Ok(out)
 }
 
-/// Records the heads of a document's changes the relay holds.
+/// Records the heads of a document's changes the relay holds in a network.
 pub fn set_relay_pushed(
     tx: &Transaction<'_>,
-    relay: &[u8; 32],
+    at: RelayScope<'_>,
     doc: DocId,
     heads: &[[u8; 32]],
 ) -> Result<()> {
     tx.prepare_cached(
-        "INSERT OR REPLACE INTO relay_pushed (relay, doc_id, heads) VALUES (?1, ?2, ?3)",
+        "INSERT OR REPLACE INTO relay_pushed (relay, network, doc_id, heads)
+         VALUES (?1, ?2, ?3, ?4)",
     )?
-    .execute(params![&relay[..], doc.as_bytes(), encode_heads(heads)])?;
+    .execute(params![&at.0[..], &at.1[..], doc.as_bytes(), encode_heads(heads)])?;
     Ok(())
+}
+
+/// Whether a document is shared with a network (or is the network).
+pub fn doc_in_network(conn: &Connection, doc: DocId, network: DocId) -> Result<bool> {
+    if doc == network {
+        return Ok(true);
+    }
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM doc_networks WHERE doc_id = ?1 AND network_id = ?2")?
+        .query_row(params![doc.as_bytes(), network.as_bytes()], |_| Ok(()))
+        .optional()?
+        .is_some())
 }
 
 /// The last blob pulled from the relay for a network (0: none).

@@ -87,6 +87,12 @@ impl From<nabij_core::Error> for NabijError {
 
 impl From<NetError> for NabijError {
     fn from(e: NetError) -> Self {
+        Self::from(&e)
+    }
+}
+
+impl From<&NetError> for NabijError {
+    fn from(e: &NetError) -> Self {
         let message = e.to_string();
         match e {
             // A mistyped, cut-short or foreign ticket: nothing was dialled.

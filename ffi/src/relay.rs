@@ -171,7 +171,7 @@ impl Device {
                 move |r: &std::result::Result<core_net::RelaySyncReport, core_net::NetError>| {
                     let _ = catch_unwind(AssertUnwindSafe(|| match r {
                         Ok(report) => l.on_synced(report.clone().into()),
-                        Err(e) => l.on_failed(NabijError::Network { message: e.to_string() }),
+                        Err(e) => l.on_failed(NabijError::from(e)),
                     }));
                 },
             )

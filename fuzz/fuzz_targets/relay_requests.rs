@@ -41,10 +41,7 @@ fuzz_target!(|data: &[u8]| {
     let listed = who % 3 != 2;
     let mut reader = FrameReader::new(MAX_FRAME);
     for piece in pieces(rest) {
-        let bodies = match reader.feed(piece) {
-            Ok(b) => b,
-            Err(_) => return,
-        };
+        let (bodies, error) = reader.feed(piece);
         let mut requests = Vec::new();
         for body in &bodies {
             match wire::decode::<Request>(body) {
@@ -52,6 +49,7 @@ fuzz_target!(|data: &[u8]| {
                 Err(_) => return,
             }
         }
+        let stop = error.is_some();
         let answers = relay.handle(&device, requests.clone());
         assert_eq!(answers.len(), requests.len(), "one answer per request");
         for (q, a) in requests.iter().zip(&answers) {
@@ -81,6 +79,9 @@ fuzz_target!(|data: &[u8]| {
                 }
                 _ => {}
             }
+        }
+        if stop {
+            return;
         }
     }
 });

@@ -8,6 +8,9 @@ use std::{net::SocketAddr, path::PathBuf};
 
 use serde::Deserialize;
 
+/// Room in a frame for what surrounds the blobs of an answer or request.
+const HEADROOM: usize = 64 * 1024;
+
 /// Limits on what devices may send and store.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -32,7 +35,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_frame_bytes: nabij_relay_proto::wire::DEFAULT_MAX_FRAME,
-            max_blob_bytes: nabij_relay_proto::wire::DEFAULT_MAX_FRAME - 1024,
+            max_blob_bytes: nabij_relay_proto::wire::DEFAULT_MAX_BLOB,
             network_quota_bytes: 4 * 1024 * 1024 * 1024,
             pull_max_bytes: 1024 * 1024,
             requests_per_second: 5_000,
@@ -87,12 +90,19 @@ impl Config {
     /// Checks that the limits make sense together.
     pub fn check(&self) -> Result<(), ConfigError> {
         let l = &self.limits;
-        if l.max_frame_bytes < 4096 || l.max_frame_bytes > u32::MAX as usize {
-            return Err(ConfigError::Invalid("max_frame_bytes must be 4 KiB to 4 GiB".into()));
+        // Devices accept answers of up to 64 MiB; a pull answer is one blob or up to
+        // `pull_max_bytes` of them, plus framing: both must fit a frame with room to spare.
+        if !(128 * 1024..=64 * 1024 * 1024).contains(&l.max_frame_bytes) {
+            return Err(ConfigError::Invalid("max_frame_bytes must be 128 KiB to 64 MiB".into()));
         }
-        if l.max_blob_bytes == 0 || l.max_blob_bytes >= l.max_frame_bytes {
+        if l.max_blob_bytes == 0 || l.max_blob_bytes + HEADROOM > l.max_frame_bytes {
             return Err(ConfigError::Invalid(
-                "max_blob_bytes must be below max_frame_bytes".into(),
+                "max_blob_bytes must be at least 64 KiB below max_frame_bytes".into(),
+            ));
+        }
+        if l.pull_max_bytes as usize + HEADROOM > l.max_frame_bytes {
+            return Err(ConfigError::Invalid(
+                "pull_max_bytes must be at least 64 KiB below max_frame_bytes".into(),
             ));
         }
         if l.requests_per_second == 0 || l.bytes_per_second == 0 || l.max_connections == 0 {
@@ -119,9 +129,14 @@ mod tests {
         assert_eq!(c.limits.network_quota_bytes, 1000);
         assert_eq!(c.limits.max_frame_bytes, Limits::default().max_frame_bytes);
         assert!(matches!(Config::from_toml("listne = \"x\""), Err(ConfigError::Parse(_))));
-        assert!(matches!(
-            Config::from_toml("[limits]\nmax_frame_bytes = 10"),
-            Err(ConfigError::Invalid(_))
-        ));
+        for bad in [
+            "[limits]\nmax_frame_bytes = 10",
+            "[limits]\nmax_blob_bytes = 16777215",
+            "[limits]\npull_max_bytes = 16777215",
+            "[limits]\nrequests_per_second = 0",
+        ] {
+            assert!(matches!(Config::from_toml(bad), Err(ConfigError::Invalid(_))), "{bad}");
+        }
+        Config::default().check().unwrap();
     }
 }

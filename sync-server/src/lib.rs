@@ -30,6 +30,7 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServerError> {
+    config.check()?;
     let dir = config.data_dir.clone();
     let storage = tokio::task::spawn_blocking(move || sqlite::SqliteStorage::open(&dir))
         .await

@@ -42,13 +42,18 @@ pub enum ServerError {
     /// The relay's key could not be read or made.
     #[error(transparent)]
     Identity(#[from] crate::identity::IdentityError),
+    /// The configuration is not usable.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
 }
 
 fn transport() -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
     t.max_idle_timeout(Some(quinn::IdleTimeout::from(quinn::VarInt::from_u32(30_000))));
     t.max_concurrent_uni_streams(0u32.into());
-    t.max_concurrent_bidi_streams(4u32.into());
+    // One stream per connection (a device needs no more): limits and buffers per stream are
+    // then per connection.
+    t.max_concurrent_bidi_streams(1u32.into());
     Arc::new(t)
 }
 
@@ -162,7 +167,7 @@ struct Bucket {
 
 impl Bucket {
     fn new(rate: u64) -> Self {
-        let rate = rate as f64;
+        let rate = rate.max(1) as f64;
         Self { rate, tokens: rate, at: tokio::time::Instant::now() }
     }
 
@@ -225,20 +230,14 @@ async fn stream<S: Storage>(
             Ok(None) | Err(_) => break,
         };
         bytes_bucket.take(bytes.len() as u64).await;
-        let (bodies, fatal) = match reader.feed(&bytes) {
-            Ok(b) => (b, None),
-            Err(WireError::TooLarge { len, max }) => (
-                Vec::new(),
-                Some(Response::Refused {
-                    reason: Refusal::TooLarge,
-                    detail: format!("frame of {len} bytes over {max}"),
-                }),
-            ),
-            Err(e) => (
-                Vec::new(),
-                Some(Response::Refused { reason: Refusal::Malformed, detail: e.to_string() }),
-            ),
-        };
+        let (bodies, error) = reader.feed(&bytes);
+        let fatal = error.map(|e| match e {
+            WireError::TooLarge { len, max } => Response::Refused {
+                reason: Refusal::TooLarge,
+                detail: format!("frame of {len} bytes over {max}"),
+            },
+            e => Response::Refused { reason: Refusal::Malformed, detail: e.to_string() },
+        });
         let mut requests = Vec::with_capacity(bodies.len());
         let mut fatal = fatal;
         for body in bodies {

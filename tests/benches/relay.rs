@@ -227,7 +227,7 @@ fn flat() {
         let b = Arc::new(Device::open(dir.path().join("b.db")).expect("open"));
         let network = a.create_network("Wijknetwerk Oost").expect("network");
         a.add_member(network, b.member_id(), "B", b.device_key()).expect("member");
-        fill(&relay_dir, n, nabij_core::crypto::relay_network_id(network));
+        fill(&relay_dir, n, a.relay_network_id(network).expect("read").expect("key"));
         let relay = rt.block_on(InProcessRelay::start(&relay_dir, Limits::default()));
         let sync = |d: &Arc<Device>| {
             rt.block_on(net::sync_with_relay(

@@ -155,6 +155,11 @@ impl RawClient {
         self.send.write_all(bytes).await.expect("write");
     }
 
+    /// Ends the sending side (the relay sees the end of the stream).
+    pub fn finish(&mut self) {
+        let _ = self.send.finish();
+    }
+
     /// Reads the next `n` answers (bounded in time).
     pub async fn answers(&mut self, n: usize) -> Vec<Response> {
         let mut reader = FrameReader::new(64 * 1024 * 1024);
@@ -162,7 +167,9 @@ impl RawClient {
         let read = async {
             while out.len() < n {
                 let Ok(Some(chunk)) = self.recv.read_chunk(1 << 20, true).await else { break };
-                for body in reader.feed(&chunk.bytes).expect("relay frames") {
+                let (bodies, error) = reader.feed(&chunk.bytes);
+                assert_eq!(error, None, "relay frames");
+                for body in bodies {
                     out.push(wire::decode::<Response>(&body).expect("a response"));
                 }
             }

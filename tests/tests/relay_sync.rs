@@ -139,7 +139,7 @@ async fn rosters_decide_who_sees_what() {
     assert_eq!(report.report.networks, 0);
     assert!(stranger.document_ids().expect("ids").is_empty());
     let mut raw = RawClient::connect(&relay.address, relay.key, [77; 32]).await;
-    let net_id = nabij_core::crypto::relay_network_id(network);
+    let net_id = sanne.relay_network_id(network).expect("read").expect("Sanne holds the key");
     for r in [
         Request::Pull { network: net_id, after: 0, max_bytes: 1 << 20 },
         Request::Push { network: net_id, doc: [1; 32], blob: vec![1; 64] },
@@ -200,8 +200,12 @@ async fn a_flipped_bit_in_a_stored_blob_is_reported_not_applied() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_and_oversized_frames_get_typed_refusals_and_the_relay_serves_on() {
     let dir = tempfile::tempdir().expect("dir");
-    let limits =
-        Limits { max_frame_bytes: 64 * 1024, max_blob_bytes: 32 * 1024, ..Limits::default() };
+    let limits = Limits {
+        max_frame_bytes: 256 * 1024,
+        max_blob_bytes: 128 * 1024,
+        pull_max_bytes: 128 * 1024,
+        ..Limits::default()
+    };
     let relay = InProcessRelay::start(&dir.path().join("relay"), limits).await;
 
     let mut raw = RawClient::connect(&relay.address, relay.key, [5; 32]).await;
@@ -216,15 +220,36 @@ async fn bad_and_oversized_frames_get_typed_refusals_and_the_relay_serves_on() {
     assert!(matches!(a[..], [Response::Refused { reason: Refusal::TooLarge, .. }]), "{a:?}");
     raw.close();
 
-    // Random bytes, seeded: every answer is a typed refusal, never a crash.
+    // Random bytes, seeded: a whole frame of garbage is refused as malformed, a garbage length
+    // as too large (or, under the limit, as a frame that never completes: no answer when the
+    // stream ends); never a crash.
     let mut rng = nabij_tests::Rng::new(11);
-    for _ in 0..8 {
+    for i in 0..16 {
         let mut raw = RawClient::connect(&relay.address, relay.key, [7; 32]).await;
         let len = 1 + rng.below(300) as usize;
-        let junk: Vec<u8> = (0..len).map(|_| rng.below(256) as u8).collect();
+        let mut junk: Vec<u8> = (0..len).map(|_| rng.below(256) as u8).collect();
+        let whole_frame = i % 2 == 0;
+        if whole_frame {
+            junk.splice(0..0, (len as u32).to_be_bytes());
+        }
         raw.send_raw(&junk).await;
-        for a in raw.answers(1).await {
-            assert!(matches!(a, Response::Refused { .. }), "{a:?}");
+        raw.finish();
+        let answers = raw.answers(1).await;
+        let claimed =
+            u32::from_be_bytes([junk[0], junk[1], junk[2], junk.get(3).copied().unwrap_or(0)]);
+        if whole_frame {
+            assert_eq!(answers.len(), 1, "{answers:?}");
+            // A garbage body may, rarely, be a valid request; it is then answered as one.
+            if wire::decode::<Request>(&junk[4..]).is_err() {
+                assert!(matches!(answers[0], Response::Refused { reason: Refusal::Malformed, .. }));
+            }
+        } else if junk.len() >= 4 && claimed as usize > 256 * 1024 {
+            assert!(
+                matches!(answers[..], [Response::Refused { reason: Refusal::TooLarge, .. }]),
+                "{answers:?}"
+            );
+        } else {
+            assert!(answers.is_empty(), "an unfinished frame is not answered: {answers:?}");
         }
         raw.close();
     }
@@ -235,5 +260,39 @@ async fn bad_and_oversized_frames_get_typed_refusals_and_the_relay_serves_on() {
     relay_sync(&sanne, &relay).await.expect("Sanne syncs");
     let got = relay_sync(&youssef, &relay).await.expect("Youssef syncs");
     assert_eq!(got.report.documents_changed, 2, "{got:?}");
+    relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_case_shared_with_two_networks_reaches_both_through_the_relay() {
+    let dir = tempfile::tempdir().expect("dir");
+    let relay = InProcessRelay::start(&dir.path().join("relay"), Limits::default()).await;
+    let sanne = open(&dir, "Sanne");
+    let (youssef, pieter) = (open(&dir, "Youssef"), open(&dir, "Pieter"));
+    let east = sanne.create_network("Wijknetwerk Oost").expect("network");
+    let west = sanne.create_network("Wijknetwerk West").expect("network");
+    sanne.add_member(east, youssef.member_id(), "Youssef", youssef.device_key()).expect("member");
+    sanne.add_member(west, pieter.member_id(), "Pieter", pieter.device_key()).expect("member");
+    let case = sanne
+        .create_case(NewCase {
+            subject: "Familie B.".into(),
+            networks: vec![east, west],
+            ..NewCase::default()
+        })
+        .expect("case");
+    relay_sync(&sanne, &relay).await.expect("Sanne pushes to both networks");
+    relay_sync(&youssef, &relay).await.expect("Youssef");
+    relay_sync(&pieter, &relay).await.expect("Pieter");
+    assert!(youssef.kind_of(case).is_ok() && pieter.kind_of(case).is_ok());
+    assert!(youssef.kind_of(west).is_err() && pieter.kind_of(east).is_err(), "one network each");
+
+    // Pieter writes in West; Sanne, in both, carries it to East; Youssef reads it there.
+    pieter.add_note(case, note("Vader heeft werk gevonden")).expect("note");
+    relay_sync(&pieter, &relay).await.expect("Pieter pushes");
+    relay_sync(&sanne, &relay).await.expect("Sanne pulls West, pushes East");
+    let got = relay_sync(&youssef, &relay).await.expect("Youssef pulls East");
+    assert_eq!(got.report.documents_changed, 1, "{got:?}");
+    assert_eq!(youssef.heads(case).expect("case"), pieter.heads(case).expect("case"));
+    assert_eq!(youssef.heads(case).expect("case"), sanne.heads(case).expect("case"));
     relay.stop().await;
 }

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 
 use automerge::ChangeHash;
 use nabij_relay_proto::{
-    BlobId, PublicKey,
+    PublicKey,
     roster::{Roster, RosterDevice, SignedRoster},
     wire::{PulledBlob, blob_id},
 };
@@ -28,6 +28,7 @@ use crate::{
         encode_payload,
     },
     store,
+    sync::StoreFailure,
 };
 
 fn failed(e: impl std::fmt::Display) -> RelayError {
@@ -128,18 +129,14 @@ impl Device {
     }
 
     /// A document's changes the relay lacks (`held`: the heads it holds), with the heads they
-    /// bring it to; None if it lacks none. A document never sent goes whole, as stored.
-    fn changes_for_relay(
-        &self,
-        doc: DocId,
-        held: &[[u8; 32]],
-    ) -> Result<Option<ChangesForRelay>, Error> {
+    /// bring it to (no bytes if it lacks none). A document never sent goes whole, as stored.
+    fn changes_for_relay(&self, doc: DocId, held: &[[u8; 32]]) -> Result<ChangesForRelay, Error> {
         if held.is_empty() {
             let w = self.writer.lock();
             if let Some(state) = store::doc_state(&w.conn, doc)?
                 && state.chunk_count == 1
             {
-                return Ok(Some((state.heads.clone(), store::load_bytes(&w.conn, doc)?)));
+                return Ok((state.heads.clone(), store::load_bytes(&w.conn, doc)?));
             }
         }
         let kind = self.kind_of(doc)?;
@@ -147,7 +144,7 @@ impl Device {
         self.read(doc, kind, |d| {
             let heads = d.get_heads();
             let bytes = if held.is_empty() { d.save() } else { d.save_after(&held) };
-            Ok((!bytes.is_empty()).then(|| (heads_bytes(&heads), bytes)))
+            Ok((heads_bytes(&heads), bytes))
         })
     }
 
@@ -163,6 +160,15 @@ impl Device {
     }
 }
 
+/// Whether a failure is this device's (its store), not the pulled data's: the pull stops and
+/// is retried, instead of skipping the blob for good.
+fn is_local(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Store(_) | Error::Open(_) | Error::Internal(_) | Error::StoredDocument { .. }
+    )
+}
+
 impl RelayStore for DeviceRelay<'_> {
     fn now_ms(&self) -> i64 {
         self.device.now()
@@ -175,20 +181,30 @@ impl RelayStore for DeviceRelay<'_> {
             if kind != DocKind::Network {
                 continue;
             }
-            let network = self.device.network(id).map_err(failed)?;
-            if !network.members.iter().any(|m| m.devices.contains(&me)) {
-                continue;
+            // One network's trouble (a key that will not open, a bad entry) never keeps the
+            // others from syncing.
+            let access = (|| -> Result<Option<(NetworkAccess, Roster)>, Error> {
+                let network = self.device.network(id)?;
+                if !network.members.iter().any(|m| m.devices.contains(&me)) {
+                    return Ok(None);
+                }
+                let Some(key) = self.device.seal_network_keys(id)? else {
+                    tracing::info!(network = %id, "no network key here yet; skipping it at the relay");
+                    return Ok(None);
+                };
+                let relay_id = crypto::relay_network_id(&key);
+                let devices = self.device.roster_entries(id)?;
+                Ok(Some((
+                    NetworkAccess { network: id, relay_id, key, held: true },
+                    Roster { network: relay_id, issued_at: 0, devices },
+                )))
+            })();
+            match access {
+                Ok(Some(a)) => out.push(a),
+                Ok(None) => {}
+                Err(e) if is_local(&e) => return Err(failed(e)),
+                Err(e) => tracing::warn!(network = %id, error = %e, "network skipped at the relay"),
             }
-            let Some(key) = self.device.seal_network_keys(id).map_err(failed)? else {
-                tracing::info!(network = %id, "no network key here yet; skipping it at the relay");
-                continue;
-            };
-            let relay_id = crypto::relay_network_id(id);
-            let devices = self.device.roster_entries(id).map_err(failed)?;
-            out.push((
-                NetworkAccess { network: id, relay_id, key, held: true },
-                Roster { network: relay_id, issued_at: 0, devices },
-            ));
         }
         Ok(out)
     }
@@ -196,8 +212,11 @@ impl RelayStore for DeviceRelay<'_> {
     fn open_roster(&mut self, roster: &Roster) -> Option<NetworkAccess> {
         let me = self.device.device_key();
         let sealed = roster.sealed_for(me.as_bytes())?;
-        let (key, network) =
-            crypto::open_network_key(&self.device.identity, sealed, &roster.network, 0).ok()?;
+        let (key, network) = crypto::open_network_key(&self.device.identity, sealed, 0).ok()?;
+        // The roster's network must be the one the key names (relay ids derive from keys).
+        if crypto::relay_network_id(&key) != roster.network {
+            return None;
+        }
         let held = self.device.kind_of(network).is_ok();
         Some(NetworkAccess { network, relay_id: roster.network, key, held })
     }
@@ -207,10 +226,11 @@ impl RelayStore for DeviceRelay<'_> {
     }
 
     fn to_push(&mut self, net: &NetworkAccess) -> Result<Vec<DocId>, RelayError> {
+        let at = (&self.relay, &net.relay_id);
         let (inventory, held) = {
             let r = self.device.reader.lock();
             let inv = store::network_inventory(&r, net.network).map_err(failed)?;
-            (inv, store::relay_pushed_all(&r, &self.relay).map_err(failed)?)
+            (inv, store::relay_pushed_all(&r, at).map_err(failed)?)
         };
         let lacking = |id: &DocId, heads: &Vec<[u8; 32]>| {
             held.get(id).is_none_or(|h| {
@@ -237,12 +257,15 @@ impl RelayStore for DeviceRelay<'_> {
         net: &NetworkAccess,
         doc: DocId,
     ) -> Result<Option<PreparedPush>, RelayError> {
-        let held =
-            store::relay_pushed(&self.device.reader.lock(), &self.relay, doc).map_err(failed)?;
-        let Some((heads, bytes)) = self.device.changes_for_relay(doc, &held).map_err(failed)?
-        else {
+        let at = (&self.relay, &net.relay_id);
+        let held = store::relay_pushed(&self.device.reader.lock(), at, doc).map_err(failed)?;
+        let (heads, bytes) = self.device.changes_for_relay(doc, &held).map_err(failed)?;
+        if bytes.is_empty() {
+            // The relay holds all of it (the recorded heads were a union, say): record the
+            // document's own heads, so the next sync need not look again.
+            self.pushed(net, doc, &heads)?;
             return Ok(None);
-        };
+        }
         let relay_doc = crypto::relay_doc_id(&net.key, doc);
         let key = if doc == net.network {
             crypto::network_doc_key(&net.key)
@@ -259,10 +282,15 @@ impl RelayStore for DeviceRelay<'_> {
         Ok(Some(PreparedPush { doc, relay_doc, blob: blob.bytes, heads }))
     }
 
-    fn pushed(&mut self, doc: DocId, heads: &[[u8; 32]]) -> Result<(), RelayError> {
-        let relay = self.relay;
+    fn pushed(
+        &mut self,
+        net: &NetworkAccess,
+        doc: DocId,
+        heads: &[[u8; 32]],
+    ) -> Result<(), RelayError> {
+        let (relay, network) = (self.relay, net.relay_id);
         self.device
-            .set_relay_state(|tx| store::set_relay_pushed(tx, &relay, doc, heads))
+            .set_relay_state(|tx| store::set_relay_pushed(tx, (&relay, &network), doc, heads))
             .map_err(failed)
     }
 
@@ -274,24 +302,21 @@ impl RelayStore for DeviceRelay<'_> {
         &mut self,
         net: &NetworkAccess,
         blobs: Vec<PulledBlob>,
-        own: &HashSet<BlobId>,
         next: u64,
     ) -> Result<Applied, RelayError> {
         let mut applied = Applied::default();
         let mut batch = NewDocs::default();
         let network_doc = crypto::relay_doc_id(&net.key, net.network);
+        let at = (&self.relay, &net.relay_id);
         for b in blobs {
             let id = blob_id(&b.bytes);
-            if own.contains(&id) {
-                continue;
-            }
             let reject = |reason: String| RejectedBlob { seq: b.seq, reason };
             let key = if b.doc == network_doc {
                 crypto::network_doc_key(&net.key)
             } else {
                 // The content key may be in a network document still in the batch.
                 if batch.ids.contains(&net.network) {
-                    self.flush(net, &mut batch, &mut applied);
+                    self.flush(net, &mut batch, &mut applied)?;
                 }
                 let key_id = match crypto::blob_key_id(&b.bytes) {
                     Ok(k) => k,
@@ -306,17 +331,15 @@ impl RelayStore for DeviceRelay<'_> {
                         applied.rejected.push(reject("no key for this blob".into()));
                         continue;
                     }
+                    Err(e) if is_local(&e) => return Err(failed(e)),
                     Err(e) => {
                         applied.rejected.push(reject(e.to_string()));
                         continue;
                     }
                 }
             };
-            let plain = match crypto::decrypt_blob(
-                &key,
-                &context(net, b.doc),
-                &Blob { id, bytes: b.bytes },
-            ) {
+            let blob = Blob { id, bytes: b.bytes };
+            let plain = match crypto::decrypt_blob(&key, &context(net, b.doc), &blob) {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::warn!(seq = b.seq, error = %e, "a pulled blob did not open");
@@ -336,13 +359,22 @@ impl RelayStore for DeviceRelay<'_> {
                 continue;
             }
             if batch.ids.contains(&doc) {
-                self.flush(net, &mut batch, &mut applied);
+                self.flush(net, &mut batch, &mut applied)?;
             }
             if self.device.kind_of(doc).is_ok() {
+                // Only the network's own documents may change through its stream: a member of
+                // one network must not write into another network's documents.
+                let ours = store::doc_in_network(&self.device.reader.lock(), doc, net.network)
+                    .map_err(failed)?;
+                if !ours {
+                    applied.rejected.push(reject("not a document of this network".into()));
+                    continue;
+                }
                 let heads: Vec<ChangeHash> = heads.iter().map(|h| ChangeHash(*h)).collect();
-                match self.device.merge_from_relay(&self.relay, doc, bytes, &heads) {
+                match self.device.merge_from_relay(at, doc, bytes, &heads) {
                     Ok(o) if o.changed => applied.changed.push(doc),
                     Ok(_) => {}
+                    Err(e) if is_local(&e) => return Err(failed(e)),
                     Err(e) => applied.rejected.push(reject(e.to_string())),
                 }
             } else {
@@ -350,10 +382,10 @@ impl RelayStore for DeviceRelay<'_> {
                 batch.docs.push((b.seq, doc, bytes.to_vec()));
             }
         }
-        self.flush(net, &mut batch, &mut applied);
-        let relay = self.relay;
+        self.flush(net, &mut batch, &mut applied)?;
+        let (relay, network) = (self.relay, net.relay_id);
         self.device
-            .set_relay_state(|tx| store::set_relay_cursor(tx, &relay, &net.relay_id, next))
+            .set_relay_state(|tx| store::set_relay_cursor(tx, &relay, &network, next))
             .map_err(failed)?;
         Ok(applied)
     }
@@ -367,24 +399,40 @@ struct NewDocs {
 }
 
 impl DeviceRelay<'_> {
-    fn flush(&self, net: &NetworkAccess, batch: &mut NewDocs, applied: &mut Applied) {
+    /// Stores the batch; a document the store refuses (not of this network, malformed) is
+    /// reported, a local storage failure stops the pull.
+    fn flush(
+        &self,
+        net: &NetworkAccess,
+        batch: &mut NewDocs,
+        applied: &mut Applied,
+    ) -> Result<(), RelayError> {
         if batch.docs.is_empty() {
-            return;
+            return Ok(());
         }
         let docs: Vec<(u64, DocId, Vec<u8>)> = std::mem::take(&mut batch.docs);
         batch.ids.clear();
+        let at = (&self.relay, &net.relay_id);
         let all: Vec<(DocId, DocId, Vec<u8>)> =
             docs.iter().map(|(_, d, b)| (net.network, *d, b.clone())).collect();
-        if self.device.import_batch(&all, Some(&self.relay)).is_ok() {
-            applied.changed.extend(docs.iter().map(|(_, d, _)| *d));
-            return;
+        match self.device.import_batch(&all, Some(at)) {
+            Ok(()) => {
+                applied.changed.extend(docs.iter().map(|(_, d, _)| *d));
+                return Ok(());
+            }
+            Err(StoreFailure::Storage(e)) => return Err(RelayError::Store(e)),
+            Err(StoreFailure::Refused(_)) => {}
         }
-        // One bad document refuses the batch: store the others one by one.
+        // One refused document refuses the batch: store the others one by one.
         for (seq, d, bytes) in docs {
-            match self.device.import_batch(&[(net.network, d, bytes)], Some(&self.relay)) {
+            match self.device.import_batch(&[(net.network, d, bytes)], Some(at)) {
                 Ok(()) => applied.changed.push(d),
-                Err(e) => applied.rejected.push(RejectedBlob { seq, reason: format!("{e:?}") }),
+                Err(StoreFailure::Storage(e)) => return Err(RelayError::Store(e)),
+                Err(StoreFailure::Refused(reason)) => {
+                    applied.rejected.push(RejectedBlob { seq, reason });
+                }
             }
         }
+        Ok(())
     }
 }

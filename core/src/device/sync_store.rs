@@ -132,7 +132,7 @@ impl Device {
     pub(crate) fn import_batch(
         &self,
         docs: &[(DocId, DocId, Vec<u8>)],
-        relay: Option<&[u8; 32]>,
+        relay: Option<store::RelayScope<'_>>,
     ) -> Result<(), StoreFailure> {
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
         let key = self.device_key();
@@ -161,8 +161,12 @@ impl Device {
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(|e| StoreFailure::Storage(e.to_string()))?;
             let mut outcomes = Vec::with_capacity(docs.len());
+            let mut from_relay: Vec<(DocId, Vec<[u8; 32]>)> = Vec::new();
             for (i, prepared) in rx.iter().take(docs.len()) {
-                let (doc, derived) = prepared?;
+                let (mut doc, derived) = prepared?;
+                // What came from the relay is what the relay holds (not whatever else a merge
+                // into an existing copy adds).
+                from_relay.push((docs[i].1, heads_bytes(&doc.get_heads())));
                 let bytes = docs[i].2.as_slice();
                 let (id, kind) = (
                     docs[i].1,
@@ -178,17 +182,10 @@ impl Device {
             if outcomes.len() != docs.len() {
                 return Err(StoreFailure::Storage("a document loader stopped early".into()));
             }
-            if let Some(relay) = relay {
-                for o in &outcomes {
-                    if let Some(c) = cache.peek_mut(&o.doc_id) {
-                        store::set_relay_pushed(
-                            &txn,
-                            relay,
-                            o.doc_id,
-                            &heads_bytes(&c.doc.get_heads()),
-                        )
+            if let Some(at) = relay {
+                for (id, heads) in &from_relay {
+                    store::set_relay_pushed(&txn, at, *id, heads)
                         .map_err(|e| StoreFailure::Storage(e.to_string()))?;
-                    }
                 }
             }
             txn.commit().map_err(|e| StoreFailure::Storage(e.to_string()))?;

@@ -36,8 +36,12 @@ use crate::{
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 /// The name the relay presents; trust comes from the pinned key.
 const RELAY_NAME: &str = "nabij.relay";
-/// Largest answer accepted from a relay (a pull answer, or one large blob).
-const MAX_ANSWER: usize = wire::DEFAULT_MAX_FRAME + 64 * 1024;
+/// Largest answer accepted from a relay (a pull answer, or one large blob; room for relays
+/// configured above the default frame size).
+const MAX_ANSWER: usize = 64 * 1024 * 1024;
+/// How long the relay may stay silent while answers are owed (storing a large batch durably
+/// takes seconds, not minutes); keep-alives alone do not keep a stuck relay's sync open.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How far a relay sync is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,13 +186,27 @@ async fn exchange(
     };
     let mut reader = FrameReader::new(MAX_ANSWER);
     let mut session = session;
+    let mut writer = writer;
     let report = loop {
         tokio::select! {
             biased;
             done = &mut session => {
                 break done.map_err(|e| NetError::Internal(e.to_string()))??;
             }
-            chunk = recv.read_chunk(256 * 1024, true) => {
+            // The writer ends on its own only when writing failed (or nothing is left to send).
+            written = &mut writer => {
+                match written {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => return Err(e),
+                    Err(e) => return Err(NetError::Internal(e.to_string())),
+                }
+                // Everything is sent; wait for the answers.
+                writer = tokio::spawn(std::future::pending());
+            }
+            chunk = tokio::time::timeout(ANSWER_TIMEOUT, recv.read_chunk(256 * 1024, true)) => {
+                let Ok(chunk) = chunk else {
+                    return Err(NetError::Timeout("the relay stopped answering".into()));
+                };
                 let Some(chunk) = chunk.map_err(read_error)? else {
                     // The relay finished its side. If the session has every answer it needed
                     // it is done (or about to be); otherwise it learns the stream ended.
@@ -196,9 +214,10 @@ async fn exchange(
                     break session.await.map_err(|e| NetError::Internal(e.to_string()))??;
                 };
                 received.fetch_add(chunk.bytes.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                let bodies = reader
-                    .feed(&chunk.bytes)
-                    .map_err(|e| NetError::Relay(crate::relay::RelayError::Protocol(e.to_string())))?;
+                let (bodies, error) = reader.feed(&chunk.bytes);
+                if let Some(e) = error {
+                    return Err(NetError::Relay(crate::relay::RelayError::Protocol(e.to_string())));
+                }
                 for body in bodies {
                     let answer = wire::decode::<Response>(&body).map_err(|e| {
                         NetError::Relay(crate::relay::RelayError::Protocol(e.to_string()))

@@ -127,13 +127,15 @@ CREATE TABLE sync_states (
     PRIMARY KEY (peer, doc_id)
 ) WITHOUT ROWID;
 
--- What this device knows is at each relay: per document, the heads of the changes the relay
--- holds (pushed from here or pulled from it); per network, the cursor of the last blob pulled.
+-- What this device knows is at each relay: per network and document, the heads of the changes
+-- the relay holds there (pushed from here or pulled from it); per network, the cursor of the
+-- last blob pulled.
 CREATE TABLE relay_pushed (
     relay BLOB NOT NULL,
+    network BLOB NOT NULL,
     doc_id BLOB NOT NULL,
     heads BLOB NOT NULL,
-    PRIMARY KEY (relay, doc_id)
+    PRIMARY KEY (relay, network, doc_id)
 ) WITHOUT ROWID;
 CREATE TABLE relay_cursors (
     relay BLOB NOT NULL,

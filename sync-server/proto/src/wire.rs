@@ -17,6 +17,8 @@ pub const ALPN: &[u8] = b"nabij-relay/1";
 
 /// Default largest frame, in bytes: a blob of one large case plus framing.
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
+/// Default largest blob: a frame's worth, less room for the request around it.
+pub const DEFAULT_MAX_BLOB: usize = DEFAULT_MAX_FRAME - 64 * 1024;
 
 /// The BLAKE3 id of a blob's bytes.
 pub fn blob_id(bytes: &[u8]) -> BlobId {
@@ -193,9 +195,10 @@ impl FrameReader {
         self.buf.len()
     }
 
-    /// Adds received bytes and returns the bodies of every frame they complete. Stops at the
-    /// first oversized frame: the stream cannot be resynchronised after it.
-    pub fn feed(&mut self, bytes: &[u8]) -> Result<Vec<Vec<u8>>, WireError> {
+    /// Adds received bytes and returns the bodies of every frame they complete, and the error
+    /// that stopped it, if one did: an oversized frame, after which the stream cannot be
+    /// resynchronised (the frames before it are still returned, to be answered).
+    pub fn feed(&mut self, bytes: &[u8]) -> (Vec<Vec<u8>>, Option<WireError>) {
         let mut out = Vec::new();
         let mut input = bytes;
         loop {
@@ -204,24 +207,24 @@ impl FrameReader {
                 self.buf.extend_from_slice(&input[..take]);
                 input = &input[take..];
                 if self.buf.len() < 4 {
-                    return Ok(out);
+                    return (out, None);
                 }
             }
             let len = u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]);
             if len as usize > self.max {
-                return Err(WireError::TooLarge { len: u64::from(len), max: self.max });
+                return (out, Some(WireError::TooLarge { len: u64::from(len), max: self.max }));
             }
             let need = 4 + len as usize - self.buf.len();
             let take = need.min(input.len());
             self.buf.extend_from_slice(&input[..take]);
             input = &input[take..];
             if take < need {
-                return Ok(out);
+                return (out, None);
             }
             out.push(self.buf.split_off(4));
             self.buf.clear();
             if input.is_empty() {
-                return Ok(out);
+                return (out, None);
             }
         }
     }
@@ -249,7 +252,9 @@ mod tests {
             let mut r = FrameReader::new(DEFAULT_MAX_FRAME);
             let mut got = Vec::new();
             for chunk in stream.chunks(piece) {
-                for body in r.feed(chunk).unwrap() {
+                let (bodies, error) = r.feed(chunk);
+                assert_eq!(error, None);
+                for body in bodies {
                     got.push(decode::<Request>(&body).unwrap());
                 }
             }
@@ -261,8 +266,10 @@ mod tests {
     #[test]
     fn oversized_frames_are_refused_before_buffering() {
         let mut r = FrameReader::new(1024);
-        let e = r.feed(&[0, 0, 4, 1, 9, 9]).unwrap_err();
-        assert_eq!(e, WireError::TooLarge { len: 1025, max: 1024 });
+        let ok = encode(&Request::Networks, 1024).unwrap();
+        let (bodies, e) = r.feed(&[&ok[..], &[0, 0, 4, 1, 9, 9]].concat());
+        assert_eq!(bodies.len(), 1, "the good frame before the bad one is kept");
+        assert_eq!(e, Some(WireError::TooLarge { len: 1025, max: 1024 }));
         assert!(r.buffered() <= 4);
         let big = Request::Push { network: [0; 32], doc: [0; 32], blob: vec![0; 2000] };
         assert!(matches!(encode(&big, 1024), Err(WireError::TooLarge { .. })));
@@ -272,11 +279,10 @@ mod tests {
         #[test]
         fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
             let mut r = FrameReader::new(4096);
-            if let Ok(bodies) = r.feed(&bytes) {
-                for b in bodies {
-                    let _ = decode::<Request>(&b);
-                    let _ = decode::<Response>(&b);
-                }
+            let (bodies, _) = r.feed(&bytes);
+            for b in bodies {
+                let _ = decode::<Request>(&b);
+                let _ = decode::<Response>(&b);
             }
         }
     }
