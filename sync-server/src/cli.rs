@@ -22,6 +22,61 @@ struct Args {
     /// Directory for the database and the relay's key (overrides the file).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Most bytes of blobs one network may store (overrides the file).
+    #[arg(long, value_name = "BYTES")]
+    network_quota_bytes: Option<u64>,
+    /// Largest frame accepted, in bytes (overrides the file).
+    #[arg(long, value_name = "BYTES")]
+    max_frame_bytes: Option<usize>,
+    /// Largest blob accepted, in bytes (overrides the file).
+    #[arg(long, value_name = "BYTES")]
+    max_blob_bytes: Option<usize>,
+    /// Most bytes of blobs in one pull answer (overrides the file).
+    #[arg(long, value_name = "BYTES")]
+    pull_max_bytes: Option<u32>,
+    /// Most requests per second per connection; excess waits (overrides the file).
+    #[arg(long, value_name = "N")]
+    requests_per_second: Option<u32>,
+    /// Most bytes per second per connection; excess waits (overrides the file).
+    #[arg(long, value_name = "BYTES")]
+    bytes_per_second: Option<u64>,
+    /// Most connections served at once (overrides the file).
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+}
+
+impl Args {
+    /// Flags win over the file.
+    fn apply(&self, config: &mut Config) {
+        let l = &mut config.limits;
+        if let Some(v) = self.network_quota_bytes {
+            l.network_quota_bytes = v;
+        }
+        if let Some(v) = self.max_frame_bytes {
+            l.max_frame_bytes = v;
+        }
+        if let Some(v) = self.max_blob_bytes {
+            l.max_blob_bytes = v;
+        }
+        if let Some(v) = self.pull_max_bytes {
+            l.pull_max_bytes = v;
+        }
+        if let Some(v) = self.requests_per_second {
+            l.requests_per_second = v;
+        }
+        if let Some(v) = self.bytes_per_second {
+            l.bytes_per_second = v;
+        }
+        if let Some(v) = self.max_connections {
+            l.max_connections = v;
+        }
+        if let Some(listen) = self.listen {
+            config.listen = listen;
+        }
+        if let Some(dir) = &self.data_dir {
+            config.data_dir = dir.clone();
+        }
+    }
 }
 
 /// The shutdown signal, installed at once (before the relay says it is listening, so a
@@ -51,12 +106,7 @@ async fn main_async(args: Args) -> Result<(), String> {
         }
         None => Config::default(),
     };
-    if let Some(listen) = args.listen {
-        config.listen = listen;
-    }
-    if let Some(dir) = args.data_dir {
-        config.data_dir = dir;
-    }
+    args.apply(&mut config);
     config.check().map_err(|e| e.to_string())?;
     let identity = RelayIdentity::load_or_create(&config.data_dir).map_err(|e| e.to_string())?;
     let endpoint = endpoint(config.listen, &identity).map_err(|e| e.to_string())?;
