@@ -1109,25 +1109,26 @@ impl Device {
         Ok(outcome)
     }
 
-    /// Merges changes pulled from a relay into a document this device holds, and records in
-    /// the same transaction what the relay now holds of it: what this device knew it held,
-    /// plus everything the sender had (`at_relay`, the heads the blob carried: the sender
-    /// pushed all of that or knew the relay held it). So a pulled change is never pushed back.
+    /// Merges changes pulled from a relay into documents this device holds, all in one
+    /// transaction (all or nothing), and records in it what the relay now holds of each: what
+    /// this device knew it held, plus everything the sender had (the heads the blob carried:
+    /// the sender pushed all of that or knew the relay held it). So a pulled change is never
+    /// pushed back.
     pub(crate) fn merge_from_relay(
         &self,
         at: store::RelayScope<'_>,
-        id: DocId,
-        bytes: &[u8],
-        at_relay: &[ChangeHash],
-    ) -> Result<MergeOutcome, Error> {
+        items: &[(DocId, &[u8], Vec<ChangeHash>)],
+    ) -> Result<Vec<MergeOutcome>, Error> {
         let key = self.device_key();
         let mut w = self.writer.lock();
         let result = guard(|| {
             let Writer { conn, cache } = &mut *w;
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let outcome = merge_in(&tx, cache, &key, id, None, bytes, None)?;
-            let known = store::relay_pushed(&tx, at, id)?;
-            if let Some(cached) = cache.get_mut(&id) {
+            let mut outcomes = Vec::with_capacity(items.len());
+            for (id, bytes, at_relay) in items {
+                outcomes.push(merge_in(&tx, cache, &key, *id, None, bytes, None)?);
+                let known = store::relay_pushed(&tx, at, *id)?;
+                let Some(cached) = cache.get_mut(id) else { continue };
                 let doc = &mut cached.doc;
                 if at_relay.iter().all(|h| doc.get_change_by_hash(h).is_some()) {
                     let mut held: Vec<ChangeHash> = known
@@ -1142,22 +1143,25 @@ impl Device {
                     if doc.get_changes_meta(&held).is_empty() {
                         held = doc.get_heads();
                     }
-                    store::set_relay_pushed(&tx, at, id, &heads_bytes(&held))?;
+                    store::set_relay_pushed(&tx, at, *id, &heads_bytes(&held))?;
                 }
             }
             tx.commit()?;
-            mark_persisted(cache, id);
-            Ok(outcome)
+            for (id, _, _) in items {
+                mark_persisted(cache, *id);
+            }
+            Ok(outcomes)
         });
         if result.is_err() {
-            w.cache.pop(&id);
+            for (id, _, _) in items {
+                w.cache.pop(id);
+            }
         }
         drop(w);
-        let outcome = result?;
-        if outcome.changed {
-            self.notify(&[id]);
-        }
-        Ok(outcome)
+        let outcomes = result?;
+        let changed: Vec<DocId> = outcomes.iter().filter(|o| o.changed).map(|o| o.doc_id).collect();
+        self.notify(&changed);
+        Ok(outcomes)
     }
 
     // -----------------------------------------------------------------------------------------

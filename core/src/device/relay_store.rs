@@ -306,17 +306,20 @@ impl RelayStore for DeviceRelay<'_> {
     ) -> Result<Applied, RelayError> {
         let mut applied = Applied::default();
         let mut batch = NewDocs::default();
+        let mut held = HeldMerges::default();
         let network_doc = crypto::relay_doc_id(&net.key, net.network);
-        let at = (&self.relay, &net.relay_id);
         for b in blobs {
             let id = blob_id(&b.bytes);
             let reject = |reason: String| RejectedBlob { seq: b.seq, reason };
             let key = if b.doc == network_doc {
                 crypto::network_doc_key(&net.key)
             } else {
-                // The content key may be in a network document still in the batch.
+                // The content key may be in a network document still in a batch.
                 if batch.ids.contains(&net.network) {
                     self.flush(net, &mut batch, &mut applied)?;
+                }
+                if held.ids.contains(&net.network) {
+                    self.flush_held(net, &mut held, &mut applied)?;
                 }
                 let key_id = match crypto::blob_key_id(&b.bytes) {
                     Ok(k) => k,
@@ -361,6 +364,9 @@ impl RelayStore for DeviceRelay<'_> {
             if batch.ids.contains(&doc) {
                 self.flush(net, &mut batch, &mut applied)?;
             }
+            if held.ids.contains(&doc) {
+                self.flush_held(net, &mut held, &mut applied)?;
+            }
             if self.device.kind_of(doc).is_ok() {
                 // Only the network's own documents may change through its stream: a member of
                 // one network must not write into another network's documents.
@@ -371,24 +377,28 @@ impl RelayStore for DeviceRelay<'_> {
                     continue;
                 }
                 let heads: Vec<ChangeHash> = heads.iter().map(|h| ChangeHash(*h)).collect();
-                match self.device.merge_from_relay(at, doc, bytes, &heads) {
-                    Ok(o) if o.changed => applied.changed.push(doc),
-                    Ok(_) => {}
-                    Err(e) if is_local(&e) => return Err(failed(e)),
-                    Err(e) => applied.rejected.push(reject(e.to_string())),
-                }
+                held.ids.insert(doc);
+                held.merges.push((b.seq, doc, bytes.to_vec(), heads));
             } else {
                 batch.ids.insert(doc);
                 batch.docs.push((b.seq, doc, bytes.to_vec()));
             }
         }
         self.flush(net, &mut batch, &mut applied)?;
+        self.flush_held(net, &mut held, &mut applied)?;
         let (relay, network) = (self.relay, net.relay_id);
         self.device
             .set_relay_state(|tx| store::set_relay_cursor(tx, &relay, &network, next))
             .map_err(failed)?;
         Ok(applied)
     }
+}
+
+/// Changes to documents held here, pulled in one batch: merged in one transaction.
+#[derive(Default)]
+struct HeldMerges {
+    ids: HashSet<DocId>,
+    merges: Vec<(u64, DocId, Vec<u8>, Vec<ChangeHash>)>,
 }
 
 /// Documents new here, pulled in one batch: stored in one transaction.
@@ -399,6 +409,42 @@ struct NewDocs {
 }
 
 impl DeviceRelay<'_> {
+    /// Merges the batch in one transaction; if a merge is refused, merges one by one and
+    /// reports the refused (a local storage failure stops the pull).
+    fn flush_held(
+        &self,
+        net: &NetworkAccess,
+        held: &mut HeldMerges,
+        applied: &mut Applied,
+    ) -> Result<(), RelayError> {
+        if held.merges.is_empty() {
+            return Ok(());
+        }
+        let merges = std::mem::take(&mut held.merges);
+        held.ids.clear();
+        let at = (&self.relay, &net.relay_id);
+        let items: Vec<(DocId, &[u8], Vec<ChangeHash>)> =
+            merges.iter().map(|(_, d, b, h)| (*d, b.as_slice(), h.clone())).collect();
+        match self.device.merge_from_relay(at, &items) {
+            Ok(outcomes) => {
+                applied.changed.extend(outcomes.iter().filter(|o| o.changed).map(|o| o.doc_id));
+                return Ok(());
+            }
+            Err(e) if is_local(&e) => return Err(failed(e)),
+            Err(_) => {}
+        }
+        for ((seq, _, _, _), item) in merges.iter().zip(items) {
+            match self.device.merge_from_relay(at, std::slice::from_ref(&item)) {
+                Ok(outcomes) => {
+                    applied.changed.extend(outcomes.iter().filter(|o| o.changed).map(|o| o.doc_id));
+                }
+                Err(e) if is_local(&e) => return Err(failed(e)),
+                Err(e) => applied.rejected.push(RejectedBlob { seq: *seq, reason: e.to_string() }),
+            }
+        }
+        Ok(())
+    }
+
     /// Stores the batch; a document the store refuses (not of this network, malformed) is
     /// reported, a local storage failure stops the pull.
     fn flush(
