@@ -331,7 +331,7 @@ impl RelayStore for DeviceRelay<'_> {
                 match self.device.content_key(net, &b.doc, Some(&key_id)) {
                     Ok(Some(k)) => k,
                     Ok(None) => {
-                        applied.rejected.push(reject("no key for this blob".into()));
+                        applied.rejected.push(reject("no key for this blob (its key id was altered, or its key never arrived)".into()));
                         continue;
                     }
                     Err(e) if is_local(&e) => return Err(failed(e)),
