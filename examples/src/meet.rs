@@ -190,10 +190,8 @@ pub(crate) fn listen(dev: Device, store: &Path, args: ListenArgs, json: bool) ->
     })
 }
 
-/// `nabij sync TICKET`.
-pub(crate) fn sync(dev: Device, ticket: &str, json: bool) -> Result<()> {
-    let ticket = Ticket::parse(ticket).map_err(|e| CliError::invalid(e.to_string()))?;
-    let dev = Arc::new(dev);
+/// A documents progress bar on stderr (hidden for `--json` or when stderr is not a terminal).
+pub(crate) fn progress_bar(json: bool, message: String) -> ProgressBar {
     let bar = if json || !std::io::stderr().is_terminal() {
         ProgressBar::hidden()
     } else {
@@ -204,8 +202,16 @@ pub(crate) fn sync(dev: Device, ticket: &str, json: bool) -> Result<()> {
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
-    bar.set_message(format!("syncing with device {}", short(ticket.device)));
+    bar.set_message(message);
     bar.enable_steady_tick(Duration::from_millis(100));
+    bar
+}
+
+/// `nabij sync TICKET`.
+pub(crate) fn sync(dev: Device, ticket: &str, json: bool) -> Result<()> {
+    let ticket = Ticket::parse(ticket).map_err(|e| CliError::invalid(e.to_string()))?;
+    let dev = Arc::new(dev);
+    let bar = progress_bar(json, format!("syncing with device {}", short(ticket.device)));
     let progress_bar = bar.clone();
     let progress: net::ProgressFn = Arc::new(move |p: &net::Progress| {
         progress_bar.set_length(p.docs_total as u64);

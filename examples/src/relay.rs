@@ -1,9 +1,8 @@
 //! `nabij relay-sync`: sync through a relay from a terminal, once or (`--watch`) for as long
 //! as the command runs.
 
-use std::{io::IsTerminal, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
-use indicatif::{ProgressBar, ProgressStyle};
 use nabij_core::{
     Device,
     net::{self, NetError, RelayProgress, RelayProgressFn, RelaySyncOptions, RelaySyncReport},
@@ -15,7 +14,7 @@ use crate::{
     args::RelaySyncArgs,
     commands::print,
     error::{CliError, Result},
-    meet::{bytes, millis, runtime},
+    meet::{bytes, millis, progress_bar, runtime},
     text,
 };
 
@@ -90,18 +89,7 @@ pub(crate) fn sync(dev: Device, args: RelaySyncArgs, json: bool) -> Result<()> {
             Ok(())
         });
     }
-    let bar = if json || !std::io::stderr().is_terminal() {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(0)
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} {msg} [{bar:30}] {pos}/{len} documents")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.set_message(format!("syncing with the relay at {}", args.relay));
-    bar.enable_steady_tick(Duration::from_millis(100));
+    let bar = progress_bar(json, format!("syncing with the relay at {}", args.relay));
     let progress_bar = bar.clone();
     let progress: RelayProgressFn = Arc::new(move |p: &RelayProgress| {
         progress_bar.set_length(p.docs_total as u64);

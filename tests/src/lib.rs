@@ -145,3 +145,31 @@ pub fn case_ids(d: &Device) -> Vec<DocId> {
         .map(|(id, _)| id)
         .collect()
 }
+
+/// Opens a device on `dir/name` with `name` as its display name.
+pub fn open_device(dir: &std::path::Path, name: &str) -> Arc<Device> {
+    let d = Device::open(dir.join(name)).expect("open");
+    d.set_display_name(name).expect("name");
+    Arc::new(d)
+}
+
+/// An observation note.
+pub fn observation(text: &str) -> nabij_core::model::NewNote {
+    nabij_core::model::NewNote { kind: nabij_core::model::NoteKind::Observation, text: text.into() }
+}
+
+/// A case shared with `network`, with `notes` notes about debts and school.
+pub fn case_with_notes(d: &Device, network: DocId, subject: &str, notes: usize) -> DocId {
+    let case = d
+        .create_case(nabij_core::model::NewCase {
+            subject: subject.into(),
+            networks: vec![network],
+            ..Default::default()
+        })
+        .expect("case");
+    let batch = (0..notes)
+        .map(|i| observation(&format!("{subject}: gesprek {i}, afspraken over schulden en school")))
+        .collect();
+    d.add_notes(case, batch).expect("notes");
+    case
+}

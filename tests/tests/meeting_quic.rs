@@ -8,10 +8,10 @@ use std::{
 
 use nabij_core::{
     Device, DocId,
-    model::{NewCase, NewNote, NoteKind},
+    model::NewCase,
     net::{self, ListenOptions, NetError, SyncOptions, Ticket},
 };
-use nabij_tests::{doc_heads, screens};
+use nabij_tests::{case_with_notes, doc_heads, observation, open_device, screens};
 
 /// Every step of a test is bounded: a hang fails the test instead of stalling CI.
 const BOUND: Duration = Duration::from_secs(120);
@@ -21,28 +21,7 @@ fn loopback() -> ListenOptions {
 }
 
 fn open(dir: &tempfile::TempDir, name: &str) -> Arc<Device> {
-    let d = Device::open(dir.path().join(name)).expect("open");
-    d.set_display_name(name).expect("name");
-    Arc::new(d)
-}
-
-fn note(text: &str) -> NewNote {
-    NewNote { kind: NoteKind::Observation, text: text.into() }
-}
-
-fn case_with_notes(d: &Device, network: DocId, subject: &str, notes: usize) -> DocId {
-    let case = d
-        .create_case(NewCase {
-            subject: subject.into(),
-            networks: vec![network],
-            ..NewCase::default()
-        })
-        .expect("case");
-    let batch: Vec<NewNote> = (0..notes)
-        .map(|i| note(&format!("{subject}: gesprek {i}, afspraken over schulden en school")))
-        .collect();
-    d.add_notes(case, batch).expect("notes");
-    case
+    open_device(dir.path(), name)
 }
 
 async fn sync(d: &Arc<Device>, ticket: &Ticket) -> Result<net::SyncReport, NetError> {
@@ -76,7 +55,7 @@ async fn two_devices_converge_both_ways() {
 
     // The guest writes on the way home; the next meeting brings it to the host.
     let case = guest.list_cases(&Default::default()).expect("cases")[0].id;
-    guest.add_note(case, note("Dochter L. is weer naar school")).expect("note");
+    guest.add_note(case, observation("Dochter L. is weer naar school")).expect("note");
     let second = sync(&guest, &ticket).await.expect("second sync");
     assert_eq!(second.documents_sent, 1, "{second:?}");
 
@@ -145,7 +124,7 @@ async fn eight_devices_meet_through_one_host() {
     }
     for (i, d) in devices.iter().enumerate() {
         case_with_notes(d, network, &format!("Casus van worker {i}"), 4);
-        d.add_note(shared, note(&format!("worker {i}: huisbezoek gedaan"))).expect("note");
+        d.add_note(shared, observation(&format!("worker {i}: huisbezoek gedaan"))).expect("note");
     }
     // The meeting: all eight at once, then once more so each collects what the others
     // brought after its own session had finished.
@@ -257,7 +236,8 @@ async fn both_sides_sending_more_than_a_window_at_once_do_not_deadlock() {
                     ..NewCase::default()
                 })
                 .expect("case");
-            let notes = (0..20).map(|i| note(&format!("{who} {c}/{i}: {}", text()))).collect();
+            let notes =
+                (0..20).map(|i| observation(&format!("{who} {c}/{i}: {}", text()))).collect();
             d.add_notes(case, notes).expect("notes");
         }
     }

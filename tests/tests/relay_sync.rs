@@ -5,13 +5,13 @@ use std::{sync::Arc, time::Duration};
 
 use nabij_core::{
     Device, DocId,
-    model::{NewCase, NewNote, NoteKind},
+    model::NewCase,
     net::{self, NetError, RelaySyncOptions, RelaySyncReport},
 };
 use nabij_relay_proto::wire::{self, Refusal, Request, Response};
 use nabij_sync_server::Limits;
 use nabij_tests::{
-    doc_heads,
+    case_with_notes, doc_heads, observation, open_device,
     relay::{InProcessRelay, RawClient},
     screens,
 };
@@ -20,28 +20,7 @@ use nabij_tests::{
 const BOUND: Duration = Duration::from_secs(120);
 
 fn open(dir: &tempfile::TempDir, name: &str) -> Arc<Device> {
-    let d = Device::open(dir.path().join(format!("{name}.db"))).expect("open");
-    d.set_display_name(name).expect("name");
-    Arc::new(d)
-}
-
-fn note(text: &str) -> NewNote {
-    NewNote { kind: NoteKind::Observation, text: text.into() }
-}
-
-fn case_with_notes(d: &Device, network: DocId, subject: &str, notes: usize) -> DocId {
-    let case = d
-        .create_case(NewCase {
-            subject: subject.into(),
-            networks: vec![network],
-            ..NewCase::default()
-        })
-        .expect("case");
-    let batch: Vec<NewNote> = (0..notes)
-        .map(|i| note(&format!("{subject}: huisbezoek {i}, afspraken over de schulden")))
-        .collect();
-    d.add_notes(case, batch).expect("notes");
-    case
+    open_device(dir.path(), name)
 }
 
 async fn relay_sync(d: &Arc<Device>, relay: &InProcessRelay) -> Result<RelaySyncReport, NetError> {
@@ -90,7 +69,7 @@ async fn two_devices_that_never_meet_converge_through_the_relay() {
     }
 
     // He writes; she pulls.
-    youssef.add_note(cases[1], note("Dochter L. gaat weer naar school")).expect("note");
+    youssef.add_note(cases[1], observation("Dochter L. gaat weer naar school")).expect("note");
     let his = case_with_notes(&youssef, network, "Meneer K.", 2);
     let pushed = relay_sync(&youssef, &relay).await.expect("Youssef pushes");
     assert_eq!(
@@ -289,7 +268,7 @@ async fn a_case_shared_with_two_networks_reaches_both_through_the_relay() {
     assert!(youssef.kind_of(west).is_err() && pieter.kind_of(east).is_err(), "one network each");
 
     // Pieter writes in West; Sanne, in both, carries it to East; Youssef reads it there.
-    pieter.add_note(case, note("Vader heeft werk gevonden")).expect("note");
+    pieter.add_note(case, observation("Vader heeft werk gevonden")).expect("note");
     relay_sync(&pieter, &relay).await.expect("Pieter pushes");
     relay_sync(&sanne, &relay).await.expect("Sanne pulls West, pushes East");
     let got = relay_sync(&youssef, &relay).await.expect("Youssef pulls East");
