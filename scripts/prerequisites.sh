@@ -2,7 +2,8 @@
 # Installs what the test command needs beyond the Rust toolchain, only where it is missing:
 # pytest (Python binding tests), the Kotlin compiler (npm package `kotlin-compiler`, which
 # brings `kotlinc-jvm`), JNA (Debian `libjna-java`) for the Kotlin binding test, and the
-# rustfmt/clippy components, and iproute2 + iptables for the network-namespace tests. Needs
+# rustfmt/clippy components, cargo-nextest, and iproute2 + iptables for the network-namespace
+# tests. Needs
 # python3, npm and a Java runtime. Safe to run again.
 set -euo pipefail
 
@@ -44,6 +45,11 @@ fi
 if ! command -v ip >/dev/null 2>&1 || ! command -v iptables >/dev/null 2>&1 ||
   ! command -v tc >/dev/null 2>&1; then
   apt_install iproute2 iptables
+fi
+
+# The full run uses cargo-nextest (each test in its own process, spread over the cores).
+if ! cargo nextest --version >/dev/null 2>&1; then
+  cargo install --locked cargo-nextest
 fi
 
 for component in rustfmt clippy; do

@@ -4,100 +4,18 @@
 //! `cargo bench -p nabij-core --bench store` (all) or `... -- write|open|search`.
 //! Figures go to BENCHMARKS.md.
 
-use std::{
-    path::Path,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use automerge::{AutoCommit, ObjType, ROOT, transaction::Transactable};
 use nabij_core::{
     Device, DocId,
+    model::CaseFilter,
     model::{NewCase, NewNote, NoteKind},
-    store::CaseFilter,
+    test_utils::{Rng, WORDS, dir_size, selected},
 };
 
-const WORDS: &[&str] = &[
-    "wasmachine",
-    "school",
-    "huisarts",
-    "schuld",
-    "buurthuis",
-    "moeder",
-    "dochter",
-    "kleren",
-    "gesprek",
-    "afspraak",
-    "woningcorporatie",
-    "jongerenwerker",
-    "buurtpastor",
-    "eenzaam",
-    "presentie",
-    "nabijheid",
-    "vertrouwen",
-    "netwerk",
-    "zorgen",
-    "budget",
-    "huur",
-    "werk",
-    "vrijwilliger",
-    "koffie",
-    "keukentafel",
-    "wijkagent",
-    "leerplicht",
-    "ervaringskennis",
-    "wens",
-    "angst",
-    "relatie",
-    "schuring",
-    "logica",
-    "redelijk",
-    "oplossing",
-    "begeleider",
-];
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    /// Text with a realistic vocabulary: one word in eight from the domain list above, the rest
-    /// from 5,000 made-up words drawn Zipf-like (a few very common, most rare), so a search
-    /// word matches some notes, not half of them.
-    fn sentence(&mut self, words: usize) -> String {
-        const SYLLABLES: &[&str] = &[
-            "ka", "lo", "me", "ri", "su", "te", "van", "der", "berg", "hout", "wi", "jn", "sch",
-            "oe", "ver", "ge", "lijk", "heid", "ing", "stra", "pel", "dam", "kus", "ter",
-        ];
-        let mut s = Vec::with_capacity(words);
-        for _ in 0..words {
-            if self.next().is_multiple_of(8) {
-                s.push(WORDS[(self.next() % WORDS.len() as u64) as usize].to_string());
-            } else {
-                let mut idx = 5_000f64.powf(self.unit()) as usize;
-                let mut w = String::new();
-                loop {
-                    w.push_str(SYLLABLES[idx % SYLLABLES.len()]);
-                    idx /= SYLLABLES.len();
-                    if idx == 0 {
-                        break;
-                    }
-                }
-                s.push(w);
-            }
-        }
-        let mut out = s.join(" ");
-        out.push('.');
-        out
-    }
-}
-
+/// The upper of the two middle values for an even count: how this benchmark's figures in
+/// BENCHMARKS.md were taken (`test_utils::median` averages the two instead).
 fn median(v: &mut [Duration]) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -111,20 +29,12 @@ fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1e3)
 }
 
-fn dir_size(path: &Path) -> u64 {
-    std::fs::read_dir(path)
-        .map(|rd| {
-            rd.filter_map(|e| e.ok()).filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum()
-        })
-        .unwrap_or(0)
-}
-
 /// Adding a note to a case that already holds 1,000 notes, against the floor: a bare Automerge
 /// change on a document of the same size, `save_incremental`, and one SQLite insert of those
 /// bytes committed with the same durability (WAL, synchronous=FULL).
 fn write_bench() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut rng = Rng(1);
+    let mut rng = Rng::new(1);
     let device = Device::open(dir.path().join("device.db")).expect("open");
     let case = device
         .create_case(NewCase { subject: "Familie K.".into(), ..NewCase::default() })
@@ -201,7 +111,7 @@ fn write_bench() {
 fn open_bench() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("device.db");
-    let mut rng = Rng(2);
+    let mut rng = Rng::new(2);
     let t = Instant::now();
     {
         let device = Device::open(&path).expect("open");
@@ -272,7 +182,7 @@ fn open_bench() {
 fn search_bench() {
     let dir = tempfile::tempdir().expect("tempdir");
     let device = Device::open(dir.path().join("device.db")).expect("open");
-    let mut rng = Rng(3);
+    let mut rng = Rng::new(3);
     let mut cases: Vec<DocId> = Vec::new();
     for i in 0..1_000 {
         let case = device
@@ -317,15 +227,13 @@ fn search_bench() {
 }
 
 fn main() {
-    let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
-    let run = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
-    if run("write") {
+    if selected("write") {
         write_bench();
     }
-    if run("open") {
+    if selected("open") {
         open_bench();
     }
-    if run("search") {
+    if selected("search") {
         search_bench();
     }
 }

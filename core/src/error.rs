@@ -1,15 +1,16 @@
 //! The façade's error: one enum over the operation families' errors, so an app can tell bad
 //! input from a missing document from a storage failure.
 
-use crate::{
+use crate::model::ValidationError;
+pub use crate::{
     doc::DocError,
-    model::ValidationError,
     store::{OpenError, StoreError},
 };
 
 /// Why a [`crate::Device`] operation failed. Nothing was written when an operation fails.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
+// Not `non_exhaustive`: nabij-ffi maps every variant by name, so a new one fails its build
+// until it is given a kind apps can act on.
 pub enum Error {
     /// The input was refused; the message names the field.
     #[error(transparent)]

@@ -1,24 +1,32 @@
 //! Nabij core: case notes and learning points for neighbourhood networks, kept in Automerge
 //! documents and persisted in SQLite, for devices that are offline most of the time.
 //!
+//! An app holds one [`Device`] per phone and reads the [`model`] values it returns; that, the
+//! ids, the errors and the sync drivers are the public API.
+//!
 //! # Layout
+//! - [`device`]: the façade an app holds: every operation, queries, listeners. A thin shell
+//!   over a private write engine (cache, merge, persist) and the derived rows it projects.
+//! - [`model`]: the domain types apps see, the inputs that change them (parsed into validated
+//!   changes), and the read models of the screens.
 //! - [`ids`]: document, note, member, item ids and device keys (parse and display).
-//! - [`model`]: the domain types apps see, the inputs that change them, validation.
-//! - [`doc`]: the typed Automerge layout of each document kind; edits become changes.
 //! - [`identity`]: the device's Ed25519 key, generated at first open; its actor id.
-//! - [`store`]: SQLite: document chunks, compaction, derived index tables, full-text search.
+//! - [`error`]: the façade's error and the operation families' errors inside it.
+//! - `doc` (private): the typed Automerge layout of each document kind; changes become ops.
+//! - `store` (private): SQLite: document chunks, compaction, derived tables, full-text search.
+//!   Private so no code outside the crate can write a chunk without its derived rows.
 //! - [`sync`]: the sync protocol without IO: frames and the session state machine.
-//! - [`net`] (feature `quic`): meeting sync over QUIC; tickets; pinned-key TLS.
+//! - [`net`] (feature `quic`): meeting sync over QUIC; tickets; pinned-key TLS; the relay
+//!   driver.
 //! - [`crypto`]: end-to-end encryption for the relay: sealed keys, encrypted blobs.
 //! - [`relay`]: the relay sync without IO (the QUIC driver is `net::relay`).
-//! - [`device`]: the façade an app holds, one per phone: every operation, queries, listeners.
 //!
 //! Arrows point down only: `device` uses `store` and `doc`; `store` uses `model` types for its
 //! index rows but never Automerge; `doc` knows nothing of SQLite.
 
 pub mod crypto;
 pub mod device;
-pub mod doc;
+mod doc;
 pub mod error;
 pub mod identity;
 pub mod ids;
@@ -26,8 +34,10 @@ pub mod model;
 #[cfg(feature = "quic")]
 pub mod net;
 pub mod relay;
-pub mod store;
+mod store;
 pub mod sync;
+#[cfg(feature = "test-utils")]
+pub mod test_utils;
 
 pub use device::{Clock, Device, DeviceOptions, Subscription, SystemClock};
 pub use error::Error;

@@ -10,6 +10,12 @@ use serde::Serialize;
 
 use crate::ids::{DeviceKey, DocId, ItemId, MemberId, NoteId};
 
+mod screens;
+mod valid;
+
+pub use screens::*;
+pub(crate) use valid::Valid;
+
 /// Milliseconds since the Unix epoch.
 pub type Timestamp = i64;
 
@@ -436,7 +442,7 @@ pub struct Network {
 }
 
 /// Input for a new case.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct NewCase {
     /// Pseudonymous label (required).
     pub subject: String,
@@ -451,7 +457,7 @@ pub struct NewCase {
 }
 
 /// A change to a case's fields; `None` leaves a field as it is.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct CaseUpdate {
     /// New subject label.
     pub subject: Option<String>,
@@ -474,7 +480,7 @@ pub struct CaseUpdate {
 }
 
 /// An item to add to a case.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum CaseItem {
     /// An opgave.
     Opgave {
@@ -507,7 +513,7 @@ pub enum CaseItem {
 }
 
 /// Input for a new note.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NewNote {
     /// What it records.
     pub kind: NoteKind,
@@ -516,7 +522,7 @@ pub struct NewNote {
 }
 
 /// Input for a new learning point.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct NewLearningPoint {
     /// Title (required).
     pub title: String,
@@ -533,7 +539,7 @@ pub struct NewLearningPoint {
 }
 
 /// A change to a learning point; `None` leaves a field as it is.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct LearningPointUpdate {
     /// New title.
     pub title: Option<String>,
@@ -554,7 +560,7 @@ pub struct LearningPointUpdate {
 }
 
 /// Input for a new meeting.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct NewMeeting {
     /// The network that meets.
     pub network: Option<DocId>,
@@ -569,7 +575,7 @@ pub struct NewMeeting {
 }
 
 /// A change to a meeting; `None` leaves a field as it is.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct MeetingUpdate {
     /// New place.
     pub place: Option<String>,

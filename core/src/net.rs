@@ -30,7 +30,8 @@ use crate::sync::SyncError;
 
 /// Why meeting sync failed.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
+// Not `non_exhaustive`: nabij-ffi maps every variant by name, so a new one fails its build
+// until it is given a kind apps can act on.
 pub enum NetError {
     /// The ticket could not be read.
     #[error(transparent)]

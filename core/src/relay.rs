@@ -117,7 +117,8 @@ pub struct RelayReport {
 
 /// Why a relay sync failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
+// Not `non_exhaustive`: nabij-ffi maps every variant by name, so a new one fails its build
+// until it is given a kind apps can act on.
 pub enum RelayError {
     /// The local store failed.
     #[error("local store: {0}")]

@@ -8,11 +8,11 @@ use std::{
 
 use nabij_core::{
     Device, DocId, MemberId,
+    model::CaseFilter,
     model::{
         CAIMER_FIELDS, CaseItem, CaseUpdate, Consent, ConsentStatus, DocKind, LearningPointUpdate,
         MeetingUpdate, NewCase, NewLearningPoint, NewMeeting, NewNote, PerspectiveKind,
     },
-    store::CaseFilter,
 };
 use serde::Serialize;
 use serde_json::json;

@@ -15,11 +15,11 @@ use std::{
 
 use nabij_core::{
     Clock, Device, DeviceOptions, DocId,
+    model::CaseFilter,
     model::{
         CaseItem, CaseUpdate, Consent, ConsentStatus, LearningPointStatus, LearningPointUpdate,
         MeetingUpdate, NewCase, NewLearningPoint, NewMeeting, NewNote, NoteKind, PerspectiveKind,
     },
-    store::CaseFilter,
 };
 use serde_json::json;
 

@@ -5,7 +5,7 @@
 
 use std::{fmt, process::ExitCode};
 
-use nabij_core::{Error, doc::DocError};
+use nabij_core::{Error, error::DocError};
 
 /// What kind of failure, and so which exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

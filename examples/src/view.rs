@@ -7,12 +7,9 @@ use nabij_core::{
     DeviceKey, DocId,
     device::HistoryEntry,
     model::{
-        Agreement, Case, Conflict, ConsentStatus, LearningPoint, Meeting, Network, Note,
-        PerspectiveKind,
-    },
-    store::{
-        CaseSummary, HitKind, LearningPointSummary, MeetingContents, MeetingSummary,
-        NetworkSummary, SearchHit,
+        Agreement, Case, CaseSummary, Conflict, ConsentStatus, HitKind, LearningPoint,
+        LearningPointSummary, Meeting, MeetingContents, MeetingSummary, Network, NetworkSummary,
+        Note, PerspectiveKind, SearchHit,
     },
 };
 

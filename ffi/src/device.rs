@@ -9,7 +9,10 @@ use std::{
 };
 
 use automerge::ChangeHash;
-use nabij_core::{DeviceKey, DocId, ItemId, MemberId, NoteId, model::ValidationError, store as s};
+use nabij_core::{
+    DeviceKey, DocId, ItemId, MemberId, NoteId,
+    model::{self as m, ValidationError},
+};
 
 use crate::{
     error::{NabijError, parse_id},
@@ -277,7 +280,7 @@ impl Device {
 
     /// Cases, newest activity first (the case list screen).
     pub fn list_cases(&self, filter: CaseFilter) -> Result<Vec<CaseSummary>> {
-        let filter: s::CaseFilter = filter.try_into()?;
+        let filter: m::CaseFilter = filter.try_into()?;
         Ok(convert(self.inner.list_cases(&filter)?))
     }
 

@@ -12,7 +12,7 @@
 //! - `Other`: anything else (a bug, or a document this version cannot change). Report it.
 
 use nabij_core::{
-    doc::DocError,
+    error::DocError,
     ids::ParseIdError,
     model::ValidationError,
     net::{NetError, TicketError},
@@ -74,13 +74,21 @@ impl From<nabij_core::Error> for NabijError {
             E::Open(_) | E::Store(_) | E::StoredDocument { .. } => NabijError::Storage { message },
             // Bytes from another device were refused as a whole: bad input, nothing applied.
             E::Merge(_) => NabijError::InvalidInput { message },
-            // The caller named a document of another kind, or a range outside a note's text.
-            E::Document(DocError::WrongKind { .. } | DocError::TextRange { .. }) => {
-                NabijError::InvalidInput { message }
-            }
-            // A document this version cannot change (malformed, newer schema, Automerge).
-            E::Document(_) => NabijError::Other { message },
-            _ => NabijError::Other { message },
+            E::Document(e) => match e {
+                // The caller named a document of another kind, or a range outside a note's
+                // text.
+                DocError::WrongKind { .. } | DocError::TextRange { .. } => {
+                    NabijError::InvalidInput { message }
+                }
+                // A document this version cannot change.
+                DocError::Corrupt(_)
+                | DocError::NewerSchema { .. }
+                | DocError::Malformed(_)
+                | DocError::MissingDependencies(_)
+                | DocError::Automerge(_) => NabijError::Other { message },
+            },
+            // A bug (rolled back), or a key that could not be made or opened.
+            E::Internal(_) | E::Crypto(_) => NabijError::Other { message },
         }
     }
 }
@@ -102,13 +110,20 @@ impl From<&NetError> for NabijError {
             | NetError::Connection(_)
             | NetError::Timeout(_) => NabijError::Network { message },
             NetError::Sync(SyncError::Storage(_)) => NabijError::Storage { message },
-            // The peer broke the protocol or sent data this device refused; the session ended
-            // before anything bad was applied.
-            NetError::Sync(_) => NabijError::Network { message },
+            // The peer broke the protocol, sent data this device refused, or went silent; the
+            // session ended before anything bad was applied.
+            NetError::Sync(
+                SyncError::Frame(_)
+                | SyncError::Version(_)
+                | SyncError::WrongPeer
+                | SyncError::Protocol(_)
+                | SyncError::Refused(_)
+                | SyncError::Timeout(_)
+                | SyncError::Closed,
+            ) => NabijError::Network { message },
             NetError::Relay(RelayError::Store(_)) => NabijError::Storage { message },
-            NetError::Relay(_) => NabijError::Network { message },
+            NetError::Relay(RelayError::Protocol(_)) => NabijError::Network { message },
             NetError::Tls(_) | NetError::Internal(_) => NabijError::Other { message },
-            _ => NabijError::Other { message },
         }
     }
 }
@@ -159,8 +174,8 @@ where
 mod tests {
     use nabij_core::{
         DeviceKey, DocId, Error as E, NoteId,
+        error::{OpenError, StoreError},
         model::DocKind,
-        store::{OpenError, StoreError},
     };
 
     use super::*;

@@ -5,7 +5,7 @@
 //! strings must parse (a bad id is [`NabijError::InvalidInput`]). No validation happens here:
 //! the core validates every input.
 
-use nabij_core::{DocId, model as m, store as s};
+use nabij_core::{DocId, model as m};
 
 use crate::error::{NabijError, parse_ids, parse_opt_id};
 
@@ -116,7 +116,7 @@ mirror_enum!(
 );
 mirror_enum!(
     /// What a search hit is.
-    HitKind = s::HitKind {
+    HitKind = m::HitKind {
         /// A case's own fields.
         Case,
         /// A note.
@@ -566,8 +566,8 @@ pub struct CaseSummary {
     pub has_conflicts: bool,
 }
 
-impl From<s::CaseSummary> for CaseSummary {
-    fn from(c: s::CaseSummary) -> Self {
+impl From<m::CaseSummary> for CaseSummary {
+    fn from(c: m::CaseSummary) -> Self {
         Self {
             id: c.id.to_string(),
             subject: c.subject,
@@ -595,8 +595,8 @@ pub struct LearningPointSummary {
     pub case_count: u32,
 }
 
-impl From<s::LearningPointSummary> for LearningPointSummary {
-    fn from(l: s::LearningPointSummary) -> Self {
+impl From<m::LearningPointSummary> for LearningPointSummary {
+    fn from(l: m::LearningPointSummary) -> Self {
         Self {
             id: l.id.to_string(),
             title: l.title,
@@ -622,8 +622,8 @@ pub struct MeetingSummary {
     pub updated_at: i64,
 }
 
-impl From<s::MeetingSummary> for MeetingSummary {
-    fn from(x: s::MeetingSummary) -> Self {
+impl From<m::MeetingSummary> for MeetingSummary {
+    fn from(x: m::MeetingSummary) -> Self {
         Self {
             id: x.id.to_string(),
             network: x.network.map(|d| d.to_string()),
@@ -645,8 +645,8 @@ pub struct MeetingContents {
     pub learning_points: Vec<LearningPointSummary>,
 }
 
-impl From<s::MeetingContents> for MeetingContents {
-    fn from(x: s::MeetingContents) -> Self {
+impl From<m::MeetingContents> for MeetingContents {
+    fn from(x: m::MeetingContents) -> Self {
         Self {
             meeting: x.meeting.into(),
             agenda: convert(x.agenda),
@@ -666,8 +666,8 @@ pub struct NetworkSummary {
     pub member_count: u32,
 }
 
-impl From<s::NetworkSummary> for NetworkSummary {
-    fn from(n: s::NetworkSummary) -> Self {
+impl From<m::NetworkSummary> for NetworkSummary {
+    fn from(n: m::NetworkSummary) -> Self {
         Self { id: n.id.to_string(), name: n.name, member_count: n.member_count }
     }
 }
@@ -689,8 +689,8 @@ pub struct SearchHit {
     pub score: f64,
 }
 
-impl From<s::SearchHit> for SearchHit {
-    fn from(h: s::SearchHit) -> Self {
+impl From<m::SearchHit> for SearchHit {
+    fn from(h: m::SearchHit) -> Self {
         Self {
             kind: h.kind.into(),
             doc_id: h.doc_id.to_string(),
@@ -1118,7 +1118,7 @@ pub struct CaseFilter {
     pub offset: u32,
 }
 
-impl TryFrom<CaseFilter> for s::CaseFilter {
+impl TryFrom<CaseFilter> for m::CaseFilter {
     type Error = NabijError;
     fn try_from(f: CaseFilter) -> Result<Self, NabijError> {
         Ok(Self {

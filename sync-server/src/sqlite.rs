@@ -172,8 +172,10 @@ impl Storage for SqliteStorage {
                 })
                 .optional()?;
             let Some((issued_at, body, signer, signature)) = row else { return Ok(None) };
-            let mut stmt =
-                c.prepare_cached("SELECT device FROM roster_devices WHERE network = ?1")?;
+            // Sorted, as the roster lists them: it reads back as registered.
+            let mut stmt = c.prepare_cached(
+                "SELECT device FROM roster_devices WHERE network = ?1 ORDER BY device",
+            )?;
             let devices = stmt
                 .query_map([&network[..]], |r| r.get::<_, Vec<u8>>(0))?
                 .map(|d| key32(d?))
@@ -283,7 +285,10 @@ impl Storage for SqliteStorage {
                 "SELECT seq, doc, bytes FROM blobs WHERE network = ?1 AND seq > ?2
                  ORDER BY seq LIMIT ?3",
             )?;
-            let limit = i64::try_from(max_count.saturating_add(1)).unwrap_or(i64::MAX);
+            // One row beyond the page tells whether more follow. A page holds at least one
+            // blob whatever `max_count`, so with 0 the row beyond is the second (reading only
+            // one said "nothing follows" while blobs did).
+            let limit = i64::try_from(max_count.max(1).saturating_add(1)).unwrap_or(i64::MAX);
             let mut rows = stmt.query(params![&network[..], after, limit])?;
             let mut out = Vec::new();
             let mut bytes = 0u64;
@@ -313,5 +318,62 @@ impl Storage for SqliteStorage {
                 .optional()?;
             Ok(v.unwrap_or(0).max(0) as u64)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tempfile::TempDir;
+
+    use super::*;
+    use crate::storage::conformance::{self, storage_conformance_tests};
+
+    /// A fresh database in its own directory, removed when the test ends.
+    fn temporary() -> (SqliteStorage, TempDir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStorage::open(dir.path()).expect("open");
+        (store, dir)
+    }
+
+    storage_conformance_tests!(temporary);
+
+    #[test]
+    fn committed_state_survives_reopening() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        conformance::committed_state_survives_reopening(|| {
+            SqliteStorage::open(dir.path()).expect("open")
+        });
+    }
+
+    /// What makes an acknowledgement mean "on disk": WAL with a full fsync at each commit.
+    #[test]
+    fn the_writer_commits_durably() {
+        let (store, _dir) = temporary();
+        let w = store.writer.lock();
+        let mode: String = w.pragma_query_value(None, "journal_mode", |r| r.get(0)).expect("mode");
+        let sync: i64 = w.pragma_query_value(None, "synchronous", |r| r.get(0)).expect("sync");
+        assert_eq!(mode, "wal");
+        assert_eq!(sync, 2, "synchronous=FULL");
+    }
+
+    #[test]
+    fn another_database_or_a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("relay.db");
+        {
+            let c = Connection::open(&path).expect("open");
+            c.execute_batch("CREATE TABLE t (x); PRAGMA application_id = 7;").expect("foreign");
+        }
+        let e = SqliteStorage::open(dir.path()).expect_err("foreign database");
+        assert!(e.0.contains("not a Nabij relay database"), "{e}");
+
+        std::fs::remove_file(&path).expect("remove");
+        drop(SqliteStorage::open(dir.path()).expect("create"));
+        {
+            let c = Connection::open(&path).expect("open");
+            c.pragma_update(None, "user_version", SCHEMA_VERSION + 1).expect("bump");
+        }
+        let e = SqliteStorage::open(dir.path()).expect_err("newer schema");
+        assert!(e.0.contains("schema"), "{e}");
     }
 }

@@ -4,7 +4,8 @@
 //! Contract every implementation keeps: [`Storage::put_blobs`] returns only once the blobs are
 //! durable (a crash after it returned loses none of them); sequence numbers only grow, and a
 //! blob becomes visible to pulls in sequence order, never behind one already pulled; a blob
-//! pushed twice to one network is stored once.
+//! pushed twice to one network is stored once. The methods' docs say the rest; `conformance`
+//! (tests only) checks all of it, and every implementation runs it.
 //!
 //! Owns the storage contract and an in-memory implementation for tests and simulations.
 //! Knows nothing of the protocol's checks (`service`) or of sockets.
@@ -34,7 +35,7 @@ pub struct StoredRoster {
     pub signed: SignedRoster,
     /// Its time of issue.
     pub issued_at: i64,
-    /// The devices it lists.
+    /// The devices it lists, sorted and each once (as on every verified roster).
     pub devices: Vec<PublicKey>,
 }
 
@@ -62,16 +63,22 @@ pub enum PutOutcome {
 
 /// A relay's storage.
 pub trait Storage: Send + Sync + 'static {
-    /// The network's registered roster.
+    /// The network's registered roster, exactly as registered.
     fn roster(&self, network: &NetworkId) -> Result<Option<StoredRoster>, StorageError>;
-    /// Registers `roster` as the network's, replacing any other.
+    /// Registers `roster` as the network's, replacing any other (whether it is newer is the
+    /// caller's rule).
     fn put_roster(&self, network: &NetworkId, roster: &StoredRoster) -> Result<(), StorageError>;
-    /// Every registered roster that lists `device`.
+    /// Every registered roster that lists `device`, each once, ordered by network id.
     fn rosters_listing(&self, device: &PublicKey) -> Result<Vec<SignedRoster>, StorageError>;
-    /// Stores blobs, each network's within `quota` bytes, durably, before returning.
+    /// Stores blobs, each network's within `quota` bytes, durably, before returning; one
+    /// outcome per blob, in order. Sequence numbers are above 0 and grow in batch order. A blob
+    /// its network already stores (same id, this batch included) keeps its number and counts
+    /// once, even over the quota. Otherwise each blob, in order, is refused if it would take
+    /// its network's stored bytes over `quota`; a refused blob stores and counts nothing.
     fn put_blobs(&self, blobs: &[NewBlob], quota: u64) -> Result<Vec<PutOutcome>, StorageError>;
-    /// The network's blobs after `after`, oldest first, up to `max_bytes` (at least one) and
-    /// `max_count`; and whether more follow.
+    /// The network's blobs after `after`, oldest first, while they fit `max_bytes` and
+    /// `max_count` (stopping at the first that does not), but at least one whatever the
+    /// budgets; and whether more follow (never with an empty page).
     fn blobs_after(
         &self,
         network: &NetworkId,
@@ -82,6 +89,9 @@ pub trait Storage: Send + Sync + 'static {
     /// Bytes of blobs the network stores.
     fn usage(&self, network: &NetworkId) -> Result<u64, StorageError>;
 }
+
+#[cfg(test)]
+pub(crate) mod conformance;
 
 /// Storage in memory: for tests and deterministic simulations. Not durable, by definition.
 #[derive(Debug, Default)]
@@ -175,4 +185,11 @@ impl Storage for MemoryStorage {
     fn usage(&self, network: &NetworkId) -> Result<u64, StorageError> {
         Ok(self.inner.lock().usage.get(network).copied().unwrap_or(0))
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MemoryStorage;
+
+    super::conformance::storage_conformance_tests!(MemoryStorage::new);
 }

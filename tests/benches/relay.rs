@@ -9,16 +9,15 @@
 //!   blobs (`NABIJ_BENCH_FILL`, comma-separated; half in the device's own network, behind its
 //!   cursor, half in 100 other networks): time and bytes per size.
 
-use std::{
-    path::Path,
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{path::Path, sync::Arc, time::Instant};
 
 use nabij_core::{
     Device, DocId,
-    model::{NewCase, NewNote, NoteKind},
     net::{self, RelaySyncOptions},
+    test_utils::{
+        RELAY_SENTENCES, dir_size, env_usize, median, ms, observation, rss_kib, runtime, selected,
+        sentence_note, shared_case,
+    },
 };
 use nabij_sync_server::{
     Limits,
@@ -29,67 +28,17 @@ use nabij_tests::relay::{ChildRelay, InProcessRelay};
 
 const RELAY: &str = env!("CARGO_BIN_EXE_relay_node");
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
-const SENTENCES: [&str; 4] = [
-    "Huisbezoek: koffie aan de keukentafel, de post lag ongeopend op tafel.",
-    "Samen gebeld met de woningcorporatie over de huurachterstand van drie maanden.",
-    "Dochter gaat weer naar school; de mentor belt volgende week terug.",
-    "Afspraak gemaakt bij de schuldhulp, moeder wil dat de buurvrouw meegaat.",
-];
-
 fn write_cases(d: &Device, network: DocId, n: usize) -> Vec<DocId> {
     (0..n)
         .map(|i| {
-            let case = d
-                .create_case(NewCase {
-                    subject: format!("Gezin {i}"),
-                    networks: vec![network],
-                    ..NewCase::default()
-                })
-                .expect("case");
+            let case = shared_case(d, network, &format!("Gezin {i}"));
             let notes = (0..2)
-                .map(|k| NewNote {
-                    kind: NoteKind::Observation,
-                    text: format!("{} ({i}.{k})", SENTENCES[(i + k) % SENTENCES.len()]),
-                })
+                .map(|k| sentence_note(&RELAY_SENTENCES, i + k, format_args!("{i}.{k}")))
                 .collect();
             d.add_notes(case, notes).expect("notes");
             case
         })
         .collect()
-}
-
-fn rss_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-            .unwrap_or(0)
-    };
-    (field("VmHWM:"), field("VmRSS:"))
 }
 
 /// CPU seconds (user + system) a process has used so far.
@@ -128,9 +77,7 @@ fn catchup() {
         .block_on(net::sync_with_relay(seeder.clone(), &address, key, RelaySyncOptions::default()))
         .expect("push");
     let push_time = t.elapsed();
-    let stored: u64 = std::fs::read_dir(dir.path().join("relay"))
-        .map(|entries| entries.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
-        .unwrap_or(0);
+    let stored = dir_size(&dir.path().join("relay"));
     println!(
         "catchup: seeder pushed {} blobs ({:.1} MB) in {:.0} ms; relay RSS after push {} KiB",
         pushed.report.blobs_pushed,
@@ -246,11 +193,7 @@ fn flat() {
         let (mut times, mut bytes, mut pulled) = (Vec::new(), Vec::new(), Vec::new());
         for rep in 0..reps {
             for (i, c) in cases.iter().take(10).enumerate() {
-                a.add_note(
-                    *c,
-                    NewNote { kind: NoteKind::Observation, text: format!("Nieuw {rep}.{i}") },
-                )
-                .expect("note");
+                a.add_note(*c, observation(&format!("Nieuw {rep}.{i}"))).expect("note");
             }
             assert_eq!(sync(&a).report.blobs_pushed, 10);
             let t = Instant::now();
@@ -271,12 +214,10 @@ fn flat() {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
-    let all = args.is_empty();
-    if all || args.iter().any(|a| a == "catchup") {
+    if selected("catchup") {
         catchup();
     }
-    if all || args.iter().any(|a| a == "flat") {
+    if selected("flat") {
         flat();
     }
 }

@@ -1,10 +1,16 @@
 //! Cross-crate scenarios for Nabij: several devices exchanging documents, crashes, bad input.
 //!
-//! This library holds the helpers the scenarios share: a deterministic clock and random source
-//! and a way to compare what two devices show. The scenarios themselves are in `tests/`.
+//! This library holds the helpers the scenarios share: a deterministic clock and a way to
+//! compare what two devices show, beside those they share with the benchmarks
+//! (`nabij_core::test_utils`, feature `test-utils`: a seeded random source, note text). The
+//! scenarios themselves are in `tests/`.
 
 pub mod proxy;
 pub mod relay;
+
+// These live in `nabij_core::test_utils` with the benchmarks' helpers; re-exported because the
+// scenarios name them from this crate.
+pub use nabij_core::test_utils::{Rng, observation};
 
 use std::sync::{
     Arc,
@@ -13,7 +19,8 @@ use std::sync::{
 
 use nabij_core::{
     Clock, Device, DeviceOptions, DocId,
-    store::{CaseFilter, CaseSummary, LearningPointSummary},
+    model::{CaseFilter, CaseSummary, LearningPointSummary},
+    test_utils::shared_case,
 };
 
 /// A clock that advances one millisecond each time it is read: deterministic timestamps.
@@ -36,29 +43,6 @@ impl Clock for StepClock {
 /// Device options with a stepping clock.
 pub fn options(clock: Arc<StepClock>) -> DeviceOptions {
     DeviceOptions { clock, ..DeviceOptions::default() }
-}
-
-/// SplitMix64: a tiny seeded random source, so a failing seed replays exactly.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A source from a seed.
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// A number in `0..n` (`n > 0`).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n.max(1)
-    }
 }
 
 /// Everything the app's screens show, for comparing devices.
@@ -153,20 +137,9 @@ pub fn open_device(dir: &std::path::Path, name: &str) -> Arc<Device> {
     Arc::new(d)
 }
 
-/// An observation note.
-pub fn observation(text: &str) -> nabij_core::model::NewNote {
-    nabij_core::model::NewNote { kind: nabij_core::model::NoteKind::Observation, text: text.into() }
-}
-
 /// A case shared with `network`, with `notes` notes about debts and school.
 pub fn case_with_notes(d: &Device, network: DocId, subject: &str, notes: usize) -> DocId {
-    let case = d
-        .create_case(nabij_core::model::NewCase {
-            subject: subject.into(),
-            networks: vec![network],
-            ..Default::default()
-        })
-        .expect("case");
+    let case = shared_case(d, network, subject);
     let batch = (0..notes)
         .map(|i| observation(&format!("{subject}: gesprek {i}, afspraken over schulden en school")))
         .collect();

@@ -3,12 +3,11 @@
 
 use nabij_core::{
     Device, DocId, Error, NoteId,
-    doc::DocError,
+    error::{DocError, OpenError, StoreError},
     model::{
-        CaseItem, CaseUpdate, NewCase, NewLearningPoint, NewMeeting, NewNote, NoteKind,
-        ValidationError,
+        CaseFilter, CaseItem, CaseUpdate, NewCase, NewLearningPoint, NewMeeting, ValidationError,
     },
-    store::{CaseFilter, OpenError, StoreError},
+    test_utils::observation as note,
 };
 
 fn device(dir: &tempfile::TempDir, name: &str) -> Device {
@@ -17,10 +16,6 @@ fn device(dir: &tempfile::TempDir, name: &str) -> Device {
 
 fn case(d: &Device, subject: &str) -> DocId {
     d.create_case(NewCase { subject: subject.into(), ..NewCase::default() }).expect("case")
-}
-
-fn note(text: &str) -> NewNote {
-    NewNote { kind: NoteKind::Observation, text: text.into() }
 }
 
 #[test]
@@ -297,8 +292,8 @@ fn documents_from_a_newer_schema_or_with_missing_history_are_refused() {
     let c = case(&a, "Familie K.");
 
     // A newer schema, as a newer app version would write it.
-    let mut newer = nabij_core::doc::load(&a.export_document(c).expect("export"), &a.device_key())
-        .expect("load");
+    let mut newer =
+        automerge::AutoCommit::load(&a.export_document(c).expect("export")).expect("load");
     {
         use automerge::transaction::Transactable;
         newer.put(automerge::ROOT, "schema", automerge::ScalarValue::Uint(99)).expect("put");

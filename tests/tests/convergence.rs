@@ -280,21 +280,44 @@ fn check(ops: Vec<Op>, n: usize) {
     }
 }
 
-proptest! {
-    // 32 cases by default; PROPTEST_CASES=N runs more on demand.
-    #![proptest_config(ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(32),
+/// Cases per property: a few in the everyday run, 32 in the full run; `PROPTEST_CASES=N` on
+/// demand.
+fn config(full: bool) -> ProptestConfig {
+    let default = if full { 32 } else { 4 };
+    ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(default),
         max_shrink_iters: 200,
         ..ProptestConfig::default()
-    })]
-
-    #[test]
-    fn two_devices_converge(ops in proptest::collection::vec(op(2), 1..40)) {
-        check(ops, 2);
     }
+}
 
-    #[test]
-    fn three_devices_converge(ops in proptest::collection::vec(op(3), 1..50)) {
-        check(ops, 3);
-    }
+fn run(devices: usize, max_ops: usize, full: bool) {
+    proptest::test_runner::TestRunner::new(config(full))
+        .run(&proptest::collection::vec(op(devices), 1..max_ops), |ops| {
+            check(ops, devices);
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{devices} devices: {e}"));
+}
+
+#[test]
+fn two_devices_converge() {
+    run(2, 40, false);
+}
+
+#[test]
+fn three_devices_converge() {
+    run(3, 50, false);
+}
+
+#[test]
+#[ignore = "slow: the full run's 32 cases (--include-ignored)"]
+fn two_devices_converge_full() {
+    run(2, 40, true);
+}
+
+#[test]
+#[ignore = "slow: the full run's 32 cases (--include-ignored)"]
+fn three_devices_converge_full() {
+    run(3, 50, true);
 }

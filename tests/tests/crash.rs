@@ -17,10 +17,22 @@ fn note_text(n: u64) -> String {
     )
 }
 
+/// The everyday run: a few kills, so `cargo test` exercises the crash path.
 #[test]
+fn acknowledged_notes_survive_a_few_sigkills() {
+    sigkill_rounds(3);
+}
+
+#[test]
+#[ignore = "slow: the full run's 40 SIGKILL rounds (--include-ignored)"]
 fn acknowledged_notes_survive_sigkill() {
+    sigkill_rounds(40);
+}
+
+/// `rounds` kills (`NABIJ_CRASH_ROUNDS` overrides), each at a random point inside a write.
+fn sigkill_rounds(rounds: u64) {
     let rounds: u64 =
-        std::env::var("NABIJ_CRASH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(40);
+        std::env::var("NABIJ_CRASH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(rounds);
     let seed: u64 =
         std::env::var("NABIJ_CRASH_SEED").ok().and_then(|r| r.parse().ok()).unwrap_or(0x5eed);
     let mut rng = Rng::new(seed);

@@ -10,8 +10,9 @@ use std::{
 
 use nabij_core::{
     Device, DocId,
-    model::{NewCase, NewLearningPoint, NewMeeting, NewNote, NoteKind},
+    model::{NewCase, NewLearningPoint, NewMeeting},
     net::{self, NetError, RelayProgress, RelayProgressFn, RelaySyncOptions, RelaySyncReport},
+    test_utils::{contains, observation as note},
 };
 use nabij_tests::{doc_heads, relay::ChildRelay};
 
@@ -22,10 +23,6 @@ fn open(dir: &Path, name: &str) -> Arc<Device> {
     let d = Device::open(dir.join(format!("{name}.db"))).expect("open");
     d.set_display_name(name).expect("name");
     Arc::new(d)
-}
-
-fn note(text: &str) -> NewNote {
-    NewNote { kind: NoteKind::Observation, text: text.into() }
 }
 
 async fn relay_sync(
@@ -68,11 +65,13 @@ enum Stop {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "slow: starts, kills and restarts the relay as a process (--include-ignored)"]
 async fn sigkill_during_uploads_loses_no_acknowledged_blob() {
     stopped_during_uploads(Stop::Kill).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "slow: starts, kills and restarts the relay as a process (--include-ignored)"]
 async fn sigterm_during_uploads_finishes_in_flight_writes_and_exits_cleanly() {
     stopped_during_uploads(Stop::Term).await;
 }
@@ -173,11 +172,8 @@ fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "slow: starts, kills and restarts the relay as a process (--include-ignored)"]
 async fn a_day_through_the_relay_leaves_no_plaintext_in_its_data_directory() {
     let dir = tempfile::tempdir().expect("dir");
     let relay_dir = dir.path().join("relay");

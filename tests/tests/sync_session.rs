@@ -3,9 +3,10 @@
 
 use nabij_core::{
     Device, DocId,
-    model::{CaseUpdate, NewCase, NewLearningPoint, NewMeeting, NewNote, NoteKind},
-    store::CaseFilter,
+    model::CaseFilter,
+    model::{CaseUpdate, NewCase, NewLearningPoint, NewMeeting},
     sync::{Session, SyncError},
+    test_utils::{contains, observation as note},
 };
 
 struct Pair<'a> {
@@ -56,14 +57,6 @@ fn device(dir: &tempfile::TempDir, name: &str, person: &str) -> Device {
     let d = Device::open(dir.path().join(name)).expect("open");
     d.set_display_name(person).expect("name");
     d
-}
-
-fn note(text: &str) -> NewNote {
-    NewNote { kind: NoteKind::Observation, text: text.into() }
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// A network on `a` with `b` as member, a shared case with notes, a learning point, a meeting,

@@ -362,6 +362,9 @@ fn simulate(seed: u64) -> Trace {
     trace
 }
 
+/// The everyday run: a few seeds (`NABIJ_SIM_SEEDS` for more, `NABIJ_SIM_SEED` for one), so
+/// `cargo test` exercises every fault the simulation knows. They follow the 1,000 seeds of the
+/// full run below, so CI tests each seed once.
 #[test]
 fn devices_converge_through_faults_and_crashes() {
     if let Some(seed) = env_seed() {
@@ -370,14 +373,43 @@ fn devices_converge_through_faults_and_crashes() {
         return;
     }
     let seeds: u64 =
-        std::env::var("NABIJ_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(1_000);
-    for seed in 0..seeds {
+        std::env::var("NABIJ_SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(24);
+    run_seeds(FULL_RUN_SEEDS..FULL_RUN_SEEDS + seeds);
+}
+
+fn run_seeds(seeds: std::ops::Range<u64>) {
+    for seed in seeds {
         let t = std::time::Instant::now();
         simulate(seed);
         if std::env::var("NABIJ_SIM_DEBUG").is_ok() {
             eprintln!("seed {seed}: {:?}", t.elapsed());
         }
     }
+}
+
+/// Seeds of the full run (CI and the README's test command), in eight test functions so a
+/// test runner spreads them over the cores and a failure names its range.
+const FULL_RUN_SEEDS: u64 = 1_000;
+
+macro_rules! full_run {
+    ($($name:ident: $from:literal),* $(,)?) => {$(
+        #[test]
+        #[ignore = "slow: one eighth of the full run's 1,000 seeds (--include-ignored)"]
+        fn $name() {
+            run_seeds($from..$from + FULL_RUN_SEEDS / 8);
+        }
+    )*};
+}
+
+full_run! {
+    seeds_000_to_124: 0,
+    seeds_125_to_249: 125,
+    seeds_250_to_374: 250,
+    seeds_375_to_499: 375,
+    seeds_500_to_624: 500,
+    seeds_625_to_749: 625,
+    seeds_750_to_874: 750,
+    seeds_875_to_999: 875,
 }
 
 fn env_seed() -> Option<u64> {

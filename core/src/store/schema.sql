@@ -154,20 +154,10 @@ CREATE TABLE search_items (
     body TEXT NOT NULL
 );
 CREATE UNIQUE INDEX search_items_by_item ON search_items (doc_id, item_id);
+-- Contentless: the index holds the words as Rust folds them (lower case, no accents, ø → o),
+-- written by the store beside each search_items row; snippets are cut from search_items.
 CREATE VIRTUAL TABLE search_fts USING fts5 (
     title, body,
-    content = 'search_items', content_rowid = 'id',
+    content = '', contentless_delete = 1,
     tokenize = 'unicode61 remove_diacritics 2'
 );
-CREATE TRIGGER search_items_ai AFTER INSERT ON search_items BEGIN
-    INSERT INTO search_fts (rowid, title, body) VALUES (new.id, new.title, new.body);
-END;
-CREATE TRIGGER search_items_ad AFTER DELETE ON search_items BEGIN
-    INSERT INTO search_fts (search_fts, rowid, title, body)
-        VALUES ('delete', old.id, old.title, old.body);
-END;
-CREATE TRIGGER search_items_au AFTER UPDATE ON search_items BEGIN
-    INSERT INTO search_fts (search_fts, rowid, title, body)
-        VALUES ('delete', old.id, old.title, old.body);
-    INSERT INTO search_fts (rowid, title, body) VALUES (new.id, new.title, new.body);
-END;

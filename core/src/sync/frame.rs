@@ -2,12 +2,18 @@
 //!
 //! `[length: u32 big-endian][version: u8][body: postcard (sequence number, message)]`, where
 //! `length` counts the version byte and the body. Sequence numbers count frames per direction
-//! from 0, so a lost, duplicated or reordered frame is detected, never applied. The length is checked against [`MAX_FRAME`] before a single byte of the
-//! body is buffered, and the buffer grows only as bytes arrive: a peer claiming a 4 GiB frame
-//! costs us nothing but its four bytes.
+//! from 0, so a lost, duplicated or reordered frame is detected, never applied. The length is
+//! checked against [`MAX_FRAME`] before a single byte of the body is buffered, and the buffer
+//! grows only as bytes arrive: a peer claiming a 4 GiB frame costs us nothing but its four
+//! bytes.
 //!
-//! Owns the wire format. Knows nothing of sessions, documents or sockets.
+//! The length prefix is read by the relay protocol's [`LengthPrefixReader`] (one reader, one
+//! size check, for both protocols); this module owns what is inside a frame: the version byte,
+//! the sequence number and the message. Knows nothing of sessions, documents or sockets.
 
+use nabij_relay_proto::wire::{
+    self, FrameTooLarge, LENGTH_PREFIX, LengthPrefixReader, WireError, length_prefix,
+};
 use serde::{Deserialize, Serialize};
 
 /// The frame format version this build speaks.
@@ -93,18 +99,20 @@ pub enum FrameError {
     Malformed(String),
 }
 
+impl From<FrameTooLarge> for FrameError {
+    fn from(e: FrameTooLarge) -> Self {
+        FrameError::TooLarge(e.len)
+    }
+}
+
 /// Encodes a message as one frame, the `seq`-th of its direction.
 pub fn encode(seq: u64, message: &Message) -> Result<Vec<u8>, FrameError> {
-    let mut out = vec![0u8; 5];
-    out[4] = FRAME_VERSION;
-    let out = postcard::to_extend(&(seq, message), out)
+    let mut out = vec![0u8; LENGTH_PREFIX];
+    out.push(FRAME_VERSION);
+    let mut out = postcard::to_extend(&(seq, message), out)
         .map_err(|e| FrameError::Malformed(e.to_string()))?;
-    let len = out.len() - 4;
-    if len > MAX_FRAME {
-        return Err(FrameError::TooLarge(len as u64));
-    }
-    let mut out = out;
-    out[..4].copy_from_slice(&(len as u32).to_be_bytes());
+    let prefix = length_prefix(out.len() - LENGTH_PREFIX, MAX_FRAME)?;
+    out[..LENGTH_PREFIX].copy_from_slice(&prefix);
     Ok(out)
 }
 
@@ -114,29 +122,35 @@ pub fn decode_body(frame: &[u8]) -> Result<(u64, Message), FrameError> {
     if version != FRAME_VERSION {
         return Err(FrameError::Version(version));
     }
-    let (message, rest) =
-        postcard::take_from_bytes(body).map_err(|e| FrameError::Malformed(e.to_string()))?;
-    if !rest.is_empty() {
-        return Err(FrameError::Malformed(format!("{} bytes after the message", rest.len())));
-    }
-    Ok(message)
+    // The relay's body decoding: one postcard value that fills the body exactly.
+    wire::decode(body).map_err(|e| match e {
+        WireError::Malformed(why) => FrameError::Malformed(why),
+        other => FrameError::Malformed(other.to_string()),
+    })
 }
 
 /// Splits a byte stream into frames. Feed it what the transport delivers, in any pieces.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FrameDecoder {
-    buf: Vec<u8>,
+    /// The length prefix and buffering; frames of at most [`MAX_FRAME`].
+    frames: LengthPrefixReader,
+}
+
+impl Default for FrameDecoder {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl FrameDecoder {
     /// A decoder with nothing buffered.
     pub fn new() -> Self {
-        Self::default()
+        Self { frames: LengthPrefixReader::new(MAX_FRAME) }
     }
 
     /// Bytes buffered and not yet a whole frame.
     pub fn buffered(&self) -> usize {
-        self.buf.len()
+        self.frames.buffered()
     }
 
     /// Adds received bytes and returns every whole message they complete. Stops at the first
@@ -144,33 +158,10 @@ impl FrameDecoder {
     pub fn feed(&mut self, bytes: &[u8]) -> Result<Vec<(u64, Message)>, FrameError> {
         let mut out = Vec::new();
         let mut input = bytes;
-        loop {
-            // Complete the 4-byte length first, and check it before buffering any body.
-            if self.buf.len() < 4 {
-                let take = (4 - self.buf.len()).min(input.len());
-                self.buf.extend_from_slice(&input[..take]);
-                input = &input[take..];
-                if self.buf.len() < 4 {
-                    return Ok(out);
-                }
-            }
-            let len = u32::from_be_bytes([self.buf[0], self.buf[1], self.buf[2], self.buf[3]]);
-            if len as usize > MAX_FRAME {
-                return Err(FrameError::TooLarge(u64::from(len)));
-            }
-            let need = 4 + len as usize - self.buf.len();
-            let take = need.min(input.len());
-            self.buf.extend_from_slice(&input[..take]);
-            input = &input[take..];
-            if take < need {
-                return Ok(out);
-            }
-            out.push(decode_body(&self.buf[4..])?);
-            self.buf.clear();
-            if input.is_empty() {
-                return Ok(out);
-            }
+        while let Some(frame) = self.frames.next_frame(&mut input)? {
+            out.push(decode_body(frame)?);
         }
+        Ok(out)
     }
 }
 
@@ -215,7 +206,7 @@ mod tests {
         let e = d.feed(&[0xFF, 0xFF, 0xFF, 0xFF, 1, 2, 3]);
         assert_eq!(e, Err(FrameError::TooLarge(u64::from(u32::MAX))));
         assert!(d.buffered() <= 4, "nothing of the body was buffered");
-        assert!(d.buf.capacity() < 1024 * 1024);
+        assert!(d.frames.capacity() < 1024 * 1024);
     }
 
     #[test]
@@ -239,6 +230,42 @@ mod tests {
         fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
             let mut d = FrameDecoder::new();
             let _ = d.feed(&bytes);
+        }
+
+        /// The meeting stream over the shared reader: the same messages, and nothing held
+        /// beyond the frame under way, wherever the transport cuts it.
+        #[test]
+        fn messages_are_the_same_for_any_cuts(
+            cuts in proptest::collection::vec(any::<usize>(), 0..16),
+        ) {
+            let frames: Vec<Vec<u8>> =
+                sample().iter().enumerate().map(|(i, m)| encode(i as u64, m).unwrap()).collect();
+            let stream = frames.concat();
+            // Where each frame starts: what is buffered is what came since the last start.
+            let starts: Vec<usize> = frames
+                .iter()
+                .scan(0, |at, f| {
+                    let start = *at;
+                    *at += f.len();
+                    Some(start)
+                })
+                .collect();
+            let mut at: Vec<usize> = cuts.iter().map(|c| c % (stream.len() + 1)).collect();
+            at.extend([0, stream.len()]);
+            at.sort_unstable();
+            let mut d = FrameDecoder::new();
+            let mut got = Vec::new();
+            for w in at.windows(2) {
+                got.extend(d.feed(&stream[w[0]..w[1]]).unwrap());
+                let start = starts.iter().rev().find(|s| **s <= w[1]).copied().unwrap_or(0);
+                let whole = w[1] == stream.len() || starts.contains(&w[1]);
+                prop_assert_eq!(d.buffered(), if whole { 0 } else { w[1] - start });
+                prop_assert!(d.frames.capacity() <= 4 + MAX_FRAME);
+            }
+            let expected: Vec<(u64, Message)> =
+                sample().into_iter().enumerate().map(|(i, m)| (i as u64, m)).collect();
+            prop_assert_eq!(got, expected);
+            prop_assert_eq!(d.buffered(), 0);
         }
 
         #[test]

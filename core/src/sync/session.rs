@@ -94,7 +94,8 @@ pub trait SyncStore {
 
 /// Why a session ended.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
+// Not `non_exhaustive`: nabij-ffi maps every variant by name, so a new one fails its build
+// until it is given a kind apps can act on.
 pub enum SyncError {
     /// A frame could not be decoded.
     #[error(transparent)]

@@ -1,7 +1,8 @@
 //! What devices and the Nabij relay say to each other, shared by both sides so neither can
-//! drift: the relay's request and response messages and their framing ([`wire`]), the signed
-//! rosters that decide which device may push or pull for a network ([`roster`]), and the
-//! pinned-key TLS both QUIC endpoints use ([`tls`], feature `tls`).
+//! drift: the relay's request and response messages and their framing ([`wire`], whose
+//! length-prefix reader the devices' meeting protocol uses too), the signed rosters that
+//! decide which device may push or pull for a network ([`roster`]), and the pinned-key TLS both
+//! QUIC endpoints use ([`tls`], feature `tls`).
 //!
 //! Everything here is about opaque bytes and public keys. It must not link Automerge or know
 //! about documents' contents: the relay depends on this crate and is blind by construction.

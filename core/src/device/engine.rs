@@ -1,0 +1,326 @@
+//! The write engine behind the façade: the cache of loaded documents, creating, editing and
+//! reading a document, merging foreign changes, and persisting each change as a chunk with
+//! its derived rows in one transaction. The only code that holds both a document and the
+//! store's writer; the kind files (`cases`, `networks`, …) reach documents only through it.
+
+use super::*;
+
+/// A loaded document and the heads the store holds of it: the next chunk is everything after
+/// them (`save_after`), because `load` resets Automerge's own incremental cursor.
+pub(super) struct Cached {
+    pub(super) doc: AutoCommit,
+    pub(super) persisted: Vec<ChangeHash>,
+}
+
+pub(super) struct Writer {
+    pub(super) conn: Connection,
+    pub(super) cache: LruCache<DocId, Cached>,
+}
+
+impl Device {
+    /// Creates a document: `init` writes its first change into an empty document.
+    pub(super) fn create(
+        &self,
+        kind: DocKind,
+        init: impl FnOnce(&mut AutoCommit, DocId, &Author, Timestamp) -> Result<(), DocError>,
+    ) -> Result<DocId, Error> {
+        let id = DocId::random_from(&self.randomness);
+        let mut doc = doc::new_doc(&self.device_key());
+        init(&mut doc, id, &self.author(), self.now())?;
+        let mut w = self.writer.lock();
+        let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let bytes = doc.save();
+        let heads = doc.get_heads();
+        store::insert_document(&tx, id, kind, &bytes, &heads_bytes(&heads))?;
+        index_doc(&tx, &doc, kind, Notes::All)?;
+        tx.commit()?;
+        w.cache.put(id, Cached { doc, persisted: heads });
+        drop(w);
+        self.notify(&[id]);
+        Ok(id)
+    }
+
+    /// Changes a stored document: `edit` makes its Automerge change; the chunk, the derived
+    /// rows and the COMMIT follow. On any failure the transaction rolls back and the loaded
+    /// document is dropped from the cache, so no half-applied edit survives in memory either.
+    pub(super) fn edit<R>(
+        &self,
+        id: DocId,
+        kind: DocKind,
+        edit: impl FnOnce(&mut AutoCommit, &mut Touched, Timestamp) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        let now = self.now();
+        let mut w = self.writer.lock();
+        let result = guard(|| self.edit_locked(&mut w, id, kind, now, edit));
+        if result.is_err() {
+            w.cache.pop(&id);
+        }
+        drop(w);
+        let (r, changed) = result?;
+        if changed {
+            self.notify(&[id]);
+        }
+        Ok(r)
+    }
+
+    pub(super) fn edit_locked<R>(
+        &self,
+        w: &mut Writer,
+        id: DocId,
+        kind: DocKind,
+        now: Timestamp,
+        edit: impl FnOnce(&mut AutoCommit, &mut Touched, Timestamp) -> Result<R, Error>,
+    ) -> Result<(R, bool), Error> {
+        let Writer { conn, cache } = w;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let state = store::doc_state(&tx, id)?
+            .ok_or(Error::NotFound { kind: kind_name(kind), id: id.to_string() })?;
+        if state.kind != kind {
+            return Err(Error::Document(DocError::WrongKind {
+                id: id.to_string(),
+                found: state.kind,
+                expected: kind,
+            }));
+        }
+        let cached = load_cached(cache, &tx, id, &state, &self.device_key())?;
+        let mut touched = Touched::default();
+        let r = edit(&mut cached.doc, &mut touched, now)?;
+        let changed = persist(&tx, id, &state, cached)?;
+        if changed {
+            index_doc(&tx, &cached.doc, kind, Notes::Some(touched))?;
+            tx.commit()?;
+            cached.persisted = cached.doc.get_heads();
+        }
+        Ok((r, changed))
+    }
+
+    /// Reads a stored document.
+    pub(super) fn read<R>(
+        &self,
+        id: DocId,
+        kind: DocKind,
+        read: impl FnOnce(&mut AutoCommit) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        let mut w = self.writer.lock();
+        let Writer { conn, cache } = &mut *w;
+        // One read transaction: another process may write or compact between the statements.
+        let tx = conn.transaction()?;
+        let state = store::doc_state(&tx, id)?
+            .ok_or(Error::NotFound { kind: kind_name(kind), id: id.to_string() })?;
+        if state.kind != kind {
+            return Err(Error::Document(DocError::WrongKind {
+                id: id.to_string(),
+                found: state.kind,
+                expected: kind,
+            }));
+        }
+        let cached = load_cached(cache, &tx, id, &state, &self.device_key())?;
+        read(&mut cached.doc)
+    }
+
+    pub(super) fn merge_into(
+        &self,
+        id: DocId,
+        kind: Option<DocKind>,
+        bytes: &[u8],
+        preloaded: Option<(AutoCommit, Option<Derived>)>,
+    ) -> Result<MergeOutcome, Error> {
+        let mut w = self.writer.lock();
+        let result = guard(|| self.merge_locked(&mut w, id, kind, bytes, preloaded));
+        if result.is_err() {
+            w.cache.pop(&id);
+        }
+        drop(w);
+        let outcome = result?;
+        if outcome.changed {
+            self.notify(&[id]);
+        }
+        Ok(outcome)
+    }
+
+    pub(super) fn merge_locked(
+        &self,
+        w: &mut Writer,
+        id: DocId,
+        kind: Option<DocKind>,
+        bytes: &[u8],
+        preloaded: Option<(AutoCommit, Option<Derived>)>,
+    ) -> Result<MergeOutcome, Error> {
+        let key = self.device_key();
+        let Writer { conn, cache } = w;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let outcome = merge_in(&tx, cache, &key, id, kind, bytes, preloaded)?;
+        if outcome.changed {
+            tx.commit()?;
+            mark_persisted(cache, id);
+        }
+        Ok(outcome)
+    }
+}
+
+/// Runs a write so that a panic inside it (a bug, or in a dependency) becomes an error: the
+/// transaction rolls back when unwinding drops it, and the caller evicts the document.
+pub(super) fn guard<T>(f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "panic".to_string());
+            Err(Error::Internal(what))
+        }
+    }
+}
+
+pub(super) fn kind_name(kind: DocKind) -> &'static str {
+    match kind {
+        DocKind::Case => "case",
+        DocKind::LearningPoint => "learning point",
+        DocKind::Meeting => "meeting",
+        DocKind::Network => "network",
+    }
+}
+
+pub(super) fn as_merge_error(e: Error) -> Error {
+    match e {
+        Error::Document(d) => Error::Merge(d),
+        e => e,
+    }
+}
+
+/// A merged document must still be the same document, of the same kind, readable by us.
+/// After a commit: the cached document's state is what the store now holds.
+pub(super) fn mark_persisted(cache: &mut LruCache<DocId, Cached>, id: DocId) {
+    if let Some(c) = cache.get_mut(&id) {
+        c.persisted = c.doc.get_heads();
+    }
+}
+
+/// Merges `bytes` (whole document or changes) into document `id` inside `tx`, without
+/// committing. The caller commits and then calls [`mark_persisted`], or drops the cache entry
+/// on error.
+pub(super) fn merge_in(
+    tx: &Transaction<'_>,
+    cache: &mut LruCache<DocId, Cached>,
+    key: &DeviceKey,
+    id: DocId,
+    kind: Option<DocKind>,
+    bytes: &[u8],
+    preloaded: Option<(AutoCommit, Option<Derived>)>,
+) -> Result<MergeOutcome, Error> {
+    let state = store::doc_state(tx, id)?;
+    let (cached, state) = match state {
+        Some(state) => {
+            if kind.is_some_and(|k| k != state.kind) {
+                return Err(Error::Merge(DocError::WrongKind {
+                    id: id.to_string(),
+                    found: kind.unwrap_or(state.kind),
+                    expected: state.kind,
+                }));
+            }
+            let cached = load_cached(cache, tx, id, &state, key)?;
+            if bytes.is_empty() {
+                return Ok(MergeOutcome { doc_id: id, kind: state.kind, changed: false });
+            }
+            doc::apply_chunks(&mut cached.doc, bytes).map_err(Error::Merge)?;
+            // Changes whose predecessors are missing would wait in Automerge's queue, in
+            // memory only: refuse them so the sender knows they did not land.
+            let missing = cached.doc.get_missing_deps(&[]).len();
+            if missing > 0 {
+                return Err(Error::Merge(DocError::MissingDependencies(missing)));
+            }
+            (cached, state)
+        }
+        None => {
+            let kind = kind.ok_or(Error::NotFound { kind: "document", id: id.to_string() })?;
+            let (mut doc, derived) = match preloaded {
+                Some(d) => d,
+                None => (doc::load(bytes, key).map_err(Error::Merge)?, None),
+            };
+            check_merged(&doc, id, kind)?;
+            let heads = doc.get_heads();
+            // The bytes loaded whole (a partial load is an error), so they are the document:
+            // stored as they came, without saving it again.
+            store::insert_document(tx, id, kind, bytes, &heads_bytes(&heads))?;
+            match derived {
+                Some(d) => write_derived(tx, &d).map_err(as_merge_error)?,
+                None => index_doc(tx, &doc, kind, Notes::All).map_err(as_merge_error)?,
+            }
+            cache.put(id, Cached { doc, persisted: heads });
+            return Ok(MergeOutcome { doc_id: id, kind, changed: true });
+        }
+    };
+    check_merged(&cached.doc, id, state.kind)?;
+    let changed = persist(tx, id, &state, cached)?;
+    if changed {
+        index_doc(tx, &cached.doc, state.kind, Notes::All).map_err(as_merge_error)?;
+    }
+    Ok(MergeOutcome { doc_id: id, kind: state.kind, changed })
+}
+
+pub(super) fn check_merged(doc: &AutoCommit, id: DocId, kind: DocKind) -> Result<(), Error> {
+    let h = doc::header(doc).map_err(Error::Merge)?;
+    if h.id != id {
+        return Err(Error::Merge(DocError::Malformed(format!(
+            "document says it is {}, not {id}",
+            h.id
+        ))));
+    }
+    if h.kind != kind {
+        return Err(Error::Merge(DocError::WrongKind {
+            id: id.to_string(),
+            found: h.kind,
+            expected: kind,
+        }));
+    }
+    Ok(())
+}
+
+/// The loaded document, reloaded from the store if another process (or a failed write)
+/// changed what the store holds since it was cached.
+pub(super) fn load_cached<'a>(
+    cache: &'a mut LruCache<DocId, Cached>,
+    conn: &Connection,
+    id: DocId,
+    state: &DocState,
+    key: &DeviceKey,
+) -> Result<&'a mut Cached, Error> {
+    let fresh = cache.get(&id).is_some_and(|c| same_heads(&c.persisted, &state.heads));
+    if !fresh {
+        let bytes = store::load_bytes(conn, id)?;
+        let stored = |source| Error::StoredDocument { id: id.to_string(), source };
+        let mut doc = doc::load(&bytes, key).map_err(stored)?;
+        let h = doc::header(&doc).map_err(stored)?;
+        let persisted = doc.get_heads();
+        if h.id != id || h.kind != state.kind || !same_heads(&persisted, &state.heads) {
+            return Err(stored(DocError::Corrupt(
+                "stored chunks do not match the document's record".into(),
+            )));
+        }
+        cache.put(id, Cached { doc, persisted });
+    }
+    cache.get_mut(&id).ok_or(Error::NotFound { kind: "document", id: id.to_string() })
+}
+
+/// Appends what changed since the persisted heads as one chunk; compacts when due.
+pub(super) fn persist(
+    tx: &Transaction<'_>,
+    id: DocId,
+    state: &DocState,
+    cached: &mut Cached,
+) -> Result<bool, Error> {
+    let heads = cached.doc.get_heads();
+    if same_heads(&heads, &state.heads) {
+        return Ok(false);
+    }
+    let bytes = cached.doc.save_after(&cached.persisted);
+    let hb = heads_bytes(&heads);
+    let next = store::append_chunk(tx, id, state, &bytes, &hb)?;
+    if store::should_compact(&next) {
+        let snapshot = cached.doc.save();
+        store::replace_with_snapshot(tx, id, &next, &snapshot, &hb)?;
+    }
+    Ok(true)
+}

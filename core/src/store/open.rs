@@ -1,0 +1,212 @@
+//! Opening a store: the file checks that refuse what is not ours, the schema, and the numbered
+//! migrations that bring an older store up to date in one transaction.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::{APPLICATION_ID, OpenError, SCHEMA_VERSION, StoreError, meta::meta_get};
+
+const SCHEMA: &str = include_str!("schema.sql");
+const MIGRATIONS: &[(u32, &str)] = &[
+    (1, include_str!("migrations/001_initial.sql")),
+    (2, include_str!("migrations/002_status_and_lp_tags.sql")),
+    (3, include_str!("migrations/003_sync_states.sql")),
+    (4, include_str!("migrations/004_relay.sql")),
+    (5, include_str!("migrations/005_folded_search.sql")),
+];
+
+const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
+
+/// Checks, without writing anything, that `path` is absent, empty, or an SQLite database.
+fn check_file(path: &Path) -> Result<(), OpenError> {
+    use std::io::Read;
+    let mut f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(OpenError::Io(path.to_path_buf(), e)),
+    };
+    let mut head = [0u8; 16];
+    let mut read = 0;
+    while read < head.len() {
+        match f.read(&mut head[read..]) {
+            Ok(0) => break,
+            Ok(n) => read += n,
+            Err(e) => return Err(OpenError::Io(path.to_path_buf(), e)),
+        }
+    }
+    if read == 0 || &head == SQLITE_MAGIC {
+        Ok(())
+    } else {
+        Err(OpenError::NotADatabase(path.to_path_buf()))
+    }
+}
+
+fn configure(conn: &Connection) -> Result<(), rusqlite::Error> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+/// Opens (creating if absent) the store at `path`: the writer connection and a reader.
+///
+/// Refuses, leaving the file untouched, a file that is not SQLite and a store from a newer
+/// schema. Upgrades an older schema by its numbered migrations in one transaction. Returns
+/// whether derived tables must be rebuilt (a migration added one).
+pub(crate) fn open(path: &Path) -> Result<(Connection, Connection, bool), OpenError> {
+    check_file(path)?;
+    let writer = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    configure(&writer)?;
+    // Read the version before anything writes (journal mode changes the file header).
+    let version: u32 = writer.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let app: i32 = writer.pragma_query_value(None, "application_id", |r| r.get(0))?;
+    let foreign = if version == 0 {
+        // A fresh file has no tables; one with tables belongs to someone else.
+        writer.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get::<_, i64>(0))? > 0
+    } else {
+        app != APPLICATION_ID
+    };
+    if foreign {
+        return Err(OpenError::ForeignDatabase(path.to_path_buf()));
+    }
+    if version > SCHEMA_VERSION {
+        return Err(OpenError::NewerSchema { found: version, supported: SCHEMA_VERSION });
+    }
+    let mode: String = writer.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(OpenError::Sqlite(rusqlite::Error::ExecuteReturnedResults));
+    }
+    writer.pragma_update(None, "synchronous", "FULL")?;
+    let mut writer = writer;
+    migrate(&mut writer, version)?;
+    let needs_reindex = meta_get(&writer, "needs_reindex").map_err(|e| match e {
+        StoreError::Corrupt(m) => OpenError::Corrupt(m),
+        StoreError::Sqlite(e) => OpenError::Sqlite(e),
+    })?;
+    let reader = open_reader(path)?;
+    Ok((writer, reader, needs_reindex.is_some()))
+}
+
+/// A read-only connection to a store that [`open`] has opened (and migrated) before.
+pub(crate) fn open_reader(path: &Path) -> Result<Connection, OpenError> {
+    let reader = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    configure(&reader)?;
+    Ok(reader)
+}
+
+fn migrate(conn: &mut Connection, from: u32) -> Result<(), OpenError> {
+    if from == SCHEMA_VERSION {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    // Another process may have migrated between our read and our lock.
+    let version: u32 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version == 0 {
+        tx.execute_batch(SCHEMA)?;
+    } else {
+        for (v, sql) in MIGRATIONS {
+            if *v > version {
+                tx.execute_batch(sql)?;
+            }
+        }
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Applies the numbered migrations up to `target` only (for the migration test).
+#[cfg(test)]
+pub(crate) fn migrate_to(conn: &mut Connection, target: u32) -> Result<(), rusqlite::Error> {
+    let tx = conn.transaction()?;
+    let version: u32 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (v, sql) in MIGRATIONS {
+        if *v > version && *v <= target {
+            tx.execute_batch(sql)?;
+        }
+    }
+    tx.pragma_update(None, "user_version", target)?;
+    tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+    tx.commit()
+}
+
+/// The schema as SQLite sees it, normalised, for comparing two stores.
+#[cfg(test)]
+pub(crate) fn schema_dump(conn: &Connection) -> Result<Vec<String>, rusqlite::Error> {
+    let mut stmt = conn.prepare(
+        "SELECT type, name, tbl_name, sql FROM sqlite_schema
+         WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        let sql: Option<String> = r.get(3)?;
+        let sql = sql.unwrap_or_default().split_whitespace().collect::<Vec<_>>().join(" ");
+        Ok(format!(
+            "{} {} {} {}",
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            sql
+        ))
+    })?;
+    rows.collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrated_schema_equals_fresh_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let (fresh, _, _) = open(&dir.path().join("fresh.db")).unwrap();
+        let mut old = Connection::open(dir.path().join("old.db")).unwrap();
+        migrate_to(&mut old, 1).unwrap();
+        drop(old);
+        let (upgraded, _, needs_reindex) = open(&dir.path().join("old.db")).unwrap();
+        assert!(needs_reindex, "migration 2 adds a derived table, so it asks for a reindex");
+        assert_eq!(schema_dump(&fresh).unwrap(), schema_dump(&upgraded).unwrap());
+        let v: u32 = upgraded.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn newer_schema_and_foreign_files_are_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let newer = dir.path().join("newer.db");
+        {
+            let c = Connection::open(&newer).unwrap();
+            c.execute_batch("CREATE TABLE x (y); PRAGMA user_version = 99;").unwrap();
+            c.pragma_update(None, "application_id", APPLICATION_ID).unwrap();
+        }
+        let before = std::fs::read(&newer).unwrap();
+        assert!(matches!(open(&newer), Err(OpenError::NewerSchema { found: 99, .. })));
+        assert_eq!(std::fs::read(&newer).unwrap(), before);
+        assert!(!dir.path().join("newer.db-wal").exists());
+
+        let other = dir.path().join("other-app.db");
+        {
+            let c = Connection::open(&other).unwrap();
+            c.execute_batch(
+                "CREATE TABLE contacts (name TEXT); INSERT INTO contacts VALUES ('Joke');",
+            )
+            .unwrap();
+        }
+        let before = std::fs::read(&other).unwrap();
+        assert!(matches!(open(&other), Err(OpenError::ForeignDatabase(_))));
+        assert_eq!(std::fs::read(&other).unwrap(), before);
+
+        let text = dir.path().join("notes.txt");
+        std::fs::write(&text, "boodschappenlijst: melk, brood").unwrap();
+        assert!(matches!(open(&text), Err(OpenError::NotADatabase(_))));
+        assert_eq!(std::fs::read_to_string(&text).unwrap(), "boodschappenlijst: melk, brood");
+    }
+}

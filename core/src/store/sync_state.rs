@@ -1,0 +1,171 @@
+//! What sync remembers between sessions: Automerge sync states per peer and document, what a
+//! relay holds and where each relay pull stopped, and which networks two devices share.
+
+use std::collections::HashMap;
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+
+use super::{Result, decode_heads, doc_id_col, encode_heads};
+use crate::ids::{DeviceKey, DocId};
+
+/// The saved Automerge sync state for a peer and document.
+pub(crate) fn load_sync_state(
+    conn: &Connection,
+    peer: &DeviceKey,
+    doc: DocId,
+) -> Result<Option<Vec<u8>>> {
+    Ok(conn
+        .prepare_cached("SELECT state FROM sync_states WHERE peer = ?1 AND doc_id = ?2")?
+        .query_row(params![peer.as_bytes(), doc.as_bytes()], |r| r.get(0))
+        .optional()?)
+}
+
+/// Saves the Automerge sync state for a peer and document.
+pub(crate) fn save_sync_state(
+    tx: &Transaction<'_>,
+    peer: &DeviceKey,
+    doc: DocId,
+    state: &[u8],
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO sync_states (peer, doc_id, state) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![peer.as_bytes(), doc.as_bytes(), state])?;
+    Ok(())
+}
+
+/// Where a relay holds a document: the relay's key and the network's relay id.
+pub(crate) type RelayScope<'a> = (&'a [u8; 32], &'a [u8; 32]);
+
+/// The heads of a document's changes this device knows the relay holds in a network.
+pub(crate) fn relay_pushed(
+    conn: &Connection,
+    at: RelayScope<'_>,
+    doc: DocId,
+) -> Result<Vec<[u8; 32]>> {
+    let bytes: Option<Vec<u8>> = conn
+        .prepare_cached(
+            "SELECT heads FROM relay_pushed WHERE relay = ?1 AND network = ?2 AND doc_id = ?3",
+        )?
+        .query_row(params![&at.0[..], &at.1[..], doc.as_bytes()], |r| r.get(0))
+        .optional()?;
+    bytes.map_or(Ok(Vec::new()), |b| decode_heads(&b))
+}
+
+/// [`relay_pushed`] for every document this device has exchanged with the relay in a network.
+pub(crate) fn relay_pushed_all(
+    conn: &Connection,
+    at: RelayScope<'_>,
+) -> Result<HashMap<DocId, Vec<[u8; 32]>>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT doc_id, heads FROM relay_pushed WHERE relay = ?1 AND network = ?2",
+    )?;
+    let rows = stmt.query_map(params![&at.0[..], &at.1[..]], |r| {
+        Ok((doc_id_col(r, 0)?, r.get::<_, Vec<u8>>(1)?))
+    })?;
+    let mut out = HashMap::new();
+    for row in rows {
+        let (id, heads) = row?;
+        out.insert(id, decode_heads(&heads)?);
+    }
+    Ok(out)
+}
+
+/// Records the heads of a document's changes the relay holds in a network.
+pub(crate) fn set_relay_pushed(
+    tx: &Transaction<'_>,
+    at: RelayScope<'_>,
+    doc: DocId,
+    heads: &[[u8; 32]],
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO relay_pushed (relay, network, doc_id, heads)
+         VALUES (?1, ?2, ?3, ?4)",
+    )?
+    .execute(params![&at.0[..], &at.1[..], doc.as_bytes(), encode_heads(heads)])?;
+    Ok(())
+}
+
+/// Whether a document is shared with a network (or is the network).
+pub(crate) fn doc_in_network(conn: &Connection, doc: DocId, network: DocId) -> Result<bool> {
+    if doc == network {
+        return Ok(true);
+    }
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM doc_networks WHERE doc_id = ?1 AND network_id = ?2")?
+        .query_row(params![doc.as_bytes(), network.as_bytes()], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// The last blob pulled from the relay for a network (0: none).
+pub(crate) fn relay_cursor(conn: &Connection, relay: &[u8; 32], network: &[u8; 32]) -> Result<u64> {
+    let seq: Option<i64> = conn
+        .prepare_cached("SELECT seq FROM relay_cursors WHERE relay = ?1 AND network = ?2")?
+        .query_row(params![&relay[..], &network[..]], |r| r.get(0))
+        .optional()?;
+    Ok(seq.map_or(0, |s| s.max(0) as u64))
+}
+
+/// Records the last blob pulled from the relay for a network.
+pub(crate) fn set_relay_cursor(
+    tx: &Transaction<'_>,
+    relay: &[u8; 32],
+    network: &[u8; 32],
+    seq: u64,
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO relay_cursors (relay, network, seq) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![&relay[..], &network[..], i64::try_from(seq).unwrap_or(i64::MAX)])?;
+    Ok(())
+}
+
+/// Networks whose roster lists both devices.
+pub(crate) fn shared_networks(
+    conn: &Connection,
+    me: &DeviceKey,
+    peer: &DeviceKey,
+) -> Result<Vec<DocId>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT DISTINCT a.network_id FROM network_devices a
+         JOIN network_devices b ON b.network_id = a.network_id
+         WHERE a.device = ?1 AND b.device = ?2 ORDER BY a.network_id",
+    )?;
+    let rows = stmt.query_map(params![me.as_bytes(), peer.as_bytes()], |r| doc_id_col(r, 0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// A network's documents (the network itself, and everything shared with it) with their
+/// heads, most urgent first: the roster, learning points, meetings, then cases by activity.
+pub(crate) fn network_inventory(
+    conn: &Connection,
+    network: DocId,
+) -> Result<crate::sync::session::Inventory> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT d.doc_id, d.heads FROM documents d
+         WHERE d.doc_id = ?1 OR d.doc_id IN (SELECT doc_id FROM doc_networks WHERE network_id = ?1)
+         ORDER BY CASE d.kind WHEN 'network' THEN 0 WHEN 'learning_point' THEN 1
+                              WHEN 'meeting' THEN 2 ELSE 3 END,
+                  (SELECT last_activity FROM cases c WHERE c.doc_id = d.doc_id) DESC, d.doc_id",
+    )?;
+    let rows =
+        stmt.query_map([network.as_bytes()], |r| Ok((doc_id_col(r, 0)?, r.get::<_, Vec<u8>>(1)?)))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, heads) = row?;
+        out.push((id, decode_heads(&heads)?));
+    }
+    Ok(out)
+}
+
+/// The member name a device key is known by in any network, if any.
+pub(crate) fn member_name_for_device(
+    conn: &Connection,
+    device: &DeviceKey,
+) -> Result<Option<String>> {
+    Ok(conn
+        .prepare_cached("SELECT member_name FROM network_devices WHERE device = ?1 LIMIT 1")?
+        .query_row([device.as_bytes()], |r| r.get(0))
+        .optional()?)
+}
