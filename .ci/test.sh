@@ -33,7 +33,7 @@ if cargo tree -p nabij-sync-server -e normal --prefix none | grep -E '^(automerg
 fi
 
 echo "== the fuzz crate builds"
-cargo check --manifest-path fuzz/Cargo.toml --locked --bins --examples
+cargo build --manifest-path fuzz/Cargo.toml --locked --bins --examples
 
 echo "== every test, slow suites included (cargo nextest, profile ci)"
 cargo nextest run --workspace --locked --profile ci --run-ignored all

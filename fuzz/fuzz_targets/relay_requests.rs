@@ -24,18 +24,25 @@ fuzz_target!(|data: &[u8]| {
     let Some((&who, rest)) = data.split_first() else { return };
     let keys: Vec<SigningKey> = (1..=3u8).map(|n| SigningKey::from_bytes(&[n; 32])).collect();
     let devices: Vec<[u8; 32]> = keys.iter().map(|k| k.verifying_key().to_bytes()).collect();
-    let limits = Limits { max_frame_bytes: MAX_FRAME, max_blob_bytes: MAX_FRAME / 2, ..Limits::default() };
+    let limits =
+        Limits { max_frame_bytes: MAX_FRAME, max_blob_bytes: MAX_FRAME / 2, ..Limits::default() };
     let relay = Relay::new(MemoryStorage::new(), limits);
     let roster = Roster {
         network: NETWORK,
         issued_at: 1,
-        devices: devices[..2].iter().map(|d| RosterDevice { key: *d, sealed: vec![1; 80] }).collect(),
+        devices: devices[..2]
+            .iter()
+            .map(|d| RosterDevice { key: *d, sealed: vec![1; 80] })
+            .collect(),
     }
     .sign(&keys[0])
     .expect("sign");
     let registered = relay.handle(&devices[0], vec![Request::Register { roster }]);
     assert!(matches!(registered[..], [Response::Registered { .. }]));
-    relay.handle(&devices[0], vec![Request::Push { network: NETWORK, doc: [1; 32], blob: vec![9; 40] }]);
+    relay.handle(
+        &devices[0],
+        vec![Request::Push { network: NETWORK, doc: [1; 32], blob: vec![9; 40] }],
+    );
 
     let device = devices[usize::from(who % 3)];
     let listed = who % 3 != 2;
@@ -56,7 +63,10 @@ fuzz_target!(|data: &[u8]| {
             let frame = wire::encode(a, usize::MAX).expect("answers encode");
             assert!(frame.len() <= MAX_FRAME + 4 || matches!(a, Response::Blobs { .. }));
             match (q, a) {
-                (Request::Pull { network, after, .. }, Response::Blobs { network: n, blobs, next, .. }) => {
+                (
+                    Request::Pull { network, after, .. },
+                    Response::Blobs { network: n, blobs, next, .. },
+                ) => {
                     assert_eq!(network, n);
                     assert!(blobs.windows(2).all(|w| w[0].seq < w[1].seq), "in order");
                     assert!(blobs.iter().all(|b| b.seq > *after), "after the cursor");

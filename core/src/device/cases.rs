@@ -31,13 +31,7 @@ impl Device {
         agreement: ItemId,
         done: bool,
     ) -> Result<(), Error> {
-        self.edit(id, DocKind::Case, |d, _, now| {
-            if doc::set_agreement_done(d, agreement, done, now)? {
-                Ok(())
-            } else {
-                Err(Error::NotFound { kind: "agreement", id: agreement.to_string() })
-            }
-        })
+        self.set_agreement_done_in(id, DocKind::Case, agreement, done)
     }
 
     /// Reads a case (without its notes; see [`Device::case_timeline`]).

@@ -73,15 +73,7 @@ impl Device {
     ) -> Result<(R, bool), Error> {
         let Writer { conn, cache } = w;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let state = store::doc_state(&tx, id)?
-            .ok_or(Error::NotFound { kind: kind_name(kind), id: id.to_string() })?;
-        if state.kind != kind {
-            return Err(Error::Document(DocError::WrongKind {
-                id: id.to_string(),
-                found: state.kind,
-                expected: kind,
-            }));
-        }
+        let state = stored_state(&tx, id, kind)?;
         let cached = load_cached(cache, &tx, id, &state, &self.device_key())?;
         let mut touched = Touched::default();
         let r = edit(&mut cached.doc, &mut touched, now)?;
@@ -105,17 +97,26 @@ impl Device {
         let Writer { conn, cache } = &mut *w;
         // One read transaction: another process may write or compact between the statements.
         let tx = conn.transaction()?;
-        let state = store::doc_state(&tx, id)?
-            .ok_or(Error::NotFound { kind: kind_name(kind), id: id.to_string() })?;
-        if state.kind != kind {
-            return Err(Error::Document(DocError::WrongKind {
-                id: id.to_string(),
-                found: state.kind,
-                expected: kind,
-            }));
-        }
+        let state = stored_state(&tx, id, kind)?;
         let cached = load_cached(cache, &tx, id, &state, &self.device_key())?;
         read(&mut cached.doc)
+    }
+
+    /// Marks an agreement of a case or meeting done or open.
+    pub(super) fn set_agreement_done_in(
+        &self,
+        id: DocId,
+        kind: DocKind,
+        agreement: ItemId,
+        done: bool,
+    ) -> Result<(), Error> {
+        self.edit(id, kind, |d, _, now| {
+            if doc::set_agreement_done(d, agreement, done, now)? {
+                Ok(())
+            } else {
+                Err(Error::NotFound { kind: "agreement", id: agreement.to_string() })
+            }
+        })
     }
 
     pub(super) fn merge_into(
@@ -172,6 +173,20 @@ pub(super) fn guard<T>(f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error>
             Err(Error::Internal(what))
         }
     }
+}
+
+/// What the store holds of a document the caller expects to be of `kind`.
+fn stored_state(conn: &Connection, id: DocId, kind: DocKind) -> Result<DocState, Error> {
+    let state = store::doc_state(conn, id)?
+        .ok_or(Error::NotFound { kind: kind_name(kind), id: id.to_string() })?;
+    if state.kind != kind {
+        return Err(Error::Document(DocError::WrongKind {
+            id: id.to_string(),
+            found: state.kind,
+            expected: kind,
+        }));
+    }
+    Ok(state)
 }
 
 pub(super) fn kind_name(kind: DocKind) -> &'static str {
