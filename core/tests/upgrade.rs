@@ -48,9 +48,11 @@ fn a_schema_4_store_migrates_and_finds_what_it_held() {
         c.execute_batch(BACK_TO_SCHEMA_4).expect("downgrade");
         // What version 4 could do: the accent-free spelling finds nothing.
         let n: i64 = c
-            .query_row("SELECT count(*) FROM search_fts WHERE search_fts MATCH 'odegaard'", [], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT count(*) FROM search_fts WHERE search_fts MATCH 'odegaard'",
+                [],
+                |r| r.get(0),
+            )
             .expect("count");
         assert_eq!(n, 0);
     }
