@@ -1,10 +1,13 @@
-//! The façade an app holds: one [`Device`] per phone, owning its store, its identity, the cache
-//! of loaded documents and the change listeners.
+//! The façade an app holds: one [`Device`] per phone, owning its store, its identity and the
+//! change listeners.
 //!
-//! Owns the write path: validate → change the Automerge document → append its incremental
-//! chunk → update the derived tables → COMMIT → notify listeners, all for one operation.
-//! Queries read only derived tables through a separate reader connection. Knows nothing of the
-//! network: sync drivers call [`Device::merge_changes`] and friends.
+//! This file holds the type, opening a store, the device's identity and display name, and the
+//! listeners; each file under `device/` adds one role to `impl Device` (see `ARCHITECTURE.md`,
+//! "The house"). One operation runs: parse the input (`model::Valid`) → change the Automerge
+//! document → append its incremental chunk → update the derived tables → COMMIT → notify
+//! listeners; `engine` owns that order. Queries read only derived tables through a separate
+//! reader connection. Knows nothing of the network: sync drivers call
+//! [`Device::merge_changes`] and friends.
 
 use std::{
     collections::{BTreeMap, HashMap},

@@ -1,8 +1,10 @@
 //! Domain types: cases and their notes, learning points, meetings and networks, as the app
 //! sees them, plus the inputs that create and change them and their validation.
 //!
-//! Owns what a valid value is (required fields, sizes, ids, dates). Knows nothing of Automerge
-//! or SQLite: `doc` maps these types into documents, `store` into index rows.
+//! Owns what a valid value is (required fields, sizes, ids, dates): `valid` parses inputs into
+//! the values the document layer takes; `screens` holds the read models of list, detail and
+//! search screens. Knows nothing of Automerge or SQLite: `doc` maps these types into
+//! documents, `store` into index rows.
 
 use std::fmt;
 

@@ -47,3 +47,26 @@ fn a_damaged_search_index_is_reported() {
     let problems = d.check_integrity().expect("check");
     assert!(problems.iter().any(|p| p.contains("search_fts")), "{problems:?}");
 }
+
+#[test]
+fn a_search_index_out_of_step_with_its_items_is_reported() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("phone.db");
+    let d = Device::open(&path).expect("open");
+    let case = d
+        .create_case(NewCase { subject: "Familie K.".into(), ..NewCase::default() })
+        .expect("case");
+    d.add_note(case, NewNote { kind: NoteKind::Observation, text: "Over de huur.".into() })
+        .expect("note");
+    assert!(d.check_integrity().expect("check").is_empty());
+    {
+        // Another program drops an index entry but leaves its item.
+        let c = rusqlite::Connection::open(&path).expect("open raw");
+        c.execute("DELETE FROM search_fts WHERE rowid = (SELECT max(id) FROM search_items)", [])
+            .expect("drop entry");
+    }
+    let problems = d.check_integrity().expect("check");
+    assert!(problems.iter().any(|p| p.contains("missing from the index")), "{problems:?}");
+    d.reindex().expect("reindex");
+    assert!(d.check_integrity().expect("check").is_empty());
+}

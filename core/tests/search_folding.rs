@@ -100,3 +100,29 @@ fn a_match_in_tags_or_the_title_is_highlighted() {
         assert!(hit.snippet.contains(wants), "{query:?}: snippet {:?} lacks {wants}", hit.snippet);
     }
 }
+
+#[test]
+fn a_word_with_a_trema_is_still_typed_as_a_prefix() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = device(&dir);
+    let c = case_with_note(&d, "Buurtteam", "De coördinatie met de financiële hulp loopt.");
+    for typed in ["coörd", "coord", "financië", "financi"] {
+        let hits = d.search(typed, 10).expect("search");
+        assert!(hits.iter().any(|h| h.doc_id == c), "{typed}: {hits:?}");
+    }
+}
+
+#[test]
+fn a_word_with_an_apostrophe_or_hyphen_is_found_whole() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = device(&dir);
+    let photos = case_with_note(&d, "Familie S.", "Twee foto's van de ex-partner.");
+    let other = case_with_note(&d, "Familie T.", "De foto is van Sara, samen met haar partner.");
+    let hits = d.search("foto's", 10).expect("search");
+    let docs: Vec<DocId> = hits.iter().map(|h| h.doc_id).collect();
+    assert_eq!(docs, [photos], "{hits:?}");
+    assert!(hits[0].snippet.contains("[foto's]"), "{hits:?}");
+    let hits = d.search("ex-partner", 10).expect("search");
+    assert!(hits.iter().all(|h| h.doc_id != other), "{hits:?}");
+    assert!(hits.iter().any(|h| h.snippet.contains("[ex-partner]")), "{hits:?}");
+}

@@ -34,18 +34,27 @@ const BACK_TO_SCHEMA_4: &str = "
 fn a_schema_4_store_migrates_and_finds_what_it_held() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("phone.db");
-    let (case, note) = {
+    let (case, note, damaged) = {
         let d = Device::open(&path).expect("open");
+        let damaged = d
+            .create_case(NewCase { subject: "Meneer V.".into(), ..NewCase::default() })
+            .expect("case");
         let case = d
             .create_case(NewCase { subject: "Familie Ødegaard".into(), ..NewCase::default() })
             .expect("case");
         let text = "De wasmachine is kapot; mevrouw Ødegaard belt de verhuurder.".to_string();
         let note = d.add_note(case, NewNote { kind: NoteKind::Observation, text }).expect("note");
-        (case, note)
+        (case, note, damaged)
     };
     {
         let c = rusqlite::Connection::open(&path).expect("raw");
         c.execute_batch(BACK_TO_SCHEMA_4).expect("downgrade");
+        // One document is damaged on disk: it must not take the others' search down with it.
+        c.execute(
+            "UPDATE doc_chunks SET data = zeroblob(length(data)) WHERE doc_id = ?1",
+            [damaged.as_bytes()],
+        )
+        .expect("damage");
         // What version 4 could do: the accent-free spelling finds nothing.
         let n: i64 = c
             .query_row(
@@ -57,7 +66,10 @@ fn a_schema_4_store_migrates_and_finds_what_it_held() {
         assert_eq!(n, 0);
     }
     let d = Device::open(&path).expect("open migrates");
-    assert!(d.check_integrity().expect("check").is_empty());
+    let problems = d.check_integrity().expect("check");
+    assert_eq!(problems.len(), 1, "only the damaged document: {problems:?}");
+    assert!(problems[0].contains(&damaged.to_string()), "{problems:?}");
+    assert!(!d.search("Meneer", 10).expect("search").is_empty(), "its search entry stays");
     let hits = d.search("odegaard", 10).expect("search");
     assert!(hits.iter().any(|h| h.doc_id == case && h.note_id == Some(note)), "{hits:?}");
     assert!(hits.iter().any(|h| h.doc_id == case && h.note_id.is_none()), "{hits:?}");
@@ -66,4 +78,9 @@ fn a_schema_4_store_migrates_and_finds_what_it_held() {
     d.edit_note(case, note, "De wasmachine doet het weer.").expect("edit");
     assert!(d.search("verhuurder", 10).expect("search").is_empty());
     assert_eq!(d.search("weer", 10).expect("search").len(), 1);
+    drop(d);
+    // The refill ran once: a second open finds the index as the first left it.
+    let d = Device::open(&path).expect("reopen");
+    assert_eq!(d.search("weer", 10).expect("search").len(), 1);
+    assert!(d.search("verhuurder", 10).expect("search").is_empty());
 }

@@ -54,7 +54,7 @@ pub(crate) enum Command {
     Meeting(MeetingCmd),
     /// Full-text search over cases, notes, learning points and meetings
     Search {
-        /// Words to look for (all must match; the last also as a prefix)
+        /// Words to look for (all must match, accents folded; the last also as a prefix)
         #[arg(required = true, num_args = 1..)]
         query: Vec<String>,
         /// At most this many hits

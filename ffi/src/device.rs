@@ -320,8 +320,9 @@ impl Device {
     }
 
     /// Ranked full-text search over cases, notes, learning points and meetings, best first.
-    /// Any text is a valid query; the last word matches as a prefix. `limit` is clamped to
-    /// 1..=500.
+    /// Any text is a valid query. Every word must match, accents and letters like `ø` folded;
+    /// the last word also matches as a prefix while typed (not after a space, nor with a
+    /// stress accent as in `één`). `limit` is clamped to 1..=500.
     #[uniffi::method(default(limit = 20))]
     pub fn search(&self, query: String, limit: u32) -> Result<Vec<SearchHit>> {
         Ok(convert(self.inner.search(&query, limit)?))

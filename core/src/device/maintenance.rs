@@ -47,6 +47,7 @@ impl Device {
                 problems.push(row);
             }
         }
+        problems.extend(store::check_search(&r)?);
         for (id, _) in store::document_ids(&r)? {
             let bytes = store::load_bytes(&r, id)?;
             if let Err(e) = doc::load(&bytes, &self.device_key()).and_then(|d| doc::header(&d)) {

@@ -49,7 +49,9 @@ impl Device {
     }
 
     /// Ranked full-text search over cases, notes, learning points and meetings. Any text is a
-    /// valid query; the last word matches as a prefix.
+    /// valid query. Every word must match; words fold (`odegaard` finds `Ødegaard`); the last
+    /// word also matches as a prefix while being typed (not after a space, nor when typed with
+    /// a stress accent, as in `één`).
     pub fn search(&self, query: &str, limit: u32) -> Result<Vec<SearchHit>, Error> {
         if query.len() > 1_000 {
             return Err(

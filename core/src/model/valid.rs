@@ -1,7 +1,9 @@
-//! Parse, don't validate: each input an app gives (a new case, a form's update, an item, a
-//! note…) parses into a [`Valid`] value, trimmed and normalised, that the document layer
-//! consumes as it is. Only this module can make a `Valid`, so a function that takes one knows
-//! every check has passed; no field is checked, and none copied, anywhere else.
+//! Parse, don't validate: each input an app gives to create or change a case, learning point or
+//! meeting (a new document, a form's update, an item, notes) parses into a [`Valid`] value,
+//! trimmed and normalised, that the document layer consumes as it is. Only this module can
+//! make a `Valid`, so a function that takes one knows every check has passed, and no field is
+//! copied between shapes. (Single values — a note's new text, a network or member name, a
+//! display name, a search query — are checked where they are taken, with the same functions.)
 
 use std::ops::Deref;
 
@@ -39,14 +41,14 @@ fn all_short(field: &'static str, values: &[String]) -> Result<Vec<String>, Vali
 impl NewCase {
     /// The case as it will be written: subject trimmed, tags normalised, texts checked.
     pub(crate) fn parse(self) -> Result<Valid<NewCase>, ValidationError> {
+        // Fields are checked in the order apps show them, so the first error names the first
+        // field a worker must fix.
+        let subject = required_short("subject", &self.subject)?;
+        let tags = tags(&self.tags)?;
+        let at_stake = checked_text("what is at stake", self.at_stake)?;
+        let client_voice = checked_text("client's voice", self.client_voice)?;
         at_most("networks", &self.networks, MAX_NETWORKS)?;
-        Ok(Valid(NewCase {
-            subject: required_short("subject", &self.subject)?,
-            tags: tags(&self.tags)?,
-            at_stake: checked_text("what is at stake", self.at_stake)?,
-            client_voice: checked_text("client's voice", self.client_voice)?,
-            networks: self.networks,
-        }))
+        Ok(Valid(NewCase { subject, tags, at_stake, client_voice, networks: self.networks }))
     }
 }
 
@@ -130,11 +132,13 @@ impl NewNote {
 impl NewLearningPoint {
     /// The learning point as it will be written.
     pub(crate) fn parse(self) -> Result<Valid<NewLearningPoint>, ValidationError> {
+        let title = required_short("title", &self.title)?;
+        let insight = checked_text("insight", self.insight)?;
         at_most("cases", &self.cases, 1_000)?;
         at_most("sources", &self.sources, 100)?;
         Ok(Valid(NewLearningPoint {
-            title: required_short("title", &self.title)?,
-            insight: checked_text("insight", self.insight)?,
+            title,
+            insight,
             cases: self.cases,
             sources: all_short("source", &self.sources)?,
             tags: tags(&self.tags)?,
@@ -157,8 +161,9 @@ impl LearningPointUpdate {
                 .add_perspectives
                 .into_iter()
                 .map(|(k, who, text)| {
+                    let who = short("perspective holder", &who)?;
                     required_text("perspective", &text)?;
-                    Ok((k, short("perspective holder", &who)?, text))
+                    Ok((k, who, text))
                 })
                 .collect::<Result<_, ValidationError>>()?,
             add_tags: tags(&self.add_tags)?,
@@ -169,12 +174,14 @@ impl LearningPointUpdate {
 impl NewMeeting {
     /// The meeting as it will be written.
     pub(crate) fn parse(self) -> Result<Valid<NewMeeting>, ValidationError> {
+        let date = date("meeting date", &self.date)?;
+        let place = short("place", &self.place)?;
         at_most("participants", &self.participants, 200)?;
         at_most("agenda", &self.agenda, 200)?;
         Ok(Valid(NewMeeting {
             network: self.network,
-            date: date("meeting date", &self.date)?,
-            place: short("place", &self.place)?,
+            date,
+            place,
             participants: all_short("participant", &self.participants)?,
             agenda: self.agenda,
         }))

@@ -5,7 +5,11 @@ use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::{APPLICATION_ID, OpenError, SCHEMA_VERSION, StoreError, meta::meta_get};
+use super::{
+    APPLICATION_ID, OpenError, SCHEMA_VERSION, StoreError,
+    meta::{meta_delete, meta_get},
+    search::refold_search,
+};
 
 const SCHEMA: &str = include_str!("schema.sql");
 const MIGRATIONS: &[(u32, &str)] = &[
@@ -84,10 +88,19 @@ pub(crate) fn open(path: &Path) -> Result<(Connection, Connection, bool), OpenEr
     writer.pragma_update(None, "synchronous", "FULL")?;
     let mut writer = writer;
     migrate(&mut writer, version)?;
-    let needs_reindex = meta_get(&writer, "needs_reindex").map_err(|e| match e {
+    let as_open = |e| match e {
         StoreError::Corrupt(m) => OpenError::Corrupt(m),
         StoreError::Sqlite(e) => OpenError::Sqlite(e),
-    })?;
+    };
+    if meta_get(&writer, "refold_search").map_err(as_open)?.is_some() {
+        // Version 5 folds search words in Rust: refill the index from the text the store
+        // already holds (no document is loaded, so a damaged one cannot hold this up).
+        let tx = writer.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        refold_search(&tx).map_err(as_open)?;
+        meta_delete(&tx, "refold_search").map_err(as_open)?;
+        tx.commit()?;
+    }
+    let needs_reindex = meta_get(&writer, "needs_reindex").map_err(as_open)?;
     let reader = open_reader(path)?;
     Ok((writer, reader, needs_reindex.is_some()))
 }

@@ -38,31 +38,23 @@ pub(super) fn put_search(
     title: &str,
     body: &str,
 ) -> Result<()> {
-    let existing: Option<(i64, String, String)> = tx
+    // One statement writes the row, or leaves it when nothing changed (then it returns no id
+    // and the index is left as it is); the index entry is replaced under the same rowid.
+    let id: Option<i64> = tx
         .prepare_cached(
-            "SELECT id, title, body FROM search_items WHERE doc_id = ?1 AND item_id = ?2",
+            "INSERT INTO search_items (kind, doc_id, item_id, title, body) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (doc_id, item_id) DO UPDATE SET title = excluded.title, body = excluded.body
+             WHERE title IS NOT excluded.title OR body IS NOT excluded.body
+             RETURNING id",
         )?
-        .query_row(params![doc.as_bytes(), item], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .query_row(params![kind, doc.as_bytes(), item, title, body], |r| r.get(0))
         .optional()?;
-    let id = match existing {
-        Some((_, t, b)) if t == title && b == body => return Ok(()),
-        Some((id, _, _)) => {
-            tx.prepare_cached("UPDATE search_items SET title = ?2, body = ?3 WHERE id = ?1")?
-                .execute(params![id, title, body])?;
-            tx.prepare_cached("DELETE FROM search_fts WHERE rowid = ?1")?.execute([id])?;
-            id
-        }
-        None => {
-            tx.prepare_cached(
-                "INSERT INTO search_items (kind, doc_id, item_id, title, body)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![kind, doc.as_bytes(), item, title, body])?;
-            tx.last_insert_rowid()
-        }
-    };
-    tx.prepare_cached("INSERT INTO search_fts (rowid, title, body) VALUES (?1, ?2, ?3)")?
+    if let Some(id) = id {
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO search_fts (rowid, title, body) VALUES (?1, ?2, ?3)",
+        )?
         .execute(params![id, folded_words(title), folded_words(body)])?;
+    }
     Ok(())
 }
 
@@ -77,6 +69,45 @@ pub(super) fn delete_search(tx: &Transaction<'_>, doc: DocId, item: &[u8]) -> Re
         tx.prepare_cached("DELETE FROM search_fts WHERE rowid = ?1")?.execute([id])?;
     }
     Ok(())
+}
+
+/// Rebuilds the index from the text `search_items` holds (after the upgrade to folded words).
+pub(super) fn refold_search(tx: &Transaction<'_>) -> Result<()> {
+    tx.execute("INSERT INTO search_fts (search_fts) VALUES ('delete-all')", [])?;
+    let mut rows = tx.prepare("SELECT id, title, body FROM search_items")?;
+    let mut insert =
+        tx.prepare("INSERT INTO search_fts (rowid, title, body) VALUES (?1, ?2, ?3)")?;
+    let mut all = rows.query([])?;
+    while let Some(r) = all.next()? {
+        let (id, title, body): (i64, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
+        insert.execute(params![id, folded_words(&title), folded_words(&body)])?;
+    }
+    Ok(())
+}
+
+/// Problems with the index as a whole that SQLite's own check cannot see: with a contentless
+/// table, only the store keeps `search_items` and the index in step.
+pub(crate) fn check_search(conn: &Connection) -> Result<Vec<String>> {
+    let unindexed: i64 = conn.query_row(
+        "SELECT count(*) FROM search_items s
+         WHERE NOT EXISTS (SELECT 1 FROM search_fts_docsize d WHERE d.id = s.id)",
+        [],
+        |r| r.get(0),
+    )?;
+    let stray: i64 = conn.query_row(
+        "SELECT count(*) FROM search_fts_docsize d
+         WHERE NOT EXISTS (SELECT 1 FROM search_items s WHERE s.id = d.id)",
+        [],
+        |r| r.get(0),
+    )?;
+    let mut problems = Vec::new();
+    if unindexed > 0 {
+        problems.push(format!("search: {unindexed} items missing from the index (run reindex)"));
+    }
+    if stray > 0 {
+        problems.push(format!("search: {stray} index entries for no item (run reindex)"));
+    }
+    Ok(problems)
 }
 
 /// Removes every search entry (for `reindex`).
@@ -136,9 +167,11 @@ fn fold(word: &str) -> String {
     out
 }
 
-/// Whether a word carries an accent (a combining mark once decomposed): `één`, not `Ødegaard`.
-fn has_accent(word: &str) -> bool {
-    word.nfd().any(is_combining_mark)
+/// Whether a word carries an acute or grave accent (`één`, `vóór`, `crème`): Dutch writers put
+/// those on whole words, for stress. A trema sits inside words (`coördinatie`, `financiële`,
+/// `ideeën`) and says nothing about where the word ends.
+fn has_stress_accent(word: &str) -> bool {
+    word.nfd().any(|c| matches!(c, '\u{0300}' | '\u{0301}'))
 }
 
 /// A text as the index is given it: its folded words, separated by spaces.
@@ -156,41 +189,57 @@ fn folded_words(text: &str) -> String {
     out
 }
 
-/// What a user typed, as folded terms: all required, the last perhaps a prefix.
+/// What a user typed: one phrase per typed word (its folded parts: `foto's` is `foto s`, to be
+/// found side by side), all required, the last one's last part perhaps a prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Query {
-    terms: Vec<String>,
+    phrases: Vec<Vec<String>>,
     last_is_prefix: bool,
 }
 
 impl Query {
     fn parse(input: &str) -> Option<Query> {
-        let typed: Vec<&str> = words(input).map(|(_, w)| w).take(MAX_QUERY_WORDS).collect();
-        let terms: Vec<String> = typed.iter().map(|w| fold(w)).filter(|t| !t.is_empty()).collect();
+        let typed: Vec<&str> = input
+            .split_whitespace()
+            .filter(|w| words(w).next().is_some())
+            .take(MAX_QUERY_WORDS)
+            .collect();
+        let phrases: Vec<Vec<String>> = typed
+            .iter()
+            .map(|w| words(w).map(|(_, part)| fold(part)).filter(|f| !f.is_empty()).collect())
+            .filter(|p: &Vec<String>| !p.is_empty())
+            .collect();
         let last = typed.last()?;
-        if terms.is_empty() {
+        if phrases.is_empty() {
             return None;
         }
-        let finished = input.ends_with(char::is_whitespace) || has_accent(last);
-        Some(Query { terms, last_is_prefix: !finished })
+        // A space after the last word says it is finished; so does a stress accent on it.
+        let finished = input.ends_with(char::is_whitespace) || has_stress_accent(last);
+        Some(Query { phrases, last_is_prefix: !finished })
     }
 
-    /// The FTS5 query: each term quoted (folded terms are letters and digits only, so no
+    /// The FTS5 query: each phrase quoted (folded parts are letters and digits only, so no
     /// quote can close early), the last one with `*` when it is a prefix.
     fn fts(&self) -> String {
-        let mut q = self.terms.iter().map(|t| format!("\"{t}\"")).collect::<Vec<_>>().join(" ");
+        let quoted: Vec<String> =
+            self.phrases.iter().map(|p| format!("\"{}\"", p.join(" "))).collect();
+        let mut q = quoted.join(" ");
         if self.last_is_prefix {
             q.push('*');
         }
         q
     }
 
-    /// Which term a (folded) word of a text matches, if any.
-    fn matches(&self, folded: &str) -> Option<usize> {
-        let last = self.terms.len() - 1;
-        self.terms.iter().position(|t| t == folded).or_else(|| {
-            (self.last_is_prefix && folded.starts_with(&self.terms[last])).then_some(last)
-        })
+    /// Whether the folded words from `at` on spell phrase `p`: its length if so.
+    fn phrase_at(&self, p: usize, folded: &[String], at: usize) -> Option<usize> {
+        let phrase = &self.phrases[p];
+        let prefix_last = self.last_is_prefix && p == self.phrases.len() - 1;
+        let ok = phrase.iter().enumerate().all(|(k, part)| match folded.get(at + k) {
+            Some(w) if prefix_last && k == phrase.len() - 1 => w.starts_with(part.as_str()),
+            Some(w) => w == part,
+            None => false,
+        });
+        ok.then_some(phrase.len())
     }
 }
 
@@ -203,51 +252,69 @@ fn fts_query(input: &str) -> Option<String> {
 /// The passage of `text` around its best cluster of matches, matched words in `[` `]`, and
 /// `…` where the text goes on; `None` when nothing in it matches.
 fn snippet(text: &str, q: &Query) -> Option<String> {
-    let ws: Vec<(usize, &str, Option<usize>)> =
-        words(text).map(|(at, w)| (at, w, q.matches(&fold(w)))).collect();
-    if ws.iter().all(|w| w.2.is_none()) {
-        return None;
+    let ws: Vec<(usize, &str)> = words(text).collect();
+    let folded: Vec<String> = ws.iter().map(|(_, w)| fold(w)).collect();
+    // Where a phrase is found whole: each word of it marked with (phrase, occurrence), so an
+    // occurrence is bracketed as one (`[foto's]`) and two in a row stay two.
+    let mut hit: Vec<Option<(usize, usize)>> = vec![None; ws.len()];
+    let mut i = 0;
+    while i < ws.len() {
+        match (0..q.phrases.len()).find_map(|p| q.phrase_at(p, &folded, i).map(|n| (p, n))) {
+            Some((p, n)) => {
+                hit[i..i + n].fill(Some((p, i)));
+                i += n;
+            }
+            None => i += 1,
+        }
     }
-    // The window of SNIPPET_WORDS words with the most distinct terms, then the most matches;
-    // the earliest such window.
+    let first_hit = hit.iter().position(Option::is_some)?;
+    // The window of SNIPPET_WORDS words with the most distinct phrases, then the most matched
+    // words; the earliest such window.
     let window = SNIPPET_WORDS.min(ws.len());
     let score = |start: usize| {
-        let mut seen = vec![false; q.terms.len()];
-        let mut hits = 0;
-        for (_, _, m) in &ws[start..start + window] {
-            if let Some(t) = m {
-                seen[*t] = true;
-                hits += 1;
-            }
+        let mut seen = vec![false; q.phrases.len()];
+        let mut words = 0;
+        for (p, _) in hit[start..start + window].iter().flatten() {
+            seen[*p] = true;
+            words += 1;
         }
-        (seen.iter().filter(|s| **s).count(), hits)
+        (seen.iter().filter(|s| **s).count(), words)
     };
-    let mut best = 0;
-    let mut best_score = score(0);
-    for start in 1..=ws.len() - window {
+    let mut best = first_hit.min(ws.len() - window);
+    let mut best_score = score(best);
+    for start in best + 1..=ws.len() - window {
         let s = score(start);
         if s > best_score {
             (best, best_score) = (start, s);
         }
     }
-    let shown = &ws[best..best + window];
+    // Centre the matches in the window, as FTS5 does: context on both sides.
+    let in_window = |i: &usize| hit[*i].is_some();
+    let lo = (best..best + window).find(in_window).unwrap_or(best);
+    let hi = (best..best + window).rev().find(in_window).unwrap_or(lo);
+    let start = lo.saturating_sub((window - (hi - lo + 1)) / 2).min(ws.len() - window);
+    let end = start + window;
     let mut out = String::new();
-    if best > 0 {
+    // Before the first word: the text's own opening (a quote) at its start, `…` elsewhere.
+    let mut at = if start == 0 { 0 } else { ws[start].0 };
+    if start > 0 {
         out.push('…');
     }
-    let mut at = shown[0].0;
-    for (start, w, m) in shown {
-        out.push_str(&text[at..*start]);
-        if m.is_some() {
+    for (k, (begin, w)) in ws[start..end].iter().enumerate() {
+        out.push_str(&text[at..*begin]);
+        let marked = hit[start + k].is_some();
+        let opens = marked && (k == 0 || hit[start + k - 1] != hit[start + k]);
+        let closes = marked && (start + k + 1 >= end || hit[start + k + 1] != hit[start + k]);
+        if opens {
             out.push('[');
-            out.push_str(w);
-            out.push(']');
-        } else {
-            out.push_str(w);
         }
-        at = start + w.len();
+        out.push_str(w);
+        if closes {
+            out.push(']');
+        }
+        at = begin + w.len();
     }
-    if best + window < ws.len() {
+    if end < ws.len() {
         out.push('…');
     } else {
         // The text's own ending after the last word (a full stop), as FTS5 showed it.
@@ -261,11 +328,13 @@ pub(crate) fn search(conn: &Connection, input: &str, limit: u32) -> Result<Vec<S
     let Some(q) = Query::parse(input) else {
         return Ok(Vec::new());
     };
-    // Rank in FTS5, then read the original text and cut snippets for the top rows only.
+    // Rank in FTS5 (equal scores by document and item, so every phone keeps the same hits at
+    // the limit), then read the original text and cut snippets for the top rows only.
     let mut stmt = conn.prepare_cached(
         "WITH top AS (
-             SELECT rowid AS id, bm25(search_fts, 5.0, 1.0) AS rank FROM search_fts
-             WHERE search_fts MATCH ?1 ORDER BY rank LIMIT ?2
+             SELECT f.rowid AS id, bm25(search_fts, 5.0, 1.0) AS rank FROM search_fts f
+             JOIN search_items i ON i.id = f.rowid
+             WHERE search_fts MATCH ?1 ORDER BY rank, i.doc_id, i.item_id LIMIT ?2
          )
          SELECT s.kind, s.doc_id, s.item_id,
                 CASE s.kind WHEN 'note' THEN coalesce((SELECT subject FROM cases WHERE doc_id = s.doc_id), '')
@@ -311,7 +380,12 @@ mod tests {
         assert_eq!(fts_query("was machine"), Some("\"was\" \"machine\"*".into()));
         assert_eq!(fts_query("NEAR( \"x OR"), Some("\"near\" \"x\" \"or\"*".into()));
         assert_eq!(fts_query("  ) * - "), None);
-        assert_eq!(fts_query("auto's"), Some("\"auto\" \"s\"*".into()));
+        // A typed word split by an apostrophe or hyphen stays one phrase: side by side.
+        assert_eq!(fts_query("auto's"), Some("\"auto s\"*".into()));
+        assert_eq!(
+            fts_query("ex-partner 2026-03-01 "),
+            Some("\"ex partner\" \"2026 03 01\"".into())
+        );
     }
 
     #[test]
@@ -338,6 +412,10 @@ mod tests {
         assert!(!Query::parse("wasm ").expect("query").last_is_prefix);
         assert!(!Query::parse("maar één").expect("query").last_is_prefix);
         assert!(Query::parse("Ødeg").expect("query").last_is_prefix);
+        // A trema sits inside words: typing goes on.
+        assert!(Query::parse("coörd").expect("query").last_is_prefix);
+        assert!(Query::parse("financië").expect("query").last_is_prefix);
+        assert!(!Query::parse("vóór").expect("query").last_is_prefix);
     }
 
     #[test]
@@ -346,10 +424,42 @@ mod tests {
         let text = "Eerst over school gesproken, daarna lang over de buren, de trap en de \
                     lift. Toen bleek de wasmachine al weken kapot te zijn. Verder niets.";
         let s = snippet(text, &q).expect("matches");
-        assert!(s.starts_with('…') && s.ends_with('…'), "{s}");
+        assert!(s.starts_with('…') && s.ends_with("Verder niets."), "{s}");
         assert!(s.contains("[wasmachine]") && s.contains("[kapot]"), "{s}");
         assert_eq!(snippet("Niets hier.", &q), None);
         assert_eq!(snippet("Wasmachine kapot.", &q).as_deref(), Some("[Wasmachine] [kapot]."));
+        // The text's own opening is kept when the passage starts at its first word.
+        assert_eq!(
+            snippet("“Wasmachine kapot” zei ze.", &q).as_deref(),
+            Some("“[Wasmachine] [kapot]” zei ze.")
+        );
+    }
+
+    #[test]
+    fn the_match_sits_in_the_middle_of_its_passage() {
+        let words: Vec<String> = (0..40).map(|i| format!("w{i}")).collect();
+        let mut text = words.join(" ");
+        text = text.replace("w25", "wasmachine");
+        let s = snippet(&text, &Query::parse("wasmachine").expect("query")).expect("match");
+        let shown: Vec<&str> = s.trim_matches('…').split(' ').collect();
+        let at = shown.iter().position(|w| *w == "[wasmachine]").expect("marked");
+        assert_eq!(shown.len(), SNIPPET_WORDS, "{s}");
+        assert!((6..=9).contains(&at), "the match at {at} of {}: {s}", shown.len());
+    }
+
+    #[test]
+    fn a_phrase_is_marked_only_whole_and_each_occurrence_apart() {
+        let q = Query::parse("foto's").expect("query");
+        assert_eq!(snippet("De foto is van Sara, samen.", &q), None);
+        assert_eq!(
+            snippet("Twee foto's van Sara.", &q).as_deref(),
+            Some("Twee [foto's] van Sara.")
+        );
+        let q = Query::parse("zonnebloem").expect("query");
+        assert_eq!(
+            snippet("Zonnebloem, zonnebloem.", &q).as_deref(),
+            Some("[Zonnebloem], [zonnebloem].")
+        );
     }
 
     proptest! {
@@ -362,10 +472,14 @@ mod tests {
             word in "[\\p{L}\\p{N}]{1,12}",
         ) {
             if let Some(q) = fts_query(&input) {
-                let inner = q.trim_end_matches('*');
-                for part in inner.split(' ') {
-                    prop_assert!(part.len() >= 2 && part.starts_with('"') && part.ends_with('"'));
-                    prop_assert!(part[1..part.len() - 1].chars().all(char::is_alphanumeric));
+                // `"a b" "c"*`: quoted phrases of words of letters and digits, nothing else.
+                let inner = q.strip_suffix('*').unwrap_or(&q);
+                prop_assert!(inner.starts_with('"') && inner.ends_with('"'), "{q}");
+                for phrase in inner[1..inner.len() - 1].split("\" \"") {
+                    prop_assert!(!phrase.is_empty(), "{q}");
+                    for word in phrase.split(' ') {
+                        prop_assert!(!word.is_empty() && word.chars().all(char::is_alphanumeric), "{q}");
+                    }
                 }
             }
             let f = fold(&word);

@@ -1,6 +1,7 @@
 -- Version 5: search folds words in Rust (Ødegaard is found by odegaard; see store/search.rs),
 -- so the FTS5 index no longer reads search_items through triggers: a contentless table the
--- store writes itself. The entries are rebuilt from the documents at the next open.
+-- store writes itself. The store refills it from search_items right after this migration
+-- (`refold_search`), without loading a document.
 DROP TRIGGER search_items_ai;
 DROP TRIGGER search_items_ad;
 DROP TRIGGER search_items_au;
@@ -10,5 +11,4 @@ CREATE VIRTUAL TABLE search_fts USING fts5 (
     content = '', contentless_delete = 1,
     tokenize = 'unicode61 remove_diacritics 2'
 );
-DELETE FROM search_items;
-INSERT OR REPLACE INTO meta (key, value) VALUES ('needs_reindex', 1);
+INSERT OR REPLACE INTO meta (key, value) VALUES ('refold_search', 1);
