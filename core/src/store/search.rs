@@ -328,13 +328,14 @@ pub(crate) fn search(conn: &Connection, input: &str, limit: u32) -> Result<Vec<S
     let Some(q) = Query::parse(input) else {
         return Ok(Vec::new());
     };
-    // Rank in FTS5 (equal scores by document and item, so every phone keeps the same hits at
-    // the limit), then read the original text and cut snippets for the top rows only.
+    // Rank in FTS5, then read the original text and cut snippets for the top rows only. Equal
+    // scores are listed by document and item, so two phones show them in one order. (Which of
+    // several equal scores make the cut at the limit is FTS5's choice: ordering every match
+    // by document before the limit made a median query 2.6 times slower.)
     let mut stmt = conn.prepare_cached(
         "WITH top AS (
-             SELECT f.rowid AS id, bm25(search_fts, 5.0, 1.0) AS rank FROM search_fts f
-             JOIN search_items i ON i.id = f.rowid
-             WHERE search_fts MATCH ?1 ORDER BY rank, i.doc_id, i.item_id LIMIT ?2
+             SELECT rowid AS id, bm25(search_fts, 5.0, 1.0) AS rank FROM search_fts
+             WHERE search_fts MATCH ?1 ORDER BY rank LIMIT ?2
          )
          SELECT s.kind, s.doc_id, s.item_id,
                 CASE s.kind WHEN 'note' THEN coalesce((SELECT subject FROM cases WHERE doc_id = s.doc_id), '')
