@@ -8,38 +8,41 @@ cd "$(dirname "$0")/.."
 
 scripts/prerequisites.sh
 
-echo "== cargo fmt --check"
+# Each step says how long the run has taken so far, so a CI log shows where the time goes.
+step() { echo "== $* (${SECONDS}s)"; }
+
+step "cargo fmt --check"
 cargo fmt --all -- --check
 
-echo "== cargo clippy"
+step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-echo "== cargo doc (warnings denied)"
+step "cargo doc (warnings denied)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 
-echo "== nabij-core without default features compiles (the store and the sans-IO protocol)"
+step "nabij-core without default features compiles (the store and the sans-IO protocol)"
 cargo check -p nabij-core --no-default-features --all-targets --locked
 
-echo "== the sync protocol core links no tokio and no quinn"
+step "the sync protocol core links no tokio and no quinn"
 if cargo tree -p nabij-core --no-default-features -e normal --prefix none | grep -E '^(tokio|quinn)[ -]'; then
   echo "nabij-core without default features must not depend on tokio or quinn" >&2
   exit 1
 fi
 
-echo "== the relay links no Automerge and not the core"
+step "the relay links no Automerge and not the core"
 if cargo tree -p nabij-sync-server -e normal --prefix none | grep -E '^(automerge|nabij-core)[ -]'; then
   echo "nabij-sync-server must not depend on automerge or nabij-core: it is blind by construction" >&2
   exit 1
 fi
 
-echo "== the fuzz crate builds"
+step "the fuzz crate builds"
 cargo build --manifest-path fuzz/Cargo.toml --locked --bins --examples
 
-echo "== every test, slow suites included (cargo nextest, profile ci)"
+step "every test, slow suites included (cargo nextest, profile ci)"
 cargo nextest run --workspace --locked --profile ci --run-ignored all
 cargo test --workspace --locked --doc
 
-echo "== bindings (Python, Kotlin, Swift generation)"
+step "bindings (Python, Kotlin, Swift generation)"
 bash ffi/test-bindings.sh
 
-echo "== all tests passed"
+step "all tests passed"

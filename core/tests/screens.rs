@@ -15,7 +15,8 @@ use std::sync::{
 
 use nabij_core::{
     Clock, Device, DeviceOptions, DocId, Error, NoteId,
-    model::{HitKind, NewCase, NewNote, NoteKind, SearchHit},
+    model::{HitKind, NewCase, NewNote, SearchHit},
+    test_utils::observation,
 };
 use tempfile::TempDir;
 
@@ -66,10 +67,6 @@ impl Env {
 
 fn new_case(d: &Device, subject: &str) -> DocId {
     d.create_case(NewCase { subject: subject.into(), ..NewCase::default() }).expect("case")
-}
-
-fn observation(text: &str) -> NewNote {
-    NewNote { kind: NoteKind::Observation, text: text.into() }
 }
 
 fn add_note(d: &Device, case: DocId, text: &str) -> NoteId {
