@@ -493,11 +493,11 @@ impl Session {
                     if store.holds(network)? {
                         return Ok(());
                     }
-                    let inv = store.inventory(network)?;
-                    for (doc, _) in &inv {
-                        self.allowed.insert(*doc, network);
-                    }
-                    entry.insert(inv);
+                    // Without its roster this device cannot tell that the peer is in that
+                    // network, so it names none of its own documents (promise 2: a peer that
+                    // names a network learns nothing about what is linked to it here); the
+                    // peer may still send its documents whole, each checked to belong.
+                    entry.insert(Vec::new());
                 }
                 if self.mine.get(&network).is_some_and(|inv| digest(inv) != theirs) {
                     self.send_inventory(network);
@@ -509,10 +509,16 @@ impl Session {
                 let Some(mine) = self.mine.get(&network).cloned() else {
                     return Ok(());
                 };
-                let theirs: BTreeMap<DocId, Vec<[u8; 32]>> =
-                    docs.into_iter().map(|(d, h)| (doc_id(&d), h)).collect();
-                for doc in theirs.keys() {
-                    self.allowed.entry(*doc).or_insert(network);
+                // What the peer names is taken only where this device agrees: documents it lists
+                // in the same network, or does not hold at all (those can come only whole, each
+                // checked to belong to the network). A document held here but not shared with
+                // that network is passed over in silence: never sent, synced or overwritten.
+                let mut theirs: BTreeMap<DocId, Vec<[u8; 32]>> = BTreeMap::new();
+                for (d, h) in docs {
+                    let doc = doc_id(&d);
+                    if mine.iter().any(|(m, _)| *m == doc) || !store.holds(doc)? {
+                        theirs.insert(doc, h);
+                    }
                 }
                 // The peer accepts whole documents only when offered in our inventory first.
                 self.send_inventory(network);
@@ -612,9 +618,11 @@ impl Session {
             return Ok(());
         }
         let batch = std::mem::take(&mut self.incoming);
-        let ids: Vec<DocId> = batch.iter().map(|(_, d, _)| *d).collect();
+        let ids: Vec<(DocId, DocId)> = batch.iter().map(|(n, d, _)| (*d, *n)).collect();
         store.import_many(batch)?;
-        for doc in ids {
+        for (doc, network) in ids {
+            // Stored, so checked to belong to the network: from now on it may be synced.
+            self.allowed.insert(doc, network);
             self.finished.insert(doc);
             self.updated_docs.insert(doc);
             self.events.push_back(Event::DocumentUpdated(doc));

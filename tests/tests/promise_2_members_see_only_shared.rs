@@ -1,0 +1,236 @@
+//! Promise 2 of the threat model: a member reads and writes only what is shared with networks
+//! it is in. The attacker is a member of network A with a modified app that sends whatever
+//! frames it likes; the victim's device holds network A and network B, and a case shared with
+//! B only. Every attack runs through the victim's real meeting session and store.
+
+use automerge::{
+    AutoCommit,
+    sync::{State, SyncDoc},
+    transaction::Transactable,
+};
+use nabij_core::{
+    Device, DocId,
+    model::NewCase,
+    sync::{FrameDecoder, Message, Session, SyncError, frame::encode},
+    test_utils::observation,
+};
+
+const SECRET: &str = "Mevrouw B. is bang voor haar ex; adres geheim houden.";
+
+struct World {
+    _dir: tempfile::TempDir,
+    victim: Device,
+    attacker: Device,
+    /// Network A: the victim and the attacker.
+    a: DocId,
+    /// Network B's case: the victim's, shared with B only.
+    secret: DocId,
+}
+
+fn world() -> World {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let victim = Device::open(dir.path().join("victim.db")).expect("open");
+    let attacker = Device::open(dir.path().join("attacker.db")).expect("open");
+    let a = victim.create_network("Wijknetwerk A").expect("network A");
+    victim.add_member(a, attacker.member_id(), "Mallory", attacker.device_key()).expect("member");
+    let b = victim.create_network("Wijknetwerk B").expect("network B");
+    let secret = victim
+        .create_case(NewCase {
+            subject: "Mevrouw B.".into(),
+            networks: vec![b],
+            ..NewCase::default()
+        })
+        .expect("case");
+    victim.add_note(secret, observation(SECRET)).expect("note");
+    // The attacker holds network A as an honest member would.
+    attacker.merge_document(&victim.export_document(a).expect("export")).expect("network A");
+    World { _dir: dir, victim, attacker, a, secret }
+}
+
+/// The attacker's side of a session: frames it chooses, and everything the victim answers.
+struct Attack<'a> {
+    victim: &'a Device,
+    session: Session,
+    seq: u64,
+    decoder: FrameDecoder,
+    answers: Vec<Message>,
+}
+
+impl<'a> Attack<'a> {
+    fn new(w: &'a World) -> Self {
+        let session = Session::new(w.victim.device_key(), w.attacker.device_key(), 0);
+        let mut attack = Attack {
+            victim: &w.victim,
+            session,
+            seq: 0,
+            decoder: FrameDecoder::new(),
+            answers: vec![],
+        };
+        attack
+            .send(Message::Hello { protocol: 1, device: *w.attacker.device_key().as_bytes() })
+            .expect("hello");
+        attack
+    }
+
+    fn send(&mut self, m: Message) -> Result<(), SyncError> {
+        let mut store = self.victim;
+        let frame = encode(self.seq, &m).expect("encode");
+        self.seq += 1;
+        let result = self.session.handle_bytes(&mut store, 0, &frame);
+        while let Some(out) = self.session.poll_transmit() {
+            for (_, m) in self.decoder.feed(&out).expect("the victim's frames decode") {
+                self.answers.push(m);
+            }
+        }
+        result
+    }
+
+    /// The answers, by kind and document, for a failure message.
+    fn summary(&self) -> String {
+        let short = |d: &[u8; 16]| DocId::from_bytes(*d).to_string();
+        let parts: Vec<String> = self
+            .answers
+            .iter()
+            .map(|m| match m {
+                Message::Inventory { docs, .. } => {
+                    format!(
+                        "inventory[{}]",
+                        docs.iter().map(|(d, _)| short(d)).collect::<Vec<_>>().join(",")
+                    )
+                }
+                Message::Document { doc, .. } => format!("document {}", short(doc)),
+                Message::Sync { doc, .. } => format!("sync {}", short(doc)),
+                Message::Hello { .. } => "hello".into(),
+                Message::Digest { .. } => "digest".into(),
+                Message::Done { .. } => "done".into(),
+                Message::Ack { .. } => "ack".into(),
+            })
+            .collect();
+        parts.join("; ")
+    }
+
+    /// Whether any answer named the document, carried it, or carried changes to it.
+    fn named(&self, doc: DocId) -> bool {
+        self.answers.iter().any(|m| match m {
+            Message::Inventory { docs, .. } => docs.iter().any(|(d, _)| d == doc.as_bytes()),
+            Message::Document { doc: d, .. } | Message::Sync { doc: d, .. } => d == doc.as_bytes(),
+            _ => false,
+        })
+    }
+}
+
+/// A first Automerge sync message from a peer that has nothing: "send me everything".
+fn ask_for_everything() -> Vec<u8> {
+    AutoCommit::new()
+        .sync()
+        .generate_sync_message(&mut State::new())
+        .expect("a first message")
+        .encode()
+}
+
+#[test]
+fn promise_2_a_member_of_a_cannot_read_a_case_of_b_by_naming_it() {
+    let w = world();
+    let mut attack = Attack::new(&w);
+    // The attacker claims to hold the case in network A and asks for its changes.
+    let _ = attack.send(Message::Inventory {
+        network: *w.a.as_bytes(),
+        docs: vec![(*w.secret.as_bytes(), vec![])],
+    });
+    let _ = attack.send(Message::Sync { doc: *w.secret.as_bytes(), message: ask_for_everything() });
+    let _ = attack.send(Message::Done { seen: 0 });
+    assert!(!attack.named(w.secret), "the victim sent the case of B: {}", attack.summary());
+}
+
+#[test]
+fn promise_2_a_member_of_a_cannot_write_a_case_of_b() {
+    let w = world();
+    let heads = w.victim.heads(w.secret).expect("heads");
+    // Suppose the attacker got an old copy of the case somehow: it writes its own note over it.
+    let mut copy = AutoCommit::load(&w.victim.export_document(w.secret).expect("export"))
+        .expect("load")
+        .with_actor(automerge::ActorId::from(w.attacker.device_key().as_bytes().to_vec()));
+    let forged = {
+        copy.put(automerge::ROOT, "subject", "Overschreven").expect("put");
+        copy.commit();
+        // The message a sync with the victim's copy would carry: the attacker's changes.
+        let mut theirs =
+            AutoCommit::load(&w.victim.export_document(w.secret).expect("export")).expect("load");
+        let (mut mine_state, mut theirs_state) = (State::new(), State::new());
+        loop {
+            let m = copy.sync().generate_sync_message(&mut mine_state).expect("a message");
+            if !m.changes.is_empty() {
+                break m.encode();
+            }
+            theirs.sync().receive_sync_message(&mut theirs_state, m).expect("receive");
+            if let Some(r) = theirs.sync().generate_sync_message(&mut theirs_state) {
+                copy.sync().receive_sync_message(&mut mine_state, r).expect("receive");
+            }
+        }
+    };
+    let mut attack = Attack::new(&w);
+    let _ = attack.send(Message::Inventory {
+        network: *w.a.as_bytes(),
+        docs: vec![(*w.secret.as_bytes(), heads.iter().map(|h| h.0).collect())],
+    });
+    let result = attack.send(Message::Sync { doc: *w.secret.as_bytes(), message: forged });
+    assert!(result.is_err(), "a change to a case of B was taken from a member of A");
+    assert_eq!(w.victim.heads(w.secret).expect("heads"), heads, "the case changed");
+    assert_eq!(w.victim.case(w.secret).expect("case").subject, "Mevrouw B.");
+    assert!(!attack.named(w.secret), "{}", attack.summary());
+}
+
+#[test]
+fn promise_2_a_digest_for_a_network_the_victim_does_not_hold_names_nothing() {
+    let w = world();
+    // A network the victim is not in, that its case is linked to: say the attacker learnt the
+    // id of network C from a ticket, and the victim's case is shared with C and B.
+    let c = w.attacker.create_network("Netwerk C").expect("network C");
+    w.victim
+        .update_case(
+            w.secret,
+            nabij_core::model::CaseUpdate { share_with: vec![c], ..Default::default() },
+        )
+        .expect("share");
+    let mut attack = Attack::new(&w);
+    let _ = attack.send(Message::Digest { network: *c.as_bytes(), digest: [7; 32] });
+    let _ = attack.send(Message::Inventory { network: *c.as_bytes(), docs: vec![] });
+    let _ = attack.send(Message::Done { seen: 0 });
+    assert!(!attack.named(w.secret), "the victim named its case: {}", attack.summary());
+    let text = w.victim.case_timeline(w.secret).expect("timeline");
+    assert_eq!(text.len(), 1);
+}
+
+/// The honest path still works: a member of A sees A's documents, at a meeting, whole.
+#[test]
+fn promise_2_members_still_get_what_is_shared_with_them() {
+    let w = world();
+    let shared = w
+        .victim
+        .create_case(NewCase {
+            subject: "Familie K.".into(),
+            networks: vec![w.a],
+            ..NewCase::default()
+        })
+        .expect("case");
+    let mut sv = Session::new(w.victim.device_key(), w.attacker.device_key(), 0);
+    let mut sa = Session::new(w.attacker.device_key(), w.victim.device_key(), 0);
+    let (mut v, mut a) = (&w.victim, &w.attacker);
+    sa.start(&mut a).expect("start");
+    for _ in 0..100 {
+        let mut moved = false;
+        while let Some(f) = sa.poll_transmit() {
+            sv.handle_bytes(&mut v, 0, &f).expect("victim");
+            moved = true;
+        }
+        while let Some(f) = sv.poll_transmit() {
+            sa.handle_bytes(&mut a, 0, &f).expect("member");
+            moved = true;
+        }
+        if !moved {
+            break;
+        }
+    }
+    assert_eq!(w.attacker.case(shared).expect("shared case").subject, "Familie K.");
+    assert!(w.attacker.case(w.secret).is_err(), "the case of B stayed home");
+}
