@@ -56,6 +56,33 @@ fn context(net: &NetworkAccess, relay_doc: [u8; 32]) -> BlobContext {
     BlobContext { network: net.relay_id, doc: relay_doc, epoch: 0 }
 }
 
+/// The first sealed content key (by id) that opens under the network key and is the key its
+/// entry names. Any member can write the content-key map, so an entry that does not open, or
+/// opens to another key than its id says, is passed over (logged), never fatal: a member must
+/// not be able to stop the others' relay sync (threat model, promise 4).
+fn first_that_opens(
+    net: &NetworkAccess,
+    relay_doc: &[u8; 32],
+    mut entries: Vec<doc::SealedContentKey>,
+    key_id: Option<&[u8]>,
+) -> Option<SecretKey> {
+    entries.sort();
+    entries.into_iter().filter(|(id, _)| key_id.is_none_or(|k| k == id.as_slice())).find_map(
+        |(id, sealed)| match crypto::open_content_key(&net.key, &sealed, &context(net, *relay_doc))
+        {
+            Ok(key) if key.id().as_slice() == id.as_slice() => Some(key),
+            Ok(_) => {
+                tracing::warn!("a content key entry names another key than it holds: ignored");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "a content key entry that does not open: ignored");
+                None
+            }
+        },
+    )
+}
+
 impl Device {
     /// Each listed device with the network key sealed to it.
     fn roster_entries(&self, network: DocId) -> Result<Vec<RosterDevice>, Error> {
@@ -74,26 +101,17 @@ impl Device {
     }
 
     /// The content key a document's blobs are encrypted under: the first of its sealed keys
-    /// (by key id, so every device picks the same one once they share the network document).
+    /// that opens (by key id, so every device picks the same one once they share the network
+    /// document), or the one with `key_id`.
     fn content_key(
         &self,
         net: &NetworkAccess,
         relay_doc: &[u8; 32],
         key_id: Option<&[u8]>,
     ) -> Result<Option<SecretKey>, Error> {
-        let mut keys =
+        let keys =
             self.read(net.network, DocKind::Network, |d| Ok(doc::content_keys(d, relay_doc)?))?;
-        keys.sort();
-        let found = match key_id {
-            Some(id) => keys.into_iter().find(|(k, _)| k == id),
-            None => keys.into_iter().next(),
-        };
-        match found {
-            Some((_, sealed)) => {
-                Ok(Some(crypto::open_content_key(&net.key, &sealed, &context(net, *relay_doc))?))
-            }
-            None => Ok(None),
-        }
+        Ok(first_that_opens(net, relay_doc, keys, key_id))
     }
 
     /// Gives each document without a content key one (one change to the network document).
@@ -102,7 +120,9 @@ impl Device {
             let mut out = Vec::new();
             for &id in docs {
                 let r = crypto::relay_doc_id(&net.key, id);
-                if doc::content_keys(d, &r)?.is_empty() {
+                // Entries that do not open are someone's garbage: a document with only those
+                // gets a key of its own.
+                if first_that_opens(net, &r, doc::content_keys(d, &r)?, None).is_none() {
                     out.push((id, r));
                 }
             }

@@ -55,13 +55,22 @@ pub(crate) fn ensure_key_maps(doc: &mut AutoCommit) -> Result<(), DocError> {
     Ok(())
 }
 
+/// The bytes of a key-map entry. Any member can write these maps, so an entry that is not
+/// bytes is someone's garbage: passed over like one that does not open (promise 4: no member
+/// can make the others' sync fail), never an error.
 fn bytes_at(doc: &AutoCommit, obj: &ObjId, key: &str) -> Result<Option<Vec<u8>>, DocError> {
     match doc.get(obj, key)? {
         Some((Value::Scalar(s), _)) => match s.as_ref() {
             ScalarValue::Bytes(b) => Ok(Some(b.clone())),
-            _ => Err(DocError::Malformed(format!("key entry {key} is not bytes"))),
+            _ => {
+                tracing::debug!(key, "a key-map entry that is not bytes is ignored");
+                Ok(None)
+            }
         },
-        Some(_) => Err(DocError::Malformed(format!("key entry {key} is not bytes"))),
+        Some(_) => {
+            tracing::debug!(key, "a key-map entry that is not bytes is ignored");
+            Ok(None)
+        }
         None => Ok(None),
     }
 }
@@ -149,8 +158,11 @@ pub(crate) fn content_keys(
     let mut out = Vec::new();
     for item in doc.map_range(&keys, from..to) {
         let id_hex = item.key.rsplit('.').next().unwrap_or_default();
-        let id = hex::decode(id_hex)
-            .map_err(|_| DocError::Malformed(format!("content key id {id_hex}")))?;
+        // An id that is not hex is someone's garbage (see `bytes_at`): passed over.
+        let Ok(id) = hex::decode(id_hex) else {
+            tracing::debug!(key = %item.key, "a content key entry with a malformed id is ignored");
+            continue;
+        };
         if let Some(bytes) = bytes_at(doc, &keys, &item.key)? {
             out.push((id, bytes));
         }

@@ -1,0 +1,88 @@
+//! Promise 4 of the threat model, in part: no member can poison the shared key maps so that
+//! the others' sync fails. The poisoner is a member whose modified app writes entries of its
+//! own into the network document's content-key map (entries that do not open, sorted before
+//! the real ones, of the wrong type, with ids that are not hex); the honest devices merge that
+//! change at a meeting, as they would, and must go on syncing through the relay.
+
+use std::{sync::Arc, time::Duration};
+
+use automerge::{
+    AutoCommit, ObjType, ROOT, ReadDoc, ScalarValue, Value, transaction::Transactable,
+};
+use nabij_core::{
+    Device, DocId,
+    net::{self, NetError, RelaySyncOptions, RelaySyncReport},
+};
+use nabij_sync_server::Limits;
+use nabij_tests::{case_with_notes, observation, open_device, relay::InProcessRelay};
+
+const BOUND: Duration = Duration::from_secs(120);
+
+async fn relay_sync(d: &Arc<Device>, relay: &InProcessRelay) -> Result<RelaySyncReport, NetError> {
+    tokio::time::timeout(
+        BOUND,
+        net::sync_with_relay(d.clone(), &relay.address, relay.key, RelaySyncOptions::default()),
+    )
+    .await
+    .expect("relay sync did not finish in time")
+}
+
+/// The poisoner's change to the network document: for every content-key entry, entries that
+/// sort first and do not open, one that is not bytes, one whose id is not hex.
+fn poison(poisoner: &Device, network: DocId) -> Vec<u8> {
+    let mut doc = AutoCommit::load(&poisoner.export_document(network).expect("export"))
+        .expect("load")
+        .with_actor(automerge::ActorId::from(poisoner.device_key().as_bytes().to_vec()));
+    let before = doc.get_heads();
+    let map = match doc.get(ROOT, "content_keys").expect("get") {
+        Some((Value::Object(ObjType::Map), id)) => id,
+        other => panic!("no content key map: {other:?}"),
+    };
+    let keys: Vec<String> = doc.keys(&map).collect();
+    assert!(!keys.is_empty(), "the network has content keys to poison");
+    for k in keys {
+        let (doc_part, _) = k.rsplit_once('.').expect("<doc>.<id>");
+        doc.put(&map, format!("{doc_part}.0000000000000000"), ScalarValue::Bytes(vec![0xab; 72]))
+            .expect("garbage");
+        doc.put(&map, format!("{doc_part}.0000000000000001"), "not bytes").expect("string");
+        doc.put(&map, format!("{doc_part}.zz"), ScalarValue::Bytes(vec![1; 72])).expect("bad id");
+    }
+    doc.commit();
+    doc.save_after(&before)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promise_4_a_poisoned_content_key_map_does_not_stop_relay_sync() {
+    let dir = tempfile::tempdir().expect("dir");
+    let relay = InProcessRelay::start(&dir.path().join("relay"), Limits::default()).await;
+    let sanne = open_device(dir.path(), "Sanne");
+    let youssef = open_device(dir.path(), "Youssef");
+    let mallory = open_device(dir.path(), "Mallory");
+    let network = sanne.create_network("Wijknetwerk Oost").expect("network");
+    for d in [&youssef, &mallory] {
+        sanne.add_member(network, d.member_id(), "Lid", d.device_key()).expect("member");
+    }
+    let case = case_with_notes(&sanne, network, "Gezin K.", 2);
+    relay_sync(&sanne, &relay).await.expect("Sanne's first sync");
+    relay_sync(&youssef, &relay).await.expect("Youssef's first sync");
+    relay_sync(&mallory, &relay).await.expect("Mallory's first sync");
+
+    // At a meeting, Sanne and Youssef merge Mallory's change to the network document.
+    let poisoned = poison(&mallory, network);
+    for d in [&sanne, &youssef] {
+        assert!(d.merge_changes(network, &poisoned).expect("merge").changed);
+    }
+
+    // Both go on writing and syncing through the relay, and still converge.
+    sanne.add_note(case, observation("Na de vergadering: huur betaald.")).expect("note");
+    let pushed = relay_sync(&sanne, &relay).await.expect("Sanne syncs after the poisoning");
+    assert!(pushed.report.rejected.is_empty(), "{pushed:?}");
+    let pulled = relay_sync(&youssef, &relay).await.expect("Youssef syncs after the poisoning");
+    assert!(pulled.report.rejected.is_empty(), "{pulled:?}");
+    assert_eq!(youssef.heads(case).expect("case"), sanne.heads(case).expect("case"));
+    let new_case = case_with_notes(&youssef, network, "Meneer J.", 1);
+    relay_sync(&youssef, &relay).await.expect("Youssef pushes a new case");
+    relay_sync(&sanne, &relay).await.expect("Sanne pulls it");
+    assert_eq!(sanne.heads(new_case).expect("new case"), youssef.heads(new_case).expect("case"));
+    relay.stop().await;
+}
