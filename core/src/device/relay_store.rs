@@ -238,6 +238,16 @@ impl RelayStore for DeviceRelay<'_> {
             return None;
         }
         let held = self.device.kind_of(network).is_ok();
+        // A network held here keeps the key its own document seals to this device: a roster
+        // at the relay (anyone can register one that lists this device) never replaces it.
+        // Otherwise an outsider who knows a network's id and a member's key could make the
+        // member upload the network's documents under the outsider's key (promise 1).
+        if held
+            && !matches!(self.device.relay_network_id(network), Ok(Some(id)) if id == roster.network)
+        {
+            tracing::warn!(network = %network, "a relay roster offers another key for a network held here: ignored");
+            return None;
+        }
         Some(NetworkAccess { network, relay_id: roster.network, key, held })
     }
 

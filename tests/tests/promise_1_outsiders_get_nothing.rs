@@ -1,0 +1,90 @@
+//! Promise 1 of the threat model, in part: an outsider cannot make a device upload anything
+//! under a key the outsider chose. The outsider has what a ticket, a device card and the
+//! relay's public address give away: the network's id, a member device's public key, the
+//! relay's address and key; and keys of its own.
+
+use std::{sync::Arc, time::Duration};
+
+use nabij_core::{
+    Device,
+    crypto::{self, SecretKey},
+    ids::{DeviceKey, Randomness},
+    net::{self, NetError, RelaySyncOptions, RelaySyncReport},
+};
+use nabij_relay_proto::{
+    roster::{Roster, RosterDevice},
+    wire::{self, Request, Response},
+};
+use nabij_sync_server::Limits;
+use nabij_tests::{case_with_notes, open_device, relay::InProcessRelay, relay::RawClient};
+
+const BOUND: Duration = Duration::from_secs(120);
+
+async fn relay_sync(d: &Arc<Device>, relay: &InProcessRelay) -> Result<RelaySyncReport, NetError> {
+    tokio::time::timeout(
+        BOUND,
+        net::sync_with_relay(d.clone(), &relay.address, relay.key, RelaySyncOptions::default()),
+    )
+    .await
+    .expect("relay sync did not finish in time")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promise_1_an_outsider_cannot_make_a_member_upload_under_its_key() {
+    let dir = tempfile::tempdir().expect("dir");
+    let relay = InProcessRelay::start(&dir.path().join("relay"), Limits::default()).await;
+    let victim = open_device(dir.path(), "Sanne");
+    let network = victim.create_network("Wijknetwerk Oost").expect("network");
+    case_with_notes(&victim, network, "Mevrouw B.", 3);
+
+    // The outsider's own network key, sealed to the victim for the victim's network, in a
+    // roster the outsider signs and registers first (listing itself and the victim).
+    let rng = Randomness::os();
+    let outsider_secret = [42u8; 32];
+    let outsider = ed25519_dalek::SigningKey::from_bytes(&outsider_secret);
+    let outsider_key = DeviceKey::from_bytes(outsider.verifying_key().to_bytes());
+    let key = SecretKey::generate(&rng).expect("key");
+    let relay_id = crypto::relay_network_id(&key);
+    let sealed = |to: &DeviceKey| {
+        crypto::seal_network_key(&rng, &key, network, 0, to).expect("seal").as_bytes().to_vec()
+    };
+    let roster = Roster {
+        network: relay_id,
+        issued_at: 1,
+        devices: vec![
+            RosterDevice {
+                key: *victim.device_key().as_bytes(),
+                sealed: sealed(&victim.device_key()),
+            },
+            RosterDevice { key: *outsider_key.as_bytes(), sealed: sealed(&outsider_key) },
+        ],
+    }
+    .sign(&outsider)
+    .expect("sign");
+    let mut raw = RawClient::connect(&relay.address, relay.key, outsider_secret).await;
+    raw.send_raw(&wire::encode(&Request::Register { roster }, 1 << 24).expect("frame")).await;
+    let a = raw.answers(1).await;
+    assert!(matches!(a[..], [Response::Registered { .. }]), "the relay took the roster: {a:?}");
+    raw.close();
+
+    // The victim syncs with the relay as it does every day.
+    relay_sync(&victim, &relay).await.expect("the victim's relay sync");
+
+    // The outsider asks for everything under its key: there must be nothing.
+    let mut raw = RawClient::connect(&relay.address, relay.key, outsider_secret).await;
+    let pull = Request::Pull { network: relay_id, after: 0, max_bytes: 1 << 20 };
+    raw.send_raw(&wire::encode(&pull, 1 << 24).expect("frame")).await;
+    let a = raw.answers(1).await;
+    match &a[..] {
+        [Response::Blobs { blobs, .. }] => {
+            assert!(
+                blobs.is_empty(),
+                "the victim uploaded {} blobs under the outsider's key",
+                blobs.len()
+            )
+        }
+        other => panic!("unexpected answer {other:?}"),
+    }
+    raw.close();
+    relay.stop().await;
+}
