@@ -30,6 +30,7 @@ mod doc;
 pub mod error;
 pub mod identity;
 pub mod ids;
+pub mod membership;
 pub mod model;
 #[cfg(feature = "quic")]
 pub mod net;

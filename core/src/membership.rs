@@ -1,0 +1,720 @@
+//! Signed membership of a network: who is in it, with which devices and which role, derived
+//! from operations that admin devices sign, rooted at the creator's signed genesis.
+//!
+//! Owns the operations (their encoding and signatures) and the one rule that turns any set of
+//! them into a membership, the same on every device whatever order the operations arrived in.
+//! Knows nothing of Automerge, SQLite or the network: the network document carries the signed
+//! operations as opaque bytes, and sessions ask this module who may do what.
+//!
+//! # The rule
+//! Operations form a causal graph: each names the operations its author had seen (`parents`).
+//! An operation counts (is *valid*) when
+//! 1. its signature verifies, it names this network, and all its parents are known and descend
+//!    from the genesis the caller trusts (the network's own, recorded at creation and carried
+//!    in invitations);
+//! 2. its author's device was an active admin device in the membership of the operation's
+//!    causal past (what its author had seen), and the change makes sense there (a device is
+//!    added to a member that exists, …); and
+//! 3. no valid *revocation* of its author (the author's device or member removed, or the
+//!    member demoted to `member`) is concurrent with it. Revocations themselves are exempt, so
+//!    two admins removing each other concurrently are both removed. An operation excluded by 3
+//!    stays excluded, and so does everything whose authority came from it.
+//!
+//! The membership of a set of valid operations: for each member, and each device, look at the
+//! latest operations about it (those no other operation about it follows causally). Removal
+//! wins: if any of them removes, it is removed (until an operation that saw the removal adds it
+//! again). Least privilege wins: the role is the lowest any of them gives. So concurrent
+//! conflicting operations resolve by what they are, never by which arrived first.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{DeviceKey, DocId, MemberId};
+
+/// Largest encoded operation accepted (a name and a few keys fit many times over).
+pub const MAX_OP_BYTES: usize = 4 * 1024;
+
+/// What a member may do in a network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Role {
+    /// Reads and writes what is shared with the network.
+    Member,
+    /// Also adds and removes members and devices, and changes roles.
+    Admin,
+}
+
+/// Why a device or member was removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reason {
+    /// The phone was lost or stolen.
+    Lost,
+    /// The worker left the network.
+    Left,
+    /// The device or member is believed compromised.
+    Compromised,
+}
+
+/// What one operation changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Change {
+    /// The network's first operation: its creator, as its first admin, with the signing device.
+    Genesis {
+        /// A commitment to the network's key (its relay id), so the genesis names one network.
+        key_commitment: [u8; 32],
+        /// The creating member.
+        member: [u8; 16],
+        /// The creator's name in the network.
+        name: String,
+    },
+    /// A member joins, with a role.
+    AddMember {
+        /// The member.
+        member: [u8; 16],
+        /// Their name in the network.
+        name: String,
+        /// Their role.
+        role: Role,
+    },
+    /// A device of a member joins.
+    AddDevice {
+        /// The member.
+        member: [u8; 16],
+        /// The device's key.
+        device: [u8; 32],
+    },
+    /// A member's role changes.
+    SetRole {
+        /// The member.
+        member: [u8; 16],
+        /// The new role.
+        role: Role,
+    },
+    /// A device is removed.
+    RemoveDevice {
+        /// The device's key.
+        device: [u8; 32],
+        /// Why.
+        reason: Reason,
+    },
+    /// A member and all their devices are removed.
+    RemoveMember {
+        /// The member.
+        member: [u8; 16],
+        /// Why.
+        reason: Reason,
+    },
+}
+
+/// What the author signs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Body {
+    network: [u8; 16],
+    parents: Vec<[u8; 32]>,
+    author: [u8; 32],
+    change: Change,
+}
+
+/// Why an operation could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum MembershipError {
+    /// Too large to be an operation.
+    #[error("membership operation of {0} bytes is too large")]
+    TooLarge(usize),
+    /// The bytes are not an operation.
+    #[error("malformed membership operation: {0}")]
+    Malformed(String),
+}
+
+/// An operation's id: the BLAKE3 hash of its signed encoding.
+pub type OpId = [u8; 32];
+
+/// A signed operation, as the network document carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedOp {
+    bytes: Vec<u8>,
+    body: Body,
+}
+
+impl SignedOp {
+    /// Signs `change` for `network`, after the operations `parents`, with `device`.
+    pub fn sign(
+        device: &SigningKey,
+        network: DocId,
+        parents: &[OpId],
+        change: Change,
+    ) -> Result<SignedOp, MembershipError> {
+        let mut parents = parents.to_vec();
+        parents.sort();
+        parents.dedup();
+        let body = Body {
+            network: *network.as_bytes(),
+            parents,
+            author: device.verifying_key().to_bytes(),
+            change,
+        };
+        let encoded =
+            postcard::to_stdvec(&body).map_err(|e| MembershipError::Malformed(e.to_string()))?;
+        let signature = device.sign(&signed_message(&encoded));
+        let mut bytes = signature.to_bytes().to_vec();
+        bytes.extend_from_slice(&encoded);
+        if bytes.len() > MAX_OP_BYTES {
+            return Err(MembershipError::TooLarge(bytes.len()));
+        }
+        Ok(SignedOp { bytes, body })
+    }
+
+    /// Reads an operation (its signature is checked when the membership is resolved).
+    pub fn decode(bytes: &[u8]) -> Result<SignedOp, MembershipError> {
+        if bytes.len() > MAX_OP_BYTES {
+            return Err(MembershipError::TooLarge(bytes.len()));
+        }
+        let encoded = bytes
+            .get(64..)
+            .ok_or_else(|| MembershipError::Malformed("shorter than a signature".into()))?;
+        let (body, rest): (Body, _) = postcard::take_from_bytes(encoded)
+            .map_err(|e| MembershipError::Malformed(e.to_string()))?;
+        if !rest.is_empty() {
+            return Err(MembershipError::Malformed("bytes after the operation".into()));
+        }
+        Ok(SignedOp { bytes: bytes.to_vec(), body })
+    }
+
+    /// The encoding to store and send.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The operation's id.
+    pub fn id(&self) -> OpId {
+        *blake3::hash(&self.bytes).as_bytes()
+    }
+
+    /// The device that signed it.
+    pub fn author(&self) -> DeviceKey {
+        DeviceKey::from_bytes(self.body.author)
+    }
+
+    /// What it changes.
+    pub fn change(&self) -> &Change {
+        &self.body.change
+    }
+
+    fn signature_holds(&self) -> bool {
+        let Ok(key) = VerifyingKey::from_bytes(&self.body.author) else { return false };
+        let Some(sig) = self.bytes.get(..64).and_then(|s| <[u8; 64]>::try_from(s).ok()) else {
+            return false;
+        };
+        key.verify(&signed_message(&self.bytes[64..]), &Signature::from_bytes(&sig)).is_ok()
+    }
+}
+
+/// Domain separation: a membership signature can never be mistaken for another of the device's.
+fn signed_message(encoded: &[u8]) -> Vec<u8> {
+    let mut m = b"nabij membership op v1\0".to_vec();
+    m.extend_from_slice(encoded);
+    m
+}
+
+/// One member as the membership has them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// Their name in the network.
+    pub name: String,
+    /// Their role.
+    pub role: Role,
+    /// Their active devices.
+    pub devices: BTreeSet<DeviceKey>,
+}
+
+/// Who is in a network, resolved from its operations.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Membership {
+    /// Active members.
+    pub members: BTreeMap<MemberId, Member>,
+    /// Devices removed, with the reason.
+    pub removed_devices: BTreeMap<DeviceKey, Reason>,
+    /// Operations that count.
+    pub valid: BTreeSet<OpId>,
+}
+
+impl Membership {
+    /// The member an active device belongs to.
+    pub fn member_of(&self, device: &DeviceKey) -> Option<(MemberId, &Member)> {
+        self.members.iter().find(|(_, m)| m.devices.contains(device)).map(|(id, m)| (*id, m))
+    }
+
+    /// Whether a device is active with the admin role.
+    pub fn is_admin(&self, device: &DeviceKey) -> bool {
+        self.member_of(device).is_some_and(|(_, m)| m.role == Role::Admin)
+    }
+}
+
+/// Resolves the membership of `network` from `ops` (any order, duplicates allowed), trusting
+/// only the genesis `genesis`. See the module doc for the rule.
+pub fn resolve(network: DocId, genesis: OpId, ops: &[SignedOp]) -> Membership {
+    // 1. Well-formed, signed, this network's; one copy of each.
+    let mut by_id: BTreeMap<OpId, &SignedOp> = BTreeMap::new();
+    for op in ops {
+        if op.body.network == *network.as_bytes() && op.signature_holds() {
+            by_id.insert(op.id(), op);
+        }
+    }
+    // Descendants of the genesis with every parent known, in a topological order (ties by id).
+    let order = topological(genesis, &by_id);
+    let index: BTreeMap<OpId, usize> = order.iter().enumerate().map(|(i, id)| (*id, i)).collect();
+    let ops: Vec<&SignedOp> = order.iter().map(|id| by_id[id]).collect();
+    let past: Vec<BTreeSet<usize>> = ancestors(&ops, &index);
+    let concurrent = |a: usize, b: usize| a != b && !past[a].contains(&b) && !past[b].contains(&a);
+
+    let mut excluded: BTreeSet<usize> = BTreeSet::new();
+    loop {
+        // 2. Valid in its causal past.
+        let mut valid: Vec<bool> = vec![false; ops.len()];
+        for i in 0..ops.len() {
+            if excluded.contains(&i) {
+                continue;
+            }
+            let before: Vec<usize> = past[i].iter().copied().filter(|j| valid[*j]).collect();
+            valid[i] = i == 0 && matches!(ops[0].body.change, Change::Genesis { .. })
+                || (i > 0 && allowed(&state(&ops, &past, &before), ops[i]));
+        }
+        // 3. A revocation of an author wins over that author's concurrent acts.
+        let revocations: Vec<usize> =
+            (0..ops.len()).filter(|i| valid[*i] && revokes(ops[*i]).is_some()).collect();
+        let mut newly = BTreeSet::new();
+        for i in (0..ops.len()).filter(|i| valid[*i] && revokes(ops[*i]).is_none() && *i > 0) {
+            let before: Vec<usize> = past[i].iter().copied().filter(|j| valid[*j]).collect();
+            let author_member =
+                state(&ops, &past, &before).member_of(&ops[i].author()).map(|(m, _)| m);
+            let revoked = revocations.iter().any(|r| {
+                concurrent(*r, i)
+                    && match revokes(ops[*r]) {
+                        Some(Revoked::Device(d)) => d == ops[i].author(),
+                        Some(Revoked::Member(m)) => Some(m) == author_member,
+                        None => false,
+                    }
+            });
+            if revoked {
+                newly.insert(i);
+            }
+        }
+        if newly.is_empty() {
+            let all: Vec<usize> = (0..ops.len()).filter(|i| valid[*i]).collect();
+            return state(&ops, &past, &all);
+        }
+        excluded.extend(newly);
+    }
+}
+
+/// Whose authority an operation takes away, if it is a revocation.
+enum Revoked {
+    Device(DeviceKey),
+    Member(MemberId),
+}
+
+fn revokes(op: &SignedOp) -> Option<Revoked> {
+    match &op.body.change {
+        Change::RemoveDevice { device, .. } => {
+            Some(Revoked::Device(DeviceKey::from_bytes(*device)))
+        }
+        Change::RemoveMember { member, .. } => Some(Revoked::Member(MemberId::from_bytes(*member))),
+        Change::SetRole { member, role: Role::Member } => {
+            Some(Revoked::Member(MemberId::from_bytes(*member)))
+        }
+        _ => None,
+    }
+}
+
+/// Whether `op`'s author may make its change in membership `m` (its causal past).
+fn allowed(m: &Membership, op: &SignedOp) -> bool {
+    if !m.is_admin(&op.author()) {
+        return false;
+    }
+    match &op.body.change {
+        Change::Genesis { .. } => false,
+        Change::AddMember { .. } => true,
+        Change::AddDevice { member, device } => {
+            m.members.contains_key(&MemberId::from_bytes(*member))
+                && m.member_of(&DeviceKey::from_bytes(*device)).is_none()
+        }
+        Change::SetRole { member, .. } | Change::RemoveMember { member, .. } => {
+            m.members.contains_key(&MemberId::from_bytes(*member))
+        }
+        Change::RemoveDevice { device, .. } => {
+            m.member_of(&DeviceKey::from_bytes(*device)).is_some()
+        }
+    }
+}
+
+/// Topological order of the operations that descend from `genesis` with all parents known.
+fn topological(genesis: OpId, by_id: &BTreeMap<OpId, &SignedOp>) -> Vec<OpId> {
+    let Some(g) = by_id.get(&genesis) else { return Vec::new() };
+    if !g.body.parents.is_empty() {
+        return Vec::new();
+    }
+    let mut placed: BTreeSet<OpId> = BTreeSet::from([genesis]);
+    let mut order = vec![genesis];
+    loop {
+        // Ready: not placed, every parent placed. Smallest id first, so the order is the same
+        // everywhere.
+        let ready = by_id.iter().find(|(id, op)| {
+            !placed.contains(*id)
+                && !op.body.parents.is_empty()
+                && op.body.parents.iter().all(|p| placed.contains(p))
+        });
+        match ready {
+            Some((id, _)) => {
+                placed.insert(*id);
+                order.push(*id);
+            }
+            None => return order,
+        }
+    }
+}
+
+/// Each operation's causal past, as indices into `ops`.
+fn ancestors(ops: &[&SignedOp], index: &BTreeMap<OpId, usize>) -> Vec<BTreeSet<usize>> {
+    let mut past: Vec<BTreeSet<usize>> = Vec::with_capacity(ops.len());
+    for op in ops {
+        let mut set = BTreeSet::new();
+        for p in &op.body.parents {
+            // Parents come earlier in a topological order: their pasts are known.
+            if let Some(&j) = index.get(p) {
+                set.insert(j);
+                set.extend(past[j].iter().copied());
+            }
+        }
+        past.push(set);
+    }
+    past
+}
+
+/// The membership the valid operations `subset` (indices, in topological order) make.
+fn state(ops: &[&SignedOp], past: &[BTreeSet<usize>], subset: &[usize]) -> Membership {
+    // The latest operations about a subject: those no other operation about it follows.
+    let latest = |about: &[usize]| -> Vec<usize> {
+        about.iter().copied().filter(|a| !about.iter().any(|b| past[*b].contains(a))).collect()
+    };
+    let mut members_about: BTreeMap<MemberId, Vec<usize>> = BTreeMap::new();
+    let mut devices_about: BTreeMap<DeviceKey, (MemberId, Vec<usize>)> = BTreeMap::new();
+    let mut names: BTreeMap<MemberId, String> = BTreeMap::new();
+    for &i in subset {
+        let op = ops[i];
+        match &op.body.change {
+            Change::Genesis { member, name, .. } => {
+                let m = MemberId::from_bytes(*member);
+                members_about.entry(m).or_default().push(i);
+                names.insert(m, name.clone());
+                devices_about.entry(op.author()).or_insert((m, Vec::new())).1.push(i);
+            }
+            Change::AddMember { member, name, .. } => {
+                let m = MemberId::from_bytes(*member);
+                members_about.entry(m).or_default().push(i);
+                names.insert(m, name.clone());
+            }
+            Change::SetRole { member, .. } | Change::RemoveMember { member, .. } => {
+                members_about.entry(MemberId::from_bytes(*member)).or_default().push(i);
+            }
+            Change::AddDevice { member, device } => {
+                let d = DeviceKey::from_bytes(*device);
+                let entry =
+                    devices_about.entry(d).or_insert((MemberId::from_bytes(*member), Vec::new()));
+                entry.0 = MemberId::from_bytes(*member);
+                entry.1.push(i);
+            }
+            Change::RemoveDevice { device, .. } => {
+                if let Some(entry) = devices_about.get_mut(&DeviceKey::from_bytes(*device)) {
+                    entry.1.push(i);
+                }
+            }
+        }
+    }
+    let mut out = Membership {
+        valid: subset.iter().map(|i| ops[*i].id()).collect(),
+        ..Membership::default()
+    };
+    for (m, about) in &members_about {
+        let last = latest(about);
+        if last.iter().any(|i| matches!(ops[*i].body.change, Change::RemoveMember { .. })) {
+            continue;
+        }
+        let role = last
+            .iter()
+            .filter_map(|i| match ops[*i].body.change {
+                Change::Genesis { .. } => Some(Role::Admin),
+                Change::AddMember { role, .. } | Change::SetRole { role, .. } => Some(role),
+                _ => None,
+            })
+            .min();
+        let Some(role) = role else { continue };
+        let name = names.get(m).cloned().unwrap_or_default();
+        out.members.insert(*m, Member { name, role, devices: BTreeSet::new() });
+    }
+    for (d, (m, about)) in &devices_about {
+        let last = latest(about);
+        let removal = last.iter().find_map(|i| match ops[*i].body.change {
+            Change::RemoveDevice { reason, .. } => Some(reason),
+            _ => None,
+        });
+        match (removal, out.members.get_mut(m)) {
+            (Some(reason), _) => {
+                out.removed_devices.insert(*d, reason);
+            }
+            (None, Some(member)) => {
+                member.devices.insert(*d);
+            }
+            (None, None) => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn key(n: u8) -> SigningKey {
+        SigningKey::from_bytes(&[n; 32])
+    }
+
+    fn dev(n: u8) -> DeviceKey {
+        DeviceKey::from_bytes(key(n).verifying_key().to_bytes())
+    }
+
+    fn member(n: u8) -> [u8; 16] {
+        [n; 16]
+    }
+
+    const NET: [u8; 16] = [9; 16];
+
+    fn net() -> DocId {
+        DocId::from_bytes(NET)
+    }
+
+    fn op(by: u8, parents: &[&SignedOp], change: Change) -> SignedOp {
+        let ids: Vec<OpId> = parents.iter().map(|p| p.id()).collect();
+        SignedOp::sign(&key(by), net(), &ids, change).expect("sign")
+    }
+
+    fn genesis() -> SignedOp {
+        op(
+            1,
+            &[],
+            Change::Genesis { key_commitment: [0; 32], member: member(1), name: "Anna".into() },
+        )
+    }
+
+    fn add(by: u8, parents: &[&SignedOp], who: u8, role: Role) -> Vec<SignedOp> {
+        let m = op(
+            by,
+            parents,
+            Change::AddMember { member: member(who), name: format!("m{who}"), role },
+        );
+        let d =
+            op(by, &[&m], Change::AddDevice { member: member(who), device: *dev(who).as_bytes() });
+        vec![m, d]
+    }
+
+    fn resolve_all(g: &SignedOp, ops: &[SignedOp]) -> Membership {
+        resolve(net(), g.id(), ops)
+    }
+
+    #[test]
+    fn the_genesis_makes_its_author_the_first_admin() {
+        let g = genesis();
+        let m = resolve_all(&g, std::slice::from_ref(&g));
+        assert!(m.is_admin(&dev(1)));
+        assert_eq!(m.members.len(), 1);
+        // Without the trusted genesis, nothing counts.
+        assert!(resolve(net(), [0; 32], std::slice::from_ref(&g)).members.is_empty());
+    }
+
+    #[test]
+    fn only_admins_change_membership_and_forgeries_do_not_count() {
+        let g = genesis();
+        let mut ops = vec![g.clone()];
+        ops.extend(add(1, &[&g], 2, Role::Member));
+        let m = resolve_all(&g, &ops);
+        assert!(m.member_of(&dev(2)).is_some() && !m.is_admin(&dev(2)));
+        // A member adds someone: does not count. An outsider signs an add: does not count.
+        let tip = ops.last().expect("tip").clone();
+        ops.extend(add(2, &[&tip], 3, Role::Admin));
+        ops.extend(add(7, &[&tip], 7, Role::Admin));
+        // A forged signature (bytes changed after signing) does not count.
+        let mut forged = add(1, &[&tip], 8, Role::Admin);
+        let last = forged[0].bytes.len() - 1;
+        forged[0].bytes[last] ^= 1;
+        ops.extend(forged);
+        // Another network's operation does not count.
+        let other = SignedOp::sign(
+            &key(1),
+            DocId::from_bytes([8; 16]),
+            &[g.id()],
+            Change::AddMember { member: member(9), name: "x".into(), role: Role::Admin },
+        )
+        .expect("sign");
+        ops.push(other);
+        let m = resolve_all(&g, &ops);
+        assert_eq!(m.members.len(), 2, "{m:?}");
+    }
+
+    #[test]
+    fn two_admins_removing_each_other_at_once_are_both_removed() {
+        let g = genesis();
+        let mut ops = vec![g.clone()];
+        ops.extend(add(1, &[&g], 2, Role::Admin));
+        let tip = ops.last().expect("tip").clone();
+        ops.push(op(1, &[&tip], Change::RemoveMember { member: member(2), reason: Reason::Left }));
+        ops.push(op(
+            2,
+            &[&tip],
+            Change::RemoveMember { member: member(1), reason: Reason::Compromised },
+        ));
+        let m = resolve_all(&g, &ops);
+        assert!(m.members.is_empty(), "{m:?}");
+    }
+
+    #[test]
+    fn removal_wins_over_a_concurrent_add_and_a_removed_admin_s_concurrent_acts() {
+        let g = genesis();
+        let mut ops = vec![g.clone()];
+        ops.extend(add(1, &[&g], 2, Role::Admin));
+        let tip = ops.last().expect("tip").clone();
+        // Admin 1 removes admin 2's phone (lost); concurrently the phone adds a rogue admin,
+        // who then adds a friend.
+        let removal = op(
+            1,
+            &[&tip],
+            Change::RemoveDevice { device: *dev(2).as_bytes(), reason: Reason::Lost },
+        );
+        let rogue = add(2, &[&tip], 6, Role::Admin);
+        let friend = add(6, &[&rogue[1]], 7, Role::Member);
+        ops.push(removal.clone());
+        ops.extend(rogue);
+        ops.extend(friend);
+        let m = resolve_all(&g, &ops);
+        assert_eq!(m.removed_devices.get(&dev(2)), Some(&Reason::Lost));
+        assert!(m.member_of(&dev(6)).is_none() && m.member_of(&dev(7)).is_none(), "{m:?}");
+        // Added again by an admin who saw the removal: back.
+        let again =
+            op(1, &[&removal], Change::AddDevice { member: member(2), device: *dev(2).as_bytes() });
+        ops.push(again);
+        assert!(resolve_all(&g, &ops).member_of(&dev(2)).is_some());
+    }
+
+    #[test]
+    fn concurrent_promotion_and_demotion_leave_the_lower_role() {
+        let g = genesis();
+        let mut ops = vec![g.clone()];
+        ops.extend(add(1, &[&g], 2, Role::Admin));
+        ops.extend(add(1, &[ops.last().expect("tip")], 3, Role::Member));
+        let tip = ops.last().expect("tip").clone();
+        ops.push(op(1, &[&tip], Change::SetRole { member: member(3), role: Role::Admin }));
+        ops.push(op(2, &[&tip], Change::SetRole { member: member(3), role: Role::Member }));
+        let m = resolve_all(&g, &ops);
+        assert!(m.member_of(&dev(3)).is_some() && !m.is_admin(&dev(3)), "{m:?}");
+    }
+
+    #[test]
+    fn bytes_round_trip_and_garbage_is_typed() {
+        let g = genesis();
+        assert_eq!(SignedOp::decode(g.bytes()).expect("decode"), g);
+        assert!(matches!(SignedOp::decode(&[1, 2, 3]), Err(MembershipError::Malformed(_))));
+        assert!(matches!(
+            SignedOp::decode(&vec![0; MAX_OP_BYTES + 1]),
+            Err(MembershipError::TooLarge(_))
+        ));
+    }
+
+    /// Devices 1..=4 act on their own copies of the operations and exchange them now and then;
+    /// the steps are random, admin or not, sensible or not.
+    fn play(steps: &[(u8, u8, u8, u8)]) -> (SignedOp, Vec<SignedOp>) {
+        let g = genesis();
+        let mut views: Vec<Vec<SignedOp>> = vec![vec![g.clone()]; 5];
+        for &(what, a, b, x) in steps {
+            let (a, b) = (1 + a % 4, 1 + b % 4);
+            let (ai, bi) = (a as usize, b as usize);
+            if what % 4 == 0 {
+                let theirs = views[bi].clone();
+                for o in theirs {
+                    if !views[ai].contains(&o) {
+                        views[ai].push(o);
+                    }
+                }
+                continue;
+            }
+            let m = resolve_all(&g, &views[ai]);
+            let heads: Vec<OpId> = {
+                let ids: Vec<OpId> = views[ai].iter().map(SignedOp::id).collect();
+                let parents: BTreeSet<OpId> =
+                    views[ai].iter().flat_map(|o| o.body.parents.clone()).collect();
+                ids.into_iter().filter(|i| !parents.contains(i)).collect()
+            };
+            let who = 1 + x % 4;
+            let change = match what % 4 {
+                1 => Change::AddMember {
+                    member: member(who),
+                    name: format!("m{who}"),
+                    role: if x % 2 == 0 { Role::Admin } else { Role::Member },
+                },
+                2 if m.members.contains_key(&MemberId::from_bytes(member(who))) => {
+                    Change::AddDevice { member: member(who), device: *dev(who).as_bytes() }
+                }
+                2 => Change::SetRole { member: member(who), role: Role::Member },
+                _ if x % 2 == 0 => {
+                    Change::RemoveDevice { device: *dev(who).as_bytes(), reason: Reason::Lost }
+                }
+                _ => Change::RemoveMember { member: member(who), reason: Reason::Left },
+            };
+            let o = SignedOp::sign(&key(a), net(), &heads, change).expect("sign");
+            views[ai].push(o);
+        }
+        let all: Vec<SignedOp> = views.into_iter().flatten().collect();
+        (g, all)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Every device that holds the same operations, in any order and with repeats, derives
+        /// the same membership; and every operation that counts was made by a device that was
+        /// an admin in what its author had seen.
+        #[test]
+        fn membership_is_the_same_everywhere(
+            steps in proptest::collection::vec((0u8..8, 0u8..8, 0u8..8, 0u8..8), 1..40),
+            shuffle in any::<u64>(),
+        ) {
+            let (g, all) = play(&steps);
+            let reference = resolve_all(&g, &all);
+            let mut shuffled = all.clone();
+            let mut s = shuffle | 1;
+            for i in (1..shuffled.len()).rev() {
+                s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+                shuffled.swap(i, (s % (i as u64 + 1)) as usize);
+            }
+            shuffled.extend(all.iter().take(3).cloned());
+            prop_assert_eq!(&resolve_all(&g, &shuffled), &reference);
+            // Rule 2: whatever counts was made by an admin of what its author had seen.
+            let by_id: BTreeMap<OpId, &SignedOp> = all.iter().map(|o| (o.id(), o)).collect();
+            for o in all.iter().filter(|o| reference.valid.contains(&o.id())) {
+                if matches!(o.change(), Change::Genesis { .. }) {
+                    continue;
+                }
+                let mut seen: BTreeSet<OpId> = BTreeSet::new();
+                let mut todo: Vec<OpId> = o.body.parents.clone();
+                while let Some(p) = todo.pop() {
+                    if seen.insert(p) {
+                        todo.extend(by_id[&p].body.parents.iter().copied());
+                    }
+                }
+                let past: Vec<SignedOp> = seen.iter().map(|p| by_id[p].clone()).collect();
+                prop_assert!(resolve_all(&g, &past).is_admin(&o.author()), "{:?} by a non-admin", o.change());
+            }
+        }
+    }
+}
