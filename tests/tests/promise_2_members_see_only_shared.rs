@@ -4,7 +4,7 @@
 //! B only. Every attack runs through the victim's real meeting session and store.
 
 use automerge::{
-    AutoCommit,
+    AutoCommit, ReadDoc,
     sync::{State, SyncDoc},
     transaction::Transactable,
 };
@@ -233,4 +233,72 @@ fn promise_2_members_still_get_what_is_shared_with_them() {
     }
     assert_eq!(w.attacker.case(shared).expect("shared case").subject, "Familie K.");
     assert!(w.attacker.case(w.secret).is_err(), "the case of B stayed home");
+}
+
+/// An honest meeting between two devices, until neither has anything to say.
+fn meet(x: &Device, y: &Device) -> Result<(), SyncError> {
+    let mut sx = Session::new(x.device_key(), y.device_key(), 0);
+    let mut sy = Session::new(y.device_key(), x.device_key(), 0);
+    let (mut dx, mut dy) = (x, y);
+    sx.start(&mut dx)?;
+    for _ in 0..200 {
+        let mut moved = false;
+        while let Some(f) = sx.poll_transmit() {
+            sy.handle_bytes(&mut dy, 0, &f)?;
+            moved = true;
+        }
+        while let Some(f) = sy.poll_transmit() {
+            sx.handle_bytes(&mut dx, 0, &f)?;
+            moved = true;
+        }
+        if !moved {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Found by an attacker review: the member of A names a case of B while the victim does not
+/// hold it yet, the victim gets it from a colleague in B (another session at the same
+/// meeting), then the member sends its fork of an old copy, claiming A, and asks for changes.
+#[test]
+fn promise_2_a_case_named_before_the_victim_held_it_is_not_merged_or_sent_after() {
+    let w = world();
+    let colleague = Device::open(w._dir.path().join("colleague.db")).expect("open");
+    let b = w.victim.list_networks().expect("networks").into_iter().find(|n| n.id != w.a);
+    let b = b.expect("network B").id;
+    w.victim.add_member(b, colleague.member_id(), "Cor", colleague.device_key()).expect("member");
+    colleague.merge_document(&w.victim.export_document(b).expect("export")).expect("B");
+    let x = colleague
+        .create_case(NewCase {
+            subject: "Meneer V.".into(),
+            networks: vec![b],
+            ..NewCase::default()
+        })
+        .expect("case");
+    let old = colleague.export_document(x).expect("export");
+    colleague.add_note(x, observation(SECRET)).expect("note");
+    let mut fork = AutoCommit::load(&old)
+        .expect("load")
+        .with_actor(automerge::ActorId::from(w.attacker.device_key().as_bytes().to_vec()));
+    // The fork claims network A, so on its own it passes the "belongs to A" check.
+    let networks = match fork.get(automerge::ROOT, "networks").expect("get") {
+        Some((automerge::Value::Object(automerge::ObjType::Map), id)) => id,
+        other => panic!("no networks map: {other:?}"),
+    };
+    fork.put(&networks, w.a.to_string(), true).expect("claim A");
+    fork.put(automerge::ROOT, "subject", "Overschreven").expect("put");
+    fork.commit();
+
+    let mut attack = Attack::new(&w);
+    let _ = attack
+        .send(Message::Inventory { network: *w.a.as_bytes(), docs: vec![(*x.as_bytes(), vec![])] });
+    meet(&w.victim, &colleague).expect("the honest meeting in B");
+    let heads = w.victim.heads(x).expect("the victim holds the case now");
+    let _ = attack.send(Message::Document { doc: *x.as_bytes(), bytes: fork.save() });
+    let _ = attack.send(Message::Sync { doc: *x.as_bytes(), message: ask_for_everything() });
+    let _ = attack.send(Message::Done { seen: 0 });
+    assert_eq!(w.victim.heads(x).expect("heads"), heads, "the case was merged with the fork");
+    assert_eq!(w.victim.case(x).expect("case").subject, "Meneer V.");
+    assert!(!attack.named(x), "the victim sent the case: {}", attack.summary());
 }

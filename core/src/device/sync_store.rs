@@ -36,6 +36,18 @@ fn storage(e: Error) -> StoreFailure {
     }
 }
 
+/// Whether this device holds `doc` without it being shared with `network` (by its own copy).
+fn held_outside(
+    conn: &rusqlite::Connection,
+    doc: DocId,
+    network: DocId,
+) -> Result<bool, StoreFailure> {
+    let held = store::doc_state(conn, doc).map_err(|e| StoreFailure::Storage(e.to_string()))?;
+    Ok(held.is_some()
+        && !store::doc_in_network(conn, doc, network)
+            .map_err(|e| StoreFailure::Storage(e.to_string()))?)
+}
+
 /// Whether `doc` is shared with `network` (by what the document itself says).
 fn belongs_to(doc: &AutoCommit, network: DocId) -> Result<bool, DocError> {
     let h = doc::header(doc)?;
@@ -173,6 +185,13 @@ impl Device {
                     doc::header(&doc).map_err(|e| StoreFailure::Refused(e.to_string()))?.kind,
                 );
                 written.push(id);
+                // A whole document merges into a copy held here only if that copy is shared
+                // with the network it came through (promise 2; the session checks this too).
+                if held_outside(&txn, id, docs[i].0)? {
+                    return Err(StoreFailure::Refused(format!(
+                        "document {id} is not shared with that network here"
+                    )));
+                }
                 let outcome = guard(|| {
                     merge_in(&txn, cache, &key, id, Some(kind), bytes, Some((doc, derived)))
                 })
@@ -241,6 +260,11 @@ impl SyncStore for &Device {
     }
 
     fn import(&mut self, network: DocId, doc: DocId, bytes: &[u8]) -> Result<(), StoreFailure> {
+        if held_outside(&self.reader.lock(), doc, network)? {
+            return Err(StoreFailure::Refused(format!(
+                "document {doc} is not shared with that network here"
+            )));
+        }
         let incoming = self.check_import(network, doc, bytes)?;
         self.merge_loaded(incoming, bytes).map(|_| ()).map_err(storage)
     }

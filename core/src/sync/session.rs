@@ -560,6 +560,11 @@ impl Session {
                     })
                     .map(|(n, _)| *n)
                     .ok_or_else(|| SyncError::Protocol("a document that was not offered".into()))?;
+                // Named when this device did not hold it; held since (another session, the
+                // relay) but not shared with that network here: passed over, never merged.
+                if store.holds(doc)? && !self.allowed.contains_key(&doc) {
+                    return Ok(());
+                }
                 self.incoming.push((network, doc, bytes));
                 Ok(())
             }
