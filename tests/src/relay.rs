@@ -18,6 +18,25 @@ use nabij_relay_proto::{
 use nabij_sync_server::{Config, Limits, RelayIdentity, endpoint, run};
 use tokio::{sync::oneshot, task::JoinHandle};
 
+/// One relay sync of `device` with `relay`, bounded in time: a hang fails the test instead
+/// of stalling CI.
+pub async fn sync_once(
+    device: &Arc<nabij_core::Device>,
+    relay: &InProcessRelay,
+) -> Result<nabij_core::net::RelaySyncReport, nabij_core::net::NetError> {
+    tokio::time::timeout(
+        Duration::from_secs(120),
+        nabij_core::net::sync_with_relay(
+            device.clone(),
+            &relay.address,
+            relay.key,
+            nabij_core::net::RelaySyncOptions::default(),
+        ),
+    )
+    .await
+    .expect("relay sync did not finish in time")
+}
+
 /// A relay running in this process.
 pub struct InProcessRelay {
     /// `host:port` for devices.

@@ -3,13 +3,13 @@
 //! relay's public address give away: the network's id, a member device's public key, the
 //! relay's address and key; and keys of its own.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use nabij_core::{
     Device,
     crypto::{self, SecretKey},
     ids::{DeviceKey, Randomness},
-    net::{self, NetError, RelaySyncOptions, RelaySyncReport},
+    net::{NetError, RelaySyncReport},
 };
 use nabij_relay_proto::{
     roster::{Roster, RosterDevice},
@@ -18,15 +18,8 @@ use nabij_relay_proto::{
 use nabij_sync_server::Limits;
 use nabij_tests::{case_with_notes, open_device, relay::InProcessRelay, relay::RawClient};
 
-const BOUND: Duration = Duration::from_secs(120);
-
 async fn relay_sync(d: &Arc<Device>, relay: &InProcessRelay) -> Result<RelaySyncReport, NetError> {
-    tokio::time::timeout(
-        BOUND,
-        net::sync_with_relay(d.clone(), &relay.address, relay.key, RelaySyncOptions::default()),
-    )
-    .await
-    .expect("relay sync did not finish in time")
+    nabij_tests::relay::sync_once(d, relay).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,27 +4,20 @@
 //! the real ones, of the wrong type, with ids that are not hex); the honest devices merge that
 //! change at a meeting, as they would, and must go on syncing through the relay.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use automerge::{
     AutoCommit, ObjType, ROOT, ReadDoc, ScalarValue, Value, transaction::Transactable,
 };
 use nabij_core::{
     Device, DocId,
-    net::{self, NetError, RelaySyncOptions, RelaySyncReport},
+    net::{NetError, RelaySyncReport},
 };
 use nabij_sync_server::Limits;
 use nabij_tests::{case_with_notes, observation, open_device, relay::InProcessRelay};
 
-const BOUND: Duration = Duration::from_secs(120);
-
 async fn relay_sync(d: &Arc<Device>, relay: &InProcessRelay) -> Result<RelaySyncReport, NetError> {
-    tokio::time::timeout(
-        BOUND,
-        net::sync_with_relay(d.clone(), &relay.address, relay.key, RelaySyncOptions::default()),
-    )
-    .await
-    .expect("relay sync did not finish in time")
+    nabij_tests::relay::sync_once(d, relay).await
 }
 
 /// The poisoner's change to the network document: for every content-key entry, entries that

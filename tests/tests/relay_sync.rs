@@ -1,12 +1,12 @@
 //! Devices that never meet, syncing through a relay over QUIC on loopback: convergence, no
 //! re-uploads, rosters that decide who sees what, tampered blobs, bad frames.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use nabij_core::{
     Device, DocId,
     model::NewCase,
-    net::{self, NetError, RelaySyncOptions, RelaySyncReport},
+    net::{NetError, RelaySyncReport},
 };
 use nabij_relay_proto::wire::{self, Refusal, Request, Response};
 use nabij_sync_server::Limits;
@@ -16,20 +16,12 @@ use nabij_tests::{
     screens,
 };
 
-/// Every step is bounded: a hang fails the test instead of stalling CI.
-const BOUND: Duration = Duration::from_secs(120);
-
 fn open(dir: &tempfile::TempDir, name: &str) -> Arc<Device> {
     open_device(dir.path(), name)
 }
 
 async fn relay_sync(d: &Arc<Device>, relay: &InProcessRelay) -> Result<RelaySyncReport, NetError> {
-    tokio::time::timeout(
-        BOUND,
-        net::sync_with_relay(d.clone(), &relay.address, relay.key, RelaySyncOptions::default()),
-    )
-    .await
-    .expect("relay sync did not finish in time")
+    nabij_tests::relay::sync_once(d, relay).await
 }
 
 /// A network of Sanne and Youssef, made by Sanne; Youssef added by his card, never met.
