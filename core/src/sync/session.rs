@@ -513,10 +513,11 @@ impl Session {
                 // in the same network, or does not hold at all (those can come only whole, each
                 // checked to belong to the network). A document held here but not shared with
                 // that network is passed over in silence: never sent, synced or overwritten.
+                let listed: BTreeSet<DocId> = mine.iter().map(|(d, _)| *d).collect();
                 let mut theirs: BTreeMap<DocId, Vec<[u8; 32]>> = BTreeMap::new();
                 for (d, h) in docs {
                     let doc = doc_id(&d);
-                    if mine.iter().any(|(m, _)| *m == doc) || !store.holds(doc)? {
+                    if listed.contains(&doc) || !store.holds(doc)? {
                         theirs.insert(doc, h);
                     }
                 }
@@ -541,10 +542,8 @@ impl Session {
                         }
                     }
                 }
-                for doc in theirs.keys() {
-                    if !mine.iter().any(|(d, _)| d == doc) {
-                        self.needed.insert(*doc);
-                    }
+                for doc in theirs.keys().filter(|d| !listed.contains(d)) {
+                    self.needed.insert(*doc);
                 }
                 self.theirs.insert(network, theirs);
                 Ok(())
