@@ -243,6 +243,13 @@ impl Device {
             randomness: options.randomness,
             listeners: Arc::default(),
         };
+        if store::meta_get(&device.reader.lock(), "upgrade_networks")?.is_some() {
+            // Version 6 signs networks made before signed membership in (see
+            // `upgrade_networks`); like a reindex, a failure must not lock the worker out.
+            if let Err(e) = device.upgrade_networks() {
+                tracing::warn!(error = %e, "signing older networks into signed membership failed");
+            }
+        }
         if needs_reindex {
             // A damaged document must not lock the worker out of every other one: open anyway
             // (the flag stays, so the next open tries again) and let `check_integrity` report.
@@ -257,6 +264,12 @@ impl Device {
     #[cfg(feature = "quic")]
     pub(crate) fn identity(&self) -> &DeviceIdentity {
         &self.identity
+    }
+
+    /// The device's signing key, for the attacker tests' member gone bad (`test_utils`).
+    #[cfg(feature = "test-utils")]
+    pub(crate) fn signing_key_for_tests(&self) -> &ed25519_dalek::SigningKey {
+        self.identity.signing_key()
     }
 
     /// Whether some network this device holds lists both it and `peer`: the devices it will

@@ -26,12 +26,13 @@ use autosurgeon::{Hydrate, Reconcile, Text, hydrate_prop, reconcile_prop};
 
 use crate::{
     ids::{DeviceKey, DocId, ItemId, MemberId, NoteId, Randomness},
+    membership::SignedOp,
     model::{
         Agreement, Author, CAIMER_FIELDS, Caimer, Case, CaseActor, CaseItem, CaseStatus,
         CaseUpdate, Conflict, Consent, ConsentStatus, DocKind, LearningPoint, LearningPointStatus,
-        LearningPointUpdate, Meeting, MeetingUpdate, Member, Network, NewCase, NewLearningPoint,
-        NewMeeting, NewNote, Note, NoteKind, Perspective, PerspectiveKind, TextItem, Timestamp,
-        TurningPoint, Valid,
+        LearningPointUpdate, Meeting, MeetingUpdate, NewCase, NewLearningPoint, NewMeeting,
+        NewNote, Note, NoteKind, Perspective, PerspectiveKind, TextItem, Timestamp, TurningPoint,
+        Valid,
     },
 };
 

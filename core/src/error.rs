@@ -47,6 +47,12 @@ pub enum Error {
     /// An edit could not be applied to a document.
     #[error(transparent)]
     Document(#[from] DocError),
+    /// The device may not do this (only an admin of a network changes who is in it, say).
+    #[error("not allowed: {0}")]
+    NotAllowed(String),
+    /// A membership operation could not be made or read.
+    #[error(transparent)]
+    Membership(#[from] crate::membership::MembershipError),
     /// A key could not be made, sealed or opened.
     #[error("encryption: {0}")]
     Crypto(#[from] crate::crypto::CryptoError),

@@ -45,6 +45,16 @@ pub enum Role {
     Admin,
 }
 
+impl Role {
+    /// The role's name as stored and shown (`admin`, `member`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Member => "member",
+            Role::Admin => "admin",
+        }
+    }
+}
+
 /// Why a device or member was removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Reason {
@@ -54,6 +64,17 @@ pub enum Reason {
     Left,
     /// The device or member is believed compromised.
     Compromised,
+}
+
+impl Reason {
+    /// The reason's name as stored and shown (`lost`, `left`, `compromised`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Lost => "lost",
+            Reason::Left => "left",
+            Reason::Compromised => "compromised",
+        }
+    }
 }
 
 /// What one operation changes.
@@ -227,6 +248,9 @@ pub struct Member {
     pub role: Role,
     /// Their active devices.
     pub devices: BTreeSet<DeviceKey>,
+    /// When they joined, as a position in the operations' order (for listing members in the
+    /// order they joined, the same on every device).
+    pub joined: usize,
 }
 
 /// Who is in a network, resolved from its operations.
@@ -238,6 +262,13 @@ pub struct Membership {
     pub removed_devices: BTreeMap<DeviceKey, Reason>,
     /// Operations that count.
     pub valid: BTreeSet<OpId>,
+    /// How many operations descend from the genesis, counted or not: grows with what a device
+    /// has seen, never with its clock (the relay roster's counter).
+    pub known: u64,
+    /// The operations that descend from the genesis and that no other one follows: what a new
+    /// operation names as its parents (never one outside the graph, which would make it count
+    /// for no one).
+    pub heads: Vec<OpId>,
 }
 
 impl Membership {
@@ -249,6 +280,55 @@ impl Membership {
     /// Whether a device is active with the admin role.
     pub fn is_admin(&self, device: &DeviceKey) -> bool {
         self.member_of(device).is_some_and(|(_, m)| m.role == Role::Admin)
+    }
+}
+
+/// The id of the network a genesis founds: a network's id commits to its genesis (its
+/// creator's device, member and key), so anyone who knows the id (from a ticket or an
+/// invitation) knows which genesis is the network's, and no one can sign another one for it.
+pub fn network_id_for(author: &DeviceKey, key_commitment: &[u8; 32], member: &[u8; 16]) -> DocId {
+    let mut h = blake3::Hasher::new();
+    h.update(b"nabij network id v1\0");
+    h.update(author.as_bytes());
+    h.update(key_commitment);
+    h.update(member);
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&h.finalize().as_bytes()[..16]);
+    DocId::from_bytes(id)
+}
+
+/// The genesis `network` trusts among `ops`: the one its id commits to, or, for a network made
+/// before signed membership (whose id commits to nothing), one signed by its recorded creator
+/// `legacy_creator`. Several candidates (a creator signing twice): the smallest id, everywhere.
+pub fn genesis_of(
+    network: DocId,
+    legacy_creator: Option<&DeviceKey>,
+    ops: &[SignedOp],
+) -> Option<OpId> {
+    ops.iter()
+        .filter(|op| op.body.network == *network.as_bytes() && op.body.parents.is_empty())
+        .filter(|op| match &op.body.change {
+            Change::Genesis { key_commitment, member, .. } => {
+                network_id_for(&op.author(), key_commitment, member) == network
+                    || legacy_creator == Some(&op.author())
+            }
+            _ => false,
+        })
+        .filter(|op| op.signature_holds())
+        .map(SignedOp::id)
+        .min()
+}
+
+/// The membership of `network` from its operations, rooted at the genesis it trusts (see
+/// [`genesis_of`]); empty if it has none.
+pub fn resolve_network(
+    network: DocId,
+    legacy_creator: Option<&DeviceKey>,
+    ops: &[SignedOp],
+) -> Membership {
+    match genesis_of(network, legacy_creator, ops) {
+        Some(g) => resolve(network, g, ops),
+        None => Membership::default(),
     }
 }
 
@@ -303,7 +383,12 @@ pub fn resolve(network: DocId, genesis: OpId, ops: &[SignedOp]) -> Membership {
         }
         if newly.is_empty() {
             let all: Vec<usize> = (0..ops.len()).filter(|i| valid[*i]).collect();
-            return state(&ops, &past, &all);
+            let mut out = state(&ops, &past, &all);
+            out.known = ops.len() as u64;
+            let parents: BTreeSet<OpId> =
+                ops.iter().flat_map(|o| o.body.parents.iter().copied()).collect();
+            out.heads = order.iter().copied().filter(|i| !parents.contains(i)).collect();
+            return out;
         }
         excluded.extend(newly);
     }
@@ -436,9 +521,14 @@ fn state(ops: &[&SignedOp], past: &[BTreeSet<usize>], subset: &[usize]) -> Membe
         valid: subset.iter().map(|i| ops[*i].id()).collect(),
         ..Membership::default()
     };
+    let mut removed_members: BTreeMap<MemberId, Reason> = BTreeMap::new();
     for (m, about) in &members_about {
         let last = latest(about);
-        if last.iter().any(|i| matches!(ops[*i].body.change, Change::RemoveMember { .. })) {
+        if let Some(reason) = last.iter().find_map(|i| match ops[*i].body.change {
+            Change::RemoveMember { reason, .. } => Some(reason),
+            _ => None,
+        }) {
+            removed_members.insert(*m, reason);
             continue;
         }
         let role = last
@@ -451,7 +541,8 @@ fn state(ops: &[&SignedOp], past: &[BTreeSet<usize>], subset: &[usize]) -> Membe
             .min();
         let Some(role) = role else { continue };
         let name = names.get(m).cloned().unwrap_or_default();
-        out.members.insert(*m, Member { name, role, devices: BTreeSet::new() });
+        let joined = about.first().copied().unwrap_or_default();
+        out.members.insert(*m, Member { name, role, devices: BTreeSet::new(), joined });
     }
     for (d, (m, about)) in &devices_about {
         let last = latest(about);
@@ -466,7 +557,12 @@ fn state(ops: &[&SignedOp], past: &[BTreeSet<usize>], subset: &[usize]) -> Membe
             (None, Some(member)) => {
                 member.devices.insert(*d);
             }
-            (None, None) => {}
+            // A removed member's devices are removed with them, for the same reason.
+            (None, None) => {
+                if let Some(reason) = removed_members.get(m) {
+                    out.removed_devices.insert(*d, *reason);
+                }
+            }
         }
     }
     out

@@ -16,6 +16,8 @@ mod screens;
 mod valid;
 
 pub use screens::*;
+
+pub use crate::membership::{Reason, Role};
 pub(crate) use valid::Valid;
 
 /// Milliseconds since the Unix epoch.
@@ -426,8 +428,19 @@ pub struct Member {
     pub id: MemberId,
     /// Display name.
     pub name: String,
+    /// What they may do in the network.
+    pub role: Role,
     /// Their devices' public keys.
     pub devices: Vec<DeviceKey>,
+}
+
+/// A device removed from a network (alone, or with its member).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RemovedDevice {
+    /// The device's key.
+    pub device: DeviceKey,
+    /// Why it was removed.
+    pub reason: Reason,
 }
 
 /// A neighbourhood network (wijknetwerk).
@@ -437,8 +450,10 @@ pub struct Network {
     pub id: DocId,
     /// Name.
     pub name: String,
-    /// Members, in the order they joined.
+    /// Members, in the order they joined (as the signed membership has them).
     pub members: Vec<Member>,
+    /// Devices removed from the network.
+    pub removed: Vec<RemovedDevice>,
     /// When it was created.
     pub created_at: Timestamp,
 }

@@ -12,6 +12,7 @@
 //!
 //! # Layout
 //! - `open`: file checks, the schema and its numbered migrations.
+//! - `membership`: the signed membership operations seen, grow-only.
 //! - `meta`: small per-store values (device key, display name, flags).
 //! - `chunks`: documents and their chunks, compaction into snapshots.
 //! - `index`: derived rows for every screen, written with the chunk they derive from.
@@ -26,7 +27,7 @@ use rusqlite::{ErrorCode, Row, types::Type};
 use crate::ids::{DocId, NoteId};
 
 /// The schema version of a fresh store, and the newest this build opens.
-pub(crate) const SCHEMA_VERSION: u32 = 5;
+pub(crate) const SCHEMA_VERSION: u32 = 6;
 
 /// `PRAGMA application_id` of every Nabij store ("NABJ"), so another application's SQLite
 /// database is never mistaken for one and migrated.
@@ -106,6 +107,7 @@ type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 mod chunks;
 mod index;
+mod membership;
 mod meta;
 mod open;
 mod queries;
@@ -113,7 +115,7 @@ mod search;
 mod sync_state;
 
 pub(crate) use self::{
-    chunks::*, index::*, meta::*, open::*, queries::*, search::*, sync_state::*,
+    chunks::*, index::*, membership::*, meta::*, open::*, queries::*, search::*, sync_state::*,
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -260,3 +260,9 @@ pub fn loopback() -> crate::net::ListenOptions {
         ..crate::net::ListenOptions::default()
     }
 }
+
+/// A device's signing key, for attacker tests that sign as a member gone bad (a real
+/// attacker holds its own device's key).
+pub fn signing_key(device: &Device) -> ed25519_dalek::SigningKey {
+    device.signing_key_for_tests().clone()
+}

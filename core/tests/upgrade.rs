@@ -1,4 +1,4 @@
-//! A store written by the previous version (schema 4: search fed by triggers, words folded by
+//! A store written by an earlier version (schema 4: search fed by triggers, words folded by
 //! SQLite only) opens, migrates and searches like a new one, with nothing of it lost.
 
 use nabij_core::{
@@ -27,6 +27,18 @@ const BACK_TO_SCHEMA_4: &str = "
         INSERT INTO search_fts (rowid, title, body) VALUES (new.id, new.title, new.body);
     END;
     INSERT INTO search_fts (search_fts) VALUES ('rebuild');
+    DROP TABLE network_ops;
+    DROP TABLE network_roots;
+    DROP TABLE network_removed;
+    DROP TABLE network_devices;
+    CREATE TABLE network_devices (
+        network_id BLOB NOT NULL,
+        member_id BLOB NOT NULL,
+        device BLOB NOT NULL,
+        member_name TEXT NOT NULL,
+        PRIMARY KEY (network_id, member_id, device)
+    ) WITHOUT ROWID;
+    CREATE INDEX network_devices_by_device ON network_devices (device);
     PRAGMA user_version = 4;
 ";
 

@@ -10,7 +10,7 @@ const AFTER_HELP: &str = "\
 Ids: every command takes a full id or a unique prefix of at least 4 characters (human output
 shows the first 8). Texts given as `-` are read from standard input. Times are shown in UTC.
 
-Exit codes: 0 ok, 1 other failure, 2 invalid input, 3 not found, 4 storage.
+Exit codes: 0 ok, 1 other failure, 2 invalid input, 3 not found, 4 storage, 5 not allowed.
 
 Start with `nabij demo` for a store with a neighbourhood-network day in it.";
 
@@ -180,6 +180,55 @@ pub(crate) enum NetworkCmd {
         #[arg(long)]
         member: Option<String>,
     },
+    /// Give a member another role (admins add and remove members)
+    Role {
+        /// Network id (or prefix)
+        network: String,
+        /// The member's id (or prefix) or name
+        member: String,
+        /// The new role
+        role: RoleArg,
+    },
+    /// Remove one device from a network (a lost or stolen phone); its member stays
+    RemoveDevice {
+        /// Network id (or prefix)
+        network: String,
+        /// The device's key (or prefix)
+        device: String,
+        /// Why
+        #[arg(long)]
+        reason: ReasonArg,
+    },
+    /// Remove a member, with all their devices, from a network
+    RemoveMember {
+        /// Network id (or prefix)
+        network: String,
+        /// The member's id (or prefix) or name
+        member: String,
+        /// Why
+        #[arg(long)]
+        reason: ReasonArg,
+    },
+}
+
+/// A member's role in a network.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum RoleArg {
+    /// Reads and writes what is shared with the network
+    Member,
+    /// Also adds and removes members and devices
+    Admin,
+}
+
+/// Why a device or member is removed.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum ReasonArg {
+    /// The phone was lost or stolen
+    Lost,
+    /// The worker left the network
+    Left,
+    /// The device or member is believed compromised
+    Compromised,
 }
 
 #[derive(Debug, Subcommand)]

@@ -13,6 +13,7 @@ use nabij_core::{
         CAIMER_FIELDS, CaseItem, CaseUpdate, Consent, ConsentStatus, DocKind, LearningPointUpdate,
         MeetingUpdate, NewCase, NewLearningPoint, NewMeeting, NewNote, PerspectiveKind,
     },
+    model::{Reason, Role},
 };
 use serde::Serialize;
 use serde_json::json;
@@ -20,13 +21,21 @@ use serde_json::json;
 use crate::{
     args::{
         CaseCmd, CaseCreate, CaseUpdateArgs, Command, ItemCmd, LpCmd, LpUpdateArgs, MeetingCmd,
-        MeetingUpdateArgs, NetworkCmd, NoteCmd, ProfileCmd,
+        MeetingUpdateArgs, NetworkCmd, NoteCmd, ProfileCmd, ReasonArg, RoleArg,
     },
     error::{CliError, Result},
     resolve,
     text::{self, short},
     view::{self, Detail, Names},
 };
+
+fn reason_of(r: ReasonArg) -> Reason {
+    match r {
+        ReasonArg::Lost => Reason::Lost,
+        ReasonArg::Left => Reason::Left,
+        ReasonArg::Compromised => Reason::Compromised,
+    }
+}
 
 /// Writes to stdout; a closed pipe (`nabij case list | head`) is not an error.
 pub(crate) fn print(s: &str) -> Result<()> {
@@ -300,6 +309,28 @@ impl App {
                     (None, None) => return Err(CliError::invalid("give --name")),
                 };
                 self.dev.add_member(id, member, &name, device)?;
+                self.show_network(id, "")
+            }
+            NetworkCmd::Role { network, member, role } => {
+                let id = resolve::network(&self.dev, &network)?;
+                let member = resolve::member(&self.dev, id, &member)?;
+                let role = match role {
+                    RoleArg::Member => Role::Member,
+                    RoleArg::Admin => Role::Admin,
+                };
+                self.dev.set_role(id, member, role)?;
+                self.show_network(id, "")
+            }
+            NetworkCmd::RemoveDevice { network, device, reason } => {
+                let id = resolve::network(&self.dev, &network)?;
+                let device = resolve::device(&self.dev, id, &device)?;
+                self.dev.remove_device(id, device, reason_of(reason))?;
+                self.show_network(id, "")
+            }
+            NetworkCmd::RemoveMember { network, member, reason } => {
+                let id = resolve::network(&self.dev, &network)?;
+                let member = resolve::member(&self.dev, id, &member)?;
+                self.dev.remove_member(id, member, reason_of(reason))?;
                 self.show_network(id, "")
             }
         }

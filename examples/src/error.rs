@@ -1,6 +1,7 @@
 //! The CLI's error: a one-line message and an exit code a script can tell apart.
 //!
 //! Exit codes: 1 other failure, 2 invalid input (also clap's usage errors), 3 not found,
+//! 5 not allowed,
 //! 4 storage (the store cannot be opened, read or written, or `check` found damage).
 
 use std::{fmt, process::ExitCode};
@@ -18,6 +19,8 @@ pub(crate) enum Code {
     NotFound,
     /// The store could not be opened, read or written.
     Storage,
+    /// Not allowed: only an admin of a network changes who is in it.
+    NotAllowed,
 }
 
 impl Code {
@@ -31,6 +34,7 @@ impl Code {
             Code::Invalid => 2,
             Code::NotFound => 3,
             Code::Storage => 4,
+            Code::NotAllowed => 5,
         }
     }
 
@@ -41,6 +45,7 @@ impl Code {
             Code::Invalid => "invalid_input",
             Code::NotFound => "not_found",
             Code::Storage => "storage",
+            Code::NotAllowed => "not_allowed",
         }
     }
 }
@@ -98,6 +103,7 @@ impl From<Error> for CliError {
             Error::Merge(_) => Code::Invalid,
             Error::Open(_) | Error::Store(_) | Error::StoredDocument { .. } => Code::Storage,
             Error::Document(_) => Code::Storage,
+            Error::NotAllowed(_) => Code::NotAllowed,
             _ => Code::Failure,
         };
         Self { code, message: one_line(&e.to_string()) }

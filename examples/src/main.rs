@@ -3,7 +3,8 @@
 //! `nabij --store FILE <command>` works on the store in FILE (default `$NABIJ_STORE`, else
 //! `./nabij.db`): cases and their notes, learning points, meetings, networks, search and
 //! history. Output is for people by default and one JSON value with `--json`. Errors are one
-//! line on stderr and an exit code: 2 invalid input, 3 not found, 4 storage, 1 anything else.
+//! line on stderr and an exit code: 2 invalid input, 3 not found, 4 storage, 5 not
+//! allowed, 1 anything else.
 //! `nabij demo` seeds a store with a day in a neighbourhood network and shows it.
 
 mod args;

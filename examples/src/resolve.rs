@@ -4,7 +4,7 @@
 //! A full-length string that does not parse is a typo (the base58check checksum caught it):
 //! invalid input. A prefix that names nothing: not found. A prefix naming several: invalid.
 
-use nabij_core::{Device, DocId, ItemId, NoteId, model::DocKind};
+use nabij_core::{Device, DocId, ItemId, MemberId, NoteId, ids::DeviceKey, model::DocKind};
 
 use crate::error::{CliError, Result};
 
@@ -92,6 +92,34 @@ pub(crate) fn meeting(dev: &Device, input: &str) -> Result<DocId> {
 
 pub(crate) fn network(dev: &Device, input: &str) -> Result<DocId> {
     doc(dev, input, Some(DocKind::Network))
+}
+
+/// A member of a network: by id, id prefix, or name (case-insensitive, if only one has it).
+pub(crate) fn member(dev: &Device, network: DocId, input: &str) -> Result<MemberId> {
+    let input = input.trim();
+    let n = dev.network(network)?;
+    let named: Vec<MemberId> =
+        n.members.iter().filter(|m| m.name.eq_ignore_ascii_case(input)).map(|m| m.id).collect();
+    if let [one] = named.as_slice() {
+        return Ok(*one);
+    }
+    let err = match input.parse::<MemberId>() {
+        Ok(id) => return Ok(id),
+        Err(e) => e,
+    };
+    by_prefix(input, "member", " of this network", n.members.iter().map(|m| m.id), || err.into())
+}
+
+/// A device of a network's members: by key or key prefix.
+pub(crate) fn device(dev: &Device, network: DocId, input: &str) -> Result<DeviceKey> {
+    let input = input.trim();
+    let err = match input.parse::<DeviceKey>() {
+        Ok(key) => return Ok(key),
+        Err(e) => e,
+    };
+    let n = dev.network(network)?;
+    let devices = n.members.iter().flat_map(|m| m.devices.iter().copied());
+    by_prefix(input, "device", " of this network", devices, || err.into())
 }
 
 /// Several ids of one kind.

@@ -536,12 +536,20 @@ pub(crate) fn network_full(n: &Network, me: &DeviceKey) -> String {
         let you = if m.devices.contains(me) { "  (you)" } else { "" };
         let _ = writeln!(
             out,
-            "  {}  {}  · {} {}{you}",
+            "  {}  {}  · {} · {} {}{you}",
             short(m.id),
             m.name,
+            m.role.as_str(),
             if devices.len() == 1 { "device" } else { "devices" },
             devices.join(", ")
         );
+    }
+    if !n.removed.is_empty() {
+        heading(&mut out, &format!("Removed devices ({})", n.removed.len()));
+        for r in &n.removed {
+            let you = if r.device == *me { "  (you)" } else { "" };
+            let _ = writeln!(out, "  {}  {}{you}", r.device.short(), r.reason.as_str());
+        }
     }
     out
 }

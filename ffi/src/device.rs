@@ -252,12 +252,14 @@ impl Device {
     // ---------------------------------------------------------------------------------------
     // Networks
 
-    /// Starts a network with this device's member as its first member; returns its id.
+    /// Starts a network with this device's member as its first member and admin; returns its
+    /// id.
     pub fn create_network(&self, name: String) -> Result<String> {
         Ok(self.inner.create_network(&name)?.to_string())
     }
 
-    /// Adds a member's device to a network (a new member, or a new phone of a member).
+    /// Adds a member's device to a network (a new member, with the member role, or a new phone
+    /// of a member). Only an admin of the network may (`NotAllowed` otherwise).
     pub fn add_member(
         &self,
         network: String,
@@ -270,7 +272,36 @@ impl Device {
         Ok(self.inner.add_member(parse_id(&network)?, member, &name, device)?)
     }
 
-    /// Reads a network.
+    /// Gives a member of a network another role. Only an admin may.
+    pub fn set_role(&self, network: String, member: String, role: Role) -> Result<()> {
+        let member: MemberId = parse_id(&member)?;
+        Ok(self.inner.set_role(parse_id(&network)?, member, role.into())?)
+    }
+
+    /// Removes one device from a network (a lost or stolen phone), keeping its member. Only an
+    /// admin may.
+    pub fn remove_device(
+        &self,
+        network: String,
+        device: String,
+        reason: RemovalReason,
+    ) -> Result<()> {
+        let device: DeviceKey = parse_id(&device)?;
+        Ok(self.inner.remove_device(parse_id(&network)?, device, reason.into())?)
+    }
+
+    /// Removes a member, with all their devices, from a network. Only an admin may.
+    pub fn remove_member(
+        &self,
+        network: String,
+        member: String,
+        reason: RemovalReason,
+    ) -> Result<()> {
+        let member: MemberId = parse_id(&member)?;
+        Ok(self.inner.remove_member(parse_id(&network)?, member, reason.into())?)
+    }
+
+    /// Reads a network: members with their roles, and removed devices.
     pub fn network(&self, id: String) -> Result<Network> {
         Ok(self.inner.network(parse_id(&id)?)?.into())
     }

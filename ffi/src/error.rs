@@ -1,6 +1,6 @@
 //! The one error type apps see, and the one place core errors are mapped to it.
 //!
-//! Apps match on five kinds, not on the core's many: what they should do differs per kind.
+//! Apps match on six kinds, not on the core's many: what they should do differs per kind.
 //! - `InvalidInput`: the call's arguments were refused (a field, an id, a text range, bytes given
 //!   to merge). Nothing was written; show the message or drop the payload, do not retry as is.
 //! - `NotFound`: no such document, note or agreement on this device (yet: it may arrive by sync).
@@ -9,6 +9,8 @@
 //! - `Network`: meeting sync with another device failed (not reached, refused this device, went
 //!   silent, lost the connection, or broke the protocol). What was exchanged before is kept;
 //!   retry when the devices are together again.
+//! - `NotAllowed`: this device may not do that (only an admin of a network adds or removes
+//!   members). Nothing was written; ask an admin.
 //! - `Other`: anything else (a bug, or a document this version cannot change). Report it.
 
 use nabij_core::{
@@ -56,6 +58,13 @@ pub enum NabijError {
         /// What failed, naming the device or address where known.
         message: String,
     },
+    /// This device may not do that: only an admin of a network adds or removes members and
+    /// devices or changes roles.
+    #[error("{message}")]
+    NotAllowed {
+        /// What was refused.
+        message: String,
+    },
     /// Anything else.
     #[error("{message}")]
     Other {
@@ -87,8 +96,10 @@ impl From<nabij_core::Error> for NabijError {
                 | DocError::MissingDependencies(_)
                 | DocError::Automerge(_) => NabijError::Other { message },
             },
-            // A bug (rolled back), or a key that could not be made or opened.
-            E::Internal(_) | E::Crypto(_) => NabijError::Other { message },
+            E::NotAllowed(_) => NabijError::NotAllowed { message },
+            // A bug (rolled back), a key that could not be made or opened, or a membership
+            // operation that could not be signed.
+            E::Internal(_) | E::Crypto(_) | E::Membership(_) => NabijError::Other { message },
         }
     }
 }
@@ -204,6 +215,7 @@ mod tests {
             NabijError::NotFound { message } => ("NotFound", message),
             NabijError::Storage { message } => ("Storage", message),
             NabijError::Network { message } => ("Network", message),
+            NabijError::NotAllowed { message } => ("NotAllowed", message),
             NabijError::Other { message } => ("Other", message),
         }
     }
@@ -223,6 +235,7 @@ mod tests {
         assert_eq!(mapped(E::Store(StoreError::Corrupt("bad".into()))).0, "Storage");
         let stored = E::StoredDocument { id: "x".into(), source: DocError::Corrupt("c".into()) };
         assert_eq!(mapped(stored).0, "Storage");
+        assert_eq!(mapped(E::NotAllowed("only an admin".into())).0, "NotAllowed");
         let (kind, message) = mapped(E::Merge(DocError::Corrupt("garbage".into())));
         assert_eq!(kind, "InvalidInput");
         assert!(message.contains("garbage"), "{message}");

@@ -58,6 +58,26 @@ mirror_enum!(
     }
 );
 mirror_enum!(
+    /// What a member may do in a network.
+    Role = m::Role {
+        /// Reads and writes what is shared with the network.
+        Member,
+        /// Also adds and removes members and devices, and changes roles.
+        Admin,
+    }
+);
+mirror_enum!(
+    /// Why a device or member was removed from a network.
+    RemovalReason = m::Reason {
+        /// The phone was lost or stolen.
+        Lost,
+        /// The worker left the network.
+        Left,
+        /// The device or member is believed compromised.
+        Compromised,
+    }
+);
+mirror_enum!(
     /// Whether a case is being worked on.
     CaseStatus = m::CaseStatus {
         /// Being worked on.
@@ -513,13 +533,35 @@ pub struct Member {
     pub id: String,
     /// Display name.
     pub name: String,
+    /// What they may do in the network.
+    pub role: Role,
     /// Their devices' keys.
     pub devices: Vec<String>,
 }
 
 impl From<m::Member> for Member {
     fn from(x: m::Member) -> Self {
-        Self { id: x.id.to_string(), name: x.name, devices: strings(&x.devices) }
+        Self {
+            id: x.id.to_string(),
+            name: x.name,
+            role: x.role.into(),
+            devices: strings(&x.devices),
+        }
+    }
+}
+
+/// A device removed from a network.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct RemovedDevice {
+    /// The device's key.
+    pub device: String,
+    /// Why.
+    pub reason: RemovalReason,
+}
+
+impl From<m::RemovedDevice> for RemovedDevice {
+    fn from(x: m::RemovedDevice) -> Self {
+        Self { device: x.device.to_string(), reason: x.reason.into() }
     }
 }
 
@@ -530,8 +572,10 @@ pub struct Network {
     pub id: String,
     /// Name.
     pub name: String,
-    /// Members.
+    /// Members, in the order they joined.
     pub members: Vec<Member>,
+    /// Devices removed from the network.
+    pub removed: Vec<RemovedDevice>,
     /// When it was created (ms since the epoch).
     pub created_at: i64,
 }
@@ -542,6 +586,7 @@ impl From<m::Network> for Network {
             id: n.id.to_string(),
             name: n.name,
             members: convert(n.members),
+            removed: convert(n.removed),
             created_at: n.created_at,
         }
     }

@@ -24,7 +24,16 @@ impl Device {
         kind: DocKind,
         init: impl FnOnce(&mut AutoCommit, DocId, &Author, Timestamp) -> Result<(), DocError>,
     ) -> Result<DocId, Error> {
-        let id = DocId::random_from(&self.randomness);
+        self.create_as(kind, DocId::random_from(&self.randomness), init)
+    }
+
+    /// Creates a document under an id the caller derived (a network's commits to its genesis).
+    pub(super) fn create_as(
+        &self,
+        kind: DocKind,
+        id: DocId,
+        init: impl FnOnce(&mut AutoCommit, DocId, &Author, Timestamp) -> Result<(), DocError>,
+    ) -> Result<DocId, Error> {
         let mut doc = doc::new_doc(&self.device_key());
         init(&mut doc, id, &self.author(), self.now())?;
         let mut w = self.writer.lock();

@@ -1,6 +1,10 @@
 //! Maintenance: rebuilding the derived tables, durability settings, the integrity check.
 
 use super::*;
+use crate::{
+    membership::{self, Change, SignedOp},
+    model::Role,
+};
 
 impl Device {
     /// Rebuilds every derived table from the stored document chunks alone.
@@ -20,6 +24,76 @@ impl Device {
         store::meta_delete(&tx, "needs_reindex")?;
         tx.commit()?;
         Ok(ids.len())
+    }
+
+    /// Brings networks made before signed membership (store version 6) into it. Each held
+    /// network's creator, as this device's copy records it, is pinned as the one trusted for
+    /// the network's genesis; where this device is that creator, it signs the genesis (its
+    /// member the first admin) and adds every member and device of the unsigned roster with
+    /// the `member` role. Until the genesis reaches the other devices they keep the unsigned
+    /// roster (see `networks::resolve_network`).
+    pub(crate) fn upgrade_networks(&self) -> Result<(), Error> {
+        let me = self.device_key();
+        for (id, kind) in self.document_ids()? {
+            if kind != DocKind::Network {
+                continue;
+            }
+            let nd = self.read(id, kind, |d| Ok(doc::read_network(d)?))?;
+            let Some(creator) = nd.created_by else { continue };
+            {
+                let mut w = self.writer.lock();
+                let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                store::pin_network_root(&tx, id, &creator)?;
+                tx.commit()?;
+            }
+            if creator != me || membership::genesis_of(id, Some(&creator), &nd.ops).is_some() {
+                continue;
+            }
+            let commitment = self.relay_network_id(id)?.unwrap_or_default();
+            let sk = self.identity.signing_key();
+            self.edit(id, kind, |d, _, now| {
+                let genesis = SignedOp::sign(
+                    sk,
+                    id,
+                    &[],
+                    Change::Genesis {
+                        key_commitment: commitment,
+                        member: *self.member.as_bytes(),
+                        name: self.display_name(),
+                    },
+                )?;
+                doc::put_op(d, &genesis)?;
+                let mut parent = genesis.id();
+                let mut sign = |change: Change| -> Result<(), Error> {
+                    let op = SignedOp::sign(sk, id, &[parent], change)?;
+                    doc::put_op(d, &op)?;
+                    parent = op.id();
+                    Ok(())
+                };
+                for (member, name, devices) in &nd.unsigned_members {
+                    if *member != self.member {
+                        sign(Change::AddMember {
+                            member: *member.as_bytes(),
+                            name: name.clone(),
+                            role: Role::Member,
+                        })?;
+                    }
+                    for device in devices.iter().filter(|d| **d != me) {
+                        sign(Change::AddDevice {
+                            member: *member.as_bytes(),
+                            device: *device.as_bytes(),
+                        })?;
+                    }
+                }
+                doc::commit_pending(d, "Signed the network's members in".into(), now)?;
+                Ok(())
+            })?;
+        }
+        let mut w = self.writer.lock();
+        let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        store::meta_delete(&tx, "upgrade_networks")?;
+        tx.commit()?;
+        Ok(())
     }
 
     /// The writer connection's journal mode and `synchronous` level (for tests and support:

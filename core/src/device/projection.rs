@@ -54,7 +54,7 @@ pub(crate) enum Derived {
     Case(Box<Case>, Vec<Note>),
     LearningPoint(Box<LearningPoint>),
     Meeting(Box<Meeting>),
-    Network(Network),
+    Network(doc::NetworkDoc),
 }
 
 /// Reads a document's derived rows; pure, so several documents can be read in parallel.
@@ -82,7 +82,14 @@ pub(super) fn write_derived(tx: &Transaction<'_>, d: &Derived) -> Result<(), Err
         }
         Derived::LearningPoint(lp) => store::index_learning_point(tx, lp)?,
         Derived::Meeting(m) => store::index_meeting(tx, m)?,
-        Derived::Network(n) => store::index_network(tx, n)?,
+        Derived::Network(n) => {
+            // Every operation seen is kept (grow-only), then the membership is resolved from
+            // all of them: on every path a network document arrives by (a local write, a
+            // meeting, the relay, a merge), in the transaction that stores it.
+            store::put_network_ops(tx, n.id, &n.ops)?;
+            let (_, network) = super::networks::resolve_network(tx, n)?;
+            store::index_network(tx, &network)?;
+        }
     }
     Ok(())
 }

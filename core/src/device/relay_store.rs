@@ -86,8 +86,8 @@ fn first_that_opens(
 impl Device {
     /// Each listed device with the network key sealed to it.
     fn roster_entries(&self, network: DocId) -> Result<Vec<RosterDevice>, Error> {
+        let n = self.network(network)?;
         self.read(network, DocKind::Network, |d| {
-            let n = doc::read_network(d)?;
             let mut out = Vec::new();
             for dev in n.members.iter().flat_map(|m| m.devices.iter()) {
                 if let Some(sealed) = doc::sealed_network_key(d, 0, dev)? {
@@ -138,7 +138,7 @@ impl Device {
                     crypto::seal_content_key(&self.randomness, &net.key, &key, &context(net, *r))?;
                 doc::put_content_key(d, r, &key.id(), &sealed)?;
             }
-            doc::commit_keys(
+            doc::commit_pending(
                 d,
                 format!("Sealed content keys for {} documents", lacking.len()),
                 now,

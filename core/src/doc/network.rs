@@ -6,39 +6,110 @@ use super::*;
 
 // Stored shapes
 
+/// A member as the unsigned roster of a network made before signed membership held them; read
+/// only to sign them into the membership when the creator's device upgrades the network.
 #[derive(Debug, Clone, Hydrate)]
 struct MemberDoc {
     name: String,
     devices: BTreeMap<String, i64>,
-    at: i64,
 }
 
-#[derive(Debug, Clone, Hydrate)]
-struct NetworkRoot {
-    created_at: i64,
-    name: String,
-    members: BTreeMap<String, MemberDoc>,
+/// What a network document holds, read without judging it: its name, the signed membership
+/// operations it carries (each one whose id matches its bytes), and for a network made before
+/// signed membership, its creator and unsigned roster. The membership is what the operations
+/// resolve to (see `membership`), with the operations the device has seen before.
+#[derive(Debug, Clone)]
+pub(crate) struct NetworkDoc {
+    pub(crate) id: DocId,
+    pub(crate) name: String,
+    pub(crate) created_at: Timestamp,
+    pub(crate) created_by: Option<DeviceKey>,
+    pub(crate) ops: Vec<SignedOp>,
+    pub(crate) unsigned_members: Vec<(MemberId, String, Vec<DeviceKey>)>,
 }
 
-/// Writes a new network's first change; the creator is its first member, and `sealed_key` its
+/// Writes a new network's first change: its name, the creator's signed genesis, and its
 /// network key (epoch 0) sealed to the creator's device.
 pub(crate) fn create_network(
     doc: &mut AutoCommit,
     id: DocId,
     name: &str,
     creator: &Author,
+    genesis: &SignedOp,
     sealed_key: &[u8],
     now: Timestamp,
 ) -> Result<(), DocError> {
     put_root_header(doc, id, DocKind::Network, now)?;
     put_author(doc, &ROOT, "created_by", creator)?;
     doc.put(ROOT, "name", name)?;
-    new_map(doc, &ROOT, "members")?;
-    put_member(doc, creator.member, &creator.name, creator.device, now)?;
+    new_map(doc, &ROOT, "ops")?;
+    put_op(doc, genesis)?;
     ensure_key_maps(doc)?;
     put_sealed_network_key(doc, 0, &creator.device, sealed_key)?;
     commit(doc, format!("Started network “{name}”"), now);
     Ok(())
+}
+
+/// Adds a signed membership operation (keyed by its id: two devices adding the same one
+/// write the same entry). Creates the map in a network made before signed membership; only
+/// its creator's device does that, so two devices never race to create it.
+pub(crate) fn put_op(doc: &mut AutoCommit, op: &SignedOp) -> Result<(), DocError> {
+    let ops = match doc.get(&ROOT, "ops")? {
+        Some((Value::Object(ObjType::Map), id)) => id,
+        _ => doc.put_object(&ROOT, "ops", ObjType::Map)?,
+    };
+    let key = hex::encode(op.id());
+    if doc.get(&ops, key.as_str())?.is_none() {
+        doc.put(&ops, key.as_str(), ScalarValue::Bytes(op.bytes().to_vec()))?;
+    }
+    Ok(())
+}
+
+/// The signed operations a network document carries. Any member can write the map, so every
+/// value of every entry is read (concurrent writes keep both) and only those whose id is their
+/// key count: garbage and forgeries are passed over here, signatures are checked on resolving.
+fn read_ops(doc: &AutoCommit) -> Result<Vec<SignedOp>, DocError> {
+    let Some((Value::Object(ObjType::Map), ops)) = doc.get(&ROOT, "ops")? else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for key in doc.keys(&ops) {
+        for (value, _) in doc.get_all(&ops, key.as_str())? {
+            let Value::Scalar(s) = value else { continue };
+            let ScalarValue::Bytes(b) = s.as_ref() else { continue };
+            match SignedOp::decode(b) {
+                Ok(op) if hex::encode(op.id()) == key => out.push(op),
+                Ok(_) => tracing::debug!(key, "a membership entry not under its id is ignored"),
+                Err(e) => {
+                    tracing::debug!(key, error = %e, "a malformed membership entry is ignored")
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Reads a network document (see [`NetworkDoc`]).
+pub(crate) fn read_network(doc: &AutoCommit) -> Result<NetworkDoc, DocError> {
+    let h = expect_kind(doc, DocKind::Network)?;
+    let name: String = hydrate_prop(doc, &ROOT, "name")?;
+    let created_at: Timestamp = hydrate_prop(doc, &ROOT, "created_at")?;
+    let created_by = network_creator(doc)?;
+    let ops = read_ops(doc)?;
+    let unsigned: Option<BTreeMap<String, MemberDoc>> = hydrate_prop(doc, &ROOT, "members")
+        .unwrap_or_else(|e| {
+            tracing::debug!(error = %e, "an unreadable unsigned roster is ignored");
+            None
+        });
+    let unsigned_members = unsigned
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(k, m)| {
+            let id: MemberId = k.parse().ok()?;
+            Some((id, m.name, m.devices.keys().filter_map(|d| d.parse().ok()).collect()))
+        })
+        .collect();
+    Ok(NetworkDoc { id: h.id, name, created_at, created_by, ops, unsigned_members })
 }
 
 // Keys. Both maps are flat, keyed `"<a>.<b>"`: two devices writing entries at once never
@@ -130,8 +201,9 @@ pub(crate) fn network_creator(doc: &AutoCommit) -> Result<Option<DeviceKey>, Doc
     Ok(by.and_then(|a| a.device.parse().ok()))
 }
 
-/// Commits key entries written since the last commit (nothing if none were).
-pub(crate) fn commit_keys(
+/// Commits key entries or membership operations written since the last commit (nothing if
+/// none were).
+pub(crate) fn commit_pending(
     doc: &mut AutoCommit,
     message: String,
     now: Timestamp,
@@ -168,73 +240,4 @@ pub(crate) fn content_keys(
         }
     }
     Ok(out)
-}
-
-fn put_member(
-    doc: &mut AutoCommit,
-    member: MemberId,
-    name: &str,
-    device: DeviceKey,
-    now: Timestamp,
-) -> Result<(), DocError> {
-    let members = child(doc, &ROOT, "members")?;
-    let key = member.to_string();
-    let m = match doc.get(&members, key.as_str())? {
-        Some((Value::Object(_), m)) => {
-            put_if_changed(doc, &m, "name", ScalarValue::Str(name.into()))?;
-            m
-        }
-        _ => {
-            let m = doc.put_object(&members, key.as_str(), ObjType::Map)?;
-            doc.put(&m, "name", name)?;
-            doc.put(&m, "at", now)?;
-            doc.put_object(&m, "devices", ObjType::Map)?;
-            m
-        }
-    };
-    let devices = child(doc, &m, "devices")?;
-    let dkey = device.to_string();
-    if doc.get(&devices, dkey.as_str())?.is_none() {
-        doc.put(&devices, dkey.as_str(), now)?;
-    }
-    Ok(())
-}
-
-/// Adds a member (or another device of a member) to a network, with the network key sealed
-/// to the device when the adding device holds it.
-pub(crate) fn add_member(
-    doc: &mut AutoCommit,
-    member: MemberId,
-    name: &str,
-    device: DeviceKey,
-    sealed_key: Option<&[u8]>,
-    now: Timestamp,
-) -> Result<bool, DocError> {
-    put_member(doc, member, name, device, now)?;
-    if let Some(sealed) = sealed_key {
-        put_sealed_network_key(doc, 0, &device, sealed)?;
-    }
-    if doc.pending_ops() == 0 {
-        return Ok(false);
-    }
-    touch(doc, now)?;
-    commit(doc, format!("Added {name} (device {}) to the network", device.short()), now);
-    Ok(true)
-}
-
-/// Reads a network.
-pub(crate) fn read_network(doc: &AutoCommit) -> Result<Network, DocError> {
-    let h = expect_kind(doc, DocKind::Network)?;
-    let r: NetworkRoot = autosurgeon::hydrate(doc)?;
-    let mut members = Vec::new();
-    let mut sorted: Vec<(String, MemberDoc)> = r.members.into_iter().collect();
-    sorted.sort_by(|a, b| (a.1.at, &a.0).cmp(&(b.1.at, &b.0)));
-    for (k, m) in sorted {
-        members.push(Member {
-            id: k.parse().map_err(|e| DocError::Malformed(format!("member id: {e}")))?,
-            name: m.name,
-            devices: m.devices.keys().filter_map(|d| d.parse().ok()).collect(),
-        });
-    }
-    Ok(Network { id: h.id, name: r.name, members, created_at: r.created_at })
 }

@@ -17,7 +17,7 @@ pub(crate) fn clear_index(tx: &Transaction<'_>) -> Result<()> {
         "DELETE FROM cases; DELETE FROM case_tags; DELETE FROM doc_networks; DELETE FROM notes;
          DELETE FROM learning_points; DELETE FROM learning_point_cases; DELETE FROM learning_point_tags;
          DELETE FROM meetings; DELETE FROM meeting_items; DELETE FROM networks;
-         DELETE FROM network_devices;",
+         DELETE FROM network_devices; DELETE FROM network_removed;",
     )?;
     clear_search(tx)?;
     Ok(())
@@ -196,10 +196,18 @@ pub(crate) fn index_network(tx: &Transaction<'_>, n: &Network) -> Result<()> {
     for m in &n.members {
         for d in &m.devices {
             tx.execute(
-                "INSERT OR IGNORE INTO network_devices (network_id, member_id, device, member_name) VALUES (?1, ?2, ?3, ?4)",
-                params![id, m.id.as_bytes(), d.as_bytes(), m.name],
+                "INSERT OR IGNORE INTO network_devices (network_id, member_id, device, member_name, role)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id, m.id.as_bytes(), d.as_bytes(), m.name, m.role.as_str()],
             )?;
         }
+    }
+    tx.execute("DELETE FROM network_removed WHERE network_id = ?1", [id])?;
+    for r in &n.removed {
+        tx.execute(
+            "INSERT OR IGNORE INTO network_removed (network_id, device, reason) VALUES (?1, ?2, ?3)",
+            params![id, r.device.as_bytes(), r.reason.as_str()],
+        )?;
     }
     Ok(())
 }

@@ -18,6 +18,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (3, include_str!("migrations/003_sync_states.sql")),
     (4, include_str!("migrations/004_relay.sql")),
     (5, include_str!("migrations/005_folded_search.sql")),
+    (6, include_str!("migrations/006_signed_membership.sql")),
 ];
 
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";

@@ -110,14 +110,36 @@ CREATE TABLE networks (
     name TEXT NOT NULL
 );
 
+-- Resolved from the signed operations (network_ops) on every change of the network document.
 CREATE TABLE network_devices (
     network_id BLOB NOT NULL,
     member_id BLOB NOT NULL,
     device BLOB NOT NULL,
     member_name TEXT NOT NULL,
+    role TEXT NOT NULL,
     PRIMARY KEY (network_id, member_id, device)
 ) WITHOUT ROWID;
 CREATE INDEX network_devices_by_device ON network_devices (device);
+CREATE TABLE network_removed (
+    network_id BLOB NOT NULL,
+    device BLOB NOT NULL,
+    reason TEXT NOT NULL,
+    PRIMARY KEY (network_id, device)
+) WITHOUT ROWID;
+
+-- Signed membership operations this device has seen, grow-only (never cleared by a reindex:
+-- a member who deletes one from the network document cannot make this device forget it).
+CREATE TABLE network_ops (
+    network_id BLOB NOT NULL,
+    op_id BLOB NOT NULL,
+    bytes BLOB NOT NULL,
+    PRIMARY KEY (network_id, op_id)
+) WITHOUT ROWID;
+-- The creator trusted for the genesis of a network made before signed membership.
+CREATE TABLE network_roots (
+    network_id BLOB PRIMARY KEY,
+    creator BLOB NOT NULL
+) WITHOUT ROWID;
 
 -- Automerge sync states per peer and document, so a cut session resumes.
 CREATE TABLE sync_states (
