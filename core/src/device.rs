@@ -43,7 +43,7 @@ use projection::{Notes, Touched, index_doc, write_derived};
 pub use relay_store::DeviceRelay;
 
 use crate::{
-    crypto::{self, CryptoError, SecretKey},
+    crypto::{self, SecretKey},
     doc::{self, DocError, TextEdit},
     error::Error,
     identity::DeviceIdentity,

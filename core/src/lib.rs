@@ -40,6 +40,6 @@ pub mod sync;
 #[cfg(feature = "test-utils")]
 pub mod test_utils;
 
-pub use device::{Clock, Device, DeviceOptions, Subscription, SystemClock};
+pub use device::{Clock, Device, DeviceOptions, DeviceRelay, Subscription, SystemClock};
 pub use error::Error;
 pub use ids::{DeviceKey, DocId, ItemId, MemberId, NoteId, ParseIdError};

@@ -126,6 +126,14 @@ pub enum Change {
         /// Why.
         reason: Reason,
     },
+    /// A new key epoch starts (after a removal): content written from now on is sealed under
+    /// the key this commits to, sealed only to the devices active then.
+    Rekey {
+        /// The new epoch (greater than the one its author had seen).
+        epoch: u32,
+        /// A commitment to the epoch's key ([`crate::crypto::relay_network_id`] of it).
+        key_commitment: [u8; 32],
+    },
 }
 
 /// What the author signs.
@@ -269,6 +277,9 @@ pub struct Membership {
     /// operation names as its parents (never one outside the graph, which would make it count
     /// for no one).
     pub heads: Vec<OpId>,
+    /// The key epochs: for each, the commitments of its keys (one, unless two admins started
+    /// the same epoch at once). Epoch 0's is the genesis's.
+    pub epochs: BTreeMap<u32, BTreeSet<[u8; 32]>>,
 }
 
 impl Membership {
@@ -280,6 +291,21 @@ impl Membership {
     /// Whether a device is active with the admin role.
     pub fn is_admin(&self, device: &DeviceKey) -> bool {
         self.member_of(device).is_some_and(|(_, m)| m.role == Role::Admin)
+    }
+
+    /// The newest key epoch (0 until a removal starts another).
+    pub fn current_epoch(&self) -> u32 {
+        self.epochs.keys().next_back().copied().unwrap_or_default()
+    }
+
+    /// Whether `commitment` is the commitment of a key of `epoch`.
+    pub fn commits_to(&self, epoch: u32, commitment: &[u8; 32]) -> bool {
+        self.epochs.get(&epoch).is_some_and(|c| c.contains(commitment))
+    }
+
+    /// Every active device.
+    pub fn devices(&self) -> impl Iterator<Item = &DeviceKey> {
+        self.members.values().flat_map(|m| m.devices.iter())
     }
 }
 
@@ -431,6 +457,7 @@ fn allowed(m: &Membership, op: &SignedOp) -> bool {
         Change::RemoveDevice { device, .. } => {
             m.member_of(&DeviceKey::from_bytes(*device)).is_some()
         }
+        Change::Rekey { epoch, .. } => *epoch > m.current_epoch(),
     }
 }
 
@@ -486,6 +513,7 @@ fn state(ops: &[&SignedOp], past: &[BTreeSet<usize>], subset: &[usize]) -> Membe
     let mut members_about: BTreeMap<MemberId, Vec<usize>> = BTreeMap::new();
     let mut devices_about: BTreeMap<DeviceKey, (MemberId, Vec<usize>)> = BTreeMap::new();
     let mut names: BTreeMap<MemberId, String> = BTreeMap::new();
+    let mut epochs: BTreeMap<u32, BTreeSet<[u8; 32]>> = BTreeMap::new();
     for &i in subset {
         let op = ops[i];
         match &op.body.change {
@@ -515,10 +543,17 @@ fn state(ops: &[&SignedOp], past: &[BTreeSet<usize>], subset: &[usize]) -> Membe
                     entry.1.push(i);
                 }
             }
+            Change::Rekey { epoch, key_commitment } => {
+                epochs.entry(*epoch).or_default().insert(*key_commitment);
+            }
+        }
+        if let Change::Genesis { key_commitment, .. } = &op.body.change {
+            epochs.entry(0).or_default().insert(*key_commitment);
         }
     }
     let mut out = Membership {
         valid: subset.iter().map(|i| ops[*i].id()).collect(),
+        epochs,
         ..Membership::default()
     };
     let mut removed_members: BTreeMap<MemberId, Reason> = BTreeMap::new();

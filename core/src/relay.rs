@@ -18,7 +18,7 @@
 use std::collections::VecDeque;
 
 use nabij_relay_proto::{
-    BlobId, NetworkId,
+    BlobId, NetworkId, PublicKey,
     roster::{Roster, SignedRoster},
     wire::{PulledBlob, Request, Response},
 };
@@ -44,10 +44,24 @@ pub struct NetworkAccess {
     pub network: DocId,
     /// Its relay id.
     pub relay_id: NetworkId,
-    /// Its key (epoch 0).
+    /// Its key of epoch 0 (relay ids derive from it).
     pub key: SecretKey,
+    /// Its keys by epoch, as this device holds them (epoch 0's included). What this device
+    /// writes is sealed under the newest.
+    pub keys: std::collections::BTreeMap<u32, SecretKey>,
+    /// Keys the relay's roster offers this device that its network document does not give it
+    /// yet (a new epoch's): used only to open network-document blobs, whose contents are
+    /// then checked like any other; never to seal.
+    pub offered: std::collections::BTreeMap<u32, SecretKey>,
     /// Whether this device holds the network document (and so may push and register).
     pub held: bool,
+}
+
+impl NetworkAccess {
+    /// The newest epoch this device holds a key of, and the key.
+    pub fn current(&self) -> (u32, &SecretKey) {
+        self.keys.iter().next_back().map_or((0, &self.key), |(e, k)| (*e, k))
+    }
 }
 
 /// A blob ready to push.
@@ -130,13 +144,21 @@ pub enum RelayError {
 
 /// What the session needs from the device.
 pub trait RelayStore {
-    /// Milliseconds since the Unix epoch (for rosters' time of issue).
-    fn now_ms(&self) -> i64;
+    /// This device's key (whether it may register a roster depends on it).
+    fn device(&self) -> PublicKey;
     /// Networks this device holds and is on, with their keys and the roster each should have
-    /// at the relay (unsigned). Seals the network key to listed devices that lack it first.
+    /// at the relay (unsigned, from the signed membership, its counter how much of that this
+    /// device has seen). Seals the network keys to active devices that lack them first.
     fn local_networks(&mut self) -> Result<Vec<(NetworkAccess, Roster)>, RelayError>;
     /// Opens this device's sealed key on a roster the relay returned.
     fn open_roster(&mut self, roster: &Roster) -> Option<NetworkAccess>;
+    /// Keys of `net` the relay's roster for it offers this device beyond those it holds (see
+    /// [`NetworkAccess::offered`]).
+    fn offered_keys(
+        &mut self,
+        net: &NetworkAccess,
+        roster: &Roster,
+    ) -> std::collections::BTreeMap<u32, SecretKey>;
     /// Signs a roster with the device key.
     fn sign(&mut self, roster: Roster) -> Result<SignedRoster, RelayError>;
     /// Documents of a held network with changes the relay lacks, the network document first.
@@ -333,22 +355,19 @@ impl<S: RelayStore> RelaySession<S> {
         out: &mut Vec<Request>,
     ) -> Result<(), RelayError> {
         let at_relay: Vec<Roster> = rosters.iter().filter_map(verified).collect();
-        let now = self.store.now_ms();
-        for (access, mut roster) in self.store.local_networks()? {
+        let me = self.store.device();
+        for (mut access, roster) in self.store.local_networks()? {
             let theirs = at_relay.iter().find(|r| r.network == access.relay_id);
-            let missing = theirs.is_none_or(|t| roster.devices.iter().any(|d| !t.lists(&d.key)));
-            if missing {
-                // Rosters only grow until devices can be removed: keep the devices the relay
-                // lists that this device has not heard of yet.
-                if let Some(t) = theirs {
-                    for d in &t.devices {
-                        if !roster.devices.iter().any(|mine| mine.key == d.key) {
-                            roster.devices.push(d.clone());
-                        }
-                    }
-                }
-                roster.issued_at =
-                    now.max(theirs.map_or(i64::MIN, |t| t.issued_at.saturating_add(1)));
+            // The roster comes from the signed membership, its counter from how much of it
+            // this device has seen: register it when the relay's differs and this one is
+            // newer (the relay takes it only from an admin of the one it has).
+            let differs = theirs.is_none_or(|t| t.devices != roster.devices);
+            let newer = theirs.is_none_or(|t| roster.issued_at > t.issued_at);
+            let may = theirs.is_none_or(|t| t.lists_admin(&me));
+            if let Some(t) = theirs {
+                access.offered = self.store.offered_keys(&access, t);
+            }
+            if differs && newer && may {
                 let signed = self.store.sign(roster)?;
                 out.push(Request::Register { roster: signed });
                 self.expect.push_back(Expect::Register);

@@ -182,6 +182,11 @@ impl<S: Storage> Relay<S> {
             if !current.devices.contains(device) {
                 return refused(Refusal::NotOnRoster, "not on the registered roster");
             }
+            // Only an admin of the registered roster replaces it: a member cannot list only
+            // itself and lock the others out.
+            if !current.signed.verify().is_ok_and(|r| r.lists_admin(device)) {
+                return refused(Refusal::BadRoster, "only an admin's device replaces a roster");
+            }
             if roster.issued_at <= current.issued_at {
                 return refused(
                     Refusal::StaleRoster,
@@ -252,7 +257,7 @@ mod tests {
             issued_at: at,
             devices: devices
                 .iter()
-                .map(|d| RosterDevice { key: pk(d), sealed: vec![7; 80] })
+                .map(|d| RosterDevice { key: pk(d), sealed: vec![7; 80], admin: true })
                 .collect(),
         };
         Request::Register { roster: roster.sign(signer).unwrap() }

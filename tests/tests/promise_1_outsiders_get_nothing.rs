@@ -38,8 +38,10 @@ async fn promise_1_an_outsider_cannot_make_a_member_upload_under_its_key() {
     let outsider_key = DeviceKey::from_bytes(outsider.verifying_key().to_bytes());
     let key = SecretKey::generate(&rng).expect("key");
     let relay_id = crypto::relay_network_id(&key);
+    // A roster entry holds a device's network keys by epoch.
     let sealed = |to: &DeviceKey| {
-        crypto::seal_network_key(&rng, &key, network, 0, to).expect("seal").as_bytes().to_vec()
+        let one = crypto::seal_network_key(&rng, &key, network, 0, to).expect("seal");
+        postcard::to_stdvec(&vec![(0u32, one.as_bytes().to_vec())]).expect("bundle")
     };
     let roster = Roster {
         network: relay_id,
@@ -48,8 +50,13 @@ async fn promise_1_an_outsider_cannot_make_a_member_upload_under_its_key() {
             RosterDevice {
                 key: *victim.device_key().as_bytes(),
                 sealed: sealed(&victim.device_key()),
+                admin: true,
             },
-            RosterDevice { key: *outsider_key.as_bytes(), sealed: sealed(&outsider_key) },
+            RosterDevice {
+                key: *outsider_key.as_bytes(),
+                sealed: sealed(&outsider_key),
+                admin: true,
+            },
         ],
     }
     .sign(&outsider)

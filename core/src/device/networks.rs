@@ -1,5 +1,7 @@
 //! Networks: rosters, members and the network key sealed to each member device.
 
+use std::collections::BTreeMap;
+
 use super::*;
 use crate::{
     membership::{self, Change, Membership, SignedOp},
@@ -65,12 +67,15 @@ impl Device {
             Ok(out)
         };
         let message = format!("Added {name} (device {}) to the network", device.short());
-        self.change_membership(network, message, changes, |d| {
-            // The new device gets the network key now if this device holds it; otherwise a
-            // member who does seals it at their next relay sync.
-            if let Some(key) = self.network_key_in(d, network)? {
-                let sealed = crypto::seal_network_key(&self.randomness, &key, network, 0, &device)?;
-                doc::put_sealed_network_key(d, 0, &device, sealed.as_bytes())?;
+        self.change_membership(network, message, changes, |d, m| {
+            // The new device gets every epoch's key this device holds (it reads what was
+            // written before it joined); otherwise a member who holds them seals them at their
+            // next relay sync.
+            let me = self.device_key();
+            for (epoch, key) in self.network_keys_in(d, network, m)? {
+                let sealed =
+                    crypto::seal_network_key(&self.randomness, &key, network, epoch, &device)?;
+                doc::put_sealed_network_key(d, epoch, &device, &me, sealed.as_bytes())?;
             }
             Ok(())
         })
@@ -84,7 +89,7 @@ impl Device {
             Some(_) => Ok(vec![Change::SetRole { member: *member.as_bytes(), role }]),
         };
         let message = format!("Made member {member} {}", role.as_str());
-        self.change_membership(network, message, changes, |_| Ok(()))
+        self.change_membership(network, message, changes, |_, _| Ok(()))
     }
 
     /// Removes one device from a network (a lost phone), keeping its member. Only an admin may.
@@ -94,13 +99,20 @@ impl Device {
         device: DeviceKey,
         reason: Reason,
     ) -> Result<(), Error> {
-        let changes = |m: &Membership| match m.member_of(&device) {
-            None if m.removed_devices.contains_key(&device) => Ok(Vec::new()),
-            None => Err(Error::NotFound { kind: "device in the network", id: device.to_string() }),
-            Some(_) => Ok(vec![Change::RemoveDevice { device: *device.as_bytes(), reason }]),
-        };
+        let (m, _) = self.membership(network)?;
+        match m.member_of(&device) {
+            None if m.removed_devices.contains_key(&device) => return Ok(()),
+            None => {
+                return Err(Error::NotFound {
+                    kind: "device in the network",
+                    id: device.to_string(),
+                });
+            }
+            Some(_) => {}
+        }
+        let removal = Change::RemoveDevice { device: *device.as_bytes(), reason };
         let message = format!("Removed device {} ({})", device.short(), reason.as_str());
-        self.change_membership(network, message, changes, |_| Ok(()))
+        self.rekey(network, Some(removal), &[device], message)
     }
 
     /// Removes a member, with all their devices, from a network. Only an admin may.
@@ -110,12 +122,45 @@ impl Device {
         member: MemberId,
         reason: Reason,
     ) -> Result<(), Error> {
-        let changes = |m: &Membership| match m.members.get(&member) {
-            None => Err(not_a_member(member)),
-            Some(_) => Ok(vec![Change::RemoveMember { member: *member.as_bytes(), reason }]),
-        };
+        let (m, _) = self.membership(network)?;
+        let Some(x) = m.members.get(&member) else { return Err(not_a_member(member)) };
+        let devices: Vec<DeviceKey> = x.devices.iter().copied().collect();
+        let removal = Change::RemoveMember { member: *member.as_bytes(), reason };
         let message = format!("Removed member {member} ({})", reason.as_str());
-        self.change_membership(network, message, changes, |_| Ok(()))
+        self.rekey(network, Some(removal), &devices, message)
+    }
+
+    /// Starts a new key epoch (after `removal`, if any): a fresh network key, committed to by
+    /// a signed operation and sealed to every active device but `leaving`. What is written
+    /// from then on is sealed under it (fresh content keys), so a removed device cannot read
+    /// it. Only an admin may.
+    fn rekey(
+        &self,
+        network: DocId,
+        removal: Option<Change>,
+        leaving: &[DeviceKey],
+        message: String,
+    ) -> Result<(), Error> {
+        let key = SecretKey::generate(&self.randomness)?;
+        let commitment = crypto::relay_network_id(&key);
+        let changes = |m: &Membership| {
+            let epoch = m.current_epoch().saturating_add(1);
+            let rekey = Change::Rekey { epoch, key_commitment: commitment };
+            Ok(removal.into_iter().chain([rekey]).collect())
+        };
+        let me = self.device_key();
+        self.change_membership(network, message, changes, |d, m| {
+            let epoch = m.current_epoch().saturating_add(1);
+            for device in m.devices().filter(|d| !leaving.contains(d)) {
+                match crypto::seal_network_key(&self.randomness, &key, network, epoch, device) {
+                    Ok(s) => {
+                        doc::put_sealed_network_key(d, epoch, device, &me, s.as_bytes())?;
+                    }
+                    Err(e) => tracing::warn!(%device, error = %e, "cannot seal to a listed key"),
+                }
+            }
+            Ok(())
+        })
     }
 
     /// Signs `changes` (given the membership as this device knows it) one after the other, and
@@ -126,7 +171,7 @@ impl Device {
         network: DocId,
         message: String,
         changes: impl FnOnce(&Membership) -> Result<Vec<Change>, Error>,
-        also: impl FnOnce(&mut AutoCommit) -> Result<(), Error>,
+        also: impl FnOnce(&mut AutoCommit, &Membership) -> Result<(), Error>,
     ) -> Result<(), Error> {
         let (m, _) = self.membership(network)?;
         if !m.is_admin(&self.device_key()) {
@@ -145,7 +190,7 @@ impl Device {
                 doc::put_op(d, &op)?;
                 parents = vec![op.id()];
             }
-            also(d)?;
+            also(d, &m)?;
             doc::commit_pending(d, message, now)?;
             Ok(())
         })
@@ -158,68 +203,120 @@ impl Device {
         resolve_network(&self.reader.lock(), &nd)
     }
 
-    /// The network key sealed to this device in a network document, opened.
-    pub(crate) fn network_key_in(
+    /// The network keys sealed to this device in a network document, by epoch: for each epoch
+    /// the membership knows, the first entry that opens to this network and to a key the
+    /// membership commits to. Entries that do not (a member's garbage, an outsider's key) are
+    /// passed over. A network still on its unsigned roster (made before signed membership)
+    /// has only epoch 0, taken as before.
+    pub(crate) fn network_keys_in(
         &self,
         d: &AutoCommit,
         network: DocId,
-    ) -> Result<Option<SecretKey>, Error> {
-        let Some(sealed) = doc::sealed_network_key(d, 0, &self.device_key())? else {
-            return Ok(None);
-        };
-        let (key, id) = crypto::open_network_key(&self.identity, &sealed, 0)?;
-        if id != network {
-            return Err(Error::Crypto(CryptoError::Tampered));
-        }
-        Ok(Some(key))
-    }
-
-    /// The id a network has at a relay (derived from its key), if this device holds the key.
-    pub fn relay_network_id(&self, network: DocId) -> Result<Option<[u8; 32]>, Error> {
-        self.read(network, DocKind::Network, |d| {
-            Ok(self.network_key_in(d, network)?.map(|k| crypto::relay_network_id(&k)))
-        })
-    }
-
-    /// Makes sure every device on a network's roster has the network key sealed to it, and
-    /// returns the key (None if this device cannot open one). A network made before keys
-    /// existed gets its key here, from its creator's device only, so two devices never make
-    /// two keys for one network. A listed key that cannot be sealed to (not a valid Ed25519
-    /// point) is skipped and logged: it never blocks the others.
-    pub(crate) fn seal_network_keys(&self, network: DocId) -> Result<Option<SecretKey>, Error> {
+        m: &Membership,
+    ) -> Result<BTreeMap<u32, SecretKey>, Error> {
+        let legacy = m.valid.is_empty();
+        let epochs: Vec<u32> = if legacy { vec![0] } else { m.epochs.keys().copied().collect() };
         let me = self.device_key();
-        let roster = self.network(network)?;
-        let (key, missing, i_created) = self.read(network, DocKind::Network, |d| {
-            let key = self.network_key_in(d, network)?;
+        let mut out = BTreeMap::new();
+        for epoch in epochs {
+            for (_, sealed) in doc::sealed_network_keys(d, epoch, &me)? {
+                let Ok((key, id)) = crypto::open_network_key(&self.identity, &sealed, epoch) else {
+                    tracing::debug!(epoch, "a network key entry that does not open is ignored");
+                    continue;
+                };
+                if id == network && (legacy || m.commits_to(epoch, &crypto::relay_network_id(&key)))
+                {
+                    out.insert(epoch, key);
+                    break;
+                }
+                tracing::warn!(
+                    epoch,
+                    "a network key entry the membership does not commit to is ignored"
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// The network keys this device holds for a network, by epoch.
+    pub(crate) fn network_keys(
+        &self,
+        network: DocId,
+    ) -> Result<(Membership, BTreeMap<u32, SecretKey>), Error> {
+        let (m, _) = self.membership(network)?;
+        let keys =
+            self.read(network, DocKind::Network, |d| self.network_keys_in(d, network, &m))?;
+        Ok((m, keys))
+    }
+
+    /// The id a network has at a relay (derived from its first key), if this device holds it.
+    pub fn relay_network_id(&self, network: DocId) -> Result<Option<[u8; 32]>, Error> {
+        let (_, keys) = self.network_keys(network)?;
+        Ok(keys.get(&0).map(crypto::relay_network_id))
+    }
+
+    /// Makes sure every active device of a network has each epoch's key this device holds
+    /// sealed to it, and returns the keys (empty if this device holds none). A network made
+    /// before keys existed gets its key here, from its creator's device only, so two devices
+    /// never make two keys for one network. If two admins started the same epoch at once, an
+    /// admin starts another, sealed only to the devices active now (a device one of them
+    /// removed may hold the other's key). A listed key that cannot be sealed to (not a valid
+    /// Ed25519 point) is skipped and logged: it never blocks the others.
+    pub(crate) fn seal_network_keys(
+        &self,
+        network: DocId,
+    ) -> Result<BTreeMap<u32, SecretKey>, Error> {
+        let me = self.device_key();
+        let (m, keys) = self.network_keys(network)?;
+        let current = m.current_epoch();
+        if m.is_admin(&me) && m.epochs.get(&current).is_some_and(|c| c.len() > 1) {
+            self.rekey(network, None, &[], "Started a new key epoch after two at once".into())?;
+            return self.seal_network_keys(network);
+        }
+        let (missing, i_created) = self.read(network, DocKind::Network, |d| {
             let mut missing = Vec::new();
-            for dev in roster.members.iter().flat_map(|m| m.devices.iter()) {
-                if doc::sealed_network_key(d, 0, dev)?.is_none() && !missing.contains(dev) {
-                    missing.push(*dev);
+            for dev in m.devices() {
+                for &epoch in keys.keys() {
+                    let entries = doc::sealed_network_keys(d, epoch, dev)?;
+                    // An entry by this device, an admin, or from before entries named their
+                    // sealer counts; one by anyone else may be garbage and does not.
+                    let sealed = entries
+                        .iter()
+                        .any(|(by, _)| by.is_none_or(|by| by == me || m.is_admin(&by)));
+                    if !sealed {
+                        missing.push((epoch, *dev));
+                    }
                 }
             }
-            Ok((key, missing, doc::network_creator(d)? == Some(me)))
+            Ok((missing, doc::network_creator(d)? == Some(me)))
         })?;
-        if missing.is_empty() || (key.is_none() && !i_created) {
-            return Ok(key);
+        let legacy_without_key = keys.is_empty() && i_created && m.valid.is_empty();
+        if missing.is_empty() && !legacy_without_key {
+            return Ok(keys);
+        }
+        if keys.is_empty() && !legacy_without_key {
+            return Ok(keys);
         }
         let fresh = SecretKey::generate(&self.randomness)?;
         self.edit(network, DocKind::Network, |d, _, now| {
             // Read again under the writer lock: another sync of this device may have made or
             // sealed the key since.
-            let key = match self.network_key_in(d, network)? {
-                Some(k) => k,
-                None => {
-                    doc::ensure_key_maps(d)?;
-                    let mine = crypto::seal_network_key(&self.randomness, &fresh, network, 0, &me)?;
-                    doc::put_sealed_network_key(d, 0, &me, mine.as_bytes())?;
-                    fresh.clone()
+            let mut keys = self.network_keys_in(d, network, &m)?;
+            let mut missing = missing;
+            if keys.is_empty() {
+                doc::ensure_key_maps(d)?;
+                keys.insert(0, fresh.clone());
+                missing = m.devices().map(|dev| (0, *dev)).collect();
+                if !missing.iter().any(|(_, dev)| *dev == me) {
+                    missing.push((0, me));
                 }
-            };
+            }
             let mut sealed = 0;
-            for dev in &missing {
-                match crypto::seal_network_key(&self.randomness, &key, network, 0, dev) {
+            for (epoch, dev) in &missing {
+                let Some(key) = keys.get(epoch) else { continue };
+                match crypto::seal_network_key(&self.randomness, key, network, *epoch, dev) {
                     Ok(s) => {
-                        if doc::put_sealed_network_key(d, 0, dev, s.as_bytes())? {
+                        if doc::put_sealed_network_key(d, *epoch, dev, &me, s.as_bytes())? {
                             sealed += 1;
                         }
                     }
@@ -228,10 +325,9 @@ impl Device {
                     }
                 }
             }
-            doc::commit_pending(d, format!("Sealed the network key to {sealed} devices"), now)?;
-            Ok(key)
+            doc::commit_pending(d, format!("Sealed network keys to {sealed} devices"), now)?;
+            Ok(keys)
         })
-        .map(Some)
     }
 
     /// Reads a network: its members, roles and removed devices as its signed membership has

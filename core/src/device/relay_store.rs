@@ -6,7 +6,7 @@
 //! of its network, names a document of that network, and merges cleanly. Anything else is
 //! reported and skipped.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use automerge::ChangeHash;
 use nabij_relay_proto::{
@@ -16,7 +16,7 @@ use nabij_relay_proto::{
 };
 use rusqlite::TransactionBehavior;
 
-use super::{Device, heads_bytes};
+use super::{Device, DocError, heads_bytes};
 use crate::{
     crypto::{self, Blob, BlobContext, SecretKey},
     doc,
@@ -52,52 +52,107 @@ impl<'a> DeviceRelay<'a> {
 /// The heads a push brings the relay to, and the Automerge bytes that do it.
 type ChangesForRelay = (Vec<[u8; 32]>, Vec<u8>);
 
-fn context(net: &NetworkAccess, relay_doc: [u8; 32]) -> BlobContext {
-    BlobContext { network: net.relay_id, doc: relay_doc, epoch: 0 }
+fn context(net: &NetworkAccess, relay_doc: [u8; 32], epoch: u32) -> BlobContext {
+    BlobContext { network: net.relay_id, doc: relay_doc, epoch }
 }
 
-/// The first sealed content key (by id) that opens under the network key and is the key its
-/// entry names. Any member can write the content-key map, so an entry that does not open, or
-/// opens to another key than its id says, is passed over (logged), never fatal: a member must
-/// not be able to stop the others' relay sync (threat model, promise 4).
+/// The first sealed content key (by id) that opens under a network key of `epochs` (each
+/// epoch's key in turn, newest first) and is the key its entry names, with its epoch. Any
+/// member can write the content-key map, so an entry that does not open, or opens to another
+/// key than its id says, is passed over (logged), never fatal: a member must not be able to
+/// stop the others' relay sync (threat model, promise 4).
 fn first_that_opens(
     net: &NetworkAccess,
     relay_doc: &[u8; 32],
     mut entries: Vec<doc::SealedContentKey>,
     key_id: Option<&[u8]>,
-) -> Option<SecretKey> {
+    epochs: &mut dyn Iterator<Item = (&u32, &SecretKey)>,
+) -> Option<(u32, SecretKey)> {
     entries.sort();
-    entries.into_iter().filter(|(id, _)| key_id.is_none_or(|k| k == id.as_slice())).find_map(
-        |(id, sealed)| match crypto::open_content_key(&net.key, &sealed, &context(net, *relay_doc))
-        {
-            Ok(key) if key.id().as_slice() == id.as_slice() => Some(key),
-            Ok(_) => {
-                tracing::warn!("a content key entry names another key than it holds: ignored");
-                None
+    let entries: Vec<_> =
+        entries.into_iter().filter(|(id, _)| key_id.is_none_or(|k| k == id.as_slice())).collect();
+    for (epoch, network_key) in epochs {
+        for (id, sealed) in &entries {
+            let ctx = context(net, *relay_doc, *epoch);
+            match crypto::open_content_key(network_key, sealed, &ctx) {
+                Ok(key) if key.id().as_slice() == id.as_slice() => return Some((*epoch, key)),
+                Ok(_) => {
+                    tracing::warn!("a content key entry names another key than it holds: ignored")
+                }
+                Err(_) => {}
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "a content key entry that does not open: ignored");
-                None
-            }
-        },
-    )
+        }
+    }
+    if !entries.is_empty() {
+        tracing::debug!("no content key entry opens under the keys held here");
+    }
+    None
+}
+
+/// A device's network keys for a roster: each epoch's entry sealed to it that counts (by
+/// itself, an admin, or written before entries named their sealer), so a device that finds its
+/// network at the relay can open every blob of it. Epoch 0 and the newest fifteen fit.
+fn roster_bundle(
+    d: &automerge::AutoCommit,
+    m: &crate::membership::Membership,
+    device: &crate::ids::DeviceKey,
+    me: &crate::ids::DeviceKey,
+) -> Result<Vec<u8>, Error> {
+    let mut entries: Vec<(u32, Vec<u8>)> = Vec::new();
+    let epochs: Vec<u32> = m.epochs.keys().copied().collect();
+    let keep = |e: &u32| *e == 0 || epochs.iter().rev().take(15).any(|x| x == e);
+    for &epoch in epochs.iter().filter(|e| keep(e)) {
+        let found = doc::sealed_network_keys(d, epoch, device)?
+            .into_iter()
+            .find(|(by, _)| by.is_none_or(|by| by == *me || m.is_admin(&by)));
+        if let Some((_, sealed)) = found {
+            entries.push((epoch, sealed));
+        }
+    }
+    Ok(postcard::to_stdvec(&entries).map_err(|e| DocError::Malformed(e.to_string()))?)
+}
+
+/// The entries of a roster bundle ([`roster_bundle`]); none if it does not decode.
+fn bundle_entries(bytes: &[u8]) -> Vec<(u32, Vec<u8>)> {
+    postcard::from_bytes(bytes).unwrap_or_default()
 }
 
 impl Device {
-    /// Each listed device with the network key sealed to it.
-    fn roster_entries(&self, network: DocId) -> Result<Vec<RosterDevice>, Error> {
-        let n = self.network(network)?;
-        self.read(network, DocKind::Network, |d| {
+    /// The keys sealed to this device on a relay roster, by epoch, and the network they name
+    /// (None if none opens, or they name different networks).
+    fn roster_keys(&self, roster: &Roster) -> Option<(DocId, BTreeMap<u32, SecretKey>)> {
+        let me = self.device_key();
+        let mut network = None;
+        let mut keys = BTreeMap::new();
+        for (epoch, sealed) in bundle_entries(roster.sealed_for(me.as_bytes())?) {
+            let Ok((key, id)) = crypto::open_network_key(&self.identity, &sealed, epoch) else {
+                continue;
+            };
+            if *network.get_or_insert(id) != id {
+                return None;
+            }
+            keys.insert(epoch, key);
+        }
+        Some((network?, keys))
+    }
+
+    /// The roster a network should have at the relay: each active device (admins marked)
+    /// with its network keys, and the membership counter.
+    fn roster_for(&self, network: DocId, relay_id: [u8; 32]) -> Result<Roster, Error> {
+        let (m, _) = self.membership(network)?;
+        let me = self.device_key();
+        let devices = self.read(network, DocKind::Network, |d| {
             let mut out = Vec::new();
-            for dev in n.members.iter().flat_map(|m| m.devices.iter()) {
-                if let Some(sealed) = doc::sealed_network_key(d, 0, dev)? {
-                    out.push(RosterDevice { key: *dev.as_bytes(), sealed });
-                }
+            for dev in m.devices() {
+                let sealed = roster_bundle(d, &m, dev, &me)?;
+                out.push(RosterDevice { key: *dev.as_bytes(), sealed, admin: m.is_admin(dev) });
             }
             out.sort_by_key(|d| d.key);
             out.dedup_by_key(|d| d.key);
             Ok(out)
-        })
+        })?;
+        let issued_at = i64::try_from(m.known).unwrap_or(i64::MAX);
+        Ok(Roster { network: relay_id, issued_at, devices })
     }
 
     /// The content key a document's blobs are encrypted under: the first of its sealed keys
@@ -107,14 +162,26 @@ impl Device {
         &self,
         net: &NetworkAccess,
         relay_doc: &[u8; 32],
-        key_id: Option<&[u8]>,
-    ) -> Result<Option<SecretKey>, Error> {
+        key_id: Option<(&[u8], &BTreeMap<u32, SecretKey>)>,
+    ) -> Result<Option<(u32, SecretKey)>, Error> {
         let keys =
             self.read(net.network, DocKind::Network, |d| Ok(doc::content_keys(d, relay_doc)?))?;
-        Ok(first_that_opens(net, relay_doc, keys, key_id))
+        Ok(match key_id {
+            // Pulling: whichever epoch sealed it, among the keys held now.
+            Some((id, held)) => {
+                first_that_opens(net, relay_doc, keys, Some(id), &mut held.iter().rev())
+            }
+            // Pushing: only a key of the newest epoch, so a device removed since cannot read
+            // what is written now.
+            None => {
+                let (epoch, key) = net.current();
+                first_that_opens(net, relay_doc, keys, None, &mut std::iter::once((&epoch, key)))
+            }
+        })
     }
 
-    /// Gives each document without a content key one (one change to the network document).
+    /// Gives each document without a content key of the newest epoch one (one change to the
+    /// network document).
     fn ensure_content_keys(&self, net: &NetworkAccess, docs: &[DocId]) -> Result<bool, Error> {
         let lacking: Vec<(DocId, [u8; 32])> = self.read(net.network, DocKind::Network, |d| {
             let mut out = Vec::new();
@@ -122,7 +189,9 @@ impl Device {
                 let r = crypto::relay_doc_id(&net.key, id);
                 // Entries that do not open are someone's garbage: a document with only those
                 // gets a key of its own.
-                if first_that_opens(net, &r, doc::content_keys(d, &r)?, None).is_none() {
+                let (epoch, key) = net.current();
+                let current = &mut std::iter::once((&epoch, key));
+                if first_that_opens(net, &r, doc::content_keys(d, &r)?, None, current).is_none() {
                     out.push((id, r));
                 }
             }
@@ -132,10 +201,11 @@ impl Device {
             return Ok(false);
         }
         self.edit(net.network, DocKind::Network, |d, _, now| {
+            let (epoch, network_key) = net.current();
             for (_, r) in &lacking {
                 let key = SecretKey::generate(&self.randomness)?;
-                let sealed =
-                    crypto::seal_content_key(&self.randomness, &net.key, &key, &context(net, *r))?;
+                let ctx = context(net, *r, epoch);
+                let sealed = crypto::seal_content_key(&self.randomness, network_key, &key, &ctx)?;
                 doc::put_content_key(d, r, &key.id(), &sealed)?;
             }
             doc::commit_pending(
@@ -190,8 +260,8 @@ fn is_local(e: &Error) -> bool {
 }
 
 impl RelayStore for DeviceRelay<'_> {
-    fn now_ms(&self) -> i64 {
-        self.device.now()
+    fn device(&self) -> PublicKey {
+        *self.device.device_key().as_bytes()
     }
 
     fn local_networks(&mut self) -> Result<Vec<(NetworkAccess, Roster)>, RelayError> {
@@ -208,16 +278,17 @@ impl RelayStore for DeviceRelay<'_> {
                 if !network.members.iter().any(|m| m.devices.contains(&me)) {
                     return Ok(None);
                 }
-                let Some(key) = self.device.seal_network_keys(id)? else {
+                let keys = self.device.seal_network_keys(id)?;
+                let Some(key) = keys.get(&0).cloned() else {
                     tracing::info!(network = %id, "no network key here yet; skipping it at the relay");
                     return Ok(None);
                 };
                 let relay_id = crypto::relay_network_id(&key);
-                let devices = self.device.roster_entries(id)?;
-                Ok(Some((
-                    NetworkAccess { network: id, relay_id, key, held: true },
-                    Roster { network: relay_id, issued_at: 0, devices },
-                )))
+                let roster = self.device.roster_for(id, relay_id)?;
+                let offered = BTreeMap::new();
+                let access =
+                    NetworkAccess { network: id, relay_id, key, keys, offered, held: true };
+                Ok(Some((access, roster)))
             })();
             match access {
                 Ok(Some(a)) => out.push(a),
@@ -229,26 +300,39 @@ impl RelayStore for DeviceRelay<'_> {
         Ok(out)
     }
 
+    fn offered_keys(&mut self, net: &NetworkAccess, roster: &Roster) -> BTreeMap<u32, SecretKey> {
+        match self.device.roster_keys(roster) {
+            Some((network, keys)) if network == net.network => {
+                keys.into_iter().filter(|(e, _)| !net.keys.contains_key(e)).collect()
+            }
+            _ => BTreeMap::new(),
+        }
+    }
+
     fn open_roster(&mut self, roster: &Roster) -> Option<NetworkAccess> {
-        let me = self.device.device_key();
-        let sealed = roster.sealed_for(me.as_bytes())?;
-        let (key, network) = crypto::open_network_key(&self.device.identity, sealed, 0).ok()?;
-        // The roster's network must be the one the key names (relay ids derive from keys).
+        let (network, keys) = self.device.roster_keys(roster)?;
+        // The roster's network must be the one epoch 0's key names (relay ids derive from it).
+        let key = keys.get(&0)?.clone();
         if crypto::relay_network_id(&key) != roster.network {
             return None;
         }
         let held = self.device.kind_of(network).is_ok();
-        // A network held here keeps the key its own document seals to this device: a roster
-        // at the relay (anyone can register one that lists this device) never replaces it.
+        // A network held here keeps the keys its own document seals to this device: a roster
+        // at the relay (anyone can register one that lists this device) never replaces them.
         // Otherwise an outsider who knows a network's id and a member's key could make the
         // member upload the network's documents under the outsider's key (promise 1).
-        if held
-            && !matches!(self.device.relay_network_id(network), Ok(Some(id)) if id == roster.network)
-        {
-            tracing::warn!(network = %network, "a relay roster offers another key for a network held here: ignored");
+        if held {
+            tracing::warn!(network = %network, "a relay roster offers other keys for a network held here: ignored");
             return None;
         }
-        Some(NetworkAccess { network, relay_id: roster.network, key, held })
+        Some(NetworkAccess {
+            network,
+            relay_id: roster.network,
+            key,
+            keys,
+            offered: BTreeMap::new(),
+            held,
+        })
     }
 
     fn sign(&mut self, roster: Roster) -> Result<SignedRoster, RelayError> {
@@ -297,8 +381,9 @@ impl RelayStore for DeviceRelay<'_> {
             return Ok(None);
         }
         let relay_doc = crypto::relay_doc_id(&net.key, doc);
-        let key = if doc == net.network {
-            crypto::network_doc_key(&net.key)
+        let (epoch, key) = if doc == net.network {
+            let (epoch, key) = net.current();
+            (epoch, crypto::network_doc_key(key))
         } else {
             self.device
                 .content_key(net, &relay_doc, None)
@@ -306,9 +391,9 @@ impl RelayStore for DeviceRelay<'_> {
                 .ok_or_else(|| RelayError::Store(format!("document {doc} has no content key")))?
         };
         let plain = encode_payload(doc, &heads, &bytes);
+        let ctx = context(net, relay_doc, epoch);
         let blob =
-            crypto::encrypt_blob(&self.device.randomness, &key, &context(net, relay_doc), &plain)
-                .map_err(failed)?;
+            crypto::encrypt_blob(&self.device.randomness, &key, &ctx, &plain).map_err(failed)?;
         Ok(Some(PreparedPush { doc, relay_doc, blob: blob.bytes, heads }))
     }
 
@@ -338,18 +423,40 @@ impl RelayStore for DeviceRelay<'_> {
         let mut batch = NewDocs::default();
         let mut held = HeldMerges::default();
         let network_doc = crypto::relay_doc_id(&net.key, net.network);
+        // The keys content keys open under: refreshed from the network document (verified
+        // against its membership) once a pulled change of it is stored.
+        let mut held_keys = net.keys.clone();
         for b in blobs {
             let id = blob_id(&b.bytes);
             let reject = |reason: String| RejectedBlob { seq: b.seq, reason };
-            let key = if b.doc == network_doc {
-                crypto::network_doc_key(&net.key)
+            let keys: Vec<(u32, SecretKey)> = if b.doc == network_doc {
+                // Whichever epoch it was written in, newest first; a new epoch's key the
+                // roster offers opens it before the document itself holds that key.
+                let offered = net.offered.iter().filter(|(e, _)| !held_keys.contains_key(e));
+                held_keys
+                    .iter()
+                    .chain(offered)
+                    .rev()
+                    .map(|(e, k)| (*e, crypto::network_doc_key(k)))
+                    .collect()
             } else {
                 // The content key may be in a network document still in a batch.
+                let mut refresh = false;
                 if batch.ids.contains(&net.network) {
                     self.flush(net, &mut batch, &mut applied)?;
+                    refresh = true;
                 }
                 if held.ids.contains(&net.network) {
                     self.flush_held(net, &mut held, &mut applied)?;
+                    refresh = true;
+                }
+                if refresh {
+                    held_keys = match self.device.network_keys(net.network) {
+                        Ok((_, k)) if !k.is_empty() => k,
+                        Ok(_) => held_keys,
+                        Err(e) if is_local(&e) => return Err(failed(e)),
+                        Err(_) => held_keys,
+                    };
                 }
                 let key_id = match crypto::blob_key_id(&b.bytes) {
                     Ok(k) => k,
@@ -358,8 +465,8 @@ impl RelayStore for DeviceRelay<'_> {
                         continue;
                     }
                 };
-                match self.device.content_key(net, &b.doc, Some(&key_id)) {
-                    Ok(Some(k)) => k,
+                match self.device.content_key(net, &b.doc, Some((&key_id, &held_keys))) {
+                    Ok(Some(k)) => vec![k],
                     Ok(None) => {
                         applied.rejected.push(reject("no key for this blob (its key id was altered, or its key never arrived)".into()));
                         continue;
@@ -372,13 +479,15 @@ impl RelayStore for DeviceRelay<'_> {
                 }
             };
             let blob = Blob { id, bytes: b.bytes };
-            let plain = match crypto::decrypt_blob(&key, &context(net, b.doc), &blob) {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::warn!(seq = b.seq, error = %e, "a pulled blob did not open");
-                    applied.rejected.push(reject(e.to_string()));
-                    continue;
-                }
+            let opened = keys
+                .iter()
+                .find_map(|(e, k)| crypto::decrypt_blob(k, &context(net, b.doc, *e), &blob).ok());
+            let Some(plain) = opened else {
+                tracing::warn!(seq = b.seq, "a pulled blob did not open");
+                applied.rejected.push(reject(
+                    "authentication failed: the blob does not open under a key held here".into(),
+                ));
+                continue;
             };
             let (doc, heads, bytes) = match decode_payload(&plain) {
                 Ok(p) => p,

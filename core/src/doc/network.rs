@@ -45,7 +45,7 @@ pub(crate) fn create_network(
     new_map(doc, &ROOT, "ops")?;
     put_op(doc, genesis)?;
     ensure_key_maps(doc)?;
-    put_sealed_network_key(doc, 0, &creator.device, sealed_key)?;
+    put_sealed_network_key(doc, 0, &creator.device, &creator.device, sealed_key)?;
     commit(doc, format!("Started network “{name}”"), now);
     Ok(())
 }
@@ -153,16 +153,18 @@ fn key_map(doc: &AutoCommit, map: &str) -> Result<Option<ObjId>, DocError> {
     }
 }
 
-/// Records the network key of `epoch` sealed to `device`. Returns false (and writes nothing)
-/// if the device already has one.
+/// Records the network key of `epoch` sealed to `device` by `sealer`. Entries are keyed by all
+/// three, so one device's entry (garbage from a member gone bad, say) never stands in the way
+/// of another's. Returns false (and writes nothing) if `sealer` already sealed one.
 pub(crate) fn put_sealed_network_key(
     doc: &mut AutoCommit,
     epoch: u32,
     device: &DeviceKey,
+    sealer: &DeviceKey,
     sealed: &[u8],
 ) -> Result<bool, DocError> {
     let keys = key_map(doc, "keys")?.ok_or(DocError::Malformed("network has no key map".into()))?;
-    let k = format!("{epoch}.{device}");
+    let k = format!("{epoch}.{device}.{sealer}");
     if doc.get(&keys, k.as_str())?.is_some() {
         return Ok(false);
     }
@@ -170,14 +172,35 @@ pub(crate) fn put_sealed_network_key(
     Ok(true)
 }
 
-/// The network key of `epoch` sealed to `device`, if the network holds one.
-pub(crate) fn sealed_network_key(
+/// A sealed network key and the device that sealed it (none for an entry written before
+/// entries named their sealer).
+pub(crate) type SealedNetworkKey = (Option<DeviceKey>, Vec<u8>);
+
+/// Every network key of `epoch` sealed to `device`, with its sealer (none for an entry written
+/// before entries named their sealer). Which one to trust is the caller's: the one that opens
+/// to a key the membership commits to.
+pub(crate) fn sealed_network_keys(
     doc: &AutoCommit,
     epoch: u32,
     device: &DeviceKey,
-) -> Result<Option<Vec<u8>>, DocError> {
-    let Some(keys) = key_map(doc, "keys")? else { return Ok(None) };
-    bytes_at(doc, &keys, &format!("{epoch}.{device}"))
+) -> Result<Vec<SealedNetworkKey>, DocError> {
+    let Some(keys) = key_map(doc, "keys")? else { return Ok(Vec::new()) };
+    let base = format!("{epoch}.{device}");
+    let mut out = Vec::new();
+    if let Some(b) = bytes_at(doc, &keys, &base)? {
+        out.push((None, b));
+    }
+    let entries: Vec<String> = doc
+        .map_range(&keys, format!("{base}.")..format!("{base}/"))
+        .map(|i| i.key.to_string())
+        .collect();
+    for key in entries {
+        let Some(sealer) = key.rsplit('.').next().and_then(|s| s.parse().ok()) else { continue };
+        if let Some(b) = bytes_at(doc, &keys, &key)? {
+            out.push((Some(sealer), b));
+        }
+    }
+    Ok(out)
 }
 
 /// Records a document's content key, sealed under the network key, by the document's relay

@@ -2,8 +2,10 @@
 //! one's sealed network key (opaque here; a device opens its own).
 //!
 //! A member device signs the roster with its Ed25519 device key. The relay accepts a roster
-//! for a new network from a device it lists, and replaces a registered roster only with a
-//! newer one signed by a device the registered roster lists. Devices read their sealed keys
+//! for a new network from a device it lists, and replaces a registered roster only with one
+//! of a higher counter signed by a device the registered roster lists as an admin. The counter
+//! comes from the network's signed membership (how many operations its signer has seen), never
+//! from a clock, so no roster can be dated into the future to freeze the others out. Devices read their sealed keys
 //! from the roster, so a device added by card learns its network from the relay alone.
 //!
 //! Owns the roster's format and its checks. Knows nothing of what the sealed keys hold.
@@ -15,8 +17,8 @@ use crate::{NetworkId, PublicKey};
 
 /// Most devices on one roster.
 pub const MAX_DEVICES: usize = 1024;
-/// Largest sealed key entry, in bytes.
-pub const MAX_SEALED: usize = 256;
+/// Largest sealed key entry, in bytes (a device's keys of several epochs).
+pub const MAX_SEALED: usize = 2048;
 
 /// Domain separation for roster signatures.
 const CONTEXT: &[u8] = b"nabij roster v1\0";
@@ -26,7 +28,7 @@ const CONTEXT: &[u8] = b"nabij roster v1\0";
 pub struct Roster {
     /// The network, as the relay knows it.
     pub network: NetworkId,
-    /// When it was issued (milliseconds since the Unix epoch); a newer one replaces it.
+    /// The membership counter it was issued at; only a higher one replaces it.
     pub issued_at: i64,
     /// The devices, sorted by key, each once.
     pub devices: Vec<RosterDevice>,
@@ -37,8 +39,10 @@ pub struct Roster {
 pub struct RosterDevice {
     /// Its Ed25519 key.
     pub key: PublicKey,
-    /// The network key sealed to it (opaque to the relay).
+    /// The network keys sealed to it (opaque to the relay).
     pub sealed: Vec<u8>,
+    /// Whether it may register the next roster (an admin's device in the membership).
+    pub admin: bool,
 }
 
 /// A roster with its signer and signature, as registered and served.
@@ -74,6 +78,11 @@ impl Roster {
     /// Whether `device` is on it.
     pub fn lists(&self, device: &PublicKey) -> bool {
         self.devices.binary_search_by(|d| d.key.cmp(device)).is_ok()
+    }
+
+    /// Whether `device` is listed as an admin.
+    pub fn lists_admin(&self, device: &PublicKey) -> bool {
+        self.devices.binary_search_by(|d| d.key.cmp(device)).is_ok_and(|i| self.devices[i].admin)
     }
 
     /// The key sealed to `device`, if it is listed.
@@ -138,7 +147,11 @@ mod tests {
             issued_at: 1_700_000_000_000,
             devices: devices
                 .iter()
-                .map(|k| RosterDevice { key: k.verifying_key().to_bytes(), sealed: vec![1; 80] })
+                .map(|k| RosterDevice {
+                    key: k.verifying_key().to_bytes(),
+                    sealed: vec![1; 80],
+                    admin: true,
+                })
                 .collect(),
         }
     }

@@ -1,0 +1,139 @@
+//! Promise 5 of the threat model, in part, and the roster part of promise 4: after an admin
+//! removes a device, the relay refuses it as soon as an admin's device registers the new
+//! roster, and it cannot decrypt anything written after the removal even when it gets the
+//! blobs (the relay operator handing them over): the removal starts a new key epoch. A member
+//! cannot take the relay's roster over or freeze it by dating one into the future.
+
+use std::sync::Arc;
+
+use nabij_core::{
+    Device, DocId,
+    model::Reason,
+    relay::{Refusal, RelayStore},
+};
+use nabij_relay_proto::{
+    roster::{Roster, RosterDevice},
+    wire::{self, Request, Response},
+};
+use nabij_sync_server::Limits;
+use nabij_tests::{
+    case_with_notes, observation, open_device,
+    relay::{InProcessRelay, RawClient, sync_once},
+};
+
+const AFTER: &str = "Na de verwijdering: mevrouw B. verhuist naar de Lindenstraat";
+
+struct World {
+    _dir: tempfile::TempDir,
+    relay: InProcessRelay,
+    admin: Arc<Device>,
+    colleague: Arc<Device>,
+    lost: Arc<Device>,
+    network: DocId,
+    case: DocId,
+}
+
+/// Anna (admin), Bram and a phone soon lost, all syncing through one relay.
+async fn world() -> World {
+    let dir = tempfile::tempdir().expect("dir");
+    let relay = InProcessRelay::start(&dir.path().join("relay"), Limits::default()).await;
+    let admin = open_device(dir.path(), "Anna");
+    let colleague = open_device(dir.path(), "Bram");
+    let lost = open_device(dir.path(), "Kees");
+    let network = admin.create_network("Wijknetwerk Oost").expect("network");
+    for d in [&colleague, &lost] {
+        admin.add_member(network, d.member_id(), &d.display_name(), d.device_key()).expect("add");
+    }
+    let case = case_with_notes(&admin, network, "Mevrouw B.", 2);
+    sync_once(&admin, &relay).await.expect("admin");
+    for d in [&colleague, &lost] {
+        sync_once(d, &relay).await.expect("member");
+        assert!(d.case(case).is_ok(), "{} holds the case", d.display_name());
+    }
+    World { _dir: dir, relay, admin, colleague, lost, network, case }
+}
+
+fn notes_text(d: &Device, case: DocId) -> String {
+    d.case_timeline(case)
+        .expect("timeline")
+        .into_iter()
+        .map(|n| n.text)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promise_5_a_removed_phone_is_refused_by_the_relay_and_cannot_read_what_comes_after() {
+    let w = world().await;
+    w.admin.remove_device(w.network, w.lost.device_key(), Reason::Lost).expect("remove");
+    w.admin.add_note(w.case, observation(AFTER)).expect("note");
+    let report = sync_once(&w.admin, &w.relay).await.expect("admin");
+    assert_eq!(report.report.rosters_registered, 1, "the new roster: {:?}", report.report);
+
+    // The colleague reads the new note; the lost phone is refused by the relay.
+    sync_once(&w.colleague, &w.relay).await.expect("colleague");
+    assert!(notes_text(&w.colleague, w.case).contains(AFTER));
+    let lost = sync_once(&w.lost, &w.relay).await.expect("a refused sync still ends");
+    assert!(
+        !lost.report.refusals.is_empty(),
+        "the relay refused the lost phone: {:?}",
+        lost.report
+    );
+    assert!(!notes_text(&w.lost, w.case).contains(AFTER));
+
+    // The relay operator hands the lost phone every blob (pulled with the colleague's key):
+    // it opens nothing written after the removal.
+    let secret = nabij_core::test_utils::signing_key(&w.colleague).to_bytes();
+    let mut raw = RawClient::connect(&w.relay.address, w.relay.key, secret).await;
+    let relay_id = w.colleague.relay_network_id(w.network).expect("id").expect("held");
+    let pull = Request::Pull { network: relay_id, after: 0, max_bytes: 1 << 24 };
+    raw.send_raw(&wire::encode(&pull, 1 << 24).expect("frame")).await;
+    let (blobs, next) = match raw.answers(1).await.pop() {
+        Some(Response::Blobs { blobs, next, .. }) => (blobs, next),
+        other => panic!("unexpected answer {other:?}"),
+    };
+    raw.close();
+    let mut store = nabij_core::DeviceRelay::new(&w.lost, w.relay.key);
+    let nets = store.local_networks().expect("the lost phone's own view");
+    let (access, _) = nets.into_iter().find(|(a, _)| a.network == w.network).expect("network");
+    let applied = store.apply(&access, blobs, next).expect("apply");
+    assert!(!applied.rejected.is_empty(), "blobs of the new epoch do not open");
+    assert!(!notes_text(&w.lost, w.case).contains(AFTER), "the lost phone read the new note");
+    w.relay.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promise_4_a_member_cannot_freeze_the_relay_roster() {
+    let w = world().await;
+    // Bram, a member, registers a roster from far in the future listing only himself.
+    let relay_id = w.colleague.relay_network_id(w.network).expect("id").expect("held");
+    let secret = nabij_core::test_utils::signing_key(&w.colleague);
+    let roster = Roster {
+        network: relay_id,
+        issued_at: i64::MAX,
+        devices: vec![RosterDevice {
+            key: *w.colleague.device_key().as_bytes(),
+            sealed: Vec::new(),
+            admin: true,
+        }],
+    }
+    .sign(&secret)
+    .expect("sign");
+    let mut raw = RawClient::connect(&w.relay.address, w.relay.key, secret.to_bytes()).await;
+    raw.send_raw(&wire::encode(&Request::Register { roster }, 1 << 24).expect("frame")).await;
+    let a = raw.answers(1).await;
+    assert!(
+        matches!(a[..], [Response::Refused { reason: Refusal::BadRoster, .. }]),
+        "a member's roster was taken: {a:?}"
+    );
+    raw.close();
+    // Everyone still syncs, and the admin's next change reaches the others.
+    w.admin.add_note(w.case, observation(AFTER)).expect("note");
+    sync_once(&w.admin, &w.relay).await.expect("admin");
+    for d in [&w.colleague, &w.lost] {
+        let r = sync_once(d, &w.relay).await.expect("member");
+        assert!(r.report.refusals.is_empty(), "{:?}", r.report);
+        assert!(notes_text(d, w.case).contains(AFTER));
+    }
+    w.relay.stop().await;
+}
