@@ -37,7 +37,9 @@ use crate::ids::{DeviceKey, DocId, MemberId};
 pub const MAX_OP_BYTES: usize = 4 * 1024;
 
 /// What a member may do in a network.
+// Postcard encodes variants by index, so the names below are only what JSON shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Reads and writes what is shared with the network.
     Member,
@@ -57,6 +59,7 @@ impl Role {
 
 /// Why a device or member was removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Reason {
     /// The phone was lost or stolen.
     Lost,

@@ -98,6 +98,11 @@ fn promise_3_only_an_admin_changes_who_is_in_a_network() {
     let refused = w.mallory.remove_member(net, w.admin.member_id(), Reason::Left);
     assert!(matches!(refused, Err(Error::NotAllowed(_))), "{refused:?}");
     assert_eq!(member_names(&w.mallory, net), ["Anna", "Mallory", "Vera"]);
+    // The only admin cannot leave the network without one.
+    let alone = w.admin.set_role(net, w.admin.member_id(), Role::Member);
+    assert!(matches!(alone, Err(Error::NotAllowed(_))), "{alone:?}");
+    let alone = w.admin.remove_member(net, w.admin.member_id(), Reason::Left);
+    assert!(matches!(alone, Err(Error::NotAllowed(_))), "{alone:?}");
 
     // An admin makes Vera an admin; Vera can then add Olaf, and the others learn it by meeting.
     w.admin.set_role(net, w.victim.member_id(), Role::Admin).expect("promote");

@@ -49,10 +49,13 @@ impl Device {
                 return if holder == member {
                     Ok(Vec::new())
                 } else {
-                    Err(Error::NotAllowed(format!(
-                        "device {} belongs to another member of the network",
-                        device.short()
-                    )))
+                    Err(Error::Invalid(ValidationError::Invalid {
+                        field: "device",
+                        reason: format!(
+                            "device {} belongs to another member of the network",
+                            device.short()
+                        ),
+                    }))
                 };
             }
             let mut out = Vec::new();
@@ -86,6 +89,7 @@ impl Device {
         let changes = |m: &Membership| match m.members.get(&member) {
             None => Err(not_a_member(member)),
             Some(x) if x.role == role => Ok(Vec::new()),
+            Some(_) if role == Role::Member && last_admin(m, member) => Err(no_admin_left()),
             Some(_) => Ok(vec![Change::SetRole { member: *member.as_bytes(), role }]),
         };
         let message = format!("Made member {member} {}", role.as_str());
@@ -100,6 +104,7 @@ impl Device {
         reason: Reason,
     ) -> Result<(), Error> {
         let (m, _) = self.membership(network)?;
+        require_admin(&m, &self.device_key())?;
         match m.member_of(&device) {
             None if m.removed_devices.contains_key(&device) => return Ok(()),
             None => {
@@ -123,7 +128,11 @@ impl Device {
         reason: Reason,
     ) -> Result<(), Error> {
         let (m, _) = self.membership(network)?;
+        require_admin(&m, &self.device_key())?;
         let Some(x) = m.members.get(&member) else { return Err(not_a_member(member)) };
+        if last_admin(&m, member) {
+            return Err(no_admin_left());
+        }
         let devices: Vec<DeviceKey> = x.devices.iter().copied().collect();
         let removal = Change::RemoveMember { member: *member.as_bytes(), reason };
         let message = format!("Removed member {member} ({})", reason.as_str());
@@ -174,11 +183,7 @@ impl Device {
         also: impl FnOnce(&mut AutoCommit, &Membership) -> Result<(), Error>,
     ) -> Result<(), Error> {
         let (m, _) = self.membership(network)?;
-        if !m.is_admin(&self.device_key()) {
-            return Err(Error::NotAllowed(
-                "only an admin of the network can change who is in it".into(),
-            ));
-        }
+        require_admin(&m, &self.device_key())?;
         let changes = changes(&m)?;
         if changes.is_empty() {
             return Ok(());
@@ -335,6 +340,27 @@ impl Device {
     pub fn network(&self, id: DocId) -> Result<Network, Error> {
         Ok(self.membership(id)?.1)
     }
+}
+
+fn require_admin(m: &Membership, me: &DeviceKey) -> Result<(), Error> {
+    if m.is_admin(me) {
+        Ok(())
+    } else {
+        Err(Error::NotAllowed("only an admin of the network can change who is in it".into()))
+    }
+}
+
+/// Whether `member` is the network's only admin: demoting or removing them would leave no one
+/// able to change the membership again.
+fn last_admin(m: &Membership, member: MemberId) -> bool {
+    m.members.iter().all(|(id, x)| *id == member || x.role != Role::Admin)
+        && m.members.get(&member).is_some_and(|x| x.role == Role::Admin)
+}
+
+fn no_admin_left() -> Error {
+    Error::NotAllowed(
+        "the network would have no admin left: make another member admin first".into(),
+    )
 }
 
 fn not_a_member(member: MemberId) -> Error {

@@ -21,6 +21,9 @@ import uniffi.nabij_ffi.NewMeeting
 import uniffi.nabij_ffi.NewNote
 import uniffi.nabij_ffi.NoteKind
 import uniffi.nabij_ffi.ProgressListener
+import uniffi.nabij_ffi.RemovalReason
+import uniffi.nabij_ffi.RemovedDevice
+import uniffi.nabij_ffi.Role
 import uniffi.nabij_ffi.SyncProgress
 import uniffi.nabij_ffi.readDeviceCard
 
@@ -169,6 +172,60 @@ private fun scenario(dir: Path) {
     }
 }
 
+/** Signed membership: roles, NotAllowed for a member, and removing a lost phone. */
+private fun membership(dir: Path) {
+    Device.open(dir.resolve("roles-a.sqlite").toString()).use { a ->
+        Device.open(dir.resolve("roles-b.sqlite").toString()).use { b ->
+            Device.open(dir.resolve("roles-phone.sqlite").toString()).use { phone ->
+                a.setDisplayName("Anouk")
+                b.setDisplayName("Bram")
+                val net = a.createNetwork("Wijknetwerk West")
+                a.addMemberFromCard(net, b.deviceCard())
+                // Bram's second phone, on his member.
+                a.addMember(net, b.memberId(), "Bram", phone.deviceKey())
+                b.mergeDocument(a.exportDocument(net))
+                val roles = { d: Device -> d.network(net).members.associate { it.name to it.role } }
+                expectEqual(mapOf("Anouk" to Role.ADMIN, "Bram" to Role.MEMBER), roles(a), "roles")
+                expectEqual(roles(a), roles(b), "roles on the member's device")
+
+                // A member may not change who is in the network; nothing is written.
+                val heads = b.heads(net)
+                val refused = expectThrows<NabijException.NotAllowed>("member adds") {
+                    b.addMember(net, b.memberId(), "Bram", phone.deviceKey())
+                }
+                expect(refused.message!!.contains("only an admin")) { "message: ${refused.message}" }
+                expectThrows<NabijException.NotAllowed>("member promotes") { b.setRole(net, b.memberId(), Role.ADMIN) }
+                expectThrows<NabijException.NotAllowed>("member removes") {
+                    b.removeDevice(net, a.deviceKey(), RemovalReason.COMPROMISED)
+                }
+                expectEqual(heads, b.heads(net), "heads after refused calls")
+
+                // The admin removes the lost phone; Bram stays with his other device.
+                a.removeDevice(net, phone.deviceKey(), RemovalReason.LOST)
+                val n = a.network(net)
+                expectEqual(listOf(RemovedDevice(phone.deviceKey(), RemovalReason.LOST)), n.removed, "removed")
+                expectEqual(listOf(b.deviceKey()), n.members.single { it.name == "Bram" }.devices, "Bram's devices")
+                expectThrows<NabijException.InvalidInput>("malformed device key") {
+                    a.removeDevice(net, "not a key", RemovalReason.LOST)
+                }
+                b.mergeDocument(a.exportDocument(net))
+                expectEqual(n, b.network(net), "the removal travels with the document")
+
+                // Promoted, Bram may remove a member.
+                a.setRole(net, b.memberId(), Role.ADMIN)
+                b.mergeDocument(a.exportDocument(net))
+                b.removeMember(net, a.memberId(), RemovalReason.LEFT)
+                val after = b.network(net)
+                expectEqual(listOf("Bram"), after.members.map { it.name }, "members after removal")
+                expectEqual(Role.ADMIN, after.members.single().role, "Bram's role")
+                expect(after.removed.any { it.device == a.deviceKey() && it.reason == RemovalReason.LEFT }) {
+                    "Anouk's device removed with her reason: ${after.removed}"
+                }
+            }
+        }
+    }
+}
+
 /** Meeting sync over loopback QUIC: suspend functions, a progress listener, errors. */
 private fun meetingSync(dir: Path) = runBlocking {
     withTimeout(60_000) {
@@ -240,6 +297,7 @@ fun main() {
     val dir = Files.createTempDirectory("nabij-kotlin-test")
     try {
         scenario(dir)
+        membership(dir)
         meetingSync(dir)
         relaySync(dir)
     } finally {
