@@ -40,7 +40,8 @@ fn host_with(dir: &Path, guests: &[&Device], cases: usize, notes: usize) -> (Dev
     let host = Device::open(dir.join("host.db")).expect("host");
     let network = host.create_network("Wijknetwerk Oost").expect("network");
     for g in guests {
-        host.add_member(network, g.member_id(), "gast", g.device_key()).expect("member");
+        g.join(&host.invite(network, g.member_id(), "gast", g.device_key()).expect("invite"))
+            .expect("member");
     }
     for c in 0..cases {
         let case = host

@@ -18,6 +18,8 @@
 //! - [`sync`]: the sync protocol without IO: frames and the session state machine.
 //! - [`net`] (feature `quic`): meeting sync over QUIC; tickets; pinned-key TLS; the relay
 //!   driver.
+//! - [`membership`]: signed membership operations and the rule that resolves them;
+//!   [`invitation`]: signed invitations into a network, accepted by the new device's user.
 //! - [`crypto`]: end-to-end encryption for the relay: sealed keys, encrypted blobs.
 //! - [`relay`]: the relay sync without IO (the QUIC driver is `net::relay`).
 //!
@@ -30,6 +32,7 @@ mod doc;
 pub mod error;
 pub mod identity;
 pub mod ids;
+pub mod invitation;
 pub mod membership;
 pub mod model;
 #[cfg(feature = "quic")]

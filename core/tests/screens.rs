@@ -991,7 +991,9 @@ mod listeners {
         let net = d.create_network("Wijknetwerk Noord").unwrap();
         assert_eq!(rec.take(), vec![vec![net]], "create_network");
         let other = env.device("b", 21);
-        d.add_member(net, other.member_id(), "Bram", other.device_key()).unwrap();
+        other
+            .join(&d.invite(net, other.member_id(), "Bram", other.device_key()).expect("invite"))
+            .unwrap();
         assert_eq!(rec.take(), vec![vec![net]], "add_member");
 
         // Reads and settings announce nothing.
@@ -1377,7 +1379,7 @@ mod history {
         );
         let b = env.device("b", 41);
         let net = d.create_network("Wijknetwerk Noord").unwrap();
-        d.add_member(net, b.member_id(), "Bram", b.device_key()).unwrap();
+        b.join(&d.invite(net, b.member_id(), "Bram", b.device_key()).expect("invite")).unwrap();
         assert_eq!(
             summaries(&d.history(net).unwrap()),
             [
@@ -1463,7 +1465,10 @@ mod history {
 
         // Anna starts a network and adds Bram under the name the network knows him by.
         let net = anna.create_network("Wijknetwerk Noord").unwrap();
-        anna.add_member(net, bram.member_id(), "Bram K.", bram.device_key()).unwrap();
+        bram.join(
+            &anna.invite(net, bram.member_id(), "Bram K.", bram.device_key()).expect("invite"),
+        )
+        .unwrap();
         let case = anna
             .create_case(NewCase {
                 subject: "Familie K.".into(),
@@ -1521,7 +1526,10 @@ mod history {
         assert_eq!(on_anna, on_bram, "the same changes, times and messages on both phones");
 
         // Names are looked up when history is read: adding Cees names his old change.
-        anna.add_member(net, cees.member_id(), "Cees de V.", cees.device_key()).unwrap();
+        cees.join(
+            &anna.invite(net, cees.member_id(), "Cees de V.", cees.device_key()).expect("invite"),
+        )
+        .unwrap();
         assert_eq!(
             names(&anna.history(case).unwrap())[&cees.device_key()].as_deref(),
             Some("Cees de V.")

@@ -29,6 +29,7 @@ const BACK_TO_SCHEMA_4: &str = "
     INSERT INTO search_fts (search_fts) VALUES ('rebuild');
     DROP TABLE network_ops;
     DROP TABLE network_roots;
+    DROP TABLE invitations;
     DROP TABLE network_removed;
     DROP TABLE network_devices;
     CREATE TABLE network_devices (

@@ -180,6 +180,22 @@ pub(crate) enum NetworkCmd {
         #[arg(long)]
         member: Option<String>,
     },
+    /// Add a member's device and print the invitation its user accepts with `network join`
+    Invite {
+        /// Network id (or prefix)
+        network: String,
+        /// The device's card (as `nabij card` on that device shows it): key, member and name
+        #[arg(long)]
+        card: String,
+        /// The member's id, for a further device of a known member [default: the card's]
+        #[arg(long)]
+        member: Option<String>,
+    },
+    /// Accept an invitation: the network then arrives at the next meeting or relay sync
+    Join {
+        /// The invitation (`nabijinvite1…`), as `network invite` printed it
+        invitation: String,
+    },
     /// Give a member another role (admins add and remove members)
     Role {
         /// Network id (or prefix)

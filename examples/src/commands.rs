@@ -311,6 +311,40 @@ impl App {
                 self.dev.add_member(id, member, &name, device)?;
                 self.show_network(id, "")
             }
+            NetworkCmd::Invite { network, card, member } => {
+                let id = resolve::network(&self.dev, &network)?;
+                let card = nabij_core::net::DeviceCard::parse(&card)
+                    .map_err(|e| CliError::invalid(format!("--card: {e}")))?;
+                let member = match member {
+                    Some(m) => resolve::member(&self.dev, id, &m)?,
+                    None => card.member,
+                };
+                let invitation = self.dev.invite(id, member, &card.name, card.device)?;
+                let text = invitation.encode();
+                let v = json!({ "invitation": text, "network": id.to_string() });
+                self.emit(&v, || {
+                    format!(
+                        "Invited {} to {}. On their device:\n  nabij network join {text}\n",
+                        card.name, invitation.network_name
+                    )
+                })
+            }
+            NetworkCmd::Join { invitation } => {
+                let inv = nabij_core::invitation::Invitation::parse(&invitation)
+                    .map_err(|e| CliError::invalid(e.to_string()))?;
+                self.dev.join(&inv)?;
+                let v = json!({
+                    "network": inv.network.to_string(),
+                    "name": inv.network_name,
+                    "inviter": inv.inviter_name,
+                });
+                self.emit(&v, || {
+                    format!(
+                        "Accepted: {} (invited by {}). It arrives at your next meeting or relay sync.\n",
+                        inv.network_name, inv.inviter_name
+                    )
+                })
+            }
             NetworkCmd::Role { network, member, role } => {
                 let id = resolve::network(&self.dev, &network)?;
                 let member = resolve::member(&self.dev, id, &member)?;

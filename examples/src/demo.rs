@@ -223,7 +223,7 @@ fn seed(s: &Script, me: &Device, p: &Peers) -> Result<Seeded> {
     s.at(-30, 9, 0);
     let network = me.create_network(NETWORK)?;
     for (dev, name) in [(&p.joost, JOOST), (&p.sem, SEM), (&p.marleen, MARLEEN), (&p.ruud, RUUD)] {
-        me.add_member(network, dev.member_id(), name, dev.device_key())?;
+        dev.join(&me.invite(network, dev.member_id(), name, dev.device_key())?)?;
     }
     sync_all(&everyone)?;
     let nets = vec![network];

@@ -159,7 +159,9 @@ fn meeting(args: &MeetingArgs, dir: &Path, json: bool) -> Result<()> {
     // --- A month ago: the network is started and everyone joins at a first meeting.
     let network = host.dev.create_network(NETWORK)?;
     for w in &workers[1..] {
-        host.dev.add_member(network, w.dev.member_id(), &w.name, w.dev.device_key())?;
+        let invitation =
+            host.dev.invite(network, w.dev.member_id(), &w.name, w.dev.device_key())?;
+        w.dev.join(&invitation)?;
     }
     let shared = host.dev.create_case(NewCase {
         subject: "Moeder R. en dochter L. (15)".into(),

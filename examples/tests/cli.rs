@@ -477,16 +477,30 @@ fn listen_and_sync_by_ticket_bring_a_new_device_into_the_network() {
     let network = s(&network["id"]).to_string();
     host.json(&["case", "create", "--subject", "Meneer D.", "--network", &network]);
 
-    // The new device shows its card; the member adds it by the card alone.
+    // The new device shows its card; the admin invites it by the card alone.
     let card = guest.json(&["card"]);
     let card = s(&card["card"]).to_string();
     assert!(card.starts_with("nabijcard1"), "{card}");
-    let added = host.json(&["network", "add-member", &network, "--card", &card]);
-    assert_eq!(added["members"].as_array().expect("members").len(), 2, "{added}");
+    let invited = host.json(&["network", "invite", &network, "--card", &card]);
+    let invitation = s(&invited["invitation"]).to_string();
+    assert!(invitation.starts_with("nabijinvite1"), "{invited}");
+    let shown = host.json(&["network", "show", &network]);
+    assert_eq!(shown["members"].as_array().expect("members").len(), 2, "{shown}");
 
     // A damaged ticket is refused as invalid input before anything is dialled.
     let (code, err) = guest.fail(&["sync", "nabij1notaticket"]);
     assert_eq!(code, 2, "{err}");
+
+    // Until its user accepts the invitation, the guest takes nothing of the network.
+    let (mut listener, ticket) = listen(&host);
+    let report = guest.json(&["sync", &ticket]);
+    assert_eq!(report["documents_received"], 0, "not accepted yet: {report}");
+    listener.0.take().expect("child").wait_with_output().expect("listener");
+    // A damaged invitation is invalid input; the real one is accepted.
+    let (code, err) = guest.fail(&["network", "join", &invitation[..invitation.len() - 2]]);
+    assert_eq!(code, 2, "{err}");
+    let joined = guest.json(&["network", "join", &invitation]);
+    assert_eq!(joined["name"], "Wijknetwerk Oost", "{joined}");
 
     let (mut listener, ticket) = listen(&host);
     let report = guest.json(&["sync", &ticket]);
@@ -549,7 +563,8 @@ fn an_admin_removes_a_lost_phone_and_a_member_may_not() {
     let network = admin.json(&["network", "create", "Wijknetwerk Oost"]);
     let network = s(&network["id"]).to_string();
     let card = member.json(&["card"]);
-    admin.json(&["network", "add-member", &network, "--card", s(&card["card"])]);
+    let invited = admin.json(&["network", "invite", &network, "--card", s(&card["card"])]);
+    member.json(&["network", "join", s(&invited["invitation"])]);
 
     // Roles: the creator is admin, a member added by card is member. (The JSON spells roles
     // and reasons as the core's serde does; compared without case.)

@@ -15,7 +15,7 @@ use nabij_core::{
 };
 
 use crate::{
-    error::{NabijError, parse_id},
+    error::{NabijError, parse_id, parse_invitation},
     types::*,
 };
 
@@ -270,6 +270,38 @@ impl Device {
         let member: MemberId = parse_id(&member)?;
         let device: DeviceKey = parse_id(&device)?;
         Ok(self.inner.add_member(parse_id(&network)?, member, &name, device)?)
+    }
+
+    /// Adds a member's device to a network (as `add_member`) and returns the invitation to hand
+    /// to that device (a `nabijinvite1…` string, for a QR code or a message). Only an admin may.
+    pub fn invite(
+        &self,
+        network: String,
+        member: String,
+        name: String,
+        device: String,
+    ) -> Result<String> {
+        let member: MemberId = parse_id(&member)?;
+        let device: DeviceKey = parse_id(&device)?;
+        Ok(self.inner.invite(parse_id(&network)?, member, &name, device)?.encode())
+    }
+
+    /// Reads an invitation without accepting it, to show the user what they are asked to join.
+    /// A damaged or forged invitation is `InvalidInput`.
+    pub fn read_invitation(&self, invitation: String) -> Result<InvitationInfo> {
+        Ok(parse_invitation(&invitation)?.into())
+    }
+
+    /// Accepts an invitation (the user said yes): the network then arrives at the next meeting
+    /// or relay sync. Until then the device takes no network it was not invited to. An
+    /// invitation for another device is `InvalidInput`.
+    pub fn join(&self, invitation: String) -> Result<()> {
+        Ok(self.inner.join(&parse_invitation(&invitation)?)?)
+    }
+
+    /// Invitations accepted whose network has not arrived yet.
+    pub fn pending_invitations(&self) -> Result<Vec<InvitationInfo>> {
+        Ok(convert(self.inner.pending_invitations()?))
     }
 
     /// Gives a member of a network another role. Only an admin may.

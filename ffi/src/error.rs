@@ -104,6 +104,12 @@ impl From<nabij_core::Error> for NabijError {
     }
 }
 
+/// Reads an invitation string; damaged or forged ones are invalid input.
+pub(crate) fn parse_invitation(s: &str) -> Result<nabij_core::invitation::Invitation, NabijError> {
+    nabij_core::invitation::Invitation::parse(s)
+        .map_err(|e| NabijError::InvalidInput { message: e.to_string() })
+}
+
 impl From<NetError> for NabijError {
     fn from(e: NetError) -> Self {
         Self::from(&e)

@@ -228,6 +228,15 @@ impl Device {
         Ok(self.inner.add_member(network, card.member, &card.name, card.device)?)
     }
 
+    /// Adds the device on `card` to a network (as [`Device::add_member_from_card`]) and returns
+    /// the invitation its user accepts with [`Device::join`] (a `nabijinvite1…` string). Only
+    /// an admin may. A bad card is `InvalidInput`.
+    pub fn invite_from_card(&self, network_id: String, card: String) -> Result<String> {
+        let network: DocId = parse_id(&network_id)?;
+        let card = DeviceCard::parse(&card)?;
+        Ok(self.inner.invite(network, card.member, &card.name, card.device)?.encode())
+    }
+
     /// Starts listening for devices to sync with; they sync with the returned listener's
     /// ticket. Devices that share a network with this one are admitted, others refused.
     ///

@@ -550,6 +550,36 @@ impl From<m::Member> for Member {
     }
 }
 
+/// What an invitation asks, to show before accepting.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct InvitationInfo {
+    /// The network's id.
+    pub network: String,
+    /// Its name.
+    pub network_name: String,
+    /// Who invites (their name in the network).
+    pub inviter_name: String,
+    /// The inviting device's key.
+    pub inviter: String,
+    /// The role offered.
+    pub role: Role,
+    /// When it was made (ms since the epoch, as the inviting device's clock had it).
+    pub issued_at: i64,
+}
+
+impl From<nabij_core::invitation::Invitation> for InvitationInfo {
+    fn from(i: nabij_core::invitation::Invitation) -> Self {
+        Self {
+            network: i.network.to_string(),
+            network_name: i.network_name,
+            inviter_name: i.inviter_name,
+            inviter: i.inviter.to_string(),
+            role: i.role.into(),
+            issued_at: i.issued_at,
+        }
+    }
+}
+
 /// A device removed from a network.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct RemovedDevice {

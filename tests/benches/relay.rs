@@ -67,9 +67,12 @@ fn catchup() {
         .map(|i| Arc::new(Device::open(dir.path().join(format!("p{i}.db"))).expect("open")))
         .collect();
     for (i, p) in phones.iter().enumerate() {
-        seeder
-            .add_member(network, p.member_id(), &format!("Werker {i}"), p.device_key())
-            .expect("member");
+        p.join(
+            &seeder
+                .invite(network, p.member_id(), &format!("Werker {i}"), p.device_key())
+                .expect("invite"),
+        )
+        .expect("member");
     }
     write_cases(&seeder, network, docs);
     let t = Instant::now();
@@ -173,7 +176,8 @@ fn flat() {
         let a = Arc::new(Device::open(dir.path().join("a.db")).expect("open"));
         let b = Arc::new(Device::open(dir.path().join("b.db")).expect("open"));
         let network = a.create_network("Wijknetwerk Oost").expect("network");
-        a.add_member(network, b.member_id(), "B", b.device_key()).expect("member");
+        b.join(&a.invite(network, b.member_id(), "B", b.device_key()).expect("invite"))
+            .expect("member");
         fill(&relay_dir, n, a.relay_network_id(network).expect("read").expect("key"));
         let relay = rt.block_on(InProcessRelay::start(&relay_dir, Limits::default()));
         let sync = |d: &Arc<Device>| {

@@ -33,7 +33,13 @@ async fn two_devices_converge_both_ways() {
     let host = open(&dir, "Sanne");
     let guest = open(&dir, "Youssef");
     let network = host.create_network("Wijknetwerk Oost").expect("network");
-    host.add_member(network, guest.member_id(), "Youssef", guest.device_key()).expect("member");
+    guest
+        .join(
+            &host
+                .invite(network, guest.member_id(), "Youssef", guest.device_key())
+                .expect("invite"),
+        )
+        .expect("member");
     case_with_notes(&host, network, "Moeder R.", 5);
     let private =
         host.create_case(NewCase { subject: "Alleen van Sanne".into(), ..NewCase::default() });
@@ -71,7 +77,13 @@ async fn strangers_and_wrong_keys_are_refused_in_the_handshake() {
     let member = open(&dir, "Youssef");
     let stranger = open(&dir, "Onbekend");
     let network = host.create_network("Wijknetwerk Oost").expect("network");
-    host.add_member(network, member.member_id(), "Youssef", member.device_key()).expect("member");
+    member
+        .join(
+            &host
+                .invite(network, member.member_id(), "Youssef", member.device_key())
+                .expect("invite"),
+        )
+        .expect("member");
     case_with_notes(&host, network, "Moeder R.", 2);
     let mut listener = net::listen(host.clone(), loopback()).await.expect("listen");
     let ticket = listener.ticket().clone();
@@ -106,7 +118,12 @@ async fn eight_devices_meet_through_one_host() {
     let network = host.create_network("Casusoverleg Oost").expect("network");
     let devices: Vec<Arc<Device>> = (0..8).map(|i| open(&dir, &format!("worker-{i}"))).collect();
     for d in &devices {
-        host.add_member(network, d.member_id(), &d.display_name(), d.device_key()).expect("add");
+        d.join(
+            &host
+                .invite(network, d.member_id(), &d.display_name(), d.device_key())
+                .expect("invite"),
+        )
+        .expect("add");
     }
     let mut listener = net::listen(host.clone(), loopback()).await.expect("listen");
     let ticket = listener.ticket().clone();
@@ -161,7 +178,11 @@ async fn a_cut_session_resumes_and_sends_only_what_is_missing() {
     let host = open(&dir, "host");
     let fresh = open(&dir, "fresh");
     let network = host.create_network("Wijknetwerk Oost").expect("network");
-    host.add_member(network, fresh.member_id(), "fresh", fresh.device_key()).expect("member");
+    fresh
+        .join(
+            &host.invite(network, fresh.member_id(), "fresh", fresh.device_key()).expect("invite"),
+        )
+        .expect("member");
     // Enough documents that they arrive in several reads (each read's documents are stored
     // together), so the cut falls between two of them.
     for i in 0..300 {
@@ -219,7 +240,11 @@ async fn both_sides_sending_more_than_a_window_at_once_do_not_deadlock() {
     let host = open(&dir, "host");
     let guest = open(&dir, "guest");
     let network = host.create_network("Wijknetwerk Oost").expect("network");
-    host.add_member(network, guest.member_id(), "guest", guest.device_key()).expect("member");
+    guest
+        .join(
+            &host.invite(network, guest.member_id(), "guest", guest.device_key()).expect("invite"),
+        )
+        .expect("member");
     nabij_tests::send_all(&host, &guest);
     // About 2 MB each way after Automerge's compression (the default stream window is
     // 1.25 MB): random letters do not compress away.

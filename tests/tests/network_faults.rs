@@ -37,7 +37,9 @@ fn two_stores(dir: &Path, cases: usize, notes: usize) {
     let host = Device::open(dir.join("host.db")).expect("host");
     let guest = Device::open(dir.join("guest.db")).expect("guest");
     let network = host.create_network("Wijknetwerk Oost").expect("network");
-    host.add_member(network, guest.member_id(), "gast", guest.device_key()).expect("member");
+    guest
+        .join(&host.invite(network, guest.member_id(), "gast", guest.device_key()).expect("invite"))
+        .expect("member");
     // The guest already holds the roster (from an earlier meeting).
     send_all(&host, &guest);
     for (d, n, who) in [(&host, cases, "host"), (&guest, 3, "guest")] {

@@ -1,5 +1,5 @@
-//! Promise 1 of the threat model, in part: an outsider cannot make a device upload anything
-//! under a key the outsider chose. The outsider has what a ticket, a device card and the
+//! Promise 1 of the threat model: an outsider cannot make a device upload anything under a key
+//! the outsider chose, nor plant a network on it. The outsider has what a ticket, a device card and the
 //! relay's public address give away: the network's id, a member device's public key, the
 //! relay's address and key; and keys of its own.
 
@@ -86,5 +86,49 @@ async fn promise_1_an_outsider_cannot_make_a_member_upload_under_its_key() {
         other => panic!("unexpected answer {other:?}"),
     }
     raw.close();
+    relay.stop().await;
+}
+
+/// The planter: an outsider starts a network of its own, puts the victim's device on its roster
+/// (a card is public), and offers it at a meeting the victim joins and through the relay. The
+/// victim never accepted an invitation: it takes nothing, and its listener still refuses the
+/// outsider afterwards (a planted roster would have widened who passes its TLS check).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promise_1_an_outsider_cannot_plant_a_network_on_a_device() {
+    use nabij_core::{
+        net::{self, SyncOptions},
+        test_utils::loopback,
+    };
+    let dir = tempfile::tempdir().expect("dir");
+    let relay = InProcessRelay::start(&dir.path().join("relay"), Limits::default()).await;
+    let victim = open_device(dir.path(), "Sanne");
+    let own = victim.create_network("Wijknetwerk Oost").expect("network");
+    let outsider = open_device(dir.path(), "Onbekend");
+    let planted = outsider.create_network("Wijknetwerk Oost").expect("look-alike");
+    outsider
+        .add_member(planted, victim.member_id(), "Sanne", victim.device_key())
+        .expect("the outsider lists the victim on its own network");
+    case_with_notes(&outsider, planted, "Nep-casus", 1);
+
+    // At a meeting: the victim scans the outsider's ticket.
+    let mut listener = net::listen(outsider.clone(), loopback()).await.expect("listen");
+    let ticket = listener.ticket().clone();
+    let report = net::sync_with(victim.clone(), &ticket, SyncOptions::default()).await;
+    let _ = listener.next_session().await;
+    let received = report.map(|r| r.documents_received).unwrap_or_default();
+    assert_eq!(received, 0, "the victim took documents it was never invited to");
+    // Through the relay: the outsider registers its roster (listing the victim, with keys
+    // sealed to it) and pushes; the victim syncs as it does every day.
+    relay_sync(&outsider, &relay).await.expect("the outsider's relay sync");
+    relay_sync(&victim, &relay).await.expect("the victim's relay sync");
+
+    let held: Vec<_> = victim.document_ids().expect("ids").into_iter().map(|(id, _)| id).collect();
+    assert_eq!(held, vec![own], "only its own network");
+    assert!(!victim.shares_network_with(&outsider.device_key()).expect("check"));
+    // The victim's listener refuses the outsider.
+    let mut listener = net::listen(victim.clone(), loopback()).await.expect("listen");
+    let ticket = listener.ticket().clone();
+    let refused = net::sync_with(outsider.clone(), &ticket, SyncOptions::default()).await;
+    assert!(matches!(refused, Err(NetError::Connect(_))), "{refused:?}");
     relay.stop().await;
 }

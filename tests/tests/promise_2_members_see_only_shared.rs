@@ -32,7 +32,13 @@ fn world() -> World {
     let victim = Device::open(dir.path().join("victim.db")).expect("open");
     let attacker = Device::open(dir.path().join("attacker.db")).expect("open");
     let a = victim.create_network("Wijknetwerk A").expect("network A");
-    victim.add_member(a, attacker.member_id(), "Mallory", attacker.device_key()).expect("member");
+    attacker
+        .join(
+            &victim
+                .invite(a, attacker.member_id(), "Mallory", attacker.device_key())
+                .expect("invite"),
+        )
+        .expect("member");
     let b = victim.create_network("Wijknetwerk B").expect("network B");
     let secret = victim
         .create_case(NewCase {
@@ -267,7 +273,13 @@ fn promise_2_a_case_named_before_the_victim_held_it_is_not_merged_or_sent_after(
     let colleague = Device::open(w._dir.path().join("colleague.db")).expect("open");
     let b = w.victim.list_networks().expect("networks").into_iter().find(|n| n.id != w.a);
     let b = b.expect("network B").id;
-    w.victim.add_member(b, colleague.member_id(), "Cor", colleague.device_key()).expect("member");
+    colleague
+        .join(
+            &w.victim
+                .invite(b, colleague.member_id(), "Cor", colleague.device_key())
+                .expect("invite"),
+        )
+        .expect("member");
     colleague.merge_document(&w.victim.export_document(b).expect("export")).expect("B");
     let x = colleague
         .create_case(NewCase {

@@ -53,7 +53,8 @@ async fn promise_4_a_poisoned_content_key_map_does_not_stop_relay_sync() {
     let mallory = open_device(dir.path(), "Mallory");
     let network = sanne.create_network("Wijknetwerk Oost").expect("network");
     for d in [&youssef, &mallory] {
-        sanne.add_member(network, d.member_id(), "Lid", d.device_key()).expect("member");
+        d.join(&sanne.invite(network, d.member_id(), "Lid", d.device_key()).expect("invite"))
+            .expect("member");
     }
     let case = case_with_notes(&sanne, network, "Gezin K.", 2);
     relay_sync(&sanne, &relay).await.expect("Sanne's first sync");

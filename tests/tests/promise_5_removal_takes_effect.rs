@@ -42,7 +42,12 @@ async fn world() -> World {
     let lost = open_device(dir.path(), "Kees");
     let network = admin.create_network("Wijknetwerk Oost").expect("network");
     for d in [&colleague, &lost] {
-        admin.add_member(network, d.member_id(), &d.display_name(), d.device_key()).expect("add");
+        d.join(
+            &admin
+                .invite(network, d.member_id(), &d.display_name(), d.device_key())
+                .expect("invite"),
+        )
+        .expect("add");
     }
     let case = case_with_notes(&admin, network, "Mevrouw B.", 2);
     sync_once(&admin, &relay).await.expect("admin");

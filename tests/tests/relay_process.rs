@@ -89,8 +89,12 @@ async fn stopped_during_uploads(how: Stop) {
     let sanne = open(dir.path(), "Sanne");
     let youssef = open(dir.path(), "Youssef");
     let network = sanne.create_network("Wijknetwerk Oost").expect("network");
-    sanne
-        .add_member(network, youssef.member_id(), "Youssef", youssef.device_key())
+    youssef
+        .join(
+            &sanne
+                .invite(network, youssef.member_id(), "Youssef", youssef.device_key())
+                .expect("invite"),
+        )
         .expect("member");
     const CASES: usize = 240;
     for i in 0..CASES {
@@ -187,9 +191,12 @@ async fn a_day_through_the_relay_leaves_no_plaintext_in_its_data_directory() {
     let phones: Vec<Arc<Device>> = names.iter().map(|n| open(dir.path(), n)).collect();
     let network = phones[0].create_network("Wijknetwerk Oost-Lindenholt").expect("network");
     for p in &phones[1..] {
-        phones[0]
-            .add_member(network, p.member_id(), &p.display_name(), p.device_key())
-            .expect("member");
+        p.join(
+            &phones[0]
+                .invite(network, p.member_id(), &p.display_name(), p.device_key())
+                .expect("invite"),
+        )
+        .expect("member");
     }
     let mut secrets: Vec<String> = names.iter().map(|s| s.to_string()).collect();
     secrets.push("Wijknetwerk Oost-Lindenholt".into());

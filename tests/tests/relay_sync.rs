@@ -29,8 +29,12 @@ fn network_of_two(dir: &tempfile::TempDir) -> (Arc<Device>, Arc<Device>, DocId) 
     let sanne = open(dir, "Sanne");
     let youssef = open(dir, "Youssef");
     let network = sanne.create_network("Wijknetwerk Oost").expect("network");
-    sanne
-        .add_member(network, youssef.member_id(), "Youssef", youssef.device_key())
+    youssef
+        .join(
+            &sanne
+                .invite(network, youssef.member_id(), "Youssef", youssef.device_key())
+                .expect("invite"),
+        )
         .expect("member");
     (sanne, youssef, network)
 }
@@ -244,8 +248,18 @@ async fn a_case_shared_with_two_networks_reaches_both_through_the_relay() {
     let (youssef, pieter) = (open(&dir, "Youssef"), open(&dir, "Pieter"));
     let east = sanne.create_network("Wijknetwerk Oost").expect("network");
     let west = sanne.create_network("Wijknetwerk West").expect("network");
-    sanne.add_member(east, youssef.member_id(), "Youssef", youssef.device_key()).expect("member");
-    sanne.add_member(west, pieter.member_id(), "Pieter", pieter.device_key()).expect("member");
+    youssef
+        .join(
+            &sanne
+                .invite(east, youssef.member_id(), "Youssef", youssef.device_key())
+                .expect("invite"),
+        )
+        .expect("member");
+    pieter
+        .join(
+            &sanne.invite(west, pieter.member_id(), "Pieter", pieter.device_key()).expect("invite"),
+        )
+        .expect("member");
     let case = sanne
         .create_case(NewCase {
             subject: "Familie B.".into(),

@@ -63,7 +63,8 @@ fn device(dir: &tempfile::TempDir, name: &str, person: &str) -> Device {
 /// and one case of `a`'s that is shared with nobody.
 fn world(a: &Device, b: &Device) -> (DocId, DocId, DocId) {
     let n = a.create_network("Wijknetwerk Oost").expect("network");
-    a.add_member(n, b.member_id(), &b.display_name(), b.device_key()).expect("member");
+    b.join(&a.invite(n, b.member_id(), &b.display_name(), b.device_key()).expect("invite"))
+        .expect("member");
     let case = a
         .create_case(NewCase {
             subject: "Moeder R. en dochter L.".into(),

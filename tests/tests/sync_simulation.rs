@@ -237,7 +237,8 @@ fn simulate(seed: u64) -> Trace {
     for i in 1..count {
         let (m, name, key) =
             (devices[i].member_id(), devices[i].display_name(), devices[i].device_key());
-        devices[0].add_member(n, m, &name, key).expect("member");
+        let invitation = devices[0].invite(n, m, &name, key).expect("invite");
+        devices[i].join(&invitation).expect("join");
     }
     let faults =
         Faults { cut: None, loss: rng.below(300), dup: rng.below(200), reorder: rng.below(200) };

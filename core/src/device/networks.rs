@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::{
+    invitation::Invitation,
     membership::{self, Change, Membership, SignedOp},
     model::{Member, Reason, RemovedDevice, Role},
 };
@@ -82,6 +83,61 @@ impl Device {
             }
             Ok(())
         })
+    }
+
+    /// Adds a member's device to a network (as [`Device::add_member`] does) and returns the
+    /// invitation to hand to that device: its user accepts it with [`Device::join`], and only
+    /// then does the device take the network from a meeting or the relay.
+    pub fn invite(
+        &self,
+        network: DocId,
+        member: MemberId,
+        name: &str,
+        device: DeviceKey,
+    ) -> Result<Invitation, Error> {
+        self.add_member(network, member, name, device)?;
+        let n = self.network(network)?;
+        let role = n.members.iter().find(|m| m.id == member).map_or(Role::Member, |m| m.role);
+        Invitation::sign(
+            self.identity.signing_key(),
+            &self.display_name(),
+            network,
+            &n.name,
+            device,
+            member,
+            role,
+            self.now(),
+        )
+        .map_err(|e| Error::Internal(format!("signing an invitation: {e}")))
+    }
+
+    /// Accepts an invitation into a network: from now on this device takes that network's
+    /// document (and the documents shared with it) from a meeting or the relay. Refused if the
+    /// invitation is for another device. Accepting twice, or a network already held, changes
+    /// nothing.
+    pub fn join(&self, invitation: &Invitation) -> Result<(), Error> {
+        if invitation.device != self.device_key() {
+            return Err(Error::Invalid(ValidationError::Invalid {
+                field: "invitation",
+                reason: format!(
+                    "it invites device {}, not this one ({})",
+                    invitation.device.short(),
+                    self.device_key().short()
+                ),
+            }));
+        }
+        let mut w = self.writer.lock();
+        let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        store::accept_invitation(&tx, invitation.network, &invitation.encode(), self.now())?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Invitations this device accepted whose network has not arrived yet (to show "waiting
+    /// for …" until the next meeting or relay sync).
+    pub fn pending_invitations(&self) -> Result<Vec<Invitation>, Error> {
+        let stored = store::pending_invitations(&self.reader.lock())?;
+        Ok(stored.iter().filter_map(|s| Invitation::parse(s).ok()).collect())
     }
 
     /// Gives a member of a network another role. Only an admin may.

@@ -325,6 +325,12 @@ impl RelayStore for DeviceRelay<'_> {
             tracing::warn!(network = %network, "a relay roster offers other keys for a network held here: ignored");
             return None;
         }
+        // A network this device was not invited to (and whose invitation its user did not
+        // accept) is not taken from a roster: anyone can register one that lists this device.
+        if !store::invitation_accepted(&self.device.reader.lock(), network).unwrap_or(false) {
+            tracing::info!(network = %network, "a relay roster names a network this device was not invited to: ignored");
+            return None;
+        }
         Some(NetworkAccess {
             network,
             relay_id: roster.network,

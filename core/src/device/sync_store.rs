@@ -48,6 +48,25 @@ fn held_outside(
             .map_err(|e| StoreFailure::Storage(e.to_string()))?)
 }
 
+/// Refuses a network this device neither holds nor was invited to and accepted: no one can
+/// plant a network on a device (promise 1), whichever path it comes by.
+fn refuse_uninvited(
+    conn: &rusqlite::Connection,
+    doc: DocId,
+    kind: DocKind,
+) -> Result<(), StoreFailure> {
+    let io = |e: store::StoreError| StoreFailure::Storage(e.to_string());
+    if kind == DocKind::Network
+        && store::doc_state(conn, doc).map_err(io)?.is_none()
+        && !store::invitation_accepted(conn, doc).map_err(io)?
+    {
+        return Err(StoreFailure::Refused(format!(
+            "network {doc}: this device was not invited to it, or its user did not accept"
+        )));
+    }
+    Ok(())
+}
+
 /// Whether `doc` is shared with `network` (by what the document itself says).
 fn belongs_to(doc: &AutoCommit, network: DocId) -> Result<bool, DocError> {
     let h = doc::header(doc)?;
@@ -185,6 +204,7 @@ impl Device {
                     doc::header(&doc).map_err(|e| StoreFailure::Refused(e.to_string()))?.kind,
                 );
                 written.push(id);
+                refuse_uninvited(&txn, id, kind)?;
                 // A whole document merges into a copy held here only if that copy is shared
                 // with the network it came through (promise 2; the session checks this too).
                 if held_outside(&txn, id, docs[i].0)? {
@@ -249,6 +269,11 @@ impl SyncStore for &Device {
             .map_err(|e| StoreFailure::Storage(e.to_string()))
     }
 
+    fn accepted(&mut self, network: DocId) -> Result<bool, StoreFailure> {
+        store::invitation_accepted(&self.reader.lock(), network)
+            .map_err(|e| StoreFailure::Storage(e.to_string()))
+    }
+
     fn holds(&mut self, doc: DocId) -> Result<bool, StoreFailure> {
         store::doc_state(&self.reader.lock(), doc)
             .map(|s| s.is_some())
@@ -266,6 +291,8 @@ impl SyncStore for &Device {
             )));
         }
         let incoming = self.check_import(network, doc, bytes)?;
+        let kind = doc::header(&incoming).map_err(|e| StoreFailure::Refused(e.to_string()))?.kind;
+        refuse_uninvited(&self.reader.lock(), doc, kind)?;
         self.merge_loaded(incoming, bytes).map(|_| ()).map_err(storage)
     }
 

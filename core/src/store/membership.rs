@@ -1,5 +1,5 @@
-//! The signed membership operations this device has seen, per network, and the creators
-//! pinned for networks made before signed membership.
+//! The signed membership operations this device has seen, per network, the creators pinned
+//! for networks made before signed membership, and the invitations the user accepted.
 //!
 //! Grow-only: nothing here is derived from the current state of a network document alone, so
 //! a reindex never clears it, and a member who deletes an operation from the document cannot
@@ -67,4 +67,38 @@ pub(crate) fn network_root(conn: &Connection, network: DocId) -> Result<Option<D
         .query_row([network.as_bytes()], |r| r.get(0))
         .optional()?;
     Ok(key.and_then(|k| <[u8; 32]>::try_from(k.as_slice()).ok()).map(DeviceKey::from_bytes))
+}
+
+/// Records an invitation the user accepted (accepting again keeps the first).
+pub(crate) fn accept_invitation(
+    tx: &Transaction<'_>,
+    network: DocId,
+    invitation: &str,
+    at: i64,
+) -> Result<()> {
+    tx.execute(
+        "INSERT OR IGNORE INTO invitations (network_id, invitation, accepted_at) VALUES (?1, ?2, ?3)",
+        params![network.as_bytes(), invitation, at],
+    )?;
+    Ok(())
+}
+
+/// Whether the user accepted an invitation into `network`.
+pub(crate) fn invitation_accepted(conn: &Connection, network: DocId) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM invitations WHERE network_id = ?1")?
+        .query_row([network.as_bytes()], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// Accepted invitations whose network has not arrived yet, oldest first.
+pub(crate) fn pending_invitations(conn: &Connection) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT invitation FROM invitations i
+         WHERE NOT EXISTS (SELECT 1 FROM documents d WHERE d.doc_id = i.network_id)
+         ORDER BY accepted_at, network_id",
+    )?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }

@@ -135,6 +135,12 @@ CREATE TABLE network_ops (
     bytes BLOB NOT NULL,
     PRIMARY KEY (network_id, op_id)
 ) WITHOUT ROWID;
+-- Invitations this device's user accepted: only these networks may arrive by sync.
+CREATE TABLE invitations (
+    network_id BLOB PRIMARY KEY,
+    invitation TEXT NOT NULL,
+    accepted_at INTEGER NOT NULL
+) WITHOUT ROWID;
 -- The creator trusted for the genesis of a network made before signed membership.
 CREATE TABLE network_roots (
     network_id BLOB PRIMARY KEY,

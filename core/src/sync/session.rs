@@ -67,6 +67,8 @@ pub trait SyncStore {
     fn inventory(&mut self, network: DocId) -> Result<Inventory, StoreFailure>;
     /// Whether this device holds `doc` at all.
     fn holds(&mut self, doc: DocId) -> Result<bool, StoreFailure>;
+    /// Whether this device's user accepted an invitation into `network`.
+    fn accepted(&mut self, network: DocId) -> Result<bool, StoreFailure>;
     /// A whole document, saved.
     fn export(&mut self, doc: DocId) -> Result<Vec<u8>, StoreFailure>;
     /// Stores a whole document the peer sent, if it is `doc` and belongs to `network`.
@@ -486,11 +488,12 @@ impl Session {
                 let network = doc_id(&network);
                 if let btree_map::Entry::Vacant(entry) = self.mine.entry(network) {
                     // A network whose roster we hold but which lacks the peer: not answered,
-                    // not named. One whose roster we do not hold: the peer is adding us
-                    // (joining), or an earlier session was cut before the roster arrived; we
-                    // answer with whatever we hold of it (often nothing), so that our own
-                    // changes to its documents reach the peer too.
-                    if store.holds(network)? {
+                    // not named. One whose roster we do not hold: the peer is bringing us a
+                    // network we were invited to and accepted (joining), or an earlier session
+                    // was cut before the roster arrived; we answer with whatever we hold of it
+                    // (often nothing), so that our own changes to its documents reach the peer
+                    // too. Any other network is someone planting one (promise 1): not answered.
+                    if store.holds(network)? || !store.accepted(network)? {
                         return Ok(());
                     }
                     // Without its roster this device cannot tell that the peer is in that

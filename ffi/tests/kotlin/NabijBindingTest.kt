@@ -235,7 +235,10 @@ private fun meetingSync(dir: Path) = runBlocking {
                 val card = b.deviceCard()
                 expectEqual("Bram", readDeviceCard(card).name, "card name")
                 val net = a.createNetwork("Wijknetwerk Noord")
-                a.addMemberFromCard(net, card)
+                val invitation = a.inviteFromCard(net, card)
+                expectEqual("Wijknetwerk Noord", b.readInvitation(invitation).networkName, "invitation")
+                b.join(invitation)
+                expectEqual(1, b.pendingInvitations().size, "waiting for the network")
                 val case = a.createCase(NewCase(subject = "Familie K.", networks = listOf(net)))
                 a.addNote(case, observation("Moeder wil hulp bij de administratie."))
 
@@ -246,6 +249,7 @@ private fun meetingSync(dir: Path) = runBlocking {
                     expect(report.documentsReceived >= 2u) { "roster and case received: $report" }
                     expect(progress.calls.isNotEmpty()) { "progress reported" }
                     expectEqual(listOf("Moeder wil hulp bij de administratie."), b.caseTimeline(case).map { it.text }, "synced notes")
+                    expectEqual(0, b.pendingInvitations().size, "the network arrived")
 
                     b.addNote(case, observation("Bram belt morgen."))
                     val back = b.syncWith(listener.ticket())
@@ -275,7 +279,7 @@ private fun relaySync(dir: Path) = runBlocking {
             Device.open(dir.resolve("relay-a.sqlite").toString()).use { a ->
                 Device.open(dir.resolve("relay-b.sqlite").toString()).use { b ->
                     val net = a.createNetwork("Wijknetwerk Zuid")
-                    a.addMemberFromCard(net, b.deviceCard())
+                    b.join(a.inviteFromCard(net, b.deviceCard()))
                     val case = a.createCase(NewCase(subject = "Familie D.", networks = listOf(net)))
                     a.addNote(case, observation("Eerste huisbezoek."))
                     val pushed = a.syncWithRelay(address, key)

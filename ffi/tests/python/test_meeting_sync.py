@@ -56,7 +56,7 @@ def network(open_device):
     a.set_display_name("Anouk")
     b.set_display_name("Bram")
     net = a.create_network("Wijknetwerk Noord")
-    a.add_member_from_card(net, b.device_card())
+    b.join(a.invite_from_card(net, b.device_card()))
     case = a.create_case(NewCase(subject="Familie K.", networks=[net]))
     a.add_notes(
         case,
@@ -265,3 +265,43 @@ def test_dropping_the_listener_stops_listening(network):
             time.sleep(0.05)
     assert again.local_port() == port
     run(again.stop())
+
+
+# ---------------------------------------------------------------------------------------------
+# Invitations
+
+
+def test_a_network_arrives_only_after_its_invitation_is_accepted(open_device):
+    a, c = open_device("inviter"), open_device("newcomer")
+    a.set_display_name("Anouk")
+    net = a.create_network("Wijknetwerk Oost")
+    a.create_case(NewCase(subject="Familie P.", networks=[net]))
+    invitation = a.invite_from_card(net, c.device_card())
+    assert invitation.startswith("nabijinvite1")
+    info = c.read_invitation(invitation)
+    assert (info.network, info.network_name, info.inviter_name) == (net, "Wijknetwerk Oost", "Anouk")
+
+    async def sync_once():
+        listener = await a.listen(bind=LOOPBACK, network_id=net)
+        try:
+            return await c.sync_with(listener.ticket())
+        finally:
+            await listener.stop()
+
+    # On the roster but not accepted: the newcomer takes nothing (no one plants a network).
+    report = run(sync_once())
+    assert report.documents_received == 0
+    assert c.list_networks() == []
+    # Damaged, forged or someone else's invitations are invalid input.
+    for bad in [invitation[:-3], invitation.replace("nabijinvite1", "nabij1"), "nabijinvite1xyz"]:
+        with pytest.raises(NabijError.InvalidInput):
+            c.join(bad)
+    other = open_device("other")
+    with pytest.raises(NabijError.InvalidInput):
+        other.join(invitation)
+    c.join(invitation)
+    assert [p.network for p in c.pending_invitations()] == [net]
+    report = run(sync_once())
+    assert report.documents_received == 2
+    assert [n.id for n in c.list_networks()] == [net]
+    assert c.pending_invitations() == []

@@ -53,7 +53,7 @@ def test_two_devices_that_never_meet_converge_through_the_relay(open_device, rel
     address, key = relay
     a, b = open_device("a"), open_device("b")
     net = a.create_network("Wijknetwerk Zuid")
-    a.add_member_from_card(net, b.device_card())
+    b.join(a.invite_from_card(net, b.device_card()))
     case = a.create_case(NewCase(subject="Familie D.", networks=[net]))
     a.add_note(case, NewNote(kind=NoteKind.OBSERVATION, text="Eerste huisbezoek"))
 
@@ -110,7 +110,7 @@ def test_the_background_loop_pushes_local_changes(open_device, relay):
     address, key = relay
     a, b = open_device("a"), open_device("b")
     net = a.create_network("Wijknetwerk West")
-    a.add_member_from_card(net, b.device_card())
+    b.join(a.invite_from_card(net, b.device_card()))
     listener = Synced()
 
     async def scenario():

@@ -31,3 +31,9 @@ CREATE TABLE network_removed (
 ) WITHOUT ROWID;
 INSERT OR REPLACE INTO meta (key, value) VALUES ('needs_reindex', 1);
 INSERT OR REPLACE INTO meta (key, value) VALUES ('upgrade_networks', 1);
+-- Invitations this device's user accepted: only these networks may arrive by sync.
+CREATE TABLE invitations (
+    network_id BLOB PRIMARY KEY,
+    invitation TEXT NOT NULL,
+    accepted_at INTEGER NOT NULL
+) WITHOUT ROWID;
