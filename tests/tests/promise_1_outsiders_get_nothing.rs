@@ -126,7 +126,7 @@ async fn promise_1_an_outsider_cannot_plant_a_network_on_a_device() {
     assert_eq!(held, vec![own], "only its own network");
     assert!(!victim.shares_network_with(&outsider.device_key()).expect("check"));
     // The victim's listener refuses the outsider.
-    let mut listener = net::listen(victim.clone(), loopback()).await.expect("listen");
+    let listener = net::listen(victim.clone(), loopback()).await.expect("listen");
     let ticket = listener.ticket().clone();
     let refused = net::sync_with(outsider.clone(), &ticket, SyncOptions::default()).await;
     assert!(matches!(refused, Err(NetError::Connect(_))), "{refused:?}");
