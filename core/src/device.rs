@@ -36,7 +36,9 @@ mod queries;
 mod relay_store;
 mod sync_store;
 
-use engine::{Writer, check_merged, guard, load_cached, mark_persisted, merge_in, persist};
+use engine::{
+    Writer, check_changes, check_merged, guard, load_cached, mark_persisted, merge_in, persist,
+};
 pub(crate) use projection::{Derived, derive};
 use projection::{Notes, Touched, index_doc, write_derived};
 

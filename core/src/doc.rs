@@ -19,7 +19,8 @@
 use std::collections::BTreeMap;
 
 use automerge::{
-    ActorId, AutoCommit, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, TextEncoding, Value,
+    ActorId, AutoCommit, ChangeHash, ObjId, ObjType, ROOT, ReadDoc, ScalarValue, TextEncoding,
+    Value, legacy,
     transaction::{CommitOptions, Transactable},
 };
 use autosurgeon::{Hydrate, Reconcile, Text, hydrate_prop, reconcile_prop};

@@ -32,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
         issued_at: 1,
         devices: devices[..2]
             .iter()
-            .map(|d| RosterDevice { key: *d, sealed: vec![1; 80] })
+            .map(|d| RosterDevice { key: *d, sealed: vec![1; 80], admin: true })
             .collect(),
     }
     .sign(&keys[0])

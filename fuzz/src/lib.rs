@@ -156,6 +156,12 @@ impl SyncStore for MemStore {
         Ok(self.docs.contains_key(&doc) || self.networks.contains_key(&doc))
     }
 
+    fn accepted(&mut self, network: DocId) -> Result<bool, StoreFailure> {
+        // A fuzzed peer may name any network: take it as if invited, so the session's joining
+        // path gets fuzzed too.
+        Ok(!self.networks.contains_key(&network))
+    }
+
     fn export(&mut self, doc: DocId) -> Result<Vec<u8>, StoreFailure> {
         self.save(doc).ok_or_else(|| StoreFailure::Storage(format!("no document {doc}")))
     }

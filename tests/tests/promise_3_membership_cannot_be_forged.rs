@@ -166,11 +166,18 @@ fn promise_3_membership_forged_in_the_network_document_does_not_count_at_a_meeti
         fork.put(&ops_map, hex::encode(op.id()), ScalarValue::Bytes(op.bytes().to_vec()))
             .expect("put");
     }
-    // 4. Anna's genuine operation for Vera's device deleted from the map.
-    fork.delete(&ops_map, hex::encode(vera_device.id())).expect("delete");
     fork.commit();
     let forged = fork.save_after(&heads);
-    w.mallory.merge_changes(net, &forged).expect("Mallory's own device takes anything");
+    w.mallory.merge_changes(net, &forged).expect("Mallory's own device takes these");
+    // 4. Anna's genuine operation for Vera's device deleted from the map: no device takes
+    //    that change (operations are written once), Mallory's own included.
+    let heads = fork.get_heads();
+    fork.delete(&ops_map, hex::encode(vera_device.id())).expect("delete");
+    fork.commit();
+    let deletion = fork.save_after(&heads);
+    for d in [&w.mallory, &w.victim] {
+        assert!(d.merge_changes(net, &deletion).is_err(), "a deleted operation was taken");
+    }
 
     meet(&w.mallory, &w.victim).expect("meeting");
     meet(&w.victim, &w.admin).expect("meeting");

@@ -80,3 +80,71 @@ async fn promise_4_a_poisoned_content_key_map_does_not_stop_relay_sync() {
     assert_eq!(sanne.heads(new_case).expect("new case"), youssef.heads(new_case).expect("case"));
     relay.stop().await;
 }
+
+/// The poisoner overwrites real entries instead: a content key, a sealed network key and a
+/// membership operation replaced with garbage, one deleted, and a map replaced by an empty
+/// one. Devices that had not pulled the real entries yet would lose them for good; so no
+/// device takes such a change, by any path (the check sits where every path merges: whole
+/// documents, changes, sync messages and relay blobs; here, merged changes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promise_4_a_member_cannot_overwrite_or_delete_key_and_membership_entries() {
+    let dir = tempfile::tempdir().expect("dir");
+    let relay = InProcessRelay::start(&dir.path().join("relay"), Limits::default()).await;
+    let sanne = open_device(dir.path(), "Sanne");
+    let mallory = open_device(dir.path(), "Mallory");
+    let late = open_device(dir.path(), "Laat");
+    let network = sanne.create_network("Wijknetwerk Oost").expect("network");
+    for d in [&mallory, &late] {
+        d.join(&sanne.invite(network, d.member_id(), "Lid", d.device_key()).expect("invite"))
+            .expect("member");
+    }
+    let case = case_with_notes(&sanne, network, "Gezin K.", 2);
+    relay_sync(&sanne, &relay).await.expect("Sanne's first sync");
+    relay_sync(&mallory, &relay).await.expect("Mallory's first sync");
+
+    let attacks: [(&str, Attack); 5] = [
+        ("overwrite a content key", |d| overwrite_first(d, "content_keys")),
+        ("overwrite a sealed network key", |d| overwrite_first(d, "keys")),
+        ("overwrite a membership operation", |d| overwrite_first(d, "ops")),
+        ("delete a content key", |d| {
+            let map = map_of(d, "content_keys");
+            let k = d.keys(&map).next().expect("an entry");
+            d.delete(&map, k).expect("delete");
+        }),
+        ("replace the content key map", |d| {
+            d.put_object(ROOT, "content_keys", ObjType::Map).expect("replace");
+        }),
+    ];
+    for (what, attack) in attacks {
+        let mut doc = AutoCommit::load(&mallory.export_document(network).expect("export"))
+            .expect("load")
+            .with_actor(automerge::ActorId::from(mallory.device_key().as_bytes().to_vec()));
+        let before = doc.get_heads();
+        attack(&mut doc);
+        doc.commit();
+        let change = doc.save_after(&before);
+        let refused = sanne.merge_changes(network, &change);
+        assert!(refused.is_err(), "{what}: taken");
+    }
+    // Whatever Mallory's own device holds, the late member still gets every real key: it
+    // pulls through the relay and reads the case.
+    relay_sync(&late, &relay).await.expect("the late member's sync");
+    assert_eq!(late.heads(case).expect("case"), sanne.heads(case).expect("case"));
+    relay.stop().await;
+}
+
+/// A change the poisoner makes to its copy of the network document.
+type Attack = fn(&mut AutoCommit);
+
+fn map_of(d: &AutoCommit, name: &str) -> automerge::ObjId {
+    match d.get(ROOT, name).expect("get") {
+        Some((Value::Object(ObjType::Map), id)) => id,
+        other => panic!("no {name} map: {other:?}"),
+    }
+}
+
+fn overwrite_first(d: &mut AutoCommit, name: &str) {
+    let map = map_of(d, name);
+    let k = d.keys(&map).next().expect("an entry");
+    d.put(&map, k, ScalarValue::Bytes(vec![0xab; 72])).expect("overwrite");
+}

@@ -248,6 +248,7 @@ pub(super) fn merge_in(
             if bytes.is_empty() {
                 return Ok(MergeOutcome { doc_id: id, kind: state.kind, changed: false });
             }
+            let before = cached.doc.get_heads();
             doc::apply_chunks(&mut cached.doc, bytes).map_err(Error::Merge)?;
             // Changes whose predecessors are missing would wait in Automerge's queue, in
             // memory only: refuse them so the sender knows they did not land.
@@ -255,6 +256,7 @@ pub(super) fn merge_in(
             if missing > 0 {
                 return Err(Error::Merge(DocError::MissingDependencies(missing)));
             }
+            check_changes(&mut cached.doc, state.kind, &before)?;
             (cached, state)
         }
         None => {
@@ -264,6 +266,7 @@ pub(super) fn merge_in(
                 None => (doc::load(bytes, key).map_err(Error::Merge)?, None),
             };
             check_merged(&doc, id, kind)?;
+            check_changes(&mut doc, kind, &[])?;
             let heads = doc.get_heads();
             // The bytes loaded whole (a partial load is an error), so they are the document:
             // stored as they came, without saving it again.
@@ -298,6 +301,19 @@ pub(super) fn check_merged(doc: &AutoCommit, id: DocId, kind: DocKind) -> Result
             found: h.kind,
             expected: kind,
         }));
+    }
+    Ok(())
+}
+
+/// Checks what changes since `before` (everything, for a document new here) do, before they
+/// are stored: on every merge path (whole documents, changes, sync messages, relay blobs).
+pub(super) fn check_changes(
+    doc: &mut AutoCommit,
+    kind: DocKind,
+    before: &[ChangeHash],
+) -> Result<(), Error> {
+    if kind == DocKind::Network {
+        doc::check_write_once(doc, before).map_err(Error::Merge)?;
     }
     Ok(())
 }

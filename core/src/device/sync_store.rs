@@ -10,8 +10,8 @@ use automerge::{
 use rusqlite::TransactionBehavior;
 
 use super::{
-    Derived, Device, Notes, Writer, check_merged, derive, guard, heads_bytes, index_doc,
-    load_cached, mark_persisted, merge_in, persist,
+    Derived, Device, Notes, Writer, check_changes, check_merged, derive, guard, heads_bytes,
+    index_doc, load_cached, mark_persisted, merge_in, persist,
 };
 use crate::{
     doc::{self, DocError},
@@ -94,12 +94,14 @@ impl Device {
             let st = store::doc_state(&tx, id)?
                 .ok_or(Error::NotFound { kind: "document", id: id.to_string() })?;
             let cached = load_cached(cache, &tx, id, &st, &key)?;
+            let before = cached.doc.get_heads();
             cached
                 .doc
                 .sync()
                 .receive_sync_message(state, message)
                 .map_err(|e| Error::Merge(DocError::Corrupt(e.to_string())))?;
             check_merged(&cached.doc, id, st.kind)?;
+            check_changes(&mut cached.doc, st.kind, &before)?;
             let changed = persist(&tx, id, &st, cached)?;
             if changed {
                 index_doc(&tx, &cached.doc, st.kind, Notes::All)?;

@@ -264,3 +264,45 @@ pub(crate) fn content_keys(
     }
     Ok(out)
 }
+
+/// The network document's maps whose entries are written once and never changed: membership
+/// operations, sealed network keys and sealed content keys. Any member can write to them;
+/// overwriting or deleting an entry (or replacing a map) could make devices that had not seen
+/// it yet lose a key or an operation for good (promise 4), so no change may.
+const WRITE_ONCE: [&str; 3] = ["ops", "keys", "content_keys"];
+
+/// Refuses a network document whose changes since `since` (all of them for a document new
+/// here) overwrite or delete an entry of a write-once map, replace or delete such a map, or
+/// leave two concurrent copies of one (one would hide the other's entries).
+pub(crate) fn check_write_once(doc: &mut AutoCommit, since: &[ChangeHash]) -> Result<(), DocError> {
+    let mut maps: Vec<String> = Vec::new();
+    for name in WRITE_ONCE {
+        let all = doc.get_all(ROOT, name)?;
+        if all.len() > 1 {
+            return Err(DocError::Malformed(format!("two concurrent `{name}` maps")));
+        }
+        if let Some((Value::Object(ObjType::Map), id)) = all.into_iter().next() {
+            maps.push(id.to_string());
+        }
+    }
+    for change in doc.get_changes(since) {
+        for op in change.decode().operations {
+            let replaces = !op.pred.is_empty() || matches!(op.action, legacy::OpType::Delete);
+            if !replaces {
+                continue;
+            }
+            let on_map = match &op.obj {
+                legacy::ObjectId::Root => {
+                    matches!(&op.key, legacy::Key::Map(k) if WRITE_ONCE.contains(&k.as_str()))
+                }
+                legacy::ObjectId::Id(id) => maps.contains(&id.to_string()),
+            };
+            if on_map {
+                return Err(DocError::Malformed(
+                    "a change overwrites or deletes a network key or membership entry".into(),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
