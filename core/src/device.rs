@@ -45,6 +45,7 @@ use projection::{Notes, Touched, index_doc, write_derived};
 pub use relay_store::DeviceRelay;
 
 use crate::{
+    authorship::{self, SignedHead},
     crypto::{self, SecretKey},
     doc::{self, DocError, TextEdit},
     error::Error,
@@ -250,6 +251,12 @@ impl Device {
             // `upgrade_networks`); like a reindex, a failure must not lock the worker out.
             if let Err(e) = device.upgrade_networks() {
                 tracing::warn!(error = %e, "signing older networks into signed membership failed");
+            }
+        }
+        if store::meta_get(&device.reader.lock(), "sign_heads")?.is_some() {
+            // Version 6 signs authorship: sign this device's own changes to what it holds.
+            if let Err(e) = device.sign_own_heads() {
+                tracing::warn!(error = %e, "signing this device's changes failed");
             }
         }
         if needs_reindex {

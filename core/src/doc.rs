@@ -44,8 +44,8 @@ mod learning_point;
 mod meeting;
 mod network;
 
-pub(crate) use self::fields::updated_at;
 use self::fields::*;
+pub(crate) use self::fields::{shared_with, updated_at};
 pub(crate) use self::{case::*, history::*, learning_point::*, meeting::*, network::*};
 
 /// The schema version this build writes, and the newest it reads.
@@ -92,6 +92,10 @@ pub enum DocError {
         /// Length of the text.
         len: usize,
     },
+    /// Changes not signed by the device they claim to be by, or by a device that is not (and
+    /// never was) in the networks the document is shared with.
+    #[error("changes refused: {0}")]
+    Unauthorized(String),
     /// Changes arrived whose earlier changes this device does not have; nothing was applied.
     #[error("{0} changes depend on changes this device does not have")]
     MissingDependencies(usize),

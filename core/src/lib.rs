@@ -20,12 +20,15 @@
 //!   driver.
 //! - [`membership`]: signed membership operations and the rule that resolves them;
 //!   [`invitation`]: signed invitations into a network, accepted by the new device's user.
+//! - [`authorship`]: signed heads that cover every change a device makes, and the envelope
+//!   exported documents travel in.
 //! - [`crypto`]: end-to-end encryption for the relay: sealed keys, encrypted blobs.
 //! - [`relay`]: the relay sync without IO (the QUIC driver is `net::relay`).
 //!
 //! Arrows point down only: `device` uses `store` and `doc`; `store` uses `model` types for its
 //! index rows but never Automerge; `doc` knows nothing of SQLite.
 
+pub mod authorship;
 pub mod crypto;
 pub mod device;
 mod doc;

@@ -23,7 +23,7 @@ use nabij_relay_proto::{
     wire::{PulledBlob, Request, Response},
 };
 
-use crate::{crypto::SecretKey, ids::DocId};
+use crate::{authorship::SignedHead, crypto::SecretKey, ids::DocId};
 
 /// Why a relay refused a request.
 pub use nabij_relay_proto::wire::Refusal;
@@ -480,26 +480,36 @@ impl<S: RelayStore> RelaySession<S> {
 }
 
 /// Version of the plaintext inside a blob.
-const PAYLOAD_VERSION: u8 = 1;
+const PAYLOAD_VERSION: u8 = 2;
 
 /// The plaintext of a blob: `version || document id (16) || head count (u16 LE) || heads ||
 /// Automerge bytes`. The heads are the sender's after these changes: everything they cover is
 /// at the relay, so a receiver knows not to push it back.
-pub(crate) fn encode_payload(doc: DocId, heads: &[[u8; 32]], bytes: &[u8]) -> Vec<u8> {
+pub(crate) fn encode_payload(
+    doc: DocId,
+    heads: &[[u8; 32]],
+    signed: &[SignedHead],
+    bytes: &[u8],
+) -> Vec<u8> {
     let count = u16::try_from(heads.len()).unwrap_or(u16::MAX);
-    let mut out = Vec::with_capacity(19 + heads.len() * 32 + bytes.len());
+    // Serialising plain owned data to a Vec cannot fail.
+    let sigs = postcard::to_stdvec(signed).unwrap_or_default();
+    let mut out = Vec::with_capacity(23 + heads.len() * 32 + sigs.len() + bytes.len());
     out.push(PAYLOAD_VERSION);
     out.extend_from_slice(doc.as_bytes());
     out.extend_from_slice(&count.to_le_bytes());
     for h in heads.iter().take(usize::from(count)) {
         out.extend_from_slice(h);
     }
+    out.extend_from_slice(&u32::try_from(sigs.len()).unwrap_or(u32::MAX).to_le_bytes());
+    out.extend_from_slice(&sigs);
     out.extend_from_slice(bytes);
     out
 }
 
-/// A decoded blob plaintext: document, heads, Automerge bytes.
-pub(crate) type Payload<'a> = (DocId, Vec<[u8; 32]>, &'a [u8]);
+/// A decoded blob plaintext: document, heads, the signatures that cover its changes, the
+/// Automerge bytes.
+pub(crate) type Payload<'a> = (DocId, Vec<[u8; 32]>, Vec<SignedHead>, &'a [u8]);
 
 /// Reads [`encode_payload`]'s output.
 pub(crate) fn decode_payload(plain: &[u8]) -> Result<Payload<'_>, String> {
@@ -514,12 +524,17 @@ pub(crate) fn decode_payload(plain: &[u8]) -> Result<Payload<'_>, String> {
     let id: [u8; 16] = id.try_into().map_err(|_| "document id")?;
     let count = usize::from(u16::from_le_bytes([rest[0], rest[1]]));
     let rest = &rest[2..];
-    if rest.len() < count * 32 {
-        return Err("payload heads cut short".into());
-    }
-    let (heads, bytes) = rest.split_at(count * 32);
+    let (heads, rest) = rest.split_at_checked(count * 32).ok_or("payload heads cut short")?;
     let heads = heads.chunks_exact(32).filter_map(|h| h.try_into().ok()).collect();
-    Ok((DocId::from_bytes(id), heads, bytes))
+    let (len, rest) = rest.split_at_checked(4).ok_or("payload signatures cut short")?;
+    let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+    let (sigs, bytes) = rest.split_at_checked(len).ok_or("payload signatures cut short")?;
+    let signed: Vec<SignedHead> =
+        postcard::from_bytes(sigs).map_err(|e| format!("payload signatures: {e}"))?;
+    if signed.len() > crate::authorship::MAX_SIGNED_HEADS {
+        return Err(format!("{} signatures in one payload", signed.len()));
+    }
+    Ok((DocId::from_bytes(id), heads, signed, bytes))
 }
 
 #[cfg(test)]
@@ -531,9 +546,11 @@ mod tests {
     #[test]
     fn payloads_round_trip() {
         let doc = DocId::from_bytes([3; 16]);
-        let plain = encode_payload(doc, &[[1; 32], [2; 32]], b"automerge");
-        let (d, h, b) = decode_payload(&plain).unwrap();
-        assert_eq!((d, h, b), (doc, vec![[1; 32], [2; 32]], &b"automerge"[..]));
+        let key = ed25519_dalek::SigningKey::from_bytes(&[4; 32]);
+        let signed = vec![SignedHead::sign(&key, doc, 2, [5; 32])];
+        let plain = encode_payload(doc, &[[1; 32], [2; 32]], &signed, b"automerge");
+        let (d, h, s, b) = decode_payload(&plain).unwrap();
+        assert_eq!((d, h, s, b), (doc, vec![[1; 32], [2; 32]], signed, &b"automerge"[..]));
         assert!(decode_payload(&plain[..20]).is_err());
         assert!(decode_payload(&[]).is_err());
     }

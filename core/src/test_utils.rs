@@ -266,3 +266,24 @@ pub fn loopback() -> crate::net::ListenOptions {
 pub fn signing_key(device: &Device) -> ed25519_dalek::SigningKey {
     device.signing_key_for_tests().clone()
 }
+
+/// The Automerge document inside what [`Device::export_document`] gives (it comes in an
+/// envelope with its signatures), for tests that play with the document itself.
+pub fn load_exported(exported: &[u8]) -> automerge::AutoCommit {
+    let (_, bytes) = crate::authorship::open_envelope(exported).expect("an exported document");
+    automerge::AutoCommit::load(bytes).expect("an Automerge document")
+}
+
+/// A member gone bad signs its own latest change in `fork` (whose actor is its device key),
+/// as its modified app would: the signed head to send with the change.
+pub fn sign_fork(
+    device: &Device,
+    doc: DocId,
+    fork: &mut automerge::AutoCommit,
+) -> Vec<crate::authorship::SignedHead> {
+    let key = device.signing_key_for_tests();
+    fork.get_last_local_change()
+        .map(|c| crate::authorship::SignedHead::sign(key, doc, c.seq(), c.hash().0))
+        .into_iter()
+        .collect()
+}

@@ -126,6 +126,28 @@ fn send_document(from: &Device, to: &Device, doc: DocId) {
     to.merge_document(&from.export_document(doc).expect("export")).expect("merge document");
 }
 
+/// Starts a network on `devices[0]` with every other device invited and holding it: a device
+/// takes changes to a document only from devices of a network the document is shared with.
+fn team(devices: &[&Device]) -> DocId {
+    let net = devices[0].create_network("Team").expect("network");
+    for d in &devices[1..] {
+        let invitation = devices[0]
+            .invite(net, d.member_id(), &d.display_name(), d.device_key())
+            .expect("invite");
+        d.join(&invitation).expect("join");
+    }
+    for d in &devices[1..] {
+        send_document(devices[0], d, net);
+    }
+    net
+}
+
+/// A case shared with `network`.
+fn shared_case(d: &Device, subject: &str, network: DocId) -> DocId {
+    let case = NewCase { subject: subject.into(), networks: vec![network], ..NewCase::default() };
+    d.create_case(case).expect("case")
+}
+
 // ---------------------------------------------------------------------------------------------
 
 mod search {
@@ -701,10 +723,25 @@ mod search {
         let env = Env::new();
         let a = env.device("a", 12);
         let b = env.device("b", 13);
-        let case = new_case(&a, "Familie Kwikstaart");
+        let net = team(&[&a, &b]);
+        let case = shared_case(&a, "Familie Kwikstaart", net);
         let first = add_note(&a, case, "Fiets gestolen bij het station.");
-        let lp = learning_point(&a, "Samen optrekken", "Wijkagent eerder betrekken.");
-        let m = meeting(&a, "2024-05-01", "De Linde");
+        let lp = a
+            .create_learning_point(NewLearningPoint {
+                title: "Samen optrekken".into(),
+                insight: "Wijkagent eerder betrekken.".into(),
+                networks: vec![net],
+                ..NewLearningPoint::default()
+            })
+            .expect("learning point");
+        let m = a
+            .create_meeting(NewMeeting {
+                date: "2024-05-01".into(),
+                place: "De Linde".into(),
+                network: Some(net),
+                ..NewMeeting::default()
+            })
+            .expect("meeting");
 
         for doc in [case, lp, m] {
             send_document(&a, &b, doc);
@@ -754,10 +791,12 @@ mod search {
         let env = Env::new();
         let a = env.device("a", 14);
         let b = env.device("b", 15);
+        let net = team(&[&a, &b]);
         let case = a
             .create_case(NewCase {
                 subject: "Familie Kwikstaart".into(),
                 at_stake: "Huurachterstand en schulden.".into(),
+                networks: vec![net],
                 ..NewCase::default()
             })
             .unwrap();
@@ -782,7 +821,7 @@ mod search {
             ["huur", "huurachterstand", "corporatie", "moeder maandag", "linde", "kwik", "x"];
         let before: Vec<Vec<SearchHit>> = queries.iter().map(|q| ranked(search(&a, q))).collect();
         assert!(before[0].len() >= 6, "the corpus is searchable: {:#?}", before[0]);
-        assert_eq!(a.reindex().unwrap(), 4, "two cases, a learning point, a meeting");
+        assert_eq!(a.reindex().unwrap(), 5, "the network, two cases, a learning point, a meeting");
         let after: Vec<Vec<SearchHit>> = queries.iter().map(|q| ranked(search(&a, q))).collect();
         assert_eq!(before, after);
     }
@@ -841,7 +880,8 @@ mod search {
                 let env = Env::new();
                 let a = env.device("a", seed);
                 let b = env.device("b", seed + 1);
-                let case = new_case(&a, "Casus");
+                let net = team(&[&a, &b]);
+                let case = shared_case(&a, "Casus", net);
                 send_document(&a, &b, case);
                 let text = |i: usize, mask: u16| {
                     format!("uniek{} {}", letters(i), words_of(mask).join(" en "))
@@ -1105,10 +1145,11 @@ mod listeners {
         let env = Env::new();
         let a = env.device("a", 25);
         let b = env.device("b", 26);
+        let net = team(&[&a, &b]);
         let rec = Recorder::default();
         let _sub = rec.listen(&b);
 
-        let case = new_case(&a, "Familie K.");
+        let case = shared_case(&a, "Familie K.", net);
         send_document(&a, &b, case);
         assert_eq!(rec.take(), vec![vec![case]], "a new document");
         send_document(&a, &b, case);
@@ -1269,7 +1310,7 @@ mod history {
         device::HistoryEntry,
         model::{
             CaseItem, CaseStatus, CaseUpdate, LearningPointStatus, LearningPointUpdate,
-            MeetingUpdate, NewLearningPoint, NewMeeting,
+            MeetingUpdate, NewLearningPoint, NewMeeting, Reason,
         },
     };
     use proptest::{
@@ -1433,7 +1474,8 @@ mod history {
         let (ca, cb) = (SetClock::at(T0), SetClock::at(T0));
         let a = env.device_on("a", 47, &ca);
         let b = env.device_on("b", 48, &cb);
-        let case = new_case(&a, "Familie K.");
+        let net = team(&[&a, &b]);
+        let case = shared_case(&a, "Familie K.", net);
         send_document(&a, &b, case);
         // Apart: b writes first, a a minute later; then they meet.
         cb.advance(MINUTE);
@@ -1476,16 +1518,23 @@ mod history {
                 ..Default::default()
             })
             .unwrap();
-        send_document(&anna, &bram, net);
-        send_document(&anna, &bram, case);
-        send_document(&anna, &cees, case);
+        // Cees is in the network when he writes, and leaves it afterwards.
+        cees.join(
+            &anna.invite(net, cees.member_id(), "Cees de V.", cees.device_key()).expect("invite"),
+        )
+        .unwrap();
+        for d in [&bram, &cees] {
+            send_document(&anna, d, net);
+            send_document(&anna, d, case);
+        }
 
         cb.advance(MINUTE);
         add_note(&bram, case, "Van Bram.");
         cc.advance(MINUTE);
-        add_note(&cees, case, "Van Cees, die in geen netwerk staat.");
+        add_note(&cees, case, "Van Cees, die het netwerk daarna verlaat.");
         send_changes(&bram, &anna, case);
         send_changes(&cees, &anna, case);
+        anna.remove_member(net, cees.member_id(), Reason::Left).unwrap();
 
         let h = anna.history(case).unwrap();
         assert_eq!(h.len(), 3);
@@ -1497,7 +1546,7 @@ mod history {
                 (bram.device_key(), Some("Bram K.".to_string())),
                 (cees.device_key(), None),
             ]),
-            "own name; a roster's member name; nothing for a device no roster lists"
+            "own name; a roster's member name; nothing for a device no roster lists (now)"
         );
         // Times are the writer's clock, whatever this device's clock says.
         let time_of = |h: &[HistoryEntry], dev: DeviceKey| {
@@ -1506,7 +1555,9 @@ mod history {
         assert_eq!(time_of(&h, bram.device_key()), T0 - 3_600_000 + MINUTE);
         assert_eq!(time_of(&h, cees.device_key()), T0 + 7 + MINUTE);
 
-        // On Bram's phone: his own display name, Anna as the roster lists her.
+        // On Bram's phone (which holds the removal: a removed device's earlier changes stay
+        // his): his own display name, Anna as the roster lists her.
+        send_changes(&anna, &bram, net);
         send_changes(&anna, &bram, case);
         let hb = bram.history(case).unwrap();
         assert_eq!(
@@ -1525,11 +1576,8 @@ mod history {
         on_bram.sort();
         assert_eq!(on_anna, on_bram, "the same changes, times and messages on both phones");
 
-        // Names are looked up when history is read: adding Cees names his old change.
-        cees.join(
-            &anna.invite(net, cees.member_id(), "Cees de V.", cees.device_key()).expect("invite"),
-        )
-        .unwrap();
+        // Names are looked up when history is read: adding Cees again names his old change.
+        anna.add_member(net, cees.member_id(), "Cees de V.", cees.device_key()).unwrap();
         assert_eq!(
             names(&anna.history(case).unwrap())[&cees.device_key()].as_deref(),
             Some("Cees de V.")
@@ -1543,6 +1591,7 @@ mod history {
 
         // A second phone of a member carries the member's name.
         anna.add_member(net, bram.member_id(), "Bram K.", bram2.device_key()).unwrap();
+        send_document(&anna, &bram2, net);
         send_document(&anna, &bram2, case);
         add_note(&bram2, case, "Van Brams tablet.");
         send_changes(&bram2, &anna, case);
@@ -1591,7 +1640,8 @@ mod history {
                 let devices: Vec<Device> = (0..3)
                     .map(|i| env.device_on(&format!("d{i}"), seed + i as u64, &clocks[i]))
                     .collect();
-                let case = new_case(&devices[0], "Familie K.");
+                let net = team(&[&devices[0], &devices[1], &devices[2]]);
+                let case = shared_case(&devices[0], "Familie K.", net);
                 for d in &devices[1..] {
                     send_document(&devices[0], d, case);
                 }

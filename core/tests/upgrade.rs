@@ -30,6 +30,7 @@ const BACK_TO_SCHEMA_4: &str = "
     DROP TABLE network_ops;
     DROP TABLE network_roots;
     DROP TABLE invitations;
+    DROP TABLE doc_signatures;
     DROP TABLE network_removed;
     DROP TABLE network_devices;
     CREATE TABLE network_devices (

@@ -7,6 +7,7 @@ use std::fs;
 use std::path::Path;
 
 use nabij_core::sync::frame::{Message, encode};
+use nabij_core::sync::session::PROTOCOL;
 use nabij_fuzz::{DOC_A, NETWORK, conversation};
 
 fn write(dir: &Path, name: &str, stream: &[u8]) {
@@ -25,11 +26,11 @@ fn main() {
     let dir = root.join("frame_decode");
     fs::create_dir_all(&dir).expect("create the corpus directory");
     let samples = [
-        ("hello", Message::Hello { protocol: 1, device: [7; 32] }),
+        ("hello", Message::Hello { protocol: PROTOCOL, device: [7; 32] }),
         ("digest", Message::Digest { network: NETWORK, digest: [2; 32] }),
         ("inventory", Message::Inventory { network: NETWORK, docs: vec![(DOC_A, vec![[4; 32]])] }),
-        ("document", Message::Document { doc: DOC_A, bytes: vec![9; 40] }),
-        ("sync", Message::Sync { doc: DOC_A, message: vec![1, 2, 3] }),
+        ("document", Message::Document { doc: DOC_A, bytes: vec![9; 40], signed: Vec::new() }),
+        ("sync", Message::Sync { doc: DOC_A, message: vec![1, 2, 3], signed: Vec::new() }),
         ("done", Message::Done { seen: 300 }),
     ];
     let mut stream = Vec::new();

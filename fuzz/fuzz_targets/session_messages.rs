@@ -130,12 +130,16 @@ fn message(peer: &mut MemStore, h: &mut Harness, m: Msg) -> Message {
                 })
                 .collect(),
         },
-        Msg::Document { doc, bytes: b } => {
-            Message::Document { doc: doc.wire(), bytes: bytes(peer, &mut h.store, b) }
-        }
-        Msg::Sync { doc, message: b } => {
-            Message::Sync { doc: doc.wire(), message: bytes(peer, &mut h.store, b) }
-        }
+        Msg::Document { doc, bytes: b } => Message::Document {
+            doc: doc.wire(),
+            bytes: bytes(peer, &mut h.store, b),
+            signed: Vec::new(),
+        },
+        Msg::Sync { doc, message: b } => Message::Sync {
+            doc: doc.wire(),
+            message: bytes(peer, &mut h.store, b),
+            signed: Vec::new(),
+        },
         Msg::Done { seen } => Message::Done { seen: seen.unwrap_or(h.sent) },
     }
 }

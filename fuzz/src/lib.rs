@@ -9,7 +9,7 @@ use automerge::{ActorId, AutoCommit, LoadOptions, OnPartialLoad, ROOT, TextEncod
 use nabij_core::sync::frame::{FrameDecoder, Message};
 use nabij_core::sync::session::{Event, Inventory, Outgoing, PROTOCOL};
 use nabij_core::sync::{Session, StoreFailure, SyncError, SyncStore};
-use nabij_core::{DeviceKey, DocId};
+use nabij_core::{DeviceKey, DocId, authorship::SignedHead};
 
 /// This device, in the session targets.
 pub const ME: [u8; 32] = [0x11; 32];
@@ -166,7 +166,19 @@ impl SyncStore for MemStore {
         self.save(doc).ok_or_else(|| StoreFailure::Storage(format!("no document {doc}")))
     }
 
-    fn import(&mut self, network: DocId, doc: DocId, bytes: &[u8]) -> Result<(), StoreFailure> {
+    // The fuzzed sessions exercise the protocol's state machine; signatures are the device
+    // store's check (tested in `nabij-tests`), so this store takes changes unsigned.
+    fn signed_heads(&mut self, _doc: DocId) -> Result<Vec<SignedHead>, StoreFailure> {
+        Ok(Vec::new())
+    }
+
+    fn import(
+        &mut self,
+        network: DocId,
+        doc: DocId,
+        bytes: &[u8],
+        _signed: &[SignedHead],
+    ) -> Result<(), StoreFailure> {
         let mut incoming = load(bytes).map_err(StoreFailure::Refused)?;
         match self.docs.get_mut(&doc) {
             Some(held) => {
@@ -212,6 +224,7 @@ impl SyncStore for MemStore {
         doc: DocId,
         state: &mut State,
         message: &[u8],
+        _signed: &[SignedHead],
     ) -> Result<bool, StoreFailure> {
         let message =
             SyncMessage::decode(message).map_err(|e| StoreFailure::Refused(e.to_string()))?;

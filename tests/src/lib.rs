@@ -96,9 +96,12 @@ pub fn screens(d: &Device, words: &[&str]) -> Screens {
     }
 }
 
-/// Sends every document of `from` to `to` (whole documents, as a first sync would).
+/// Sends every document of `from` to `to` (whole documents, as a first sync would): networks
+/// first, as a session does, since what is shared with them is checked against them.
 pub fn send_all(from: &Device, to: &Device) {
-    for (id, _) in from.document_ids().expect("ids") {
+    let mut ids = from.document_ids().expect("ids");
+    ids.sort_by_key(|(id, kind)| (*kind != nabij_core::model::DocKind::Network, *id));
+    for (id, _) in ids {
         let bytes = from.export_document(id).expect("export");
         to.merge_document(&bytes).expect("merge");
     }
@@ -145,4 +148,88 @@ pub fn case_with_notes(d: &Device, network: DocId, subject: &str, notes: usize) 
         .collect();
     d.add_notes(case, batch).expect("notes");
     case
+}
+
+/// A peer with a modified app in a meeting session with `victim`: it sends whatever frames it
+/// likes through the victim's real session and store, and keeps everything the victim answers.
+pub struct RawPeer<'a> {
+    victim: &'a Device,
+    session: nabij_core::sync::Session,
+    seq: u64,
+    decoder: nabij_core::sync::FrameDecoder,
+    /// What the victim sent back.
+    pub answers: Vec<nabij_core::sync::Message>,
+}
+
+impl<'a> RawPeer<'a> {
+    /// A session of `victim` with the device `me` (the transport authenticated it), after its
+    /// hello.
+    pub fn new(victim: &'a Device, me: nabij_core::DeviceKey) -> Self {
+        let session = nabij_core::sync::Session::new(victim.device_key(), me, 0);
+        let mut peer = RawPeer {
+            victim,
+            session,
+            seq: 0,
+            decoder: nabij_core::sync::FrameDecoder::new(),
+            answers: vec![],
+        };
+        peer.send(nabij_core::sync::Message::Hello {
+            protocol: nabij_core::sync::session::PROTOCOL,
+            device: *me.as_bytes(),
+        })
+        .expect("hello");
+        peer
+    }
+
+    /// Sends one message; the victim's session's verdict on it.
+    pub fn send(
+        &mut self,
+        m: nabij_core::sync::Message,
+    ) -> Result<(), nabij_core::sync::SyncError> {
+        let mut store = self.victim;
+        let frame = nabij_core::sync::frame::encode(self.seq, &m).expect("encode");
+        self.seq += 1;
+        let result = self.session.handle_bytes(&mut store, 0, &frame);
+        while let Some(out) = self.session.poll_transmit() {
+            for (_, m) in self.decoder.feed(&out).expect("the victim's frames decode") {
+                self.answers.push(m);
+            }
+        }
+        result
+    }
+
+    /// The answers, by kind and document, for a failure message.
+    pub fn summary(&self) -> String {
+        use nabij_core::sync::Message;
+        let short = |d: &[u8; 16]| DocId::from_bytes(*d).to_string();
+        let parts: Vec<String> = self
+            .answers
+            .iter()
+            .map(|m| match m {
+                Message::Inventory { docs, .. } => {
+                    format!(
+                        "inventory[{}]",
+                        docs.iter().map(|(d, _)| short(d)).collect::<Vec<_>>().join(",")
+                    )
+                }
+                Message::Document { doc, .. } => format!("document {}", short(doc)),
+                Message::Sync { doc, .. } => format!("sync {}", short(doc)),
+                Message::Hello { .. } => "hello".into(),
+                Message::Digest { .. } => "digest".into(),
+                Message::Done { .. } => "done".into(),
+                Message::Ack { .. } => "ack".into(),
+            })
+            .collect();
+        parts.join("; ")
+    }
+
+    /// Whether any answer named the document, carried it, or carried changes to it.
+    pub fn named(&self, doc: DocId) -> bool {
+        use nabij_core::sync::Message;
+        self.answers.iter().any(|m| match m {
+            Message::Inventory { docs, .. } => docs.iter().any(|(d, _)| d == doc.as_bytes()),
+            Message::Document { doc: d, .. } | Message::Sync { doc: d, .. } => d == doc.as_bytes(),
+            _ => false,
+        })
+    }
 }

@@ -53,6 +53,9 @@ struct World {
     paths: Vec<std::path::PathBuf>,
     devices: Vec<Device>,
     lp: DocId,
+    /// The network every device is in: what they write is shared with it (a device takes
+    /// changes only from devices of a network the document is shared with).
+    network: DocId,
 }
 
 impl World {
@@ -67,10 +70,18 @@ impl World {
         for (i, d) in devices.iter().enumerate() {
             d.set_display_name(&format!("werker {i}")).expect("name");
         }
+        let network = devices[0].create_network("Wijknetwerk").expect("network");
+        for d in &devices[1..] {
+            let name = d.display_name();
+            let invitation =
+                devices[0].invite(network, d.member_id(), &name, d.device_key()).expect("invite");
+            d.join(&invitation).expect("join");
+        }
         let first = devices[0]
             .create_case(NewCase {
                 subject: "Joke en Michelle".into(),
                 tags: vec!["wonen".into()],
+                networks: vec![network],
                 ..NewCase::default()
             })
             .expect("case");
@@ -78,13 +89,14 @@ impl World {
             .create_learning_point(NewLearningPoint {
                 title: "Vraag eerst hoe het thuis gaat".into(),
                 cases: vec![first],
+                networks: vec![network],
                 ..NewLearningPoint::default()
             })
             .expect("lp");
         for d in &devices[1..] {
             send_all(&devices[0], d);
         }
-        Self { _dir: dir, paths, devices, lp }
+        Self { _dir: dir, paths, devices, lp, network }
     }
 
     /// Cases and notes a device knows, in a stable order.
@@ -185,6 +197,7 @@ impl World {
                 self.devices[dev]
                     .create_case(NewCase {
                         subject: format!("Casus {}", WORDS[word]),
+                        networks: vec![self.network],
                         ..NewCase::default()
                     })
                     .expect("new case");

@@ -11,9 +11,10 @@ use automerge::{
 use nabij_core::{
     Device, DocId,
     model::NewCase,
-    sync::{FrameDecoder, Message, Session, SyncError, frame::encode},
-    test_utils::observation,
+    sync::{Message, Session, SyncError},
+    test_utils::{load_exported, observation, sign_fork},
 };
+use nabij_tests::RawPeer;
 
 const SECRET: &str = "Mevrouw B. is bang voor haar ex; adres geheim houden.";
 
@@ -53,76 +54,11 @@ fn world() -> World {
     World { _dir: dir, victim, attacker, a, secret }
 }
 
-/// The attacker's side of a session: frames it chooses, and everything the victim answers.
-struct Attack<'a> {
-    victim: &'a Device,
-    session: Session,
-    seq: u64,
-    decoder: FrameDecoder,
-    answers: Vec<Message>,
-}
+/// The attacker's side of a meeting session with the victim.
+type Attack<'a> = RawPeer<'a>;
 
-impl<'a> Attack<'a> {
-    fn new(w: &'a World) -> Self {
-        let session = Session::new(w.victim.device_key(), w.attacker.device_key(), 0);
-        let mut attack = Attack {
-            victim: &w.victim,
-            session,
-            seq: 0,
-            decoder: FrameDecoder::new(),
-            answers: vec![],
-        };
-        attack
-            .send(Message::Hello { protocol: 1, device: *w.attacker.device_key().as_bytes() })
-            .expect("hello");
-        attack
-    }
-
-    fn send(&mut self, m: Message) -> Result<(), SyncError> {
-        let mut store = self.victim;
-        let frame = encode(self.seq, &m).expect("encode");
-        self.seq += 1;
-        let result = self.session.handle_bytes(&mut store, 0, &frame);
-        while let Some(out) = self.session.poll_transmit() {
-            for (_, m) in self.decoder.feed(&out).expect("the victim's frames decode") {
-                self.answers.push(m);
-            }
-        }
-        result
-    }
-
-    /// The answers, by kind and document, for a failure message.
-    fn summary(&self) -> String {
-        let short = |d: &[u8; 16]| DocId::from_bytes(*d).to_string();
-        let parts: Vec<String> = self
-            .answers
-            .iter()
-            .map(|m| match m {
-                Message::Inventory { docs, .. } => {
-                    format!(
-                        "inventory[{}]",
-                        docs.iter().map(|(d, _)| short(d)).collect::<Vec<_>>().join(",")
-                    )
-                }
-                Message::Document { doc, .. } => format!("document {}", short(doc)),
-                Message::Sync { doc, .. } => format!("sync {}", short(doc)),
-                Message::Hello { .. } => "hello".into(),
-                Message::Digest { .. } => "digest".into(),
-                Message::Done { .. } => "done".into(),
-                Message::Ack { .. } => "ack".into(),
-            })
-            .collect();
-        parts.join("; ")
-    }
-
-    /// Whether any answer named the document, carried it, or carried changes to it.
-    fn named(&self, doc: DocId) -> bool {
-        self.answers.iter().any(|m| match m {
-            Message::Inventory { docs, .. } => docs.iter().any(|(d, _)| d == doc.as_bytes()),
-            Message::Document { doc: d, .. } | Message::Sync { doc: d, .. } => d == doc.as_bytes(),
-            _ => false,
-        })
-    }
+fn attack(w: &World) -> Attack<'_> {
+    RawPeer::new(&w.victim, w.attacker.device_key())
 }
 
 /// A first Automerge sync message from a peer that has nothing: "send me everything".
@@ -137,13 +73,18 @@ fn ask_for_everything() -> Vec<u8> {
 #[test]
 fn promise_2_a_member_of_a_cannot_read_a_case_of_b_by_naming_it() {
     let w = world();
-    let mut attack = Attack::new(&w);
+    let mut attack = attack(&w);
     // The attacker claims to hold the case in network A and asks for its changes.
     let _ = attack.send(Message::Inventory {
         network: *w.a.as_bytes(),
         docs: vec![(*w.secret.as_bytes(), vec![])],
     });
-    let _ = attack.send(Message::Sync { doc: *w.secret.as_bytes(), message: ask_for_everything() });
+    let ask = Message::Sync {
+        doc: *w.secret.as_bytes(),
+        message: ask_for_everything(),
+        signed: Vec::new(),
+    };
+    let _ = attack.send(ask);
     let _ = attack.send(Message::Done { seen: 0 });
     assert!(!attack.named(w.secret), "the victim sent the case of B: {}", attack.summary());
 }
@@ -153,15 +94,13 @@ fn promise_2_a_member_of_a_cannot_write_a_case_of_b() {
     let w = world();
     let heads = w.victim.heads(w.secret).expect("heads");
     // Suppose the attacker got an old copy of the case somehow: it writes its own note over it.
-    let mut copy = AutoCommit::load(&w.victim.export_document(w.secret).expect("export"))
-        .expect("load")
+    let mut copy = load_exported(&w.victim.export_document(w.secret).expect("export"))
         .with_actor(automerge::ActorId::from(w.attacker.device_key().as_bytes().to_vec()));
     let forged = {
         copy.put(automerge::ROOT, "subject", "Overschreven").expect("put");
         copy.commit();
         // The message a sync with the victim's copy would carry: the attacker's changes.
-        let mut theirs =
-            AutoCommit::load(&w.victim.export_document(w.secret).expect("export")).expect("load");
+        let mut theirs = load_exported(&w.victim.export_document(w.secret).expect("export"));
         let (mut mine_state, mut theirs_state) = (State::new(), State::new());
         loop {
             let m = copy.sync().generate_sync_message(&mut mine_state).expect("a message");
@@ -174,12 +113,14 @@ fn promise_2_a_member_of_a_cannot_write_a_case_of_b() {
             }
         }
     };
-    let mut attack = Attack::new(&w);
+    let mut attack = attack(&w);
     let _ = attack.send(Message::Inventory {
         network: *w.a.as_bytes(),
         docs: vec![(*w.secret.as_bytes(), heads.iter().map(|h| h.0).collect())],
     });
-    let result = attack.send(Message::Sync { doc: *w.secret.as_bytes(), message: forged });
+    // Signed by the attacker, as its own change: authorship is not what stops it.
+    let signed = sign_fork(&w.attacker, w.secret, &mut copy);
+    let result = attack.send(Message::Sync { doc: *w.secret.as_bytes(), message: forged, signed });
     assert!(result.is_err(), "a change to a case of B was taken from a member of A");
     assert_eq!(w.victim.heads(w.secret).expect("heads"), heads, "the case changed");
     assert_eq!(w.victim.case(w.secret).expect("case").subject, "Mevrouw B.");
@@ -198,7 +139,7 @@ fn promise_2_a_digest_for_a_network_the_victim_does_not_hold_names_nothing() {
             nabij_core::model::CaseUpdate { share_with: vec![c], ..Default::default() },
         )
         .expect("share");
-    let mut attack = Attack::new(&w);
+    let mut attack = attack(&w);
     let _ = attack.send(Message::Digest { network: *c.as_bytes(), digest: [7; 32] });
     let _ = attack.send(Message::Inventory { network: *c.as_bytes(), docs: vec![] });
     let _ = attack.send(Message::Done { seen: 0 });
@@ -290,8 +231,7 @@ fn promise_2_a_case_named_before_the_victim_held_it_is_not_merged_or_sent_after(
         .expect("case");
     let old = colleague.export_document(x).expect("export");
     colleague.add_note(x, observation(SECRET)).expect("note");
-    let mut fork = AutoCommit::load(&old)
-        .expect("load")
+    let mut fork = load_exported(&old)
         .with_actor(automerge::ActorId::from(w.attacker.device_key().as_bytes().to_vec()));
     // The fork claims network A, so on its own it passes the "belongs to A" check.
     let networks = match fork.get(automerge::ROOT, "networks").expect("get") {
@@ -302,13 +242,16 @@ fn promise_2_a_case_named_before_the_victim_held_it_is_not_merged_or_sent_after(
     fork.put(automerge::ROOT, "subject", "Overschreven").expect("put");
     fork.commit();
 
-    let mut attack = Attack::new(&w);
+    let mut attack = attack(&w);
     let _ = attack
         .send(Message::Inventory { network: *w.a.as_bytes(), docs: vec![(*x.as_bytes(), vec![])] });
     meet(&w.victim, &colleague).expect("the honest meeting in B");
     let heads = w.victim.heads(x).expect("the victim holds the case now");
-    let _ = attack.send(Message::Document { doc: *x.as_bytes(), bytes: fork.save() });
-    let _ = attack.send(Message::Sync { doc: *x.as_bytes(), message: ask_for_everything() });
+    let signed = sign_fork(&w.attacker, x, &mut fork);
+    let _ = attack.send(Message::Document { doc: *x.as_bytes(), bytes: fork.save(), signed });
+    let ask =
+        Message::Sync { doc: *x.as_bytes(), message: ask_for_everything(), signed: Vec::new() };
+    let _ = attack.send(ask);
     let _ = attack.send(Message::Done { seen: 0 });
     assert_eq!(w.victim.heads(x).expect("heads"), heads, "the case was merged with the fork");
     assert_eq!(w.victim.case(x).expect("case").subject, "Meneer V.");

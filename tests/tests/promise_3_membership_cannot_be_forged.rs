@@ -9,11 +9,12 @@ use std::sync::Arc;
 use automerge::{AutoCommit, ObjType, ROOT, ReadDoc, ScalarValue, transaction::Transactable};
 use nabij_core::{
     Device, DocId, Error,
+    authorship::seal_envelope,
     membership::{Change, Role, SignedOp},
     model::Reason,
     net::{self, NetError, SyncOptions},
     sync::{Session, SyncError},
-    test_utils::{loopback, signing_key},
+    test_utils::{load_exported, loopback, sign_fork, signing_key},
 };
 use nabij_tests::{case_with_notes, open_device};
 
@@ -118,7 +119,10 @@ fn promise_3_membership_forged_in_the_network_document_does_not_count_at_a_meeti
     let w = world();
     let (net, o) = (w.network, &w.outsider);
     let before = w.mallory.export_document(net).expect("export");
-    let mut fork = AutoCommit::load(&before).expect("load");
+    // Mallory's modified app writes as Mallory and signs what it writes: authorship holds, the
+    // membership rule is what must stop it.
+    let mut fork = load_exported(&before)
+        .with_actor(automerge::ActorId::from(w.mallory.device_key().as_bytes().to_vec()));
     let heads = fork.get_heads();
     let ops = ops_of(&fork);
     let genuine: Vec<SignedOp> =
@@ -167,14 +171,14 @@ fn promise_3_membership_forged_in_the_network_document_does_not_count_at_a_meeti
             .expect("put");
     }
     fork.commit();
-    let forged = fork.save_after(&heads);
+    let forged = seal_envelope(&sign_fork(&w.mallory, net, &mut fork), &fork.save_after(&heads));
     w.mallory.merge_changes(net, &forged).expect("Mallory's own device takes these");
     // 4. Anna's genuine operation for Vera's device deleted from the map: no device takes
     //    that change (operations are written once), Mallory's own included.
     let heads = fork.get_heads();
     fork.delete(&ops_map, hex::encode(vera_device.id())).expect("delete");
     fork.commit();
-    let deletion = fork.save_after(&heads);
+    let deletion = seal_envelope(&sign_fork(&w.mallory, net, &mut fork), &fork.save_after(&heads));
     for d in [&w.mallory, &w.victim] {
         assert!(d.merge_changes(net, &deletion).is_err(), "a deleted operation was taken");
     }

@@ -11,7 +11,9 @@ use automerge::{
 };
 use nabij_core::{
     Device, DocId,
+    authorship::seal_envelope,
     net::{NetError, RelaySyncReport},
+    test_utils::{load_exported, sign_fork},
 };
 use nabij_sync_server::Limits;
 use nabij_tests::{case_with_notes, observation, open_device, relay::InProcessRelay};
@@ -23,8 +25,7 @@ async fn relay_sync(d: &Arc<Device>, relay: &InProcessRelay) -> Result<RelaySync
 /// The poisoner's change to the network document: for every content-key entry, entries that
 /// sort first and do not open, one that is not bytes, one whose id is not hex.
 fn poison(poisoner: &Device, network: DocId) -> Vec<u8> {
-    let mut doc = AutoCommit::load(&poisoner.export_document(network).expect("export"))
-        .expect("load")
+    let mut doc = load_exported(&poisoner.export_document(network).expect("export"))
         .with_actor(automerge::ActorId::from(poisoner.device_key().as_bytes().to_vec()));
     let before = doc.get_heads();
     let map = match doc.get(ROOT, "content_keys").expect("get") {
@@ -41,7 +42,8 @@ fn poison(poisoner: &Device, network: DocId) -> Vec<u8> {
         doc.put(&map, format!("{doc_part}.zz"), ScalarValue::Bytes(vec![1; 72])).expect("bad id");
     }
     doc.commit();
-    doc.save_after(&before)
+    // Signed by the poisoner, as its own change: authorship is not what stops it.
+    seal_envelope(&sign_fork(poisoner, network, &mut doc), &doc.save_after(&before))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -116,13 +118,13 @@ async fn promise_4_a_member_cannot_overwrite_or_delete_key_and_membership_entrie
         }),
     ];
     for (what, attack) in attacks {
-        let mut doc = AutoCommit::load(&mallory.export_document(network).expect("export"))
-            .expect("load")
+        let mut doc = load_exported(&mallory.export_document(network).expect("export"))
             .with_actor(automerge::ActorId::from(mallory.device_key().as_bytes().to_vec()));
         let before = doc.get_heads();
         attack(&mut doc);
         doc.commit();
-        let change = doc.save_after(&before);
+        let change =
+            seal_envelope(&sign_fork(&mallory, network, &mut doc), &doc.save_after(&before));
         let refused = sanne.merge_changes(network, &change);
         assert!(refused.is_err(), "{what}: taken");
     }

@@ -225,9 +225,12 @@ fn a_sync_message_for_a_document_never_sent_is_the_peers_fault() {
         .expect("a first sync message")
         .encode();
     let frames = [
-        Message::Hello { protocol: 1, device: *b.device_key().as_bytes() },
+        Message::Hello {
+            protocol: nabij_core::sync::session::PROTOCOL,
+            device: *b.device_key().as_bytes(),
+        },
         Message::Inventory { network: *n.as_bytes(), docs: vec![(*ghost.as_bytes(), vec![])] },
-        Message::Sync { doc: *ghost.as_bytes(), message },
+        Message::Sync { doc: *ghost.as_bytes(), message, signed: Vec::new() },
     ];
     let mut result = Ok(());
     for (seq, m) in frames.iter().enumerate() {
@@ -265,7 +268,10 @@ fn bad_frames_end_the_session_with_a_typed_error_and_change_nothing() {
     let mut s = Session::new(a.device_key(), b.device_key(), 0);
     let hello = nabij_core::sync::frame::encode(
         0,
-        &nabij_core::sync::Message::Hello { protocol: 1, device: [9; 32] },
+        &nabij_core::sync::Message::Hello {
+            protocol: nabij_core::sync::session::PROTOCOL,
+            device: [9; 32],
+        },
     )
     .expect("encode");
     assert_eq!(s.handle_bytes(&mut store, 0, &hello), Err(SyncError::WrongPeer));
@@ -274,13 +280,20 @@ fn bad_frames_end_the_session_with_a_typed_error_and_change_nothing() {
     let mut s = Session::new(a.device_key(), b.device_key(), 0);
     let hello = nabij_core::sync::frame::encode(
         0,
-        &nabij_core::sync::Message::Hello { protocol: 1, device: *b.device_key().as_bytes() },
+        &nabij_core::sync::Message::Hello {
+            protocol: nabij_core::sync::session::PROTOCOL,
+            device: *b.device_key().as_bytes(),
+        },
     )
     .expect("encode");
     s.handle_bytes(&mut store, 0, &hello).expect("hello");
     let doc = nabij_core::sync::frame::encode(
         1,
-        &nabij_core::sync::Message::Document { doc: [1; 16], bytes: vec![1, 2, 3] },
+        &nabij_core::sync::Message::Document {
+            doc: [1; 16],
+            bytes: vec![1, 2, 3],
+            signed: Vec::new(),
+        },
     )
     .expect("encode");
     assert!(matches!(s.handle_bytes(&mut store, 0, &doc), Err(SyncError::Protocol(_))));

@@ -139,7 +139,7 @@ fn meet_inner(x: &Device, y: &Device, faults: Faults, rng: &mut Rng, trace: &mut
                 {
                     {
                         let short = match &m {
-                            nabij_core::sync::Message::Sync { doc, message } => {
+                            nabij_core::sync::Message::Sync { doc, message, .. } => {
                                 format!("Sync {} {}B", DocId::from_bytes(*doc), message.len())
                             }
                             nabij_core::sync::Message::Document { doc, .. } => {

@@ -41,6 +41,7 @@ impl Device {
         let bytes = doc.save();
         let heads = doc.get_heads();
         store::insert_document(&tx, id, kind, &bytes, &heads_bytes(&heads))?;
+        sign_own_head(&tx, &mut doc, id, self.identity.signing_key())?;
         index_doc(&tx, &doc, kind, Notes::All)?;
         tx.commit()?;
         w.cache.put(id, Cached { doc, persisted: heads });
@@ -88,6 +89,7 @@ impl Device {
         let r = edit(&mut cached.doc, &mut touched, now)?;
         let changed = persist(&tx, id, &state, cached)?;
         if changed {
+            sign_own_head(&tx, &mut cached.doc, id, self.identity.signing_key())?;
             index_doc(&tx, &cached.doc, kind, Notes::Some(touched))?;
             tx.commit()?;
             cached.persisted = cached.doc.get_heads();
@@ -134,9 +136,10 @@ impl Device {
         kind: Option<DocKind>,
         bytes: &[u8],
         preloaded: Option<(AutoCommit, Option<Derived>)>,
+        offered: &[SignedHead],
     ) -> Result<MergeOutcome, Error> {
         let mut w = self.writer.lock();
-        let result = guard(|| self.merge_locked(&mut w, id, kind, bytes, preloaded));
+        let result = guard(|| self.merge_locked(&mut w, id, kind, bytes, preloaded, offered));
         if result.is_err() {
             w.cache.pop(&id);
         }
@@ -155,11 +158,12 @@ impl Device {
         kind: Option<DocKind>,
         bytes: &[u8],
         preloaded: Option<(AutoCommit, Option<Derived>)>,
+        offered: &[SignedHead],
     ) -> Result<MergeOutcome, Error> {
         let key = self.device_key();
         let Writer { conn, cache } = w;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let outcome = merge_in(&tx, cache, &key, id, kind, bytes, preloaded)?;
+        let outcome = merge_in(&tx, cache, &key, id, kind, bytes, preloaded, offered)?;
         if outcome.changed {
             tx.commit()?;
             mark_persisted(cache, id);
@@ -225,6 +229,9 @@ pub(super) fn mark_persisted(cache: &mut LruCache<DocId, Cached>, id: DocId) {
 /// Merges `bytes` (whole document or changes) into document `id` inside `tx`, without
 /// committing. The caller commits and then calls [`mark_persisted`], or drops the cache entry
 /// on error.
+// The engine's three (transaction, cache, key), the document's id and kind, and what arrived
+// (bytes, maybe loaded already, and the signatures that came with them).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn merge_in(
     tx: &Transaction<'_>,
     cache: &mut LruCache<DocId, Cached>,
@@ -233,9 +240,10 @@ pub(super) fn merge_in(
     kind: Option<DocKind>,
     bytes: &[u8],
     preloaded: Option<(AutoCommit, Option<Derived>)>,
+    offered: &[SignedHead],
 ) -> Result<MergeOutcome, Error> {
     let state = store::doc_state(tx, id)?;
-    let (cached, state) = match state {
+    let (cached, state, before) = match state {
         Some(state) => {
             if kind.is_some_and(|k| k != state.kind) {
                 return Err(Error::Merge(DocError::WrongKind {
@@ -256,8 +264,7 @@ pub(super) fn merge_in(
             if missing > 0 {
                 return Err(Error::Merge(DocError::MissingDependencies(missing)));
             }
-            check_changes(&mut cached.doc, state.kind, &before)?;
-            (cached, state)
+            (cached, state, before)
         }
         None => {
             let kind = kind.ok_or(Error::NotFound { kind: "document", id: id.to_string() })?;
@@ -266,7 +273,8 @@ pub(super) fn merge_in(
                 None => (doc::load(bytes, key).map_err(Error::Merge)?, None),
             };
             check_merged(&doc, id, kind)?;
-            check_changes(&mut doc, kind, &[])?;
+            let keep = check_changes(tx, &mut doc, id, kind, &[], offered, key)?;
+            store::put_signed_heads(tx, id, &keep)?;
             let heads = doc.get_heads();
             // The bytes loaded whole (a partial load is an error), so they are the document:
             // stored as they came, without saving it again.
@@ -280,6 +288,8 @@ pub(super) fn merge_in(
         }
     };
     check_merged(&cached.doc, id, state.kind)?;
+    let keep = check_changes(tx, &mut cached.doc, id, state.kind, &before, offered, key)?;
+    store::put_signed_heads(tx, id, &keep)?;
     let changed = persist(tx, id, &state, cached)?;
     if changed {
         index_doc(tx, &cached.doc, state.kind, Notes::All).map_err(as_merge_error)?;
@@ -305,15 +315,104 @@ pub(super) fn check_merged(doc: &AutoCommit, id: DocId, kind: DocKind) -> Result
     Ok(())
 }
 
-/// Checks what changes since `before` (everything, for a document new here) do, before they
-/// are stored: on every merge path (whole documents, changes, sync messages, relay blobs).
+/// Checks what the changes since `before` (everything, for a document new here) are and do,
+/// before they are stored, on every merge path (whole documents, changes, sync messages, relay
+/// blobs): each is covered by a signature of the device it claims to be by (the stored signed
+/// heads, or those `offered` with it), that device is or was in a network the document is
+/// shared with, and a network document's write-once maps stay as they were. Returns the
+/// offered signed heads to keep.
 pub(super) fn check_changes(
+    tx: &Transaction<'_>,
     doc: &mut AutoCommit,
+    id: DocId,
     kind: DocKind,
     before: &[ChangeHash],
-) -> Result<(), Error> {
+    offered: &[SignedHead],
+    me: &DeviceKey,
+) -> Result<Vec<SignedHead>, Error> {
+    let refuse = |why: String| Error::Merge(DocError::Unauthorized(why));
+    // The newest change number of each device among the new changes: a signature over a later
+    // (or that) change of the same device covers it, through the hash chain.
+    let mut newest: BTreeMap<[u8; 32], u64> = BTreeMap::new();
+    for c in doc.get_changes_meta(before) {
+        let actor = <[u8; 32]>::try_from(c.actor.to_bytes())
+            .map_err(|_| refuse("a change by an actor that is not a device key".into()))?;
+        let n = newest.entry(actor).or_default();
+        *n = (*n).max(c.seq);
+    }
+    if newest.is_empty() {
+        return Ok(Vec::new());
+    }
+    // A signed head counts only for a change this document holds, of that device and number.
+    let present = |doc: &mut AutoCommit, h: &SignedHead| {
+        doc.get_change_by_hash(&ChangeHash(h.hash))
+            .is_some_and(|c| c.actor_id().to_bytes() == h.actor && c.seq() == h.seq)
+    };
+    let stored = store::signed_heads(tx, id)?;
+    let mut keep: Vec<SignedHead> = Vec::new();
+    for h in offered {
+        if h.verify(id) && present(doc, h) {
+            keep.push(h.clone());
+        }
+    }
+    let networks = doc::shared_with(doc, kind).map_err(Error::Merge)?;
+    let roster = match kind {
+        DocKind::Network => {
+            let nd = doc::read_network(doc).map_err(Error::Merge)?;
+            Some(super::networks::resolve_network(tx, &nd)?.1)
+        }
+        _ => None,
+    };
+    for (actor, seq) in newest {
+        let covered = |h: &&SignedHead| h.actor == actor && h.seq >= seq;
+        let signed = keep.iter().any(|h| covered(&h))
+            || stored.iter().filter(covered).any(|h| present(doc, h));
+        let device = DeviceKey::from_bytes(actor);
+        if !signed {
+            return Err(refuse(format!(
+                "changes by device {} carry no valid signature of that device",
+                device.short()
+            )));
+        }
+        let may_write = device == *me
+            || match &roster {
+                Some(n) => {
+                    n.members.iter().any(|m| m.devices.contains(&device))
+                        || n.removed.iter().any(|r| r.device == device)
+                }
+                None => store::device_of_networks(tx, &networks, &device)?,
+            }
+            // A device of a network the document is shared with that this device does not
+            // hold: the proof that came with its signature shows it, from the network's own
+            // signed operations.
+            || keep.iter().filter(|h| covered(h)).filter_map(|h| h.proof.as_ref()).any(|p| {
+                networks.contains(&DocId::from_bytes(p.network))
+                    && p.devices().is_some_and(|d| d.contains(&device))
+            });
+        if !may_write {
+            return Err(refuse(format!(
+                "device {} is not in a network the document is shared with",
+                device.short()
+            )));
+        }
+    }
     if kind == DocKind::Network {
         doc::check_write_once(doc, before).map_err(Error::Merge)?;
+    }
+    Ok(keep)
+}
+
+/// Signs this device's newest change to a document and keeps the signature, in the
+/// transaction that stores the change.
+pub(super) fn sign_own_head(
+    tx: &Transaction<'_>,
+    doc: &mut AutoCommit,
+    id: DocId,
+    key: &ed25519_dalek::SigningKey,
+) -> Result<(), Error> {
+    if let Some(c) = doc.get_last_local_change() {
+        let head = SignedHead::sign(key, id, c.seq(), c.hash().0);
+        store::put_signed_heads(tx, id, &[head])?;
     }
     Ok(())
 }

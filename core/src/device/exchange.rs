@@ -1,17 +1,58 @@
 //! Exchange: what sync drivers build on: heads, whole documents, changes since heads, and
 //! merging what another device or a relay sent.
 
+use std::collections::BTreeMap;
+
 use super::*;
 
+/// Changes pulled from a relay for one document: its id, the Automerge bytes, the heads the
+/// sender had, and the signatures that cover the changes.
+pub(crate) type RelayMerge<'a> = (DocId, &'a [u8], Vec<ChangeHash>, Vec<SignedHead>);
+
 impl Device {
+    /// The signed heads to send with a document's changes. For a document shared with several
+    /// networks, each comes with proof that its device is in one of them (the receiver may not
+    /// hold that network; see [`authorship::MembershipProof`]).
+    pub(crate) fn signed_heads_to_send(&self, doc: DocId) -> Result<Vec<SignedHead>, Error> {
+        let r = self.reader.lock();
+        let mut heads = store::signed_heads(&r, doc)?;
+        let networks = store::networks_of_doc(&r, doc)?;
+        if networks.len() < 2 {
+            return Ok(heads);
+        }
+        let mut proofs: BTreeMap<DocId, authorship::MembershipProof> = BTreeMap::new();
+        for h in &mut heads {
+            let theirs = store::networks_of_device(&r, &h.device())?;
+            let Some(n) = theirs.into_iter().find(|n| networks.contains(n)) else { continue };
+            let proof = match proofs.entry(n) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    let ops = store::network_ops(&r, n)?;
+                    let ops = ops.iter().map(|o| o.bytes().to_vec()).collect();
+                    e.insert(authorship::MembershipProof { network: *n.as_bytes(), ops })
+                }
+            };
+            h.proof = Some(proof.clone());
+        }
+        Ok(heads)
+    }
+
     /// A document's current heads.
     pub fn heads(&self, id: DocId) -> Result<Vec<ChangeHash>, Error> {
         let kind = self.kind_of(id)?;
         self.read(id, kind, |d| Ok(d.get_heads()))
     }
 
-    /// A whole document, saved (compressed).
+    /// A whole document, saved (compressed), with the signatures that cover its changes (see
+    /// [`crate::authorship`]): what [`Device::merge_document`] takes on another device.
     pub fn export_document(&self, id: DocId) -> Result<Vec<u8>, Error> {
+        let bytes = self.save_document(id)?;
+        let signed = self.signed_heads_to_send(id)?;
+        Ok(authorship::seal_envelope(&signed, &bytes))
+    }
+
+    /// A whole document, saved: Automerge bytes only.
+    pub(crate) fn save_document(&self, id: DocId) -> Result<Vec<u8>, Error> {
         {
             // A document stored as one snapshot is sent as stored: no load, no save. (Its
             // bytes were loaded and checked when they were written.)
@@ -26,35 +67,35 @@ impl Device {
         self.read(id, kind, |d| Ok(d.save()))
     }
 
-    /// The changes of a document that are not covered by `heads`.
+    /// The changes of a document that are not covered by `heads`, with the signatures that
+    /// cover them.
     pub fn changes_since(&self, id: DocId, heads: &[ChangeHash]) -> Result<Vec<u8>, Error> {
         let kind = self.kind_of(id)?;
-        self.read(id, kind, |d| Ok(d.save_after(heads)))
+        let bytes = self.read(id, kind, |d| Ok(d.save_after(heads)))?;
+        let signed = self.signed_heads_to_send(id)?;
+        Ok(authorship::seal_envelope(&signed, &bytes))
     }
 
-    /// Merges a whole document or a set of changes from another device. If the document is
-    /// new here, `bytes` must hold it from its first change. The result is checked (schema,
-    /// kind, id, shape) before anything is committed; a refusal leaves the store as it was.
-    /// Derived tables are updated in the same transaction, exactly as for local edits.
+    /// Merges a whole document from another device, as [`Device::export_document`] gave it.
+    /// If the document is new here, `bytes` must hold it from its first change. Every change
+    /// must be signed by the device it claims to be by, a device of a network the document is
+    /// shared with; the result is checked (schema, kind, id, shape) before anything is
+    /// committed; a refusal leaves the store as it was. Derived tables are updated in the same
+    /// transaction, exactly as for local edits.
     pub fn merge_document(&self, bytes: &[u8]) -> Result<MergeOutcome, Error> {
+        let (signed, bytes) =
+            authorship::open_envelope(bytes).map_err(|e| Error::Merge(DocError::Corrupt(e)))?;
         let incoming = doc::load(bytes, &self.device_key()).map_err(Error::Merge)?;
-        self.merge_loaded(incoming, bytes)
-    }
-
-    /// Merges a whole document already loaded from `bytes` (loaded once: loading is the
-    /// expensive part of receiving a document).
-    pub(crate) fn merge_loaded(
-        &self,
-        incoming: AutoCommit,
-        bytes: &[u8],
-    ) -> Result<MergeOutcome, Error> {
         let header = doc::header(&incoming).map_err(Error::Merge)?;
-        self.merge_into(header.id, Some(header.kind), bytes, Some((incoming, None)))
+        self.merge_into(header.id, Some(header.kind), bytes, Some((incoming, None)), &signed)
     }
 
-    /// Merges changes into a document this device already holds.
+    /// Merges changes, as [`Device::changes_since`] gave them, into a document this device
+    /// already holds (checked as [`Device::merge_document`] checks).
     pub fn merge_changes(&self, id: DocId, bytes: &[u8]) -> Result<MergeOutcome, Error> {
-        self.merge_into(id, None, bytes, None)
+        let (signed, bytes) =
+            authorship::open_envelope(bytes).map_err(|e| Error::Merge(DocError::Corrupt(e)))?;
+        self.merge_into(id, None, bytes, None, &signed)
     }
 
     /// Merges changes pulled from a relay into documents this device holds, all in one
@@ -65,7 +106,7 @@ impl Device {
     pub(crate) fn merge_from_relay(
         &self,
         at: store::RelayScope<'_>,
-        items: &[(DocId, &[u8], Vec<ChangeHash>)],
+        items: &[RelayMerge<'_>],
     ) -> Result<Vec<MergeOutcome>, Error> {
         let key = self.device_key();
         let mut w = self.writer.lock();
@@ -73,8 +114,8 @@ impl Device {
             let Writer { conn, cache } = &mut *w;
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let mut outcomes = Vec::with_capacity(items.len());
-            for (id, bytes, at_relay) in items {
-                outcomes.push(merge_in(&tx, cache, &key, *id, None, bytes, None)?);
+            for (id, bytes, at_relay, signed) in items {
+                outcomes.push(merge_in(&tx, cache, &key, *id, None, bytes, None, signed)?);
                 let known = store::relay_pushed(&tx, at, *id)?;
                 let Some(cached) = cache.get_mut(id) else { continue };
                 let doc = &mut cached.doc;
@@ -95,13 +136,13 @@ impl Device {
                 }
             }
             tx.commit()?;
-            for (id, _, _) in items {
+            for (id, ..) in items {
                 mark_persisted(cache, *id);
             }
             Ok(outcomes)
         });
         if result.is_err() {
-            for (id, _, _) in items {
+            for (id, ..) in items {
                 w.cache.pop(id);
             }
         }

@@ -96,6 +96,34 @@ impl Device {
         Ok(())
     }
 
+    /// Signs this device's newest change in every document it holds (store version 6, which
+    /// brought signed authorship). Changes by other devices made before that version carry no
+    /// signature; devices that upgrade sign their own, so what they wrote keeps travelling.
+    pub(crate) fn sign_own_heads(&self) -> Result<(), Error> {
+        let me = self.device_key();
+        let sk = self.identity.signing_key();
+        let mut w = self.writer.lock();
+        let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        for (id, _) in store::document_ids(&tx)? {
+            let bytes = store::load_bytes(&tx, id)?;
+            let mut doc = doc::load(&bytes, &me)
+                .map_err(|source| Error::StoredDocument { id: id.to_string(), source })?;
+            let actor = me.as_bytes().to_vec();
+            let newest = doc
+                .get_changes_meta(&[])
+                .into_iter()
+                .filter(|c| c.actor.to_bytes() == actor.as_slice())
+                .max_by_key(|c| c.seq);
+            if let Some(c) = newest {
+                let head = SignedHead::sign(sk, id, c.seq, c.hash.0);
+                store::put_signed_heads(&tx, id, &[head])?;
+            }
+        }
+        store::meta_delete(&tx, "sign_heads")?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// The writer connection's journal mode and `synchronous` level (for tests and support:
     /// acknowledged writes survive power loss only with `wal` and 2 = FULL).
     pub fn durability(&self) -> Result<(String, i64), Error> {

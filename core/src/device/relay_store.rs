@@ -16,8 +16,9 @@ use nabij_relay_proto::{
 };
 use rusqlite::TransactionBehavior;
 
-use super::{Device, DocError, heads_bytes};
+use super::{Device, DocError, exchange::RelayMerge, heads_bytes, sync_store::Incoming};
 use crate::{
+    authorship::SignedHead,
     crypto::{self, Blob, BlobContext, SecretKey},
     doc,
     error::Error,
@@ -396,7 +397,8 @@ impl RelayStore for DeviceRelay<'_> {
                 .map_err(failed)?
                 .ok_or_else(|| RelayError::Store(format!("document {doc} has no content key")))?
         };
-        let plain = encode_payload(doc, &heads, &bytes);
+        let signed = self.device.signed_heads_to_send(doc).map_err(failed)?;
+        let plain = encode_payload(doc, &heads, &signed, &bytes);
         let ctx = context(net, relay_doc, epoch);
         let blob =
             crypto::encrypt_blob(&self.device.randomness, &key, &ctx, &plain).map_err(failed)?;
@@ -495,7 +497,7 @@ impl RelayStore for DeviceRelay<'_> {
                 ));
                 continue;
             };
-            let (doc, heads, bytes) = match decode_payload(&plain) {
+            let (doc, heads, signed, bytes) = match decode_payload(&plain) {
                 Ok(p) => p,
                 Err(e) => {
                     applied.rejected.push(reject(e));
@@ -523,10 +525,10 @@ impl RelayStore for DeviceRelay<'_> {
                 }
                 let heads: Vec<ChangeHash> = heads.iter().map(|h| ChangeHash(*h)).collect();
                 held.ids.insert(doc);
-                held.merges.push((b.seq, doc, bytes.to_vec(), heads));
+                held.merges.push((b.seq, (doc, bytes.to_vec(), heads, signed)));
             } else {
                 batch.ids.insert(doc);
-                batch.docs.push((b.seq, doc, bytes.to_vec()));
+                batch.docs.push((b.seq, (net.network, doc, bytes.to_vec(), signed)));
             }
         }
         self.flush(net, &mut batch, &mut applied)?;
@@ -539,18 +541,23 @@ impl RelayStore for DeviceRelay<'_> {
     }
 }
 
-/// Changes to documents held here, pulled in one batch: merged in one transaction.
+/// Changes to documents held here, pulled in one batch (by blob number): merged in one
+/// transaction.
 #[derive(Default)]
 struct HeldMerges {
     ids: HashSet<DocId>,
-    merges: Vec<(u64, DocId, Vec<u8>, Vec<ChangeHash>)>,
+    merges: Vec<(u64, PulledChanges)>,
 }
 
-/// Documents new here, pulled in one batch: stored in one transaction.
+/// Pulled changes to one document: its id, the Automerge bytes, the heads the sender had, and
+/// the signatures that cover them.
+type PulledChanges = (DocId, Vec<u8>, Vec<ChangeHash>, Vec<SignedHead>);
+
+/// Documents new here, pulled in one batch (by blob number): stored in one transaction.
 #[derive(Default)]
 struct NewDocs {
     ids: HashSet<DocId>,
-    docs: Vec<(u64, DocId, Vec<u8>)>,
+    docs: Vec<(u64, Incoming)>,
 }
 
 impl DeviceRelay<'_> {
@@ -568,8 +575,10 @@ impl DeviceRelay<'_> {
         let merges = std::mem::take(&mut held.merges);
         held.ids.clear();
         let at = (&self.relay, &net.relay_id);
-        let items: Vec<(DocId, &[u8], Vec<ChangeHash>)> =
-            merges.iter().map(|(_, d, b, h)| (*d, b.as_slice(), h.clone())).collect();
+        let items: Vec<RelayMerge<'_>> = merges
+            .iter()
+            .map(|(_, (d, b, h, s))| (*d, b.as_slice(), h.clone(), s.clone()))
+            .collect();
         match self.device.merge_from_relay(at, &items) {
             Ok(outcomes) => {
                 applied.changed.extend(outcomes.iter().filter(|o| o.changed).map(|o| o.doc_id));
@@ -578,7 +587,7 @@ impl DeviceRelay<'_> {
             Err(e) if is_local(&e) => return Err(failed(e)),
             Err(_) => {}
         }
-        for ((seq, _, _, _), item) in merges.iter().zip(items) {
+        for ((seq, _), item) in merges.iter().zip(items) {
             match self.device.merge_from_relay(at, std::slice::from_ref(&item)) {
                 Ok(outcomes) => {
                     applied.changed.extend(outcomes.iter().filter(|o| o.changed).map(|o| o.doc_id));
@@ -601,23 +610,23 @@ impl DeviceRelay<'_> {
         if batch.docs.is_empty() {
             return Ok(());
         }
-        let docs: Vec<(u64, DocId, Vec<u8>)> = std::mem::take(&mut batch.docs);
+        let docs: Vec<(u64, Incoming)> = std::mem::take(&mut batch.docs);
         batch.ids.clear();
         let at = (&self.relay, &net.relay_id);
-        let all: Vec<(DocId, DocId, Vec<u8>)> =
-            docs.iter().map(|(_, d, b)| (net.network, *d, b.clone())).collect();
+        let all: Vec<Incoming> = docs.iter().map(|(_, d)| d.clone()).collect();
         match self.device.import_batch(&all, Some(at)) {
             Ok(()) => {
-                applied.changed.extend(docs.iter().map(|(_, d, _)| *d));
+                applied.changed.extend(docs.iter().map(|(_, d)| d.1));
                 return Ok(());
             }
             Err(StoreFailure::Storage(e)) => return Err(RelayError::Store(e)),
             Err(StoreFailure::Refused(_)) => {}
         }
         // One refused document refuses the batch: store the others one by one.
-        for (seq, d, bytes) in docs {
-            match self.device.import_batch(&[(net.network, d, bytes)], Some(at)) {
-                Ok(()) => applied.changed.push(d),
+        for (seq, d) in docs {
+            let id = d.1;
+            match self.device.import_batch(&[d], Some(at)) {
+                Ok(()) => applied.changed.push(id),
                 Err(StoreFailure::Storage(e)) => return Err(RelayError::Store(e)),
                 Err(StoreFailure::Refused(reason)) => {
                     applied.rejected.push(RejectedBlob { seq, reason });

@@ -14,6 +14,7 @@ use super::{
     index_doc, load_cached, mark_persisted, merge_in, persist,
 };
 use crate::{
+    authorship::SignedHead,
     doc::{self, DocError},
     error::Error,
     ids::{DeviceKey, DocId},
@@ -85,6 +86,7 @@ impl Device {
         id: DocId,
         state: &mut State,
         message: SyncMessage,
+        offered: &[SignedHead],
     ) -> Result<bool, Error> {
         let key = self.device_key();
         let mut w = self.writer.lock();
@@ -101,7 +103,8 @@ impl Device {
                 .receive_sync_message(state, message)
                 .map_err(|e| Error::Merge(DocError::Corrupt(e.to_string())))?;
             check_merged(&cached.doc, id, st.kind)?;
-            check_changes(&mut cached.doc, st.kind, &before)?;
+            let keep = check_changes(&tx, &mut cached.doc, id, st.kind, &before, offered, &key)?;
+            store::put_signed_heads(&tx, id, &keep)?;
             let changed = persist(&tx, id, &st, cached)?;
             if changed {
                 index_doc(&tx, &cached.doc, st.kind, Notes::All)?;
@@ -150,6 +153,10 @@ impl Device {
     }
 }
 
+/// A whole document received: the network it came through, its id, its bytes, and the
+/// signatures that cover its changes.
+pub(crate) type Incoming = (DocId, DocId, Vec<u8>, Vec<SignedHead>);
+
 /// A received document, loaded and checked, with its derived rows.
 type Prepared = (AutoCommit, Option<Derived>);
 
@@ -164,7 +171,7 @@ impl Device {
     /// recorded in the same transaction.
     pub(crate) fn import_batch(
         &self,
-        docs: &[(DocId, DocId, Vec<u8>)],
+        docs: &[Incoming],
         relay: Option<store::RelayScope<'_>>,
     ) -> Result<(), StoreFailure> {
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4);
@@ -180,7 +187,7 @@ impl Device {
                 scope.spawn(move || {
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some((network, doc, bytes)) = docs.get(i) else { break };
+                        let Some((network, doc, bytes, _)) = docs.get(i) else { break };
                         // A closed channel means the writer gave up: stop.
                         if tx.send((i, self.prepare_import(*network, *doc, bytes))).is_err() {
                             break;
@@ -214,8 +221,9 @@ impl Device {
                         "document {id} is not shared with that network here"
                     )));
                 }
+                let signed = docs[i].3.as_slice();
                 let outcome = guard(|| {
-                    merge_in(&txn, cache, &key, id, Some(kind), bytes, Some((doc, derived)))
+                    merge_in(&txn, cache, &key, id, Some(kind), bytes, Some((doc, derived)), signed)
                 })
                 .map_err(storage)?;
                 outcomes.push(outcome);
@@ -283,10 +291,20 @@ impl SyncStore for &Device {
     }
 
     fn export(&mut self, doc: DocId) -> Result<Vec<u8>, StoreFailure> {
-        self.export_document(doc).map_err(storage)
+        self.save_document(doc).map_err(storage)
     }
 
-    fn import(&mut self, network: DocId, doc: DocId, bytes: &[u8]) -> Result<(), StoreFailure> {
+    fn signed_heads(&mut self, doc: DocId) -> Result<Vec<SignedHead>, StoreFailure> {
+        self.signed_heads_to_send(doc).map_err(storage)
+    }
+
+    fn import(
+        &mut self,
+        network: DocId,
+        doc: DocId,
+        bytes: &[u8],
+        signed: &[SignedHead],
+    ) -> Result<(), StoreFailure> {
         if held_outside(&self.reader.lock(), doc, network)? {
             return Err(StoreFailure::Refused(format!(
                 "document {doc} is not shared with that network here"
@@ -295,10 +313,12 @@ impl SyncStore for &Device {
         let incoming = self.check_import(network, doc, bytes)?;
         let kind = doc::header(&incoming).map_err(|e| StoreFailure::Refused(e.to_string()))?.kind;
         refuse_uninvited(&self.reader.lock(), doc, kind)?;
-        self.merge_loaded(incoming, bytes).map(|_| ()).map_err(storage)
+        self.merge_into(doc, Some(kind), bytes, Some((incoming, None)), signed)
+            .map(|_| ())
+            .map_err(storage)
     }
 
-    fn import_many(&mut self, docs: Vec<(DocId, DocId, Vec<u8>)>) -> Result<(), StoreFailure> {
+    fn import_many(&mut self, docs: Vec<Incoming>) -> Result<(), StoreFailure> {
         self.import_batch(&docs, None)
     }
 
@@ -329,9 +349,10 @@ impl SyncStore for &Device {
         doc: DocId,
         state: &mut State,
         message: &[u8],
+        signed: &[SignedHead],
     ) -> Result<bool, StoreFailure> {
         let message =
             SyncMessage::decode(message).map_err(|e| StoreFailure::Refused(e.to_string()))?;
-        self.receive_sync(peer, doc, state, message).map_err(storage)
+        self.receive_sync(peer, doc, state, message, signed).map_err(storage)
     }
 }

@@ -275,3 +275,19 @@ pub(super) fn short_text(s: &str) -> String {
         one_line
     }
 }
+
+/// The networks a document is shared with, as the document says (a network document: itself),
+/// read without the rest of it.
+pub(crate) fn shared_with(doc: &AutoCommit, kind: DocKind) -> Result<Vec<DocId>, DocError> {
+    Ok(match kind {
+        DocKind::Network => vec![header(doc)?.id],
+        DocKind::Case | DocKind::LearningPoint => {
+            let nets: Option<BTreeMap<String, bool>> = hydrate_prop(doc, &ROOT, "networks")?;
+            doc_ids(nets.unwrap_or_default().into_keys())
+        }
+        DocKind::Meeting => {
+            let n: Option<String> = hydrate_prop(doc, &ROOT, "network")?;
+            n.and_then(|n| n.parse().ok()).into_iter().collect()
+        }
+    })
+}

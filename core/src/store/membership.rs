@@ -1,5 +1,6 @@
 //! The signed membership operations this device has seen, per network, the creators pinned
-//! for networks made before signed membership, and the invitations the user accepted.
+//! for networks made before signed membership, the invitations the user accepted, and the
+//! signed heads that cover each document's changes.
 //!
 //! Grow-only: nothing here is derived from the current state of a network document alone, so
 //! a reindex never clears it, and a member who deletes an operation from the document cannot
@@ -9,6 +10,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::Result;
 use crate::{
+    authorship::SignedHead,
     ids::{DeviceKey, DocId},
     membership::SignedOp,
 };
@@ -100,5 +102,82 @@ pub(crate) fn pending_invitations(conn: &Connection) -> Result<Vec<String>> {
          ORDER BY accepted_at, network_id",
     )?;
     let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Keeps, per device, the signed head with the highest number (an older one is dropped).
+pub(crate) fn put_signed_heads(
+    tx: &Transaction<'_>,
+    doc: DocId,
+    heads: &[SignedHead],
+) -> Result<()> {
+    let mut put = tx.prepare_cached(
+        "INSERT INTO doc_signatures (doc_id, actor, seq, hash, signature) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (doc_id, actor) DO UPDATE SET seq = excluded.seq, hash = excluded.hash,
+             signature = excluded.signature
+         WHERE excluded.seq > doc_signatures.seq",
+    )?;
+    for h in heads {
+        let seq = i64::try_from(h.seq).unwrap_or(i64::MAX);
+        put.execute(params![doc.as_bytes(), &h.actor[..], seq, &h.hash[..], h.signature])?;
+    }
+    Ok(())
+}
+
+/// The signed heads held for a document, one per device.
+pub(crate) fn signed_heads(conn: &Connection, doc: DocId) -> Result<Vec<SignedHead>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT actor, seq, hash, signature FROM doc_signatures WHERE doc_id = ?1 ORDER BY actor",
+    )?;
+    let rows = stmt.query_map([doc.as_bytes()], |r| {
+        Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?, r.get::<_, Vec<u8>>(2)?, r.get(3)?))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (actor, seq, hash, signature) = row?;
+        let (Ok(actor), Ok(hash)) = (<[u8; 32]>::try_from(actor), <[u8; 32]>::try_from(hash))
+        else {
+            return Err(super::StoreError::Corrupt("a stored signature's key or hash".into()));
+        };
+        let seq = u64::try_from(seq).unwrap_or_default();
+        out.push(SignedHead { actor, seq, hash, signature, proof: None });
+    }
+    Ok(out)
+}
+
+/// Whether `device` is, or was before its removal, a device of any of `networks`.
+pub(crate) fn device_of_networks(
+    conn: &Connection,
+    networks: &[DocId],
+    device: &DeviceKey,
+) -> Result<bool> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT 1 FROM network_devices WHERE network_id = ?1 AND device = ?2
+         UNION ALL SELECT 1 FROM network_removed WHERE network_id = ?1 AND device = ?2 LIMIT 1",
+    )?;
+    for n in networks {
+        if stmt.exists(params![n.as_bytes(), device.as_bytes()])? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The networks, held here, that `device` is or was a device of.
+pub(crate) fn networks_of_device(conn: &Connection, device: &DeviceKey) -> Result<Vec<DocId>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT network_id FROM network_devices WHERE device = ?1
+         UNION SELECT network_id FROM network_removed WHERE device = ?1 ORDER BY 1",
+    )?;
+    let rows = stmt.query_map([device.as_bytes()], |r| super::doc_id_col(r, 0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// The networks a document held here is shared with (from its derived rows).
+pub(crate) fn networks_of_doc(conn: &Connection, doc: DocId) -> Result<Vec<DocId>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT network_id FROM doc_networks WHERE doc_id = ?1 ORDER BY network_id",
+    )?;
+    let rows = stmt.query_map([doc.as_bytes()], |r| super::doc_id_col(r, 0))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }

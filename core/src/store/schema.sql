@@ -135,6 +135,16 @@ CREATE TABLE network_ops (
     bytes BLOB NOT NULL,
     PRIMARY KEY (network_id, op_id)
 ) WITHOUT ROWID;
+-- Signed authorship: per document and device, the device's newest signature over its latest
+-- change there (it covers all its earlier ones). Sent with the document's changes.
+CREATE TABLE doc_signatures (
+    doc_id BLOB NOT NULL,
+    actor BLOB NOT NULL,
+    seq INTEGER NOT NULL,
+    hash BLOB NOT NULL,
+    signature BLOB NOT NULL,
+    PRIMARY KEY (doc_id, actor)
+) WITHOUT ROWID;
 -- Invitations this device's user accepted: only these networks may arrive by sync.
 CREATE TABLE invitations (
     network_id BLOB PRIMARY KEY,

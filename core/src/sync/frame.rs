@@ -16,6 +16,8 @@ use nabij_relay_proto::wire::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::authorship::SignedHead;
+
 /// The frame format version this build speaks.
 pub const FRAME_VERSION: u8 = 1;
 
@@ -57,6 +59,8 @@ pub enum Message {
         doc: WireDocId,
         /// `save()` output.
         bytes: Vec<u8>,
+        /// The signatures that cover its changes, one per device that wrote it.
+        signed: Vec<SignedHead>,
     },
     /// An Automerge sync protocol message for one document.
     Sync {
@@ -64,6 +68,8 @@ pub enum Message {
         doc: WireDocId,
         /// `sync::Message::encode()` output.
         message: Vec<u8>,
+        /// With changes: the signatures that cover them.
+        signed: Vec<SignedHead>,
     },
     /// The sender has nothing more to send until something changes, having handled the
     /// first `seen` frames of the receiver (so a `Done` crossing a later frame is not taken
@@ -176,8 +182,8 @@ mod tests {
             Message::Hello { protocol: 1, device: [7; 32] },
             Message::Digest { network: [1; 16], digest: [2; 32] },
             Message::Inventory { network: [1; 16], docs: vec![([3; 16], vec![[4; 32], [5; 32]])] },
-            Message::Document { doc: [3; 16], bytes: vec![9; 3000] },
-            Message::Sync { doc: [3; 16], message: vec![1, 2, 3] },
+            Message::Document { doc: [3; 16], bytes: vec![9; 3000], signed: Vec::new() },
+            Message::Sync { doc: [3; 16], message: vec![1, 2, 3], signed: Vec::new() },
             Message::Done { seen: 4 },
             Message::Ack { seen: 5 },
         ]

@@ -26,10 +26,13 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque, btree_map};
 use automerge::sync::State;
 
 use super::frame::{self, FrameDecoder, FrameError, Message, WireDocId, WireHash};
-use crate::ids::{DeviceKey, DocId};
+use crate::{
+    authorship::SignedHead,
+    ids::{DeviceKey, DocId},
+};
 
 /// The sync protocol version this build speaks.
-pub const PROTOCOL: u16 = 1;
+pub const PROTOCOL: u16 = 2;
 
 /// Most documents in Automerge sync at once.
 pub const WINDOW: usize = 32;
@@ -71,12 +74,26 @@ pub trait SyncStore {
     fn accepted(&mut self, network: DocId) -> Result<bool, StoreFailure>;
     /// A whole document, saved.
     fn export(&mut self, doc: DocId) -> Result<Vec<u8>, StoreFailure>;
-    /// Stores a whole document the peer sent, if it is `doc` and belongs to `network`.
-    fn import(&mut self, network: DocId, doc: DocId, bytes: &[u8]) -> Result<(), StoreFailure>;
-    /// Stores several whole documents (network, document, bytes), each checked as
+    /// The signed heads that cover a document's changes (sent with them).
+    fn signed_heads(&mut self, doc: DocId) -> Result<Vec<SignedHead>, StoreFailure>;
+    /// Stores a whole document the peer sent, if it is `doc`, belongs to `network`, and its
+    /// changes are covered by signatures of devices that may write it (`signed`, or held).
+    fn import(
+        &mut self,
+        network: DocId,
+        doc: DocId,
+        bytes: &[u8],
+        signed: &[SignedHead],
+    ) -> Result<(), StoreFailure>;
+    /// Stores several whole documents (network, document, bytes, signatures), each checked as
     /// [`SyncStore::import`] does, ideally in one transaction; all or nothing.
-    fn import_many(&mut self, docs: Vec<(DocId, DocId, Vec<u8>)>) -> Result<(), StoreFailure> {
-        docs.into_iter().try_for_each(|(network, doc, bytes)| self.import(network, doc, &bytes))
+    fn import_many(
+        &mut self,
+        docs: Vec<(DocId, DocId, Vec<u8>, Vec<SignedHead>)>,
+    ) -> Result<(), StoreFailure> {
+        docs.into_iter().try_for_each(|(network, doc, bytes, signed)| {
+            self.import(network, doc, &bytes, &signed)
+        })
     }
     /// The next Automerge sync message for `doc`, if any.
     fn generate(&mut self, doc: DocId, state: &mut State)
@@ -84,13 +101,15 @@ pub trait SyncStore {
     /// The sync state saved for `peer` and `doc` by an earlier session, if any.
     fn load_state(&mut self, peer: &DeviceKey, doc: DocId) -> Result<Option<State>, StoreFailure>;
     /// Applies an Automerge sync message from `peer` to `doc` and saves the sync state with it,
-    /// atomically, so a cut session resumes where it was; whether the document changed.
+    /// atomically, so a cut session resumes where it was; whether the document changed. Its
+    /// changes must be covered by signatures (`signed`, or held), as for [`SyncStore::import`].
     fn receive(
         &mut self,
         peer: &DeviceKey,
         doc: DocId,
         state: &mut State,
         message: &[u8],
+        signed: &[SignedHead],
     ) -> Result<bool, StoreFailure>;
 }
 
@@ -205,8 +224,9 @@ pub struct Session {
     /// Documents this side sent whole or sent changes of; documents the peer changed here.
     sent_docs: BTreeSet<DocId>,
     updated_docs: BTreeSet<DocId>,
-    /// Whole documents received in this round, not stored yet: (network, document, bytes).
-    incoming: Vec<(DocId, DocId, Vec<u8>)>,
+    /// Whole documents received in this round, not stored yet: (network, document, bytes,
+    /// signatures).
+    incoming: Vec<(DocId, DocId, Vec<u8>, Vec<SignedHead>)>,
     /// Whether our digests went out (with the hello, or after the peer's).
     digests_sent: bool,
 }
@@ -530,10 +550,11 @@ impl Session {
                     match theirs.get(doc) {
                         None => {
                             let bytes = store.export(*doc)?;
+                            let signed = store.signed_heads(*doc)?;
                             self.needed.insert(*doc);
                             self.finished.insert(*doc);
                             self.sent_docs.insert(*doc);
-                            self.send(&Message::Document { doc: *doc.as_bytes(), bytes });
+                            self.send(&Message::Document { doc: *doc.as_bytes(), bytes, signed });
                         }
                         Some(h) => {
                             let (mut a, mut b) = (heads.clone(), h.clone());
@@ -551,7 +572,7 @@ impl Session {
                 self.theirs.insert(network, theirs);
                 Ok(())
             }
-            (Phase::Running, Message::Document { doc, bytes }) => {
+            (Phase::Running, Message::Document { doc, bytes, signed }) => {
                 let doc = doc_id(&doc);
                 let network = self
                     .theirs
@@ -567,17 +588,17 @@ impl Session {
                 if store.holds(doc)? && !self.allowed.contains_key(&doc) {
                     return Ok(());
                 }
-                self.incoming.push((network, doc, bytes));
+                self.incoming.push((network, doc, bytes, signed));
                 Ok(())
             }
-            (Phase::Running, Message::Sync { doc, message }) => {
+            (Phase::Running, Message::Sync { doc, message, signed }) => {
                 let doc = doc_id(&doc);
                 if !self.allowed.contains_key(&doc) {
                     return Err(SyncError::Protocol("sync for a document not shared".into()));
                 }
                 let peer = self.peer;
                 let state = state_for(&mut self.states, store, &peer, doc)?;
-                if store.receive(&peer, doc, state, &message)? {
+                if store.receive(&peer, doc, state, &message, &signed)? {
                     self.updated_docs.insert(doc);
                     self.events.push_back(Event::DocumentUpdated(doc));
                 }
@@ -625,7 +646,7 @@ impl Session {
             return Ok(());
         }
         let batch = std::mem::take(&mut self.incoming);
-        let ids: Vec<(DocId, DocId)> = batch.iter().map(|(n, d, _)| (*d, *n)).collect();
+        let ids: Vec<(DocId, DocId)> = batch.iter().map(|(n, d, ..)| (*d, *n)).collect();
         store.import_many(batch)?;
         for (doc, network) in ids {
             // Stored, so checked to belong to the network: from now on it may be synced.
@@ -655,13 +676,17 @@ impl Session {
             let state = state_for(&mut self.states, store, &peer, doc)?;
             match store.generate(doc, state)? {
                 Some(Outgoing { message, has_changes }) => {
-                    if has_changes {
+                    // Changes go with the signatures that cover them.
+                    let signed = if has_changes {
                         self.sent_docs.insert(doc);
-                    }
+                        store.signed_heads(doc)?
+                    } else {
+                        Vec::new()
+                    };
                     // Remember which frame carried it: an `Ack` or `Done` that saw this frame
                     // without answering it means the peer had nothing to say about `doc`.
                     self.in_flight.insert(doc, self.send_seq);
-                    self.send(&Message::Sync { doc: *doc.as_bytes(), message });
+                    self.send(&Message::Sync { doc: *doc.as_bytes(), message, signed });
                 }
                 None => {
                     self.finished.insert(doc);

@@ -122,7 +122,12 @@ private fun scenario(dir: Path) {
             expect(hit.snippet.contains("[huurachterstand]")) { "snippet marks the match: ${hit.snippet}" }
             expectEqual(1, a.search("huurachterstand", 1u).size, "search limit")
 
-            // Merge between two devices, with concurrent edits of the same note.
+            // Merge between two devices, with concurrent edits of the same note. A device takes
+            // changes only from devices of a network the document is shared with.
+            val team = a.createNetwork("Team")
+            b.join(a.inviteFromCard(team, b.deviceCard()))
+            b.mergeDocument(a.exportDocument(team))
+            a.updateCase(case, CaseUpdate(shareWith = listOf(team)))
             val first = b.mergeDocument(a.exportDocument(case))
             expectEqual(DocKind.CASE, first.kind, "merged kind")
             expect(first.changed) { "first merge changes b" }

@@ -37,6 +37,15 @@ def new_case(device, subject="Familie K.", **kw):
     return device.create_case(NewCase(subject=subject, **kw))
 
 
+def team(a, b):
+    """A network of `a` that `b` was invited to and holds: a device takes changes to a document
+    only from devices of a network it is shared with."""
+    net = a.create_network("Wijknetwerk")
+    b.join(a.invite_from_card(net, b.device_card()))
+    b.merge_document(a.export_document(net))
+    return net
+
+
 def observation(text):
     return NewNote(kind=NoteKind.OBSERVATION, text=text)
 
@@ -308,7 +317,7 @@ def test_concurrent_edits_merge_both_ways(open_device):
     a, b = open_device("a"), open_device("b")
     a.set_display_name("Anna")
     b.set_display_name("Bram")
-    case = new_case(a)
+    case = new_case(a, networks=[team(a, b)])
     note = a.add_note(case, observation("Moeder wil hulp bij de administratie."))
 
     first = b.merge_document(a.export_document(case))
@@ -338,7 +347,7 @@ def test_concurrent_edits_merge_both_ways(open_device):
 
 def test_changes_since_and_merge_changes(open_device):
     a, b = open_device("a"), open_device("b")
-    case = new_case(a)
+    case = new_case(a, networks=[team(a, b)])
     b.merge_document(a.export_document(case))
     a.add_note(case, observation("Nieuw bericht."))
     delta = a.changes_since(case, b.heads(case))
@@ -481,17 +490,24 @@ def test_listener_receives_changed_doc_ids_until_cancelled(open_device):
         a.add_note(case, observation(" "))
     assert len(rec.calls) == 2
     # A merge that brings something new notifies; one that brings nothing does not.
-    other = new_case(b, "Meneer J.")
+    net = team(b, a)
+    assert rec.calls[-1] == [net]
+    other = new_case(b, "Meneer J.", networks=[net])
     a.merge_document(b.export_document(other))
     assert rec.calls[-1] == [other]
     a.merge_document(b.export_document(other))
-    assert len(rec.calls) == 3
+    assert len(rec.calls) == 4
+    # A case no network shares is its writer's alone: another device takes none of it.
+    private = new_case(b, "Alleen van B.")
+    with pytest.raises(NabijError.InvalidInput, match="not in a network"):
+        a.merge_document(b.export_document(private))
+    assert len(rec.calls) == 4
 
     sub.cancel()
     assert not sub.is_active()
     sub.cancel()  # twice is harmless
     a.add_note(case, observation("after cancel"))
-    assert len(rec.calls) == 3
+    assert len(rec.calls) == 4
 
 
 def test_dropping_the_subscription_unsubscribes(device):

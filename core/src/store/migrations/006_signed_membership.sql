@@ -37,3 +37,14 @@ CREATE TABLE invitations (
     invitation TEXT NOT NULL,
     accepted_at INTEGER NOT NULL
 ) WITHOUT ROWID;
+-- Signed authorship: per document and device, the device's newest signature over its latest
+-- change there (it covers all its earlier ones). Sent with the document's changes.
+CREATE TABLE doc_signatures (
+    doc_id BLOB NOT NULL,
+    actor BLOB NOT NULL,
+    seq INTEGER NOT NULL,
+    hash BLOB NOT NULL,
+    signature BLOB NOT NULL,
+    PRIMARY KEY (doc_id, actor)
+) WITHOUT ROWID;
+INSERT OR REPLACE INTO meta (key, value) VALUES ('sign_heads', 1);

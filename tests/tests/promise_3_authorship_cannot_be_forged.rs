@@ -1,0 +1,165 @@
+//! Promise 3 of the threat model, authorship part: every change is attributable to the device
+//! that made it, by a signature the receiving device checks before applying. The forger is a
+//! member (Mallory) whose modified app writes to a case as another member's device (Vera's
+//! actor id), unsigned, or signed with its own key; and an outsider who signs its own change to a
+//! case it got hold of. Each is sent through the victim's real meeting session (and through
+//! `merge_changes`); each is refused, changes nothing, and history stays true.
+
+use automerge::{
+    ActorId, ROOT,
+    sync::{State, SyncDoc},
+    transaction::Transactable,
+};
+use nabij_core::{
+    Device, DocId, Error,
+    authorship::{SignedHead, seal_envelope},
+    error::DocError,
+    sync::{Message, SyncError},
+    test_utils::{load_exported, observation, signing_key},
+};
+use nabij_tests::{RawPeer, case_with_notes, open_device};
+
+struct World {
+    _dir: tempfile::TempDir,
+    anna: std::sync::Arc<Device>,
+    mallory: std::sync::Arc<Device>,
+    vera: std::sync::Arc<Device>,
+    network: DocId,
+    case: DocId,
+}
+
+/// Anna (admin), Mallory and Vera in one network; a case with notes, held by all.
+fn world() -> World {
+    let dir = tempfile::tempdir().expect("dir");
+    let anna = open_device(dir.path(), "Anna");
+    let mallory = open_device(dir.path(), "Mallory");
+    let vera = open_device(dir.path(), "Vera");
+    let network = anna.create_network("Wijknetwerk Oost").expect("network");
+    for d in [&mallory, &vera] {
+        d.join(
+            &anna
+                .invite(network, d.member_id(), &d.display_name(), d.device_key())
+                .expect("invite"),
+        )
+        .expect("join");
+    }
+    let case = case_with_notes(&anna, network, "Mevrouw B.", 2);
+    vera.add_note(case, observation("Van Vera.")).ok();
+    for d in [&mallory, &vera] {
+        d.merge_document(&anna.export_document(network).expect("export")).expect("network");
+        d.merge_document(&anna.export_document(case).expect("export")).expect("case");
+    }
+    World { _dir: dir, anna, mallory, vera, network, case }
+}
+
+/// A sync message carrying the changes `fork` has beyond what `to` holds of `case`.
+fn sync_message_with_changes(
+    to: &Device,
+    case: DocId,
+    fork: &mut automerge::AutoCommit,
+) -> Vec<u8> {
+    let mut theirs = load_exported(&to.export_document(case).expect("export"));
+    let (mut mine, mut their_state) = (State::new(), State::new());
+    loop {
+        let m = fork.sync().generate_sync_message(&mut mine).expect("a message");
+        if !m.changes.is_empty() {
+            return m.encode();
+        }
+        theirs.sync().receive_sync_message(&mut their_state, m).expect("receive");
+        if let Some(r) = theirs.sync().generate_sync_message(&mut their_state) {
+            fork.sync().receive_sync_message(&mut mine, r).expect("receive");
+        }
+    }
+}
+
+/// Mallory's session with Anna, up to where Anna lets her sync the case.
+fn session_to_sync(w: &World) -> RawPeer<'_> {
+    let mut peer = RawPeer::new(&w.anna, w.mallory.device_key());
+    let inventory = w.mallory.heads(w.case).expect("heads").iter().map(|h| h.0).collect();
+    let _ = peer.send(Message::Inventory {
+        network: *w.network.as_bytes(),
+        docs: vec![(*w.case.as_bytes(), inventory)],
+    });
+    peer
+}
+
+fn texts(d: &Device, case: DocId) -> Vec<String> {
+    d.case_timeline(case).expect("timeline").into_iter().map(|n| n.text).collect()
+}
+
+#[test]
+fn promise_3_a_member_cannot_write_as_another_device() {
+    let w = world();
+    let before = (w.anna.heads(w.case).expect("heads"), texts(&w.anna, w.case));
+    let vera_actor = ActorId::from(w.vera.device_key().as_bytes().to_vec());
+    let forge = |sign_as: Option<&ed25519_dalek::SigningKey>| {
+        let mut fork = load_exported(&w.mallory.export_document(w.case).expect("export"))
+            .with_actor(vera_actor.clone());
+        fork.put(ROOT, "subject", "Mevrouw B. (volgens Vera: liegt)").expect("put");
+        fork.commit();
+        let change = fork.get_last_local_change().expect("the forged change");
+        let signed: Vec<SignedHead> = sign_as
+            .map(|k| SignedHead::sign(k, w.case, change.seq(), change.hash().0))
+            .into_iter()
+            .collect();
+        (fork, signed)
+    };
+    let mallory_key = signing_key(&w.mallory);
+    for (what, sign_as) in [("unsigned", None), ("signed by Mallory", Some(&mallory_key))] {
+        // Through the meeting session.
+        let (mut fork, signed) = forge(sign_as);
+        let message = sync_message_with_changes(&w.anna, w.case, &mut fork);
+        let mut peer = session_to_sync(&w);
+        let sent =
+            peer.send(Message::Sync { doc: *w.case.as_bytes(), message, signed: signed.clone() });
+        assert!(matches!(sent, Err(SyncError::Refused(_))), "{what}: {sent:?}");
+        // And handed over as changes.
+        let (mut fork, signed) = forge(sign_as);
+        let heads = w.anna.heads(w.case).expect("heads");
+        let bytes = seal_envelope(&signed, &fork.save_after(&heads));
+        let merged = w.anna.merge_changes(w.case, &bytes);
+        assert!(
+            matches!(merged, Err(Error::Merge(DocError::Unauthorized(_)))),
+            "{what}: {merged:?}"
+        );
+        assert_eq!((w.anna.heads(w.case).expect("heads"), texts(&w.anna, w.case)), before);
+    }
+    // History names only true authors.
+    let authors: std::collections::BTreeSet<_> =
+        w.anna.history(w.case).expect("history").into_iter().filter_map(|e| e.device).collect();
+    assert!(authors.iter().all(|a| *a == w.anna.device_key() || *a == w.vera.device_key()));
+}
+
+#[test]
+fn promise_3_an_outsider_s_signed_change_is_refused() {
+    let w = world();
+    let dir = tempfile::tempdir().expect("dir");
+    let outsider = open_device(dir.path(), "Olaf");
+    let before = w.anna.heads(w.case).expect("heads");
+    // Olaf got hold of the case (a lost export, say) and writes to it as himself, signed.
+    let mut fork = load_exported(&w.anna.export_document(w.case).expect("export"))
+        .with_actor(ActorId::from(outsider.device_key().as_bytes().to_vec()));
+    fork.put(ROOT, "subject", "Overschreven").expect("put");
+    fork.commit();
+    let signed = nabij_core::test_utils::sign_fork(&outsider, w.case, &mut fork);
+    let merged = w.anna.merge_changes(w.case, &seal_envelope(&signed, &fork.save_after(&before)));
+    assert!(matches!(merged, Err(Error::Merge(DocError::Unauthorized(_)))), "{merged:?}");
+    // Mallory forwards it at a meeting, with Olaf's signature: still refused.
+    let message = sync_message_with_changes(&w.anna, w.case, &mut fork);
+    let mut peer = session_to_sync(&w);
+    let sent = peer.send(Message::Sync { doc: *w.case.as_bytes(), message, signed });
+    assert!(matches!(sent, Err(SyncError::Refused(_))), "{sent:?}");
+    assert_eq!(w.anna.heads(w.case).expect("heads"), before);
+    assert_eq!(w.anna.case(w.case).expect("case").subject, "Mevrouw B.");
+}
+
+#[test]
+fn promise_3_members_changes_still_arrive_signed() {
+    let w = world();
+    w.vera.add_note(w.case, observation("Vera belt de school.")).expect("note");
+    let heads = w.anna.heads(w.case).expect("heads");
+    w.anna
+        .merge_changes(w.case, &w.vera.changes_since(w.case, &heads).expect("changes"))
+        .expect("merge");
+    assert!(texts(&w.anna, w.case).iter().any(|t| t == "Vera belt de school."));
+}
