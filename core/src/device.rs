@@ -288,6 +288,15 @@ impl Device {
         Ok(!shared.is_empty())
     }
 
+    /// Whether this device admits `peer` to a meeting: it shares a network with it, or `peer`
+    /// was removed from a network this device is in (it is admitted only to be handed its
+    /// removal, and wipes that network; it gets nothing else).
+    pub fn may_meet(&self, peer: &DeviceKey) -> Result<bool, Error> {
+        let r = self.reader.lock();
+        Ok(!store::shared_networks(&r, &self.device_key(), peer)?.is_empty()
+            || !store::networks_removing(&r, &self.device_key(), peer)?.is_empty())
+    }
+
     /// Where the store is.
     pub fn path(&self) -> &Path {
         &self.path

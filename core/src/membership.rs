@@ -234,7 +234,18 @@ impl SignedOp {
         &self.body.change
     }
 
-    fn signature_holds(&self) -> bool {
+    /// The network it is about.
+    pub fn network(&self) -> DocId {
+        DocId::from_bytes(self.body.network)
+    }
+
+    /// Whether it removes a device or member (or takes a member's admin role away).
+    pub fn is_revocation(&self) -> bool {
+        revokes(self).is_some()
+    }
+
+    /// Whether the signature holds (by the device the operation names as its author).
+    pub fn signature_holds(&self) -> bool {
         let Ok(key) = VerifyingKey::from_bytes(&self.body.author) else { return false };
         let Some(sig) = self.bytes.get(..64).and_then(|s| <[u8; 64]>::try_from(s).ok()) else {
             return false;

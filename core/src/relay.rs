@@ -127,6 +127,8 @@ pub struct RelayReport {
     pub rejected: Vec<RejectedBlob>,
     /// Requests the relay refused.
     pub refusals: Vec<RelayRefusal>,
+    /// Networks this device was removed from, learnt from the relay, and wiped.
+    pub wiped: Vec<DocId>,
 }
 
 /// Why a relay sync failed.
@@ -152,6 +154,9 @@ pub trait RelayStore {
     fn local_networks(&mut self) -> Result<Vec<(NetworkAccess, Roster)>, RelayError>;
     /// Opens this device's sealed key on a roster the relay returned.
     fn open_roster(&mut self, roster: &Roster) -> Option<NetworkAccess>;
+    /// Whether the relay's roster for `net` (which no longer lists this device) carries a valid
+    /// removal of this device; if so the network is wiped here.
+    fn removed(&mut self, net: &NetworkAccess, roster: &Roster) -> Result<bool, RelayError>;
     /// Keys of `net` the relay's roster for it offers this device beyond those it holds (see
     /// [`NetworkAccess::offered`]).
     fn offered_keys(
@@ -358,6 +363,14 @@ impl<S: RelayStore> RelaySession<S> {
         let me = self.store.device();
         for (mut access, roster) in self.store.local_networks()? {
             let theirs = at_relay.iter().find(|r| r.network == access.relay_id);
+            // Removed from the network: the roster says so with a signed removal; wipe it.
+            if let Some(t) = theirs
+                && !t.lists_active(&me)
+                && self.store.removed(&access, t)?
+            {
+                self.report.wiped.push(access.network);
+                continue;
+            }
             // The roster comes from the signed membership, its counter from how much of it
             // this device has seen: register it when the relay's differs and this one is
             // newer (the relay takes it only from an admin of the one it has).

@@ -19,6 +19,7 @@
 //! - `queries`: the screens' reads, from derived rows only.
 //! - `search`: the full-text index, queries and snippets.
 //! - `sync_state`: sync states per peer, relay cursors and heads, shared networks.
+//! - `wipe`: deleting what a device holds of a network it was removed from.
 
 use std::path::PathBuf;
 
@@ -113,9 +114,11 @@ mod open;
 mod queries;
 mod search;
 mod sync_state;
+mod wipe;
 
 pub(crate) use self::{
     chunks::*, index::*, membership::*, meta::*, open::*, queries::*, search::*, sync_state::*,
+    wipe::*,
 };
 
 // ---------------------------------------------------------------------------------------------

@@ -550,7 +550,8 @@ fn listen(host: &Cli) -> (KillOnDrop, String) {
 }
 
 /// Two terminals: the coordinator (the network's creator, its admin) removes a colleague's
-/// lost phone; the colleague's own device may not remove anyone, and once removed is refused
+/// lost phone; the colleague's own device may not remove anyone, and once removed wipes the
+/// network
 /// at the next meeting.
 #[test]
 fn an_admin_removes_a_lost_phone_and_a_member_may_not() {
@@ -623,11 +624,14 @@ fn an_admin_removes_a_lost_phone_and_a_member_may_not() {
     assert!(text.contains("Removed devices (1)"), "{text}");
     assert!(text.contains(&format!("{}  lost", &phone[..8])), "{text}");
 
-    // The admin's device, holding the removal, refuses the phone at the meeting handshake.
-    let (_listener, ticket) = listen(&admin);
-    let (code, err) = member.fail(&["sync", &ticket]);
-    assert_eq!(code, 1, "a failed sync: {err}");
-    assert!(err.contains("refused"), "{err}");
+    // The admin's device, holding the removal, admits the phone only to hand it the removal:
+    // the phone wipes the network and gets nothing.
+    assert_eq!(member.json(&["network", "list"]).as_array().expect("networks").len(), 1);
+    let (mut listener, ticket) = listen(&admin);
+    let report = member.json(&["sync", &ticket]);
+    assert_eq!(report["documents_received"], 0, "{report}");
+    listener.0.take().expect("child").wait_with_output().expect("listener");
+    assert_eq!(member.json(&["network", "list"]), serde_json::json!([]), "wiped");
 }
 
 #[test]

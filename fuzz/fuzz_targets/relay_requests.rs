@@ -32,8 +32,9 @@ fuzz_target!(|data: &[u8]| {
         issued_at: 1,
         devices: devices[..2]
             .iter()
-            .map(|d| RosterDevice { key: *d, sealed: vec![1; 80], admin: true })
+            .map(|d| RosterDevice { key: *d, sealed: vec![1; 80], admin: true, removed: false })
             .collect(),
+        removals: Vec::new(),
     }
     .sign(&keys[0])
     .expect("sign");

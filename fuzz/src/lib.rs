@@ -7,7 +7,7 @@ use automerge::sync::{Message as SyncMessage, State, SyncDoc};
 use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{ActorId, AutoCommit, LoadOptions, OnPartialLoad, ROOT, TextEncoding};
 use nabij_core::sync::frame::{FrameDecoder, Message};
-use nabij_core::sync::session::{Event, Inventory, Outgoing, PROTOCOL};
+use nabij_core::sync::session::{Event, Inventory, Outgoing, PROTOCOL, Removals};
 use nabij_core::sync::{Session, StoreFailure, SyncError, SyncStore};
 use nabij_core::{DeviceKey, DocId, authorship::SignedHead};
 
@@ -154,6 +154,16 @@ impl SyncStore for MemStore {
 
     fn holds(&mut self, doc: DocId) -> Result<bool, StoreFailure> {
         Ok(self.docs.contains_key(&doc) || self.networks.contains_key(&doc))
+    }
+
+    fn removals_for(&mut self, _peer: &DeviceKey) -> Result<Removals, StoreFailure> {
+        Ok(Vec::new())
+    }
+
+    // Fuzzed removals are the membership rule's to judge (fuzzed there); this store never
+    // takes them, so the session's handling of the message is what gets fuzzed.
+    fn apply_removal(&mut self, _network: DocId, _ops: &[Vec<u8>]) -> Result<bool, StoreFailure> {
+        Ok(false)
     }
 
     fn accepted(&mut self, network: DocId) -> Result<bool, StoreFailure> {
@@ -356,7 +366,7 @@ impl Harness {
                 Event::PeerError(e) => {
                     assert!(self.session.is_closed(), "an error event from an open session: {e:?}");
                 }
-                Event::DocumentUpdated(_) | Event::PeerDone => {}
+                Event::DocumentUpdated(_) | Event::PeerDone | Event::NetworkWiped(_) => {}
             }
         }
         let (_, received) = self.session.bytes();

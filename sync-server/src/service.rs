@@ -112,7 +112,11 @@ impl<S: Storage> Relay<S> {
             Some(&ok) => ok,
             None => {
                 let ok = match self.storage.roster(network) {
-                    Ok(Some(r)) => r.devices.contains(device),
+                    // Removed devices are listed (to find their removal), not admitted.
+                    Ok(Some(r)) => {
+                        r.devices.contains(device)
+                            && r.signed.verify().is_ok_and(|x| x.lists_active(device))
+                    }
                     Ok(None) => false,
                     Err(e) => {
                         tracing::error!(error = %e, "roster lookup failed");
@@ -179,7 +183,9 @@ impl<S: Storage> Relay<S> {
             }
         };
         if let Some(current) = &current {
-            if !current.devices.contains(device) {
+            if !current.devices.contains(device)
+                || !current.signed.verify().is_ok_and(|r| r.lists_active(device))
+            {
                 return refused(Refusal::NotOnRoster, "not on the registered roster");
             }
             // Only an admin of the registered roster replaces it: a member cannot list only
@@ -257,8 +263,14 @@ mod tests {
             issued_at: at,
             devices: devices
                 .iter()
-                .map(|d| RosterDevice { key: pk(d), sealed: vec![7; 80], admin: true })
+                .map(|d| RosterDevice {
+                    key: pk(d),
+                    sealed: vec![7; 80],
+                    admin: true,
+                    removed: false,
+                })
                 .collect(),
+            removals: Vec::new(),
         };
         Request::Register { roster: roster.sign(signer).unwrap() }
     }

@@ -216,6 +216,7 @@ impl<'a> RawPeer<'a> {
                 Message::Sync { doc, .. } => format!("sync {}", short(doc)),
                 Message::Hello { .. } => "hello".into(),
                 Message::Digest { .. } => "digest".into(),
+                Message::Removed { network, .. } => format!("removed {}", short(network)),
                 Message::Done { .. } => "done".into(),
                 Message::Ack { .. } => "ack".into(),
             })

@@ -51,13 +51,16 @@ async fn promise_1_an_outsider_cannot_make_a_member_upload_under_its_key() {
                 key: *victim.device_key().as_bytes(),
                 sealed: sealed(&victim.device_key()),
                 admin: true,
+                removed: false,
             },
             RosterDevice {
                 key: *outsider_key.as_bytes(),
                 sealed: sealed(&outsider_key),
                 admin: true,
+                removed: false,
             },
         ],
+        removals: Vec::new(),
     }
     .sign(&outsider)
     .expect("sign");

@@ -75,16 +75,9 @@ async fn promise_5_a_removed_phone_is_refused_by_the_relay_and_cannot_read_what_
     let report = sync_once(&w.admin, &w.relay).await.expect("admin");
     assert_eq!(report.report.rosters_registered, 1, "the new roster: {:?}", report.report);
 
-    // The colleague reads the new note; the lost phone is refused by the relay.
+    // The colleague reads the new note.
     sync_once(&w.colleague, &w.relay).await.expect("colleague");
     assert!(notes_text(&w.colleague, w.case).contains(AFTER));
-    let lost = sync_once(&w.lost, &w.relay).await.expect("a refused sync still ends");
-    assert!(
-        !lost.report.refusals.is_empty(),
-        "the relay refused the lost phone: {:?}",
-        lost.report
-    );
-    assert!(!notes_text(&w.lost, w.case).contains(AFTER));
 
     // The relay operator hands the lost phone every blob (pulled with the colleague's key):
     // it opens nothing written after the removal.
@@ -98,12 +91,63 @@ async fn promise_5_a_removed_phone_is_refused_by_the_relay_and_cannot_read_what_
         other => panic!("unexpected answer {other:?}"),
     };
     raw.close();
-    let mut store = nabij_core::DeviceRelay::new(&w.lost, w.relay.key);
-    let nets = store.local_networks().expect("the lost phone's own view");
-    let (access, _) = nets.into_iter().find(|(a, _)| a.network == w.network).expect("network");
-    let applied = store.apply(&access, blobs, next).expect("apply");
-    assert!(!applied.rejected.is_empty(), "blobs of the new epoch do not open");
-    assert!(!notes_text(&w.lost, w.case).contains(AFTER), "the lost phone read the new note");
+    {
+        let mut store = nabij_core::DeviceRelay::new(&w.lost, w.relay.key);
+        let nets = store.local_networks().expect("the lost phone's own view");
+        let (access, _) = nets.into_iter().find(|(a, _)| a.network == w.network).expect("network");
+        let applied = store.apply(&access, blobs, next).expect("apply");
+        assert!(!applied.rejected.is_empty(), "blobs of the new epoch do not open");
+        assert!(!notes_text(&w.lost, w.case).contains(AFTER), "the lost phone read the new note");
+    }
+
+    // At its next relay sync the lost phone finds its signed removal on the roster and wipes
+    // the network: its documents, rows and keys. What it holds of no other network goes; its
+    // own private case stays.
+    let private = w.lost.create_case(nabij_core::model::NewCase {
+        subject: "Eigen aantekeningen".into(),
+        ..Default::default()
+    });
+    let private = private.expect("private case");
+    let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let _sub = {
+        let heard = heard.clone();
+        w.lost.subscribe(move |ids| heard.lock().expect("lock").extend_from_slice(ids))
+    };
+    let report = sync_once(&w.lost, &w.relay).await.expect("the lost phone's sync");
+    assert_eq!(report.report.wiped, vec![w.network], "{:?}", report.report);
+    let held: Vec<DocId> =
+        w.lost.document_ids().expect("ids").into_iter().map(|(id, _)| id).collect();
+    assert_eq!(held, vec![private], "only its private case is left");
+    assert!(w.lost.search("Mevrouw", 10).expect("search").is_empty(), "no search entry left");
+    assert!(w.lost.list_networks().expect("networks").is_empty());
+    assert!(w.lost.relay_network_id(w.network).is_err(), "no key left");
+    let heard = heard.lock().expect("lock").clone();
+    assert!(heard.contains(&w.network) && heard.contains(&w.case), "the app was told: {heard:?}");
+    assert!(w.lost.check_integrity().expect("check").is_empty());
+    w.relay.stop().await;
+}
+
+/// Wipe on contact at a meeting: a removed phone that meets a member who holds the removal is
+/// admitted only to be handed it, wipes the network, and gets nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promise_5_a_removed_phone_that_meets_a_member_wipes_the_network() {
+    use nabij_core::{
+        net::{self, SyncOptions},
+        test_utils::loopback,
+    };
+    let w = world().await;
+    w.admin.remove_device(w.network, w.lost.device_key(), Reason::Compromised).expect("remove");
+    w.admin.add_note(w.case, observation(AFTER)).expect("note");
+    sync_once(&w.admin, &w.relay).await.expect("admin");
+    sync_once(&w.colleague, &w.relay).await.expect("colleague learns of the removal");
+    let mut listener = net::listen(w.colleague.clone(), loopback()).await.expect("listen");
+    let ticket = listener.ticket().clone();
+    let report = net::sync_with(w.lost.clone(), &ticket, SyncOptions::default()).await;
+    let report = report.expect("the meeting ends normally");
+    assert_eq!(report.documents_received, 0, "{report:?}");
+    let _ = listener.next_session().await;
+    assert!(w.lost.document_ids().expect("ids").is_empty(), "wiped");
+    assert!(!notes_text(&w.colleague, w.case).is_empty(), "the colleague keeps everything");
     w.relay.stop().await;
 }
 
@@ -120,7 +164,9 @@ async fn promise_4_a_member_cannot_freeze_the_relay_roster() {
             key: *w.colleague.device_key().as_bytes(),
             sealed: Vec::new(),
             admin: true,
+            removed: false,
         }],
+        removals: Vec::new(),
     }
     .sign(&secret)
     .expect("sign");

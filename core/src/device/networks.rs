@@ -391,6 +391,66 @@ impl Device {
         })
     }
 
+    /// The signed removals of a network this device knows (to hand a removed device at its
+    /// next contact, by the relay's roster or at a meeting).
+    pub(crate) fn removal_ops(&self, network: DocId) -> Result<Vec<Vec<u8>>, Error> {
+        let (m, _) = self.membership(network)?;
+        let ops = store::network_ops(&self.reader.lock(), network)?;
+        Ok(ops
+            .iter()
+            .filter(|o| m.valid.contains(&o.id()) && o.is_revocation())
+            .map(|o| o.bytes().to_vec())
+            .collect())
+    }
+
+    /// Whether `ops` hold a removal of this device from `network` (its device, or its member)
+    /// signed by a device that is an admin of the network as this device knows it. A removed
+    /// device cannot receive the network's later operations (it is refused everywhere), so the
+    /// removal is checked against what it holds.
+    pub(crate) fn removed_by(&self, network: DocId, ops: &[Vec<u8>]) -> Result<bool, Error> {
+        if self.kind_of(network).ok() != Some(DocKind::Network) {
+            return Ok(false);
+        }
+        let (m, _) = self.membership(network)?;
+        let me = self.device_key();
+        let my_member = m.member_of(&me).map(|(id, _)| id);
+        Ok(ops.iter().filter_map(|b| SignedOp::decode(b).ok()).any(|op| {
+            op.network() == network
+                && op.signature_holds()
+                && m.is_admin(&op.author())
+                && op.author() != me
+                && match op.change() {
+                    Change::RemoveDevice { device, .. } => *device == *me.as_bytes(),
+                    Change::RemoveMember { member, .. } => {
+                        my_member.is_some_and(|x| x.as_bytes() == member)
+                    }
+                    _ => false,
+                }
+        }))
+    }
+
+    /// Wipes this device's copy of a network it was removed from: the network document (and so
+    /// its keys), every document shared with it and no other network held here, their derived
+    /// rows, search entries, sync states and signatures, and what it kept about the network.
+    /// Documents shared with another network this device is in stay. The change listener hears
+    /// of every wiped document.
+    pub(crate) fn wipe_network(&self, network: DocId) -> Result<Vec<DocId>, Error> {
+        let relay_id = self.relay_network_id(network).ok().flatten();
+        let mut w = self.writer.lock();
+        let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let docs = store::documents_only_in(&tx, network)?;
+        store::delete_documents(&tx, &docs)?;
+        store::forget_network(&tx, network, relay_id.as_ref())?;
+        tx.commit()?;
+        for d in &docs {
+            w.cache.pop(d);
+        }
+        drop(w);
+        tracing::warn!(network = %network, documents = docs.len(), "removed from the network: wiped it");
+        self.notify(&docs);
+        Ok(docs)
+    }
+
     /// Reads a network: its members, roles and removed devices as its signed membership has
     /// them.
     pub fn network(&self, id: DocId) -> Result<Network, Error> {

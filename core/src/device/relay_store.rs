@@ -146,14 +146,22 @@ impl Device {
             let mut out = Vec::new();
             for dev in m.devices() {
                 let sealed = roster_bundle(d, &m, dev, &me)?;
-                out.push(RosterDevice { key: *dev.as_bytes(), sealed, admin: m.is_admin(dev) });
+                let admin = m.is_admin(dev);
+                out.push(RosterDevice { key: *dev.as_bytes(), sealed, admin, removed: false });
+            }
+            // Removed devices are listed as such, so that one that asks finds its removal.
+            for dev in m.removed_devices.keys().filter(|d| m.member_of(d).is_none()) {
+                let key = *dev.as_bytes();
+                out.push(RosterDevice { key, sealed: Vec::new(), admin: false, removed: true });
             }
             out.sort_by_key(|d| d.key);
             out.dedup_by_key(|d| d.key);
             Ok(out)
         })?;
         let issued_at = i64::try_from(m.known).unwrap_or(i64::MAX);
-        Ok(Roster { network: relay_id, issued_at, devices })
+        // A removed device that asks the relay finds its removal here, and wipes the network.
+        let removals = self.removal_ops(network)?;
+        Ok(Roster { network: relay_id, issued_at, devices, removals })
     }
 
     /// The content key a document's blobs are encrypted under: the first of its sealed keys
@@ -299,6 +307,18 @@ impl RelayStore for DeviceRelay<'_> {
             }
         }
         Ok(out)
+    }
+
+    fn removed(&mut self, net: &NetworkAccess, roster: &Roster) -> Result<bool, RelayError> {
+        match self.device.removed_by(net.network, &roster.removals) {
+            Ok(true) => {
+                self.device.wipe_network(net.network).map_err(failed)?;
+                Ok(true)
+            }
+            Ok(false) => Ok(false),
+            Err(e) if is_local(&e) => Err(failed(e)),
+            Err(_) => Ok(false),
+        }
     }
 
     fn offered_keys(&mut self, net: &NetworkAccess, roster: &Roster) -> BTreeMap<u32, SecretKey> {
@@ -529,6 +549,18 @@ impl RelayStore for DeviceRelay<'_> {
             } else {
                 batch.ids.insert(doc);
                 batch.docs.push((b.seq, (net.network, doc, bytes.to_vec(), signed)));
+            }
+            // The network document first: the documents after it are checked against its
+            // roster (their authors) and keys.
+            if doc == net.network {
+                self.flush(net, &mut batch, &mut applied)?;
+                self.flush_held(net, &mut held, &mut applied)?;
+                held_keys = match self.device.network_keys(net.network) {
+                    Ok((_, k)) if !k.is_empty() => k,
+                    Ok(_) => held_keys,
+                    Err(e) if is_local(&e) => return Err(failed(e)),
+                    Err(_) => held_keys,
+                };
             }
         }
         self.flush(net, &mut batch, &mut applied)?;

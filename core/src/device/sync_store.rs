@@ -22,7 +22,7 @@ use crate::{
     store,
     sync::{
         StoreFailure, SyncStore,
-        session::{Inventory, Outgoing},
+        session::{Inventory, Outgoing, Removals},
     },
 };
 
@@ -202,26 +202,41 @@ impl Device {
                 .map_err(|e| StoreFailure::Storage(e.to_string()))?;
             let mut outcomes = Vec::with_capacity(docs.len());
             let mut from_relay: Vec<(DocId, Vec<[u8; 32]>)> = Vec::new();
-            for (i, prepared) in rx.iter().take(docs.len()) {
+            // Stored in the order they came (a network before what is shared with it: its
+            // roster is what the others' authors are checked against), whichever worker
+            // prepared them first.
+            let mut ready: std::collections::BTreeMap<usize, Result<Prepared, StoreFailure>> =
+                std::collections::BTreeMap::new();
+            let mut received = rx.iter().take(docs.len());
+            for (i, incoming) in docs.iter().enumerate() {
+                while !ready.contains_key(&i) {
+                    match received.next() {
+                        Some((j, p)) => {
+                            ready.insert(j, p);
+                        }
+                        None => break,
+                    }
+                }
+                let Some(prepared) = ready.remove(&i) else { break };
                 let (mut doc, derived) = prepared?;
                 // What came from the relay is what the relay holds (not whatever else a merge
                 // into an existing copy adds).
-                from_relay.push((docs[i].1, heads_bytes(&doc.get_heads())));
-                let bytes = docs[i].2.as_slice();
+                from_relay.push((incoming.1, heads_bytes(&doc.get_heads())));
+                let bytes = incoming.2.as_slice();
                 let (id, kind) = (
-                    docs[i].1,
+                    incoming.1,
                     doc::header(&doc).map_err(|e| StoreFailure::Refused(e.to_string()))?.kind,
                 );
                 written.push(id);
                 refuse_uninvited(&txn, id, kind)?;
                 // A whole document merges into a copy held here only if that copy is shared
                 // with the network it came through (promise 2; the session checks this too).
-                if held_outside(&txn, id, docs[i].0)? {
+                if held_outside(&txn, id, incoming.0)? {
                     return Err(StoreFailure::Refused(format!(
                         "document {id} is not shared with that network here"
                     )));
                 }
-                let signed = docs[i].3.as_slice();
+                let signed = incoming.3.as_slice();
                 let outcome = guard(|| {
                     merge_in(&txn, cache, &key, id, Some(kind), bytes, Some((doc, derived)), signed)
                 })
@@ -277,6 +292,24 @@ impl SyncStore for &Device {
     fn inventory(&mut self, network: DocId) -> Result<Inventory, StoreFailure> {
         store::network_inventory(&self.reader.lock(), network)
             .map_err(|e| StoreFailure::Storage(e.to_string()))
+    }
+
+    fn removals_for(&mut self, peer: &DeviceKey) -> Result<Removals, StoreFailure> {
+        let networks = store::networks_removing(&self.reader.lock(), &self.device_key(), peer)
+            .map_err(|e| StoreFailure::Storage(e.to_string()))?;
+        let mut out = Vec::new();
+        for n in networks {
+            out.push((n, self.removal_ops(n).map_err(storage)?));
+        }
+        Ok(out)
+    }
+
+    fn apply_removal(&mut self, network: DocId, ops: &[Vec<u8>]) -> Result<bool, StoreFailure> {
+        if !self.removed_by(network, ops).map_err(storage)? {
+            return Ok(false);
+        }
+        self.wipe_network(network).map_err(storage)?;
+        Ok(true)
     }
 
     fn accepted(&mut self, network: DocId) -> Result<bool, StoreFailure> {

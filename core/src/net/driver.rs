@@ -208,7 +208,7 @@ pub async fn listen(device: Arc<Device>, options: ListenOptions) -> Result<Liste
     let policy: PeerPolicy = Arc::new(move |peer: &DeviceKey| {
         *peer != me
             && (pinned.contains(peer)
-                || policy_device.shares_network_with(peer).unwrap_or_else(|e| {
+                || policy_device.may_meet(peer).unwrap_or_else(|e| {
                     tracing::warn!(error = %e, "roster lookup failed; peer refused");
                     false
                 }))
@@ -483,6 +483,8 @@ async fn drive(
                     }
                 }
                 Event::PeerError(e) => return Err(e.into()),
+                // The store wiped it and told the change listeners.
+                Event::NetworkWiped(n) => tracing::warn!(network = %n, %peer, "removed: wiped"),
                 Event::DocumentUpdated(_) | Event::PeerDone => {}
             }
         }

@@ -159,6 +159,21 @@ pub(crate) fn network_inventory(
     Ok(out)
 }
 
+/// Networks this device is in that `peer` was removed from.
+pub(crate) fn networks_removing(
+    conn: &Connection,
+    me: &DeviceKey,
+    peer: &DeviceKey,
+) -> Result<Vec<DocId>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT DISTINCT r.network_id FROM network_removed r
+         JOIN network_devices d ON d.network_id = r.network_id
+         WHERE d.device = ?1 AND r.device = ?2 ORDER BY r.network_id",
+    )?;
+    let rows = stmt.query_map(params![me.as_bytes(), peer.as_bytes()], |r| doc_id_col(r, 0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 /// The member name a device key is known by in any network, if any.
 pub(crate) fn member_name_for_device(
     conn: &Connection,

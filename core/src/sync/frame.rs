@@ -71,6 +71,14 @@ pub enum Message {
         /// With changes: the signatures that cover them.
         signed: Vec<SignedHead>,
     },
+    /// The receiver was removed from a network the sender is in: the signed removals, and
+    /// nothing else about it. The receiver checks them and wipes the network.
+    Removed {
+        /// The network.
+        network: WireDocId,
+        /// Signed membership operations that remove devices or members.
+        ops: Vec<Vec<u8>>,
+    },
     /// The sender has nothing more to send until something changes, having handled the
     /// first `seen` frames of the receiver (so a `Done` crossing a later frame is not taken
     /// as an answer to it).

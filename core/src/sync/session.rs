@@ -43,6 +43,9 @@ pub const IDLE_TIMEOUT_MS: u64 = 30_000;
 /// A network's documents with their heads (32-byte change hashes), most urgent first.
 pub type Inventory = Vec<(DocId, Vec<[u8; 32]>)>;
 
+/// Networks a peer was removed from, each with its signed removals.
+pub type Removals = Vec<(DocId, Vec<Vec<u8>>)>;
+
 /// Why the store could not do what the session asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreFailure {
@@ -72,6 +75,12 @@ pub trait SyncStore {
     fn holds(&mut self, doc: DocId) -> Result<bool, StoreFailure>;
     /// Whether this device's user accepted an invitation into `network`.
     fn accepted(&mut self, network: DocId) -> Result<bool, StoreFailure>;
+    /// Networks this device is in that `peer` was removed from, with their signed removals (to
+    /// hand the peer, which then wipes them).
+    fn removals_for(&mut self, peer: &DeviceKey) -> Result<Removals, StoreFailure>;
+    /// Checks removals a peer handed over; if one removes this device from `network`, wipes
+    /// the network here. Whether it did.
+    fn apply_removal(&mut self, network: DocId, ops: &[Vec<u8>]) -> Result<bool, StoreFailure>;
     /// A whole document, saved.
     fn export(&mut self, doc: DocId) -> Result<Vec<u8>, StoreFailure>;
     /// The signed heads that cover a document's changes (sent with them).
@@ -169,6 +178,8 @@ pub enum Event {
     },
     /// A document changed because of the peer.
     DocumentUpdated(DocId),
+    /// The peer handed this device its removal from a network: the network was wiped here.
+    NetworkWiped(DocId),
     /// Both sides have nothing more to send (for now).
     PeerDone,
     /// The session ended with an error.
@@ -446,6 +457,10 @@ impl Session {
             return Ok(());
         }
         self.digests_sent = true;
+        // A removed peer is told, and learns nothing else about those networks.
+        for (network, ops) in store.removals_for(&self.peer)? {
+            self.send(&Message::Removed { network: *network.as_bytes(), ops });
+        }
         for network in store.shared_networks(&self.peer)? {
             let inv = store.inventory(network)?;
             for (doc, _) in &inv {
@@ -606,6 +621,17 @@ impl Session {
                 self.enqueue(doc);
                 Ok(())
             }
+            (Phase::Running, Message::Removed { network, ops }) => {
+                let network = doc_id(&network);
+                if store.apply_removal(network, &ops)? {
+                    // Nothing of it is held any more: forget what the session knew of it.
+                    self.mine.remove(&network);
+                    self.theirs.remove(&network);
+                    self.allowed.retain(|_, n| *n != network);
+                    self.events.push_back(Event::NetworkWiped(network));
+                }
+                Ok(())
+            }
             (Phase::Running, Message::Done { seen }) => {
                 if seen > self.send_seq {
                     return Err(SyncError::Protocol(format!(
@@ -741,6 +767,7 @@ fn name(m: &Message) -> &'static str {
     match m {
         Message::Hello { .. } => "hello",
         Message::Digest { .. } => "digest",
+        Message::Removed { .. } => "removed",
         Message::Inventory { .. } => "inventory",
         Message::Document { .. } => "document",
         Message::Sync { .. } => "sync",

@@ -19,6 +19,10 @@ use crate::{NetworkId, PublicKey};
 pub const MAX_DEVICES: usize = 1024;
 /// Largest sealed key entry, in bytes (a device's keys of several epochs).
 pub const MAX_SEALED: usize = 2048;
+/// Most removals on one roster, and the largest one, in bytes.
+pub const MAX_REMOVALS: usize = 1024;
+/// See [`MAX_REMOVALS`].
+pub const MAX_REMOVAL_BYTES: usize = 4096;
 
 /// Domain separation for roster signatures.
 const CONTEXT: &[u8] = b"nabij roster v1\0";
@@ -32,6 +36,9 @@ pub struct Roster {
     pub issued_at: i64,
     /// The devices, sorted by key, each once.
     pub devices: Vec<RosterDevice>,
+    /// Signed removals of devices no longer on it (opaque here): a removed device that asks
+    /// finds its removal, and wipes the network.
+    pub removals: Vec<Vec<u8>>,
 }
 
 /// One device on a roster.
@@ -43,6 +50,9 @@ pub struct RosterDevice {
     pub sealed: Vec<u8>,
     /// Whether it may register the next roster (an admin's device in the membership).
     pub admin: bool,
+    /// Removed from the network: listed only so that it finds its removal (in `removals`)
+    /// when it asks; it may not push, pull or register.
+    pub removed: bool,
 }
 
 /// A roster with its signer and signature, as registered and served.
@@ -75,14 +85,21 @@ pub enum RosterError {
 }
 
 impl Roster {
-    /// Whether `device` is on it.
+    /// Whether `device` is on it (active or removed).
     pub fn lists(&self, device: &PublicKey) -> bool {
         self.devices.binary_search_by(|d| d.key.cmp(device)).is_ok()
     }
 
-    /// Whether `device` is listed as an admin.
+    /// Whether `device` is on it and not removed: it may push, pull and register.
+    pub fn lists_active(&self, device: &PublicKey) -> bool {
+        self.devices.binary_search_by(|d| d.key.cmp(device)).is_ok_and(|i| !self.devices[i].removed)
+    }
+
+    /// Whether `device` is listed as an admin (and not removed).
     pub fn lists_admin(&self, device: &PublicKey) -> bool {
-        self.devices.binary_search_by(|d| d.key.cmp(device)).is_ok_and(|i| self.devices[i].admin)
+        self.devices
+            .binary_search_by(|d| d.key.cmp(device))
+            .is_ok_and(|i| self.devices[i].admin && !self.devices[i].removed)
     }
 
     /// The key sealed to `device`, if it is listed.
@@ -100,6 +117,11 @@ impl Roster {
         }
         if self.devices.iter().any(|d| d.sealed.len() > MAX_SEALED) {
             return Err(RosterError::Invalid("sealed key too large"));
+        }
+        if self.removals.len() > MAX_REMOVALS
+            || self.removals.iter().any(|r| r.len() > MAX_REMOVAL_BYTES)
+        {
+            return Err(RosterError::Invalid("too many or too large removals"));
         }
         Ok(())
     }
@@ -126,7 +148,7 @@ impl SignedRoster {
             return Err(RosterError::Malformed("bytes after the roster".into()));
         }
         roster.check()?;
-        if !roster.lists(&self.signer) {
+        if !roster.lists_active(&self.signer) {
             return Err(RosterError::SignerNotListed);
         }
         Ok(roster)
@@ -151,8 +173,10 @@ mod tests {
                     key: k.verifying_key().to_bytes(),
                     sealed: vec![1; 80],
                     admin: true,
+                    removed: false,
                 })
                 .collect(),
+            removals: Vec::new(),
         }
     }
 

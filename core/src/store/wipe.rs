@@ -1,0 +1,82 @@
+//! Wiping what a device holds of a network it was removed from: documents, chunks, derived
+//! rows, search entries, sync states, signatures and relay state, in the caller's transaction.
+
+use rusqlite::{Transaction, params};
+
+use super::Result;
+use crate::ids::DocId;
+
+/// The documents to wipe with `network`: the network document, and every document shared with
+/// it and with no other network this device holds.
+pub(crate) fn documents_only_in(tx: &Transaction<'_>, network: DocId) -> Result<Vec<DocId>> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT d.doc_id FROM doc_networks d WHERE d.network_id = ?1
+           AND NOT EXISTS (SELECT 1 FROM doc_networks o JOIN documents n ON n.doc_id = o.network_id
+                           WHERE o.doc_id = d.doc_id AND o.network_id != ?1)
+         ORDER BY d.doc_id",
+    )?;
+    let rows = stmt.query_map([network.as_bytes()], |r| super::doc_id_col(r, 0))?;
+    let mut out: Vec<DocId> = rows.collect::<rusqlite::Result<_>>()?;
+    out.push(network);
+    Ok(out)
+}
+
+/// Deletes documents and everything derived from or kept about them.
+pub(crate) fn delete_documents(tx: &Transaction<'_>, docs: &[DocId]) -> Result<()> {
+    for doc in docs {
+        let id = doc.as_bytes();
+        let items: Vec<i64> = tx
+            .prepare_cached("SELECT id FROM search_items WHERE doc_id = ?1")?
+            .query_map([id], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        for item in items {
+            tx.prepare_cached("DELETE FROM search_fts WHERE rowid = ?1")?.execute([item])?;
+        }
+        for sql in [
+            "DELETE FROM search_items WHERE doc_id = ?1",
+            "DELETE FROM doc_chunks WHERE doc_id = ?1",
+            "DELETE FROM documents WHERE doc_id = ?1",
+            "DELETE FROM cases WHERE doc_id = ?1",
+            "DELETE FROM case_tags WHERE case_id = ?1",
+            "DELETE FROM notes WHERE case_id = ?1",
+            "DELETE FROM doc_networks WHERE doc_id = ?1",
+            "DELETE FROM learning_points WHERE doc_id = ?1",
+            "DELETE FROM learning_point_cases WHERE lp_id = ?1",
+            "DELETE FROM learning_point_tags WHERE lp_id = ?1",
+            "DELETE FROM meetings WHERE doc_id = ?1",
+            "DELETE FROM meeting_items WHERE meeting_id = ?1",
+            "DELETE FROM sync_states WHERE doc_id = ?1",
+            "DELETE FROM doc_signatures WHERE doc_id = ?1",
+            "DELETE FROM relay_pushed WHERE doc_id = ?1",
+        ] {
+            tx.prepare_cached(sql)?.execute([id])?;
+        }
+    }
+    Ok(())
+}
+
+/// Deletes what this device kept about a network itself: its roster rows, operations, pinned
+/// creator, invitation, and its relay cursors (`relay_id`: its id at relays).
+pub(crate) fn forget_network(
+    tx: &Transaction<'_>,
+    network: DocId,
+    relay_id: Option<&[u8; 32]>,
+) -> Result<()> {
+    let id = network.as_bytes();
+    for sql in [
+        "DELETE FROM networks WHERE doc_id = ?1",
+        "DELETE FROM network_devices WHERE network_id = ?1",
+        "DELETE FROM network_removed WHERE network_id = ?1",
+        "DELETE FROM network_ops WHERE network_id = ?1",
+        "DELETE FROM network_roots WHERE network_id = ?1",
+        "DELETE FROM invitations WHERE network_id = ?1",
+        "DELETE FROM doc_networks WHERE network_id = ?1",
+    ] {
+        tx.prepare_cached(sql)?.execute([id])?;
+    }
+    if let Some(r) = relay_id {
+        tx.execute("DELETE FROM relay_cursors WHERE network = ?1", params![&r[..]])?;
+        tx.execute("DELETE FROM relay_pushed WHERE network = ?1", params![&r[..]])?;
+    }
+    Ok(())
+}
