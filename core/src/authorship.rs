@@ -57,7 +57,7 @@ pub struct MembershipProof {
 }
 
 /// Most operations in one proof.
-pub const MAX_PROOF_OPS: usize = 4096;
+pub const MAX_PROOF_OPS: usize = 512;
 
 impl MembershipProof {
     /// The devices the proof shows were ever in its network (active or removed), if it holds.

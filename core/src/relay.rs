@@ -371,16 +371,18 @@ impl<S: RelayStore> RelaySession<S> {
                 self.report.wiped.push(access.network);
                 continue;
             }
-            // The roster comes from the signed membership, its counter from how much of it
-            // this device has seen: register it when the relay's differs and this one is
-            // newer (the relay takes it only from an admin of the one it has).
+            // The roster comes from the signed membership: register it when the relay's differs
+            // and this device has seen at least as much of the membership as its signer had,
+            // as the next in line (the relay takes it only from an admin of the one it has).
             let differs = theirs.is_none_or(|t| t.devices != roster.devices);
-            let newer = theirs.is_none_or(|t| roster.issued_at > t.issued_at);
+            let fresher = theirs.is_none_or(|t| roster.known >= t.known);
             let may = theirs.is_none_or(|t| t.lists_admin(&me));
             if let Some(t) = theirs {
                 access.offered = self.store.offered_keys(&access, t);
             }
-            if differs && newer && may {
+            if differs && fresher && may {
+                let mut roster = roster;
+                roster.issued_at = theirs.map_or(1, |t| t.issued_at.saturating_add(1));
                 let signed = self.store.sign(roster)?;
                 out.push(Request::Register { roster: signed });
                 self.expect.push_back(Expect::Register);

@@ -199,6 +199,14 @@ impl<S: Storage> Relay<S> {
                     format!("registered roster issued at {}", current.issued_at),
                 );
             }
+            if roster.issued_at != current.issued_at.saturating_add(1) {
+                return refused(
+                    Refusal::BadRoster,
+                    format!("the next roster is number {}", current.issued_at.saturating_add(1)),
+                );
+            }
+        } else if roster.issued_at != 1 {
+            return refused(Refusal::BadRoster, "a network's first roster is number 1");
         }
         let stored = StoredRoster {
             signed: signed.clone(),
@@ -261,6 +269,7 @@ mod tests {
         let roster = Roster {
             network,
             issued_at: at,
+            known: 0,
             devices: devices
                 .iter()
                 .map(|d| RosterDevice {
@@ -291,8 +300,11 @@ mod tests {
         let r = relay(1 << 30);
         let (a, b, c) = (device(1), device(2), device(3));
         let net = [5; 32];
+        // A network's first roster is number 1.
         let out = r.handle(&pk(&a), vec![roster(net, 10, &[&a], &a)]);
-        assert!(matches!(out[0], Response::Registered { issued_at: 10, .. }));
+        assert_eq!(reason(&out[0]), Some(Refusal::BadRoster));
+        let out = r.handle(&pk(&a), vec![roster(net, 1, &[&a], &a)]);
+        assert!(matches!(out[0], Response::Registered { issued_at: 1, .. }));
 
         let push = |n: u8| Request::Push { network: net, doc: [1; 32], blob: vec![n; 100] };
         let out = r.handle(
@@ -302,15 +314,21 @@ mod tests {
         assert_eq!(reason(&out[0]), Some(Refusal::NotOnRoster));
         assert_eq!(reason(&out[1]), Some(Refusal::NotOnRoster));
 
-        // b may not add itself; a's newer roster adds b; an older one is stale.
-        let out = r.handle(&pk(&b), vec![roster(net, 11, &[&a, &b], &b)]);
+        // b may not add itself; a's next roster adds b; the same number again is stale; one
+        // that skips ahead (to freeze the others out) is refused.
+        let out = r.handle(&pk(&b), vec![roster(net, 2, &[&a, &b], &b)]);
         assert_eq!(reason(&out[0]), Some(Refusal::NotOnRoster));
         let out = r.handle(
             &pk(&a),
-            vec![roster(net, 11, &[&a, &b], &a), roster(net, 11, &[&a, &b, &c], &a)],
+            vec![
+                roster(net, 2, &[&a, &b], &a),
+                roster(net, 2, &[&a, &b, &c], &a),
+                roster(net, i64::MAX, &[&a, &b, &c], &a),
+            ],
         );
         assert!(matches!(out[0], Response::Registered { .. }));
         assert_eq!(reason(&out[1]), Some(Refusal::StaleRoster));
+        assert_eq!(reason(&out[2]), Some(Refusal::BadRoster));
 
         // Each push is answered with its own outcome, in order. (What storage promises about
         // them, dedup included, is checked on every store by `storage::conformance`.)

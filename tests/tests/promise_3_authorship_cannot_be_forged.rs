@@ -6,7 +6,7 @@
 //! `merge_changes`); each is refused, changes nothing, and history stays true.
 
 use automerge::{
-    ActorId, ROOT,
+    ActorId, ROOT, ReadDoc,
     sync::{State, SyncDoc},
     transaction::Transactable,
 };
@@ -162,4 +162,83 @@ fn promise_3_members_changes_still_arrive_signed() {
         .merge_changes(w.case, &w.vera.changes_since(w.case, &heads).expect("changes"))
         .expect("merge");
     assert!(texts(&w.anna, w.case).iter().any(|t| t == "Vera belt de school."));
+}
+
+/// Found by an attacker review: Mallory makes a network of her own for a made-up device F
+/// (its genesis is valid by construction), and sends a change by F that adds that network to
+/// the case and rewrites it, with F's signature and proof of F's membership. Who may write is
+/// judged by the networks the case was shared with before the change: refused.
+#[test]
+fn promise_3_a_change_cannot_bring_the_network_that_lets_it_in() {
+    use nabij_core::{
+        authorship::MembershipProof,
+        ids::DeviceKey,
+        membership::{Change, SignedOp, network_id_for},
+    };
+    let w = world();
+    let f = ed25519_dalek::SigningKey::from_bytes(&[77; 32]);
+    let (commitment, member) = ([9u8; 32], [7u8; 16]);
+    let x =
+        network_id_for(&DeviceKey::from_bytes(f.verifying_key().to_bytes()), &commitment, &member);
+    let genesis = SignedOp::sign(
+        &f,
+        x,
+        &[],
+        Change::Genesis { key_commitment: commitment, member, name: "Sok".into() },
+    )
+    .expect("genesis");
+    let before = w.anna.heads(w.case).expect("heads");
+    let mut fork = load_exported(&w.mallory.export_document(w.case).expect("export"))
+        .with_actor(ActorId::from(f.verifying_key().to_bytes().to_vec()));
+    let nets = fork.get(ROOT, "networks").expect("get").expect("networks").1;
+    fork.put(&nets, x.to_string(), true).expect("share with X");
+    fork.put(ROOT, "subject", "Mevrouw B. (liegt, volgens niemand)").expect("put");
+    fork.commit();
+    let c = fork.get_last_local_change().expect("change");
+    let mut head = SignedHead::sign(&f, w.case, c.seq(), c.hash().0);
+    head.proof =
+        Some(MembershipProof { network: *x.as_bytes(), ops: vec![genesis.bytes().to_vec()] });
+    let message = sync_message_with_changes(&w.anna, w.case, &mut fork);
+    let mut peer = session_to_sync(&w);
+    let sent = peer.send(Message::Sync { doc: *w.case.as_bytes(), message, signed: vec![head] });
+    assert!(matches!(sent, Err(SyncError::Refused(_))), "{sent:?}");
+    assert_eq!(w.anna.heads(w.case).expect("heads"), before);
+    assert_eq!(w.anna.case(w.case).expect("case").subject, "Mevrouw B.");
+}
+
+/// Found by an attacker review: a case shared with networks A and B; Wim (only in B) writes;
+/// Anna (in both) passes it to Vera (only in A), who passes it to Uma (only in A). Each
+/// forwarding device passes on the proof of Wim's membership in B that came with his change.
+#[test]
+fn promise_3_changes_by_another_network_s_member_travel_on_with_their_proof() {
+    let dir = tempfile::tempdir().expect("dir");
+    let [anna, vera, uma, wim] = ["Anna", "Vera", "Uma", "Wim"].map(|n| open_device(dir.path(), n));
+    let a = anna.create_network("Wijknetwerk A").expect("A");
+    let b = anna.create_network("Wijknetwerk B").expect("B");
+    for (net, d) in [(a, &vera), (a, &uma), (b, &wim)] {
+        d.join(
+            &anna.invite(net, d.member_id(), &d.display_name(), d.device_key()).expect("invite"),
+        )
+        .expect("join");
+    }
+    let case = anna
+        .create_case(nabij_core::model::NewCase {
+            subject: "Gezin over twee wijken".into(),
+            networks: vec![a, b],
+            ..Default::default()
+        })
+        .expect("case");
+    for (net, d) in [(a, &vera), (a, &uma), (b, &wim)] {
+        d.merge_document(&anna.export_document(net).expect("export")).expect("network");
+        d.merge_document(&anna.export_document(case).expect("export")).expect("case");
+    }
+    wim.add_note(case, observation("Wim: de school in B belde.")).expect("note");
+    let hop = |from: &Device, to: &Device| {
+        let heads = to.heads(case).expect("heads");
+        to.merge_changes(case, &from.changes_since(case, &heads).expect("changes"))
+    };
+    hop(&wim, &anna).expect("Wim to Anna");
+    hop(&anna, &vera).expect("Anna to Vera, with proof");
+    hop(&vera, &uma).expect("Vera to Uma, passing the proof on");
+    assert!(texts(&uma, case).iter().any(|t| t == "Wim: de school in B belde."));
 }

@@ -160,6 +160,7 @@ async fn promise_4_a_member_cannot_freeze_the_relay_roster() {
     let roster = Roster {
         network: relay_id,
         issued_at: i64::MAX,
+        known: 0,
         devices: vec![RosterDevice {
             key: *w.colleague.device_key().as_bytes(),
             sealed: Vec::new(),
@@ -186,5 +187,55 @@ async fn promise_4_a_member_cannot_freeze_the_relay_roster() {
         assert!(r.report.refusals.is_empty(), "{:?}", r.report);
         assert!(notes_text(d, w.case).contains(AFTER));
     }
+    w.relay.stop().await;
+}
+
+/// Found by an attacker review: an admin gone bad (soon to be removed) registers a roster
+/// numbered far ahead, so that the honest admin can never replace it and the removed device
+/// keeps its place at the relay. Rosters are numbered in line: the jump is refused; and once
+/// the honest admin registers the roster without it, the removed admin can register nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promise_4_an_admin_cannot_freeze_the_relay_roster_before_removal() {
+    let w = world().await;
+    w.admin
+        .set_role(w.network, w.lost.member_id(), nabij_core::model::Role::Admin)
+        .expect("promote");
+    sync_once(&w.admin, &w.relay).await.expect("admin");
+    sync_once(&w.lost, &w.relay).await.expect("the soon-bad admin");
+    let relay_id = w.lost.relay_network_id(w.network).expect("id").expect("held");
+    let mut store = nabij_core::DeviceRelay::new(&w.lost, w.relay.key);
+    let (_, mut roster) = store
+        .local_networks()
+        .expect("its view")
+        .into_iter()
+        .find(|(a, _)| a.relay_id == relay_id)
+        .expect("network");
+    let secret = nabij_core::test_utils::signing_key(&w.lost);
+    let mut raw = RawClient::connect(&w.relay.address, w.relay.key, secret.to_bytes()).await;
+    roster.issued_at = i64::MAX;
+    let frozen = roster.clone().sign(&secret).expect("sign");
+    raw.send_raw(&wire::encode(&Request::Register { roster: frozen }, 1 << 24).expect("frame"))
+        .await;
+    let a = raw.answers(1).await;
+    assert!(
+        matches!(a[..], [Response::Refused { reason: Refusal::BadRoster, .. }]),
+        "a roster numbered far ahead was taken: {a:?}"
+    );
+    raw.close();
+
+    // Removed, it is off the next roster the honest admin registers, and stays off.
+    w.admin.remove_device(w.network, w.lost.device_key(), Reason::Compromised).expect("remove");
+    let r = sync_once(&w.admin, &w.relay).await.expect("admin");
+    assert_eq!(r.report.rosters_registered, 1, "{:?}", r.report);
+    let mut raw = RawClient::connect(&w.relay.address, w.relay.key, secret.to_bytes()).await;
+    roster.issued_at = 4;
+    let back = roster.sign(&secret).expect("sign");
+    raw.send_raw(&wire::encode(&Request::Register { roster: back }, 1 << 24).expect("frame")).await;
+    let a = raw.answers(1).await;
+    assert!(
+        matches!(a[..], [Response::Refused { reason: Refusal::NotOnRoster, .. }]),
+        "the removed admin registered a roster: {a:?}"
+    );
+    raw.close();
     w.relay.stop().await;
 }

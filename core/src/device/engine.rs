@@ -355,11 +355,21 @@ pub(super) fn check_changes(
             keep.push(h.clone());
         }
     }
-    let networks = doc::shared_with(doc, kind).map_err(Error::Merge)?;
+    // Who may write is judged by the networks the document was shared with before these
+    // changes (what this device stored), not by what they say: a change must not bring the
+    // network that then lets it in. A document new here: the networks it says it is shared
+    // with (the session or relay it came through checked that one of them is shared).
+    let networks = if before.is_empty() {
+        doc::shared_with(doc, kind).map_err(Error::Merge)?
+    } else {
+        store::networks_of_doc(tx, id)?
+    };
     let roster = match kind {
         DocKind::Network => {
             let nd = doc::read_network(doc).map_err(Error::Merge)?;
-            Some(super::networks::resolve_network(tx, &nd)?.1)
+            let (m, network) = super::networks::resolve_network(tx, &nd)?;
+            check_new_ops(tx, id, &nd, &m)?;
+            Some(network)
         }
         _ => None,
     };
@@ -385,7 +395,7 @@ pub(super) fn check_changes(
             // A device of a network the document is shared with that this device does not
             // hold: the proof that came with its signature shows it, from the network's own
             // signed operations.
-            || keep.iter().filter(|h| covered(h)).filter_map(|h| h.proof.as_ref()).any(|p| {
+            || keep.iter().chain(stored.iter()).filter(|h| covered(h)).filter_map(|h| h.proof.as_ref()).any(|p| {
                 networks.contains(&DocId::from_bytes(p.network))
                     && p.devices().is_some_and(|d| d.contains(&device))
             });
@@ -400,6 +410,50 @@ pub(super) fn check_changes(
         doc::check_write_once(doc, before).map_err(Error::Merge)?;
     }
     Ok(keep)
+}
+
+/// Most membership operations one network keeps.
+const MAX_NETWORK_OPS: usize = 4096;
+
+/// Refuses membership operations a change brings that can never count: by a device that never
+/// made one that counts (a plain member, an outsider), so no one but an admin can make every
+/// device store and resolve more operations (the rule's cost grows with their number); and
+/// any beyond [`MAX_NETWORK_OPS`].
+fn check_new_ops(
+    tx: &Transaction<'_>,
+    id: DocId,
+    nd: &doc::NetworkDoc,
+    m: &crate::membership::Membership,
+) -> Result<(), Error> {
+    let refuse = |why: String| Error::Merge(DocError::Unauthorized(why));
+    let seen: std::collections::BTreeSet<_> =
+        store::network_ops(tx, id)?.iter().map(|o| o.id()).collect();
+    let new: Vec<&crate::membership::SignedOp> =
+        nd.ops.iter().filter(|o| !seen.contains(&o.id())).collect();
+    if new.is_empty() {
+        return Ok(());
+    }
+    if seen.len() + new.len() > MAX_NETWORK_OPS {
+        return Err(refuse(format!("more than {MAX_NETWORK_OPS} membership operations")));
+    }
+    // An operation that does not count now may still have been made by an admin (revoked
+    // concurrently since): its author made others that count.
+    let authors: std::collections::BTreeSet<DeviceKey> = nd
+        .ops
+        .iter()
+        .chain(store::network_ops(tx, id)?.iter())
+        .filter(|o| m.valid.contains(&o.id()))
+        .map(|o| o.author())
+        .collect();
+    for op in new {
+        if !m.valid.contains(&op.id()) && !authors.contains(&op.author()) {
+            return Err(refuse(format!(
+                "a membership operation by device {}, never an admin of the network",
+                op.author().short()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Signs this device's newest change to a document and keeps the signature, in the

@@ -23,6 +23,7 @@ impl Device {
         let mut proofs: BTreeMap<DocId, authorship::MembershipProof> = BTreeMap::new();
         for h in &mut heads {
             let theirs = store::networks_of_device(&r, &h.device())?;
+            // Otherwise the proof it came with (if any) is passed on as it came.
             let Some(n) = theirs.into_iter().find(|n| networks.contains(n)) else { continue };
             let proof = match proofs.entry(n) {
                 std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),

@@ -158,10 +158,11 @@ impl Device {
             out.dedup_by_key(|d| d.key);
             Ok(out)
         })?;
-        let issued_at = i64::try_from(m.known).unwrap_or(i64::MAX);
+        // Its number in line is the session's to give (the relay's plus one).
+        let issued_at = 0;
         // A removed device that asks the relay finds its removal here, and wipes the network.
         let removals = self.removal_ops(network)?;
-        Ok(Roster { network: relay_id, issued_at, devices, removals })
+        Ok(Roster { network: relay_id, issued_at, known: m.known, devices, removals })
     }
 
     /// The content key a document's blobs are encrypted under: the first of its sealed keys

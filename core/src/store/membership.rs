@@ -112,14 +112,18 @@ pub(crate) fn put_signed_heads(
     heads: &[SignedHead],
 ) -> Result<()> {
     let mut put = tx.prepare_cached(
-        "INSERT INTO doc_signatures (doc_id, actor, seq, hash, signature) VALUES (?1, ?2, ?3, ?4, ?5)
+        "INSERT INTO doc_signatures (doc_id, actor, seq, hash, signature, proof)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT (doc_id, actor) DO UPDATE SET seq = excluded.seq, hash = excluded.hash,
-             signature = excluded.signature
-         WHERE excluded.seq > doc_signatures.seq",
+             signature = excluded.signature, proof = coalesce(excluded.proof, doc_signatures.proof)
+         WHERE excluded.seq > doc_signatures.seq
+            OR (excluded.seq = doc_signatures.seq AND doc_signatures.proof IS NULL)",
     )?;
     for h in heads {
         let seq = i64::try_from(h.seq).unwrap_or(i64::MAX);
-        put.execute(params![doc.as_bytes(), &h.actor[..], seq, &h.hash[..], h.signature])?;
+        // Serialising plain owned data to a Vec cannot fail.
+        let proof = h.proof.as_ref().map(|p| postcard::to_stdvec(p).unwrap_or_default());
+        put.execute(params![doc.as_bytes(), &h.actor[..], seq, &h.hash[..], h.signature, proof])?;
     }
     Ok(())
 }
@@ -127,20 +131,29 @@ pub(crate) fn put_signed_heads(
 /// The signed heads held for a document, one per device.
 pub(crate) fn signed_heads(conn: &Connection, doc: DocId) -> Result<Vec<SignedHead>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT actor, seq, hash, signature FROM doc_signatures WHERE doc_id = ?1 ORDER BY actor",
+        "SELECT actor, seq, hash, signature, proof FROM doc_signatures WHERE doc_id = ?1
+         ORDER BY actor",
     )?;
     let rows = stmt.query_map([doc.as_bytes()], |r| {
-        Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?, r.get::<_, Vec<u8>>(2)?, r.get(3)?))
+        Ok((
+            r.get::<_, Vec<u8>>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, Vec<u8>>(2)?,
+            r.get(3)?,
+            r.get::<_, Option<Vec<u8>>>(4)?,
+        ))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (actor, seq, hash, signature) = row?;
+        let (actor, seq, hash, signature, proof) = row?;
+        // A proof that no longer decodes (a newer version wrote it) is only not passed on.
+        let proof = proof.and_then(|p| postcard::from_bytes(&p).ok());
         let (Ok(actor), Ok(hash)) = (<[u8; 32]>::try_from(actor), <[u8; 32]>::try_from(hash))
         else {
             return Err(super::StoreError::Corrupt("a stored signature's key or hash".into()));
         };
         let seq = u64::try_from(seq).unwrap_or_default();
-        out.push(SignedHead { actor, seq, hash, signature, proof: None });
+        out.push(SignedHead { actor, seq, hash, signature, proof });
     }
     Ok(out)
 }

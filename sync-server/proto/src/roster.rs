@@ -2,10 +2,11 @@
 //! one's sealed network key (opaque here; a device opens its own).
 //!
 //! A member device signs the roster with its Ed25519 device key. The relay accepts a roster
-//! for a new network from a device it lists, and replaces a registered roster only with one
-//! of a higher counter signed by a device the registered roster lists as an admin. The counter
-//! comes from the network's signed membership (how many operations its signer has seen), never
-//! from a clock, so no roster can be dated into the future to freeze the others out. Devices read their sealed keys
+//! for a new network from a device it lists, and replaces a registered roster only with the
+//! next one in line (number one higher) signed by a device the registered roster lists as an
+//! admin. Numbers step by one, never from a clock: no roster can be dated ahead to freeze the
+//! others out, and once an admin registers a roster without a removed device, that device can
+//! register nothing. Devices read their sealed keys
 //! from the roster, so a device added by card learns its network from the relay alone.
 //!
 //! Owns the roster's format and its checks. Knows nothing of what the sealed keys hold.
@@ -32,8 +33,13 @@ const CONTEXT: &[u8] = b"nabij roster v1\0";
 pub struct Roster {
     /// The network, as the relay knows it.
     pub network: NetworkId,
-    /// The membership counter it was issued at; only a higher one replaces it.
+    /// Its number in the network's line of rosters: the first is 1, and the relay takes a
+    /// roster only as the next one (the registered one's plus one), so no one can date a
+    /// roster ahead and freeze the others out.
     pub issued_at: i64,
+    /// How many of the network's signed membership operations its signer had seen (devices
+    /// compare it so that one with a staler view does not replace a fresher roster).
+    pub known: u64,
     /// The devices, sorted by key, each once.
     pub devices: Vec<RosterDevice>,
     /// Signed removals of devices no longer on it (opaque here): a removed device that asks
@@ -166,7 +172,8 @@ mod tests {
     fn roster(devices: &[&SigningKey]) -> Roster {
         Roster {
             network: [9; 32],
-            issued_at: 1_700_000_000_000,
+            issued_at: 1,
+            known: 1,
             devices: devices
                 .iter()
                 .map(|k| RosterDevice {

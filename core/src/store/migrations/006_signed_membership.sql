@@ -45,6 +45,9 @@ CREATE TABLE doc_signatures (
     seq INTEGER NOT NULL,
     hash BLOB NOT NULL,
     signature BLOB NOT NULL,
+    -- For a document shared with several networks: proof the device is in one (postcard), as
+    -- it came, to pass on to devices that do not hold that network either.
+    proof BLOB,
     PRIMARY KEY (doc_id, actor)
 ) WITHOUT ROWID;
 INSERT OR REPLACE INTO meta (key, value) VALUES ('sign_heads', 1);
