@@ -41,7 +41,7 @@ impl Device {
         let bytes = doc.save();
         let heads = doc.get_heads();
         store::insert_document(&tx, id, kind, &bytes, &heads_bytes(&heads))?;
-        sign_own_head(&tx, &mut doc, id, self.identity.signing_key())?;
+        sign_own_head(&tx, &mut doc, id, self.identity.signing_key(), &[])?;
         index_doc(&tx, &doc, kind, Notes::All)?;
         tx.commit()?;
         w.cache.put(id, Cached { doc, persisted: heads });
@@ -89,7 +89,8 @@ impl Device {
         let r = edit(&mut cached.doc, &mut touched, now)?;
         let changed = persist(&tx, id, &state, cached)?;
         if changed {
-            sign_own_head(&tx, &mut cached.doc, id, self.identity.signing_key())?;
+            let key = self.identity.signing_key();
+            sign_own_head(&tx, &mut cached.doc, id, key, &cached.persisted)?;
             index_doc(&tx, &cached.doc, kind, Notes::Some(touched))?;
             tx.commit()?;
             cached.persisted = cached.doc.get_heads();
@@ -334,27 +335,27 @@ pub(super) fn check_changes(
     // The newest change number of each device among the new changes: a signature over a later
     // (or that) change of the same device covers it, through the hash chain.
     let mut newest: BTreeMap<[u8; 32], u64> = BTreeMap::new();
+    // The new changes by hash: a signed head counts only for one of them, of that device and
+    // number. (A device's earlier changes were here before; their numbers are lower than any
+    // new change of the same device, so heads held here never cover a new change.)
+    let mut new_changes: std::collections::HashMap<[u8; 32], ([u8; 32], u64)> =
+        std::collections::HashMap::new();
     for c in doc.get_changes_meta(before) {
         let actor = <[u8; 32]>::try_from(c.actor.to_bytes())
             .map_err(|_| refuse("a change by an actor that is not a device key".into()))?;
         let n = newest.entry(actor).or_default();
         *n = (*n).max(c.seq);
+        new_changes.insert(c.hash.0, (actor, c.seq));
     }
     if newest.is_empty() {
         return Ok(Vec::new());
     }
-    // A signed head counts only for a change this document holds, of that device and number.
-    let present = |doc: &mut AutoCommit, h: &SignedHead| {
-        doc.get_change_by_hash(&ChangeHash(h.hash))
-            .is_some_and(|c| c.actor_id().to_bytes() == h.actor && c.seq() == h.seq)
-    };
     let stored = store::signed_heads(tx, id)?;
-    let mut keep: Vec<SignedHead> = Vec::new();
-    for h in offered {
-        if h.verify(id) && present(doc, h) {
-            keep.push(h.clone());
-        }
-    }
+    let keep: Vec<SignedHead> = offered
+        .iter()
+        .filter(|h| new_changes.get(&h.hash) == Some(&(h.actor, h.seq)) && h.verify(id))
+        .cloned()
+        .collect();
     // Who may write is judged by the networks the document was shared with before these
     // changes (what this device stored), not by what they say: a change must not bring the
     // network that then lets it in. A document new here: the networks it says it is shared
@@ -375,8 +376,7 @@ pub(super) fn check_changes(
     };
     for (actor, seq) in newest {
         let covered = |h: &&SignedHead| h.actor == actor && h.seq >= seq;
-        let signed = keep.iter().any(|h| covered(&h))
-            || stored.iter().filter(covered).any(|h| present(doc, h));
+        let signed = keep.iter().any(|h| covered(&h));
         let device = DeviceKey::from_bytes(actor);
         if !signed {
             return Err(refuse(format!(
@@ -395,7 +395,8 @@ pub(super) fn check_changes(
             // A device of a network the document is shared with that this device does not
             // hold: the proof that came with its signature shows it, from the network's own
             // signed operations.
-            || keep.iter().chain(stored.iter()).filter(|h| covered(h)).filter_map(|h| h.proof.as_ref()).any(|p| {
+            // (A proof held here for this device's earlier changes counts too.)
+            || keep.iter().chain(stored.iter().filter(|h| h.actor == actor)).filter_map(|h| h.proof.as_ref()).any(|p| {
                 networks.contains(&DocId::from_bytes(p.network))
                     && p.devices().is_some_and(|d| d.contains(&device))
             });
@@ -463,10 +464,18 @@ pub(super) fn sign_own_head(
     doc: &mut AutoCommit,
     id: DocId,
     key: &ed25519_dalek::SigningKey,
+    since: &[ChangeHash],
 ) -> Result<(), Error> {
-    if let Some(c) = doc.get_last_local_change() {
-        let head = SignedHead::sign(key, id, c.seq(), c.hash().0);
-        store::put_signed_heads(tx, id, &[head])?;
+    // The changes since what the store held (only metadata: no change is re-encoded).
+    let me = key.verifying_key().to_bytes();
+    let newest = doc
+        .get_changes_meta(since)
+        .into_iter()
+        .filter(|c| c.actor.to_bytes() == me.as_slice())
+        .map(|c| (c.seq, c.hash))
+        .max_by_key(|(seq, _)| *seq);
+    if let Some((seq, hash)) = newest {
+        store::put_signed_heads(tx, id, &[SignedHead::sign(key, id, seq, hash.0)])?;
     }
     Ok(())
 }
