@@ -8,6 +8,11 @@
 //! - `flat`: a device pulls 10 new changes from a relay that also holds 1k, 10k and 100k other
 //!   blobs (`NABIJ_BENCH_FILL`, comma-separated; half in the device's own network, behind its
 //!   cursor, half in 100 other networks): time and bytes per size.
+//! - `removal`: a network of `NABIJ_BENCH_DOCS` documents (default 1000) at the relay; an
+//!   admin removes a lost phone: the removal and its new key epoch, the admin's relay sync
+//!   that registers the new roster, the phone's next relay sync (refused, wiped), a colleague
+//!   still syncing, and a later write's push under the new epoch. Medians of
+//!   `NABIJ_BENCH_REPS` (default 5) fresh setups.
 
 use std::{path::Path, sync::Arc, time::Instant};
 
@@ -217,11 +222,98 @@ fn flat() {
     }
 }
 
+fn removal() {
+    let docs = env_usize("NABIJ_BENCH_DOCS", 1000);
+    let reps = env_usize("NABIJ_BENCH_REPS", 5);
+    let rt = runtime();
+    let mut rekey = Vec::new();
+    let mut admin_sync = Vec::new();
+    let mut admin_bytes = Vec::new();
+    let mut wipe = Vec::new();
+    let mut wiped_docs = Vec::new();
+    let mut colleague_sync = Vec::new();
+    let mut push_after = Vec::new();
+    for _ in 0..reps {
+        let dir = tempfile::tempdir().expect("dir");
+        let relay =
+            rt.block_on(InProcessRelay::start(&dir.path().join("relay"), Limits::default()));
+        let open = |name: &str| Arc::new(Device::open(dir.path().join(name)).expect("open"));
+        let (admin, colleague, lost) = (open("admin.db"), open("colleague.db"), open("lost.db"));
+        let network = admin.create_network("Wijknetwerk Oost").expect("network");
+        for d in [&colleague, &lost] {
+            let inv = admin.invite(network, d.member_id(), "Lid", d.device_key()).expect("invite");
+            d.join(&inv).expect("join");
+        }
+        let cases = write_cases(&admin, network, docs);
+        let sync = |d: &Arc<Device>| {
+            rt.block_on(net::sync_with_relay(
+                d.clone(),
+                &relay.address,
+                relay.key,
+                RelaySyncOptions::default(),
+            ))
+            .expect("sync")
+        };
+        for d in [&admin, &colleague, &lost] {
+            sync(d);
+        }
+        // The admin's next sync pulls back what it pushed (issue 12): not the removal's cost.
+        sync(&admin);
+        let t = Instant::now();
+        admin
+            .remove_device(network, lost.device_key(), nabij_core::model::Reason::Lost)
+            .expect("remove");
+        rekey.push(ms(t.elapsed()));
+        let t = Instant::now();
+        let r = sync(&admin);
+        admin_sync.push(ms(t.elapsed()));
+        admin_bytes.push((r.bytes_sent + r.bytes_received) as f64);
+        assert_eq!(r.report.rosters_registered, 1);
+        let t = Instant::now();
+        let r = sync(&lost);
+        wipe.push(ms(t.elapsed()));
+        assert_eq!(r.report.wiped, vec![network], "{:?}", r.report);
+        wiped_docs.push(docs as f64 + 1.0 - lost.document_ids().expect("ids").len() as f64);
+        let t = Instant::now();
+        let r = sync(&colleague);
+        colleague_sync.push(ms(t.elapsed()));
+        assert!(r.report.refusals.is_empty());
+        admin.add_note(cases[0], observation("Na de verwijdering.")).expect("note");
+        let t = Instant::now();
+        let r = sync(&admin);
+        push_after.push(ms(t.elapsed()));
+        assert_eq!(r.report.blobs_pushed, 2, "the note and the network's new content key");
+        rt.block_on(relay.stop());
+    }
+    println!("## removal: an admin removes a lost phone from a network of {docs} documents");
+    println!("| step | median |");
+    println!("|---|---|");
+    println!(
+        "| remove_device (signed removal + new key epoch, sealed to the rest) | {:.1} ms |",
+        median(rekey)
+    );
+    println!(
+        "| the admin's relay sync registering the new roster | {:.1} ms, {:.0} protocol bytes |",
+        median(admin_sync),
+        median(admin_bytes)
+    );
+    println!(
+        "| the lost phone's next relay sync: refused, removal found, network wiped | {:.1} ms ({:.0} documents wiped) |",
+        median(wipe),
+        median(wiped_docs)
+    );
+    println!("| a colleague's next relay sync | {:.1} ms |", median(colleague_sync));
+    println!("| a later note pushed under the new epoch | {:.1} ms |", median(push_after));
+}
+
 fn main() {
     if selected("catchup") {
         catchup();
     }
     if selected("flat") {
         flat();
+    }
+    if selected("removal") {
+        removal();
     }
 }
