@@ -291,6 +291,12 @@ pub struct Membership {
     /// operation names as its parents (never one outside the graph, which would make it count
     /// for no one).
     pub heads: Vec<OpId>,
+    /// Operations made by a device that was an admin in what its author had seen (rules 1 and
+    /// 2), whether or not a concurrent revocation excludes them: any other can never count.
+    pub authorized: BTreeSet<OpId>,
+    /// The devices that made an operation in `authorized`: every device that was an admin at
+    /// some point (a set that only grows, whatever the roles are now).
+    pub admins_ever: BTreeSet<DeviceKey>,
     /// The key epochs: for each, the commitments of its keys (one, unless two admins started
     /// the same epoch at once). Epoch 0's is the genesis's.
     pub epochs: BTreeMap<u32, BTreeSet<[u8; 32]>>,
@@ -390,6 +396,8 @@ pub fn resolve(network: DocId, genesis: OpId, ops: &[SignedOp]) -> Membership {
     let concurrent = |a: usize, b: usize| a != b && !past[a].contains(&b) && !past[b].contains(&a);
 
     let mut excluded: BTreeSet<usize> = BTreeSet::new();
+    let mut authorized: Option<BTreeSet<OpId>> = None;
+    let mut admins_ever: BTreeSet<DeviceKey> = BTreeSet::new();
     loop {
         // 2. Valid in its causal past.
         let mut valid: Vec<bool> = vec![false; ops.len()];
@@ -400,6 +408,12 @@ pub fn resolve(network: DocId, genesis: OpId, ops: &[SignedOp]) -> Membership {
             let before: Vec<usize> = past[i].iter().copied().filter(|j| valid[*j]).collect();
             valid[i] = i == 0 && matches!(ops[0].body.change, Change::Genesis { .. })
                 || (i > 0 && allowed(&state(&ops, &past, &before), ops[i]));
+        }
+        // Rules 1 and 2 alone depend only on each operation's past: what passes them here,
+        // before any exclusion, passes them on every device for good.
+        if authorized.is_none() {
+            authorized = Some((0..ops.len()).filter(|i| valid[*i]).map(|i| ops[i].id()).collect());
+            admins_ever = (0..ops.len()).filter(|i| valid[*i]).map(|i| ops[i].author()).collect();
         }
         // 3. A revocation of an author wins over that author's concurrent acts.
         let revocations: Vec<usize> =
@@ -425,6 +439,8 @@ pub fn resolve(network: DocId, genesis: OpId, ops: &[SignedOp]) -> Membership {
             let all: Vec<usize> = (0..ops.len()).filter(|i| valid[*i]).collect();
             let mut out = state(&ops, &past, &all);
             out.known = ops.len() as u64;
+            out.authorized = authorized.unwrap_or_default();
+            out.admins_ever = admins_ever;
             let parents: BTreeSet<OpId> =
                 ops.iter().flat_map(|o| o.body.parents.iter().copied()).collect();
             out.heads = order.iter().copied().filter(|i| !parents.contains(i)).collect();
@@ -461,9 +477,13 @@ fn allowed(m: &Membership, op: &SignedOp) -> bool {
     match &op.body.change {
         Change::Genesis { .. } => false,
         Change::AddMember { .. } => true,
+        // A device joins a member that exists, unless it is another member's (adding it to the
+        // same member again changes nothing, and counts: a member re-added after a removal has
+        // its devices back).
         Change::AddDevice { member, device } => {
-            m.members.contains_key(&MemberId::from_bytes(*member))
-                && m.member_of(&DeviceKey::from_bytes(*device)).is_none()
+            let member = MemberId::from_bytes(*member);
+            m.members.contains_key(&member)
+                && m.member_of(&DeviceKey::from_bytes(*device)).is_none_or(|(m, _)| m == member)
         }
         Change::SetRole { member, .. } | Change::RemoveMember { member, .. } => {
             m.members.contains_key(&MemberId::from_bytes(*member))

@@ -167,23 +167,23 @@ fn promise_3_membership_forged_in_the_network_document_does_not_count_at_a_meeti
     altered[n - 32..].copy_from_slice(o.device_key().as_bytes());
     let altered = SignedOp::decode(&altered).expect("still decodes");
     let ops_map = fork.get(ROOT, "ops").expect("get").expect("ops map").1;
-    // Operations by a device that never was an admin (2) can never count: no device takes a
-    // change that brings them (they would only cost every device work), Mallory's own
-    // included.
-    let mut own = fork.fork();
-    for op in [&add, &dev] {
-        own.put(&ops_map, hex::encode(op.id()), ScalarValue::Bytes(op.bytes().to_vec()))
-            .expect("put");
+    // Operations that can never count, by a device that never was an admin (2) or whose
+    // signature does not hold (3): no device takes a change that brings them (they would only
+    // cost every device work), Mallory's own included.
+    for bad in [vec![&add, &dev], vec![&altered]] {
+        let mut own = fork.fork();
+        for op in bad {
+            own.put(&ops_map, hex::encode(op.id()), ScalarValue::Bytes(op.bytes().to_vec()))
+                .expect("put");
+        }
+        own.commit();
+        let change = seal_envelope(&sign_fork(&w.mallory, net, &mut own), &own.save_after(&heads));
+        for d in [&w.mallory, &w.victim, &w.admin] {
+            let e = d.merge_changes(net, &change);
+            assert!(matches!(e, Err(Error::Merge(DocError::Unauthorized(_)))), "{e:?}");
+        }
     }
-    own.commit();
-    let self_signed = seal_envelope(&sign_fork(&w.mallory, net, &mut own), &own.save_after(&heads));
-    for d in [&w.mallory, &w.victim, &w.admin] {
-        let e = d.merge_changes(net, &self_signed);
-        assert!(matches!(e, Err(Error::Merge(DocError::Unauthorized(_)))), "{e:?}");
-    }
-    // The rest (1 and 3) is taken by Mallory's device and carried to a meeting.
-    fork.put(&ops_map, hex::encode(altered.id()), ScalarValue::Bytes(altered.bytes().to_vec()))
-        .expect("put");
+    // The unsigned roster entry (1) is taken by Mallory's device and carried to a meeting.
     fork.commit();
     let forged = seal_envelope(&sign_fork(&w.mallory, net, &mut fork), &fork.save_after(&heads));
     w.mallory.merge_changes(net, &forged).expect("Mallory's own device takes these");

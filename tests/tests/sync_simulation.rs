@@ -1,13 +1,13 @@
-//! Deterministic simulation: 3–8 devices in one network write offline, crash and reopen their
-//! stores, and meet in random pairs over a network that loses (0–30%), duplicates and
+//! Deterministic simulation: 3–8 devices in one network write offline, change each other's
+//! roles (admins, while apart), crash and reopen their stores, and meet in random pairs over a network that loses (0–30%), duplicates and
 //! reorders frames and cuts sessions after a random number of frames; a session hit by a
 //! fault ends with a typed error and the next one picks up. A relay node (the relay's own rules
 //! over in-memory storage) is there too: devices also sync through it, in random mixes with
 //! meetings (how often varies by seed), and connections to it are cut after a random number
 //! of answers.
 //! After a final round of complete sessions (meetings, or relay syncs only, by seed) every
-//! device holds the same documents with the same heads and shows the same screens, and no
-//! acknowledged write is lost.
+//! device holds the same documents with the same heads, the same membership, and shows the same
+//! screens, and no acknowledged write is lost.
 //!
 //! A failing seed replays exactly, byte for byte:
 //! `NABIJ_SIM_SEED=<seed> cargo test -p nabij-tests --test sync_simulation devices_converge`
@@ -27,7 +27,7 @@ use std::hash::{DefaultHasher, Hasher};
 use nabij_core::{
     Device, DeviceOptions, DocId, NoteId,
     device::DeviceRelay,
-    model::{NewCase, NewNote, NoteKind},
+    model::{NewCase, NewNote, NoteKind, Role},
     relay::RelaySession,
     sync::Session,
 };
@@ -251,7 +251,7 @@ fn simulate(seed: u64) -> Trace {
     for step in 0..40 {
         let who = rng.below(count as u64) as usize;
         let cases = case_ids(&devices[who]);
-        match rng.below(8) {
+        match rng.below(9) {
             0 if devices[who].kind_of(n).is_ok() => {
                 devices[who]
                     .create_case(NewCase {
@@ -286,6 +286,20 @@ fn simulate(seed: u64) -> Trace {
             }
             6 if relay_often => {
                 relay_sync(&devices[who], &relay, None, &mut trace);
+            }
+            7 => {
+                // Membership changes while apart: an admin (as its own device sees it) makes
+                // another member admin or member again; concurrent ones must resolve alike.
+                let members = devices[who].network(n).map(|x| x.members).unwrap_or_default();
+                let me = devices[who].device_key();
+                let admin =
+                    members.iter().any(|m| m.devices.contains(&me) && m.role == Role::Admin);
+                if admin && members.len() > 1 {
+                    let m = &members[rng.below(members.len() as u64) as usize];
+                    let role = if rng.below(2) == 0 { Role::Admin } else { Role::Member };
+                    // The last admin may not step down: refused, nothing written.
+                    let _ = devices[who].set_role(n, m.id, role);
+                }
             }
             _ => {
                 let other = (who + 1 + rng.below(count as u64 - 1) as usize) % count;
@@ -329,6 +343,11 @@ fn simulate(seed: u64) -> Trace {
                 }
             }
         }
+    }
+    // Everyone agrees on the membership, roles included.
+    let roster = devices[0].network(n).expect("network");
+    for (i, d) in devices.iter().enumerate().skip(1) {
+        assert_eq!(d.network(n).expect("network"), roster, "seed {seed}: device {i} membership");
     }
     let reference = screens(&devices[0], WORDS);
     let ids = devices[0].document_ids().expect("ids");

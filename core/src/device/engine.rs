@@ -416,10 +416,10 @@ pub(super) fn check_changes(
 /// Most membership operations one network keeps.
 const MAX_NETWORK_OPS: usize = 4096;
 
-/// Refuses membership operations a change brings that can never count: by a device that never
-/// made one that counts (a plain member, an outsider), so no one but an admin can make every
-/// device store and resolve more operations (the rule's cost grows with their number); and
-/// any beyond [`MAX_NETWORK_OPS`].
+/// Refuses membership operations a change brings that can never count: not made by an admin of
+/// what its author had seen (a plain member, an outsider), so no one but an admin can make every
+/// device store and resolve more operations (the rule's cost grows with their number); and any
+/// beyond [`MAX_NETWORK_OPS`].
 fn check_new_ops(
     tx: &Transaction<'_>,
     id: DocId,
@@ -437,19 +437,14 @@ fn check_new_ops(
     if seen.len() + new.len() > MAX_NETWORK_OPS {
         return Err(refuse(format!("more than {MAX_NETWORK_OPS} membership operations")));
     }
-    // An operation that does not count now may still have been made by an admin (revoked
-    // concurrently since): its author made others that count.
-    let authors: std::collections::BTreeSet<DeviceKey> = nd
-        .ops
-        .iter()
-        .chain(store::network_ops(tx, id)?.iter())
-        .filter(|o| m.valid.contains(&o.id()))
-        .map(|o| o.author())
-        .collect();
+    // One that does not count now may still have been made by an admin of its own past (and be
+    // excluded by a concurrent revocation): that is what `authorized` holds, the same on every
+    // device, so every device takes or refuses the same operations.
     for op in new {
-        if !m.valid.contains(&op.id()) && !authors.contains(&op.author()) {
+        if !m.authorized.contains(&op.id()) {
             return Err(refuse(format!(
-                "a membership operation by device {}, never an admin of the network",
+                "a membership operation by device {} that cannot count (not signed by it, or it \
+                 was not an admin where it was made)",
                 op.author().short()
             )));
         }

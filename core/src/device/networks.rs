@@ -244,12 +244,25 @@ impl Device {
         if changes.is_empty() {
             return Ok(());
         }
+        // Signed here, checked here: an operation other devices would refuse (one that cannot
+        // count) is never written.
+        let mut signed: Vec<SignedOp> = Vec::new();
+        let mut parents = m.heads.clone();
+        for c in changes {
+            let op = SignedOp::sign(self.identity.signing_key(), network, &parents, c)?;
+            parents = vec![op.id()];
+            signed.push(op);
+        }
+        let mut all = store::network_ops(&self.reader.lock(), network)?;
+        all.extend(signed.iter().cloned());
+        let root = store::network_root(&self.reader.lock(), network)?;
+        let after = membership::resolve_network(network, root.as_ref(), &all);
+        if let Some(op) = signed.iter().find(|o| !after.authorized.contains(&o.id())) {
+            return Err(Error::NotAllowed(format!("{:?} would not count", op.change())));
+        }
         self.edit(network, DocKind::Network, |d, _, now| {
-            let mut parents = m.heads.clone();
-            for c in changes {
-                let op = SignedOp::sign(self.identity.signing_key(), network, &parents, c)?;
-                doc::put_op(d, &op)?;
-                parents = vec![op.id()];
+            for op in &signed {
+                doc::put_op(d, op)?;
             }
             also(d, &m)?;
             doc::commit_pending(d, message, now)?;
@@ -339,11 +352,13 @@ impl Device {
             for dev in m.devices() {
                 for &epoch in keys.keys() {
                     let entries = doc::sealed_network_keys(d, epoch, dev)?;
-                    // An entry by this device, an admin, or from before entries named their
-                    // sealer counts; one by anyone else may be garbage and does not.
+                    // An entry by this device, a device that was ever an admin, or from before
+                    // entries named their sealer counts; one by anyone else may be garbage and
+                    // does not. (Ever: a demotion must not make every member seal again, and
+                    // change the network document with every role change.)
                     let sealed = entries
                         .iter()
-                        .any(|(by, _)| by.is_none_or(|by| by == me || m.is_admin(&by)));
+                        .any(|(by, _)| by.is_none_or(|by| by == me || m.admins_ever.contains(&by)));
                     if !sealed {
                         missing.push((epoch, *dev));
                     }

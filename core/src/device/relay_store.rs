@@ -105,7 +105,7 @@ fn roster_bundle(
     for &epoch in epochs.iter().filter(|e| keep(e)) {
         let found = doc::sealed_network_keys(d, epoch, device)?
             .into_iter()
-            .find(|(by, _)| by.is_none_or(|by| by == *me || m.is_admin(&by)));
+            .find(|(by, _)| by.is_none_or(|by| by == *me || m.admins_ever.contains(&by)));
         if let Some((_, sealed)) = found {
             entries.push((epoch, sealed));
         }
