@@ -234,3 +234,28 @@ impl<'a> RawPeer<'a> {
         })
     }
 }
+
+/// An honest meeting between two devices through their real sessions (no transport), until
+/// neither has anything to say.
+pub fn meet(x: &Device, y: &Device) -> Result<(), nabij_core::sync::SyncError> {
+    use nabij_core::sync::Session;
+    let mut sx = Session::new(x.device_key(), y.device_key(), 0);
+    let mut sy = Session::new(y.device_key(), x.device_key(), 0);
+    let (mut dx, mut dy) = (x, y);
+    sx.start(&mut dx)?;
+    for _ in 0..200 {
+        let mut moved = false;
+        while let Some(f) = sx.poll_transmit() {
+            sy.handle_bytes(&mut dy, 0, &f)?;
+            moved = true;
+        }
+        while let Some(f) = sy.poll_transmit() {
+            sx.handle_bytes(&mut dx, 0, &f)?;
+            moved = true;
+        }
+        if !moved {
+            break;
+        }
+    }
+    Ok(())
+}

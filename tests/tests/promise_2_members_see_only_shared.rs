@@ -11,10 +11,10 @@ use automerge::{
 use nabij_core::{
     Device, DocId,
     model::NewCase,
-    sync::{Message, Session, SyncError},
+    sync::{Message, Session},
     test_utils::{load_exported, observation, sign_fork},
 };
-use nabij_tests::RawPeer;
+use nabij_tests::{RawPeer, meet};
 
 const SECRET: &str = "Mevrouw B. is bang voor haar ex; adres geheim houden.";
 
@@ -180,29 +180,6 @@ fn promise_2_members_still_get_what_is_shared_with_them() {
     }
     assert_eq!(w.attacker.case(shared).expect("shared case").subject, "Familie K.");
     assert!(w.attacker.case(w.secret).is_err(), "the case of B stayed home");
-}
-
-/// An honest meeting between two devices, until neither has anything to say.
-fn meet(x: &Device, y: &Device) -> Result<(), SyncError> {
-    let mut sx = Session::new(x.device_key(), y.device_key(), 0);
-    let mut sy = Session::new(y.device_key(), x.device_key(), 0);
-    let (mut dx, mut dy) = (x, y);
-    sx.start(&mut dx)?;
-    for _ in 0..200 {
-        let mut moved = false;
-        while let Some(f) = sx.poll_transmit() {
-            sy.handle_bytes(&mut dy, 0, &f)?;
-            moved = true;
-        }
-        while let Some(f) = sy.poll_transmit() {
-            sx.handle_bytes(&mut dx, 0, &f)?;
-            moved = true;
-        }
-        if !moved {
-            break;
-        }
-    }
-    Ok(())
 }
 
 /// Found by an attacker review: the member of A names a case of B while the victim does not

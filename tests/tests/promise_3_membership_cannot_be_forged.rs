@@ -14,10 +14,9 @@ use nabij_core::{
     membership::{Change, Role, SignedOp},
     model::Reason,
     net::{self, NetError, SyncOptions},
-    sync::{Session, SyncError},
     test_utils::{load_exported, loopback, sign_fork, signing_key},
 };
-use nabij_tests::{case_with_notes, open_device};
+use nabij_tests::{case_with_notes, meet, open_device};
 
 struct World {
     _dir: tempfile::TempDir,
@@ -43,29 +42,6 @@ fn world() -> World {
         d.merge_document(&admin.export_document(network).expect("export")).expect("hold");
     }
     World { _dir: dir, admin, mallory, victim, outsider, network }
-}
-
-/// An honest meeting session between two devices, until neither has anything to say.
-fn meet(x: &Device, y: &Device) -> Result<(), SyncError> {
-    let mut sx = Session::new(x.device_key(), y.device_key(), 0);
-    let mut sy = Session::new(y.device_key(), x.device_key(), 0);
-    let (mut dx, mut dy) = (x, y);
-    sx.start(&mut dx)?;
-    for _ in 0..200 {
-        let mut moved = false;
-        while let Some(f) = sx.poll_transmit() {
-            sy.handle_bytes(&mut dy, 0, &f)?;
-            moved = true;
-        }
-        while let Some(f) = sy.poll_transmit() {
-            sx.handle_bytes(&mut dx, 0, &f)?;
-            moved = true;
-        }
-        if !moved {
-            break;
-        }
-    }
-    Ok(())
 }
 
 fn member_names(d: &Device, network: DocId) -> Vec<String> {
