@@ -262,6 +262,14 @@ private fun meetingSync(dir: Path) = runBlocking {
                     expectEqual(2, a.caseTimeline(case).size, "A has B's note")
 
                     expectThrows<NabijException.InvalidInput>("garbage ticket") { b.syncWith("not a ticket") }
+
+                    // B's phone is lost: removed, it meets A once more, is handed its removal,
+                    // and wipes the network.
+                    a.removeDevice(net, b.deviceKey(), RemovalReason.LOST)
+                    val wiped = b.syncWith(listener.ticket())
+                    expectEqual(0uL, wiped.documentsReceived, "nothing more for a removed phone")
+                    expectEqual(0, b.listNetworks().size, "the network wiped")
+                    expectEqual(0, b.listCases(CaseFilter()).size, "its cases wiped")
                     listener.stop()
                     expect(!listener.isListening()) { "stopped" }
                 }

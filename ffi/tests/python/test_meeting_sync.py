@@ -10,11 +10,13 @@ import pytest
 
 from nabij_ffi import (
     CaseFilter,
+    ChangeListener,
     NabijError,
     NewCase,
     NewNote,
     NoteKind,
     ProgressListener,
+    RemovalReason,
     read_device_card,
 )
 
@@ -305,3 +307,35 @@ def test_a_network_arrives_only_after_its_invitation_is_accepted(open_device):
     assert report.documents_received == 2
     assert [n.id for n in c.list_networks()] == [net]
     assert c.pending_invitations() == []
+
+
+def test_a_removed_phone_wipes_the_network_when_it_meets_a_member(network):
+    a, b, net, case = network
+
+    async def sync_once():
+        listener = await a.listen(bind=LOOPBACK, network_id=net)
+        try:
+            return await b.sync_with(listener.ticket())
+        finally:
+            await listener.stop()
+
+    run(sync_once())
+    assert [n.id for n in b.list_networks()] == [net]
+    assert timeline(b, case) != []
+    heard = []
+
+    class Heard(ChangeListener):
+        def on_change(self, doc_ids):
+            heard.extend(doc_ids)
+
+    sub = b.subscribe(Heard())
+    a.remove_device(net, b.device_key(), RemovalReason.LOST)
+    assert [r.device for r in a.network(net).removed] == [b.device_key()]
+    # The phone meets the admin's device again: it is handed its removal, and wipes.
+    report = run(sync_once())
+    assert report.documents_received == 0
+    assert b.list_networks() == []
+    assert b.list_cases(CaseFilter()) == []
+    assert b.search("administratie") == []
+    assert net in heard and case in heard
+    sub.cancel()
