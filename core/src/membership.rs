@@ -160,7 +160,7 @@ pub enum MembershipError {
     Malformed(String),
 }
 
-/// An operation's id: the BLAKE3 hash of its signed encoding.
+/// An operation's id: the BLAKE3 hash of its signed body.
 pub type OpId = [u8; 32];
 
 /// A signed operation, as the network document carries it.
@@ -219,9 +219,10 @@ impl SignedOp {
         &self.bytes
     }
 
-    /// The operation's id.
+    /// The operation's id: the BLAKE3 hash of its signed body (not of the signature, so the
+    /// same operation signed twice is one operation).
     pub fn id(&self) -> OpId {
-        *blake3::hash(&self.bytes).as_bytes()
+        *blake3::hash(self.bytes.get(64..).unwrap_or_default()).as_bytes()
     }
 
     /// The device that signed it.
@@ -329,15 +330,24 @@ impl Membership {
     }
 }
 
-/// The id of the network a genesis founds: a network's id commits to its genesis (its
-/// creator's device, member and key), so anyone who knows the id (from a ticket or an
-/// invitation) knows which genesis is the network's, and no one can sign another one for it.
-pub fn network_id_for(author: &DeviceKey, key_commitment: &[u8; 32], member: &[u8; 16]) -> DocId {
+/// The id of the network a genesis founds: a network's id commits to its whole genesis (its
+/// creator's device, member, name and key commitment), so anyone who knows the id (from a
+/// ticket or an invitation) knows which genesis is the network's: no one, its creator
+/// included, can sign another one for it (and the same one signed again is the same
+/// operation, ids being over the signed body).
+pub fn network_id_for(
+    author: &DeviceKey,
+    key_commitment: &[u8; 32],
+    member: &[u8; 16],
+    name: &str,
+) -> DocId {
     let mut h = blake3::Hasher::new();
-    h.update(b"nabij network id v1\0");
+    h.update(b"nabij network id v2\0");
     h.update(author.as_bytes());
     h.update(key_commitment);
     h.update(member);
+    h.update(&(name.len() as u64).to_le_bytes());
+    h.update(name.as_bytes());
     let mut id = [0u8; 16];
     id.copy_from_slice(&h.finalize().as_bytes()[..16]);
     DocId::from_bytes(id)
@@ -354,8 +364,8 @@ pub fn genesis_of(
     ops.iter()
         .filter(|op| op.body.network == *network.as_bytes() && op.body.parents.is_empty())
         .filter(|op| match &op.body.change {
-            Change::Genesis { key_commitment, member, .. } => {
-                network_id_for(&op.author(), key_commitment, member) == network
+            Change::Genesis { key_commitment, member, name } => {
+                network_id_for(&op.author(), key_commitment, member, name) == network
                     || legacy_creator == Some(&op.author())
             }
             _ => false,
@@ -783,6 +793,49 @@ mod tests {
         ops.push(op(2, &[&tip], Change::SetRole { member: member(3), role: Role::Member }));
         let m = resolve_all(&g, &ops);
         assert!(m.member_of(&dev(3)).is_some() && !m.is_admin(&dev(3)), "{m:?}");
+    }
+
+    /// Found by a review: a creator (demoted, removed, or its phone stolen) signing another
+    /// genesis for the same network, to be its only member again. A network's id commits to
+    /// its whole genesis, and the same genesis signed again is the same operation.
+    #[test]
+    fn a_creator_cannot_sign_a_second_genesis_for_a_network() {
+        let (commitment, m1) = ([3; 32], member(1));
+        let id = network_id_for(&dev(1), &commitment, &m1, "Anna");
+        let genesis = |name: &str| {
+            let c = Change::Genesis { key_commitment: commitment, member: m1, name: name.into() };
+            SignedOp::sign(&key(1), id, &[], c).expect("sign")
+        };
+        let g = genesis("Anna");
+        let mut ops = vec![g.clone()];
+        let add = SignedOp::sign(
+            &key(1),
+            id,
+            &[g.id()],
+            Change::AddMember { member: member(2), name: "m2".into(), role: Role::Admin },
+        )
+        .expect("sign");
+        let dev2 = SignedOp::sign(
+            &key(1),
+            id,
+            &[add.id()],
+            Change::AddDevice { member: member(2), device: *dev(2).as_bytes() },
+        )
+        .expect("sign");
+        ops.extend([add, dev2]);
+        assert_eq!(resolve_network(id, None, &ops).members.len(), 2);
+        // Other names give other networks: none of them is this network's genesis.
+        for name in ["Anna ", "anna", "A"] {
+            let mut with = ops.clone();
+            with.push(genesis(name));
+            assert_eq!(genesis_of(id, None, &with), Some(g.id()), "{name}");
+            assert_eq!(resolve_network(id, None, &with).members.len(), 2);
+        }
+        // The same genesis signed again (another signature) is the same operation.
+        let mut again = g.bytes().to_vec();
+        again[..64].copy_from_slice(&[0; 64]);
+        let again = SignedOp::decode(&again).expect("decode");
+        assert_eq!(again.id(), g.id());
     }
 
     #[test]

@@ -154,6 +154,8 @@ pub trait RelayStore {
     fn local_networks(&mut self) -> Result<Vec<(NetworkAccess, Roster)>, RelayError>;
     /// Opens this device's sealed key on a roster the relay returned.
     fn open_roster(&mut self, roster: &Roster) -> Option<NetworkAccess>;
+    /// Whether `device` is an admin of `net` as this device knows its membership.
+    fn is_admin(&mut self, net: &NetworkAccess, device: &PublicKey) -> bool;
     /// Whether the relay's roster for `net` (which no longer lists this device) carries a valid
     /// removal of this device; if so the network is wiped here.
     fn removed(&mut self, net: &NetworkAccess, roster: &Roster) -> Result<bool, RelayError>;
@@ -359,6 +361,8 @@ impl<S: RelayStore> RelaySession<S> {
         rosters: Vec<SignedRoster>,
         out: &mut Vec<Request>,
     ) -> Result<(), RelayError> {
+        let signers: Vec<(NetworkId, PublicKey)> =
+            rosters.iter().filter_map(|r| verified(r).map(|v| (v.network, r.signer))).collect();
         let at_relay: Vec<Roster> = rosters.iter().filter_map(verified).collect();
         let me = self.store.device();
         for (mut access, roster) in self.store.local_networks()? {
@@ -375,7 +379,11 @@ impl<S: RelayStore> RelaySession<S> {
             // and this device has seen at least as much of the membership as its signer had,
             // as the next in line (the relay takes it only from an admin of the one it has).
             let differs = theirs.is_none_or(|t| t.devices != roster.devices);
-            let fresher = theirs.is_none_or(|t| roster.known >= t.known);
+            // How much its signer had seen counts only if the signer is an admin as this device
+            // knows the membership (a removed admin must not keep the roster by claiming more).
+            let signer = signers.iter().find(|(n, _)| *n == access.relay_id).map(|(_, s)| *s);
+            let trusted = signer.is_some_and(|s| self.store.is_admin(&access, &s));
+            let fresher = theirs.is_none_or(|t| roster.known >= t.known || !trusted);
             let may = theirs.is_none_or(|t| t.lists_admin(&me));
             if let Some(t) = theirs {
                 access.offered = self.store.offered_keys(&access, t);

@@ -178,8 +178,12 @@ fn promise_3_a_change_cannot_bring_the_network_that_lets_it_in() {
     let w = world();
     let f = ed25519_dalek::SigningKey::from_bytes(&[77; 32]);
     let (commitment, member) = ([9u8; 32], [7u8; 16]);
-    let x =
-        network_id_for(&DeviceKey::from_bytes(f.verifying_key().to_bytes()), &commitment, &member);
+    let x = network_id_for(
+        &DeviceKey::from_bytes(f.verifying_key().to_bytes()),
+        &commitment,
+        &member,
+        "Sok",
+    );
     let genesis = SignedOp::sign(
         &f,
         x,

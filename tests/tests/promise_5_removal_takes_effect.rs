@@ -239,3 +239,22 @@ async fn promise_4_an_admin_cannot_freeze_the_relay_roster_before_removal() {
     raw.close();
     w.relay.stop().await;
 }
+
+/// Found by a review: the removed phone receives its own removal by ordinary sync (a
+/// colleague who holds it pushes the network document before the admin registers the new
+/// roster, say) and is then no longer "on" the network anywhere. Its own copy of the
+/// membership says it was removed: it wipes at its next contact, before anything else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promise_5_a_phone_that_learnt_its_removal_by_sync_wipes_at_its_next_contact() {
+    let w = world().await;
+    w.admin.remove_device(w.network, w.lost.device_key(), Reason::Lost).expect("remove");
+    // The removal reaches the phone as a plain change to the network document.
+    let heads = w.lost.heads(w.network).expect("heads");
+    let change = w.admin.changes_since(w.network, &heads).expect("changes");
+    w.lost.merge_changes(w.network, &change).expect("the phone merges its removal");
+    assert!(w.lost.case(w.case).is_ok(), "still there until its next contact");
+    let r = sync_once(&w.lost, &w.relay).await.expect("its next relay sync");
+    assert!(r.report.blobs_pushed == 0, "nothing pushed: {:?}", r.report);
+    assert!(w.lost.document_ids().expect("ids").is_empty(), "wiped");
+    w.relay.stop().await;
+}

@@ -396,7 +396,7 @@ pub(super) fn check_changes(
             // hold: the proof that came with its signature shows it, from the network's own
             // signed operations.
             // (A proof held here for this device's earlier changes counts too.)
-            || keep.iter().chain(stored.iter().filter(|h| h.actor == actor)).filter_map(|h| h.proof.as_ref()).any(|p| {
+            || keep.iter().chain(stored.iter()).filter(|h| h.actor == actor).filter_map(|h| h.proof.as_ref()).any(|p| {
                 networks.contains(&DocId::from_bytes(p.network))
                     && p.devices().is_some_and(|d| d.contains(&device))
             });
@@ -414,7 +414,7 @@ pub(super) fn check_changes(
 }
 
 /// Most membership operations one network keeps.
-const MAX_NETWORK_OPS: usize = 4096;
+pub(super) const MAX_NETWORK_OPS: usize = 4096;
 
 /// Refuses membership operations a change brings that can never count: not made by an admin of
 /// what its author had seen (a plain member, an outsider), so no one but an admin can make every

@@ -17,7 +17,8 @@ impl Device {
         let key = SecretKey::generate(&self.randomness)?;
         let commitment = crypto::relay_network_id(&key);
         let me = self.device_key();
-        let id = membership::network_id_for(&me, &commitment, self.member.as_bytes());
+        let my_name = self.display_name();
+        let id = membership::network_id_for(&me, &commitment, self.member.as_bytes(), &my_name);
         let genesis = SignedOp::sign(
             self.identity.signing_key(),
             id,
@@ -25,7 +26,7 @@ impl Device {
             Change::Genesis {
                 key_commitment: commitment,
                 member: *self.member.as_bytes(),
-                name: self.display_name(),
+                name: my_name,
             },
         )?;
         self.create_as(DocKind::Network, id, |d, id, a, now| {
@@ -254,6 +255,12 @@ impl Device {
             signed.push(op);
         }
         let mut all = store::network_ops(&self.reader.lock(), network)?;
+        if all.len() + signed.len() > super::engine::MAX_NETWORK_OPS {
+            return Err(Error::NotAllowed(format!(
+                "a network holds at most {} membership operations",
+                super::engine::MAX_NETWORK_OPS
+            )));
+        }
         all.extend(signed.iter().cloned());
         let root = store::network_root(&self.reader.lock(), network)?;
         let after = membership::resolve_network(network, root.as_ref(), &all);
@@ -442,6 +449,16 @@ impl Device {
                     _ => false,
                 }
         }))
+    }
+
+    /// Wipes every network this device's own copy of the membership says it was removed from
+    /// (the removal reached it by ordinary sync): at its next contact, before anything else.
+    pub(crate) fn wipe_removed_networks(&self) -> Result<Vec<DocId>, Error> {
+        let networks = store::networks_removed_from(&self.reader.lock(), &self.device_key())?;
+        for n in &networks {
+            self.wipe_network(*n)?;
+        }
+        Ok(networks)
     }
 
     /// Wipes this device's copy of a network it was removed from: the network document (and so

@@ -276,6 +276,11 @@ impl RelayStore for DeviceRelay<'_> {
 
     fn local_networks(&mut self) -> Result<Vec<(NetworkAccess, Roster)>, RelayError> {
         let me = self.device.device_key();
+        // A removal that reached this device by ordinary sync takes effect at its next relay
+        // sync, before anything is pushed.
+        for n in self.device.wipe_removed_networks().map_err(failed)? {
+            tracing::warn!(network = %n, "removed from the network (by its own membership): wiped");
+        }
         let mut out = Vec::new();
         for (id, kind) in self.device.document_ids().map_err(failed)? {
             if kind != DocKind::Network {
@@ -308,6 +313,12 @@ impl RelayStore for DeviceRelay<'_> {
             }
         }
         Ok(out)
+    }
+
+    fn is_admin(&mut self, net: &NetworkAccess, device: &PublicKey) -> bool {
+        self.device
+            .membership(net.network)
+            .is_ok_and(|(m, _)| m.is_admin(&crate::ids::DeviceKey::from_bytes(*device)))
     }
 
     fn removed(&mut self, net: &NetworkAccess, roster: &Roster) -> Result<bool, RelayError> {

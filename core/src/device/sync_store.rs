@@ -285,6 +285,9 @@ impl Device {
 
 impl SyncStore for &Device {
     fn shared_networks(&mut self, peer: &DeviceKey) -> Result<Vec<DocId>, StoreFailure> {
+        // A removal that reached this device by ordinary sync takes effect at its next
+        // meeting, before anything is offered.
+        self.wipe_removed_networks().map_err(storage)?;
         store::shared_networks(&self.reader.lock(), &self.device_key(), peer)
             .map_err(|e| StoreFailure::Storage(e.to_string()))
     }

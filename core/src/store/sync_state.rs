@@ -159,6 +159,18 @@ pub(crate) fn network_inventory(
     Ok(out)
 }
 
+/// Networks `me` was removed from (and is not back in), by its own copy of their membership.
+pub(crate) fn networks_removed_from(conn: &Connection, me: &DeviceKey) -> Result<Vec<DocId>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT r.network_id FROM network_removed r WHERE r.device = ?1
+           AND NOT EXISTS (SELECT 1 FROM network_devices d
+                           WHERE d.network_id = r.network_id AND d.device = ?1)
+         ORDER BY r.network_id",
+    )?;
+    let rows = stmt.query_map([me.as_bytes()], |r| doc_id_col(r, 0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
 /// Networks this device is in that `peer` was removed from.
 pub(crate) fn networks_removing(
     conn: &Connection,
