@@ -480,24 +480,8 @@ impl RelayStore for DeviceRelay<'_> {
                     .map(|(e, k)| (*e, crypto::network_doc_key(k)))
                     .collect()
             } else {
-                // The content key may be in a network document still in a batch.
-                let mut refresh = false;
-                if batch.ids.contains(&net.network) {
-                    self.flush(net, &mut batch, &mut applied)?;
-                    refresh = true;
-                }
-                if held.ids.contains(&net.network) {
-                    self.flush_held(net, &mut held, &mut applied)?;
-                    refresh = true;
-                }
-                if refresh {
-                    held_keys = match self.device.network_keys(net.network) {
-                        Ok((_, k)) if !k.is_empty() => k,
-                        Ok(_) => held_keys,
-                        Err(e) if is_local(&e) => return Err(failed(e)),
-                        Err(_) => held_keys,
-                    };
-                }
+                // (A pulled network document is stored, and the keys read again, as soon as it
+                // comes: see below.)
                 let key_id = match crypto::blob_key_id(&b.bytes) {
                     Ok(k) => k,
                     Err(e) => {
