@@ -1,4 +1,6 @@
-//! Identifiers: document, note, member and item ids (16 random bytes) and device keys.
+//! Identifiers: the ids themselves live in the relay protocol crate (signed membership, which
+//! the relay checks too, is made of them) and are re-exported here; this module owns where the
+//! device's fresh ids and keys come from.
 //!
 //! Owns parsing and display of every id that crosses the API ("parse, don't validate"). Ids are
 //! shown as base58check, like automerge-repo's `automerge:` URLs, so a mistyped id is caught by
@@ -9,46 +11,15 @@
 
 use std::{
     fmt,
-    str::FromStr,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
 };
 
-/// Why a string is not a valid id.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ParseIdError {
-    /// Not base58check (bad alphabet or checksum).
-    #[error("`{0}` is not a valid {1} (bad base58check encoding)")]
-    Encoding(String, &'static str),
-    /// Decoded to the wrong number of bytes.
-    #[error("`{0}` is not a valid {1} (expected {2} bytes)")]
-    Length(String, &'static str, usize),
-}
-
-/// Fills `N` bytes from the OS random source.
-///
-/// If the OS source fails (it does not on the platforms we ship to), ids fall back to a hash
-/// of time, a process-wide counter and the process id: still unique, which is all an id needs.
-/// Secret keys never use this path; see [`crate::identity`].
-pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut buf = [0u8; N];
-    if getrandom::fill(&mut buf).is_err() {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let mut hasher = blake3::Hasher::new();
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        hasher.update(&nanos.to_le_bytes());
-        hasher.update(&COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
-        hasher.update(&std::process::id().to_le_bytes());
-        hasher.finalize_xof().fill(&mut buf);
-    }
-    buf
-}
+pub use nabij_relay_proto::ids::{
+    DeviceKey, DocId, IdSource, ItemId, MemberId, NoteId, ParseIdError, random_bytes,
+};
 
 /// Where a device's fresh ids (documents, notes, items, its member id) and, at the first open
 /// of its store, its secret key come from.
@@ -141,142 +112,9 @@ impl fmt::Debug for Randomness {
     }
 }
 
-macro_rules! id16 {
-    ($(#[$meta:meta])* $name:ident, $what:literal) => {
-        $(#[$meta])*
-        #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub struct $name([u8; 16]);
-
-        impl $name {
-            /// A fresh random id (from the OS random source).
-            pub fn random() -> Self {
-                Self(random_bytes())
-            }
-            /// A fresh id from `source` (seeded in deterministic tests).
-            pub fn random_from(source: &Randomness) -> Self {
-                Self(source.id_bytes())
-            }
-            /// The id from its 16 bytes.
-            pub fn from_bytes(bytes: [u8; 16]) -> Self {
-                Self(bytes)
-            }
-            /// The id from a byte slice, if it is 16 bytes long.
-            pub fn from_slice(bytes: &[u8]) -> Result<Self, ParseIdError> {
-                <[u8; 16]>::try_from(bytes)
-                    .map(Self)
-                    .map_err(|_| ParseIdError::Length(hex::encode(bytes), $what, 16))
-            }
-            /// The id's bytes.
-            pub fn as_bytes(&self) -> &[u8; 16] {
-                &self.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&bs58::encode(&self.0).with_check().into_string())
-            }
-        }
-
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}({})", stringify!($name), self)
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = ParseIdError;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                let bytes = bs58::decode(s.trim())
-                    .with_check(None)
-                    .into_vec()
-                    .map_err(|_| ParseIdError::Encoding(s.to_string(), $what))?;
-                <[u8; 16]>::try_from(bytes.as_slice())
-                    .map(Self)
-                    .map_err(|_| ParseIdError::Length(s.to_string(), $what, 16))
-            }
-        }
-
-        impl serde::Serialize for $name {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.collect_str(self)
-            }
-        }
-    };
-}
-
-id16!(
-    /// A document: one case (with its notes), learning point, meeting or network.
-    DocId,
-    "document id"
-);
-id16!(
-    /// A note inside a case document.
-    NoteId,
-    "note id"
-);
-id16!(
-    /// A member of a network: a person, who may use several devices.
-    MemberId,
-    "member id"
-);
-id16!(
-    /// An item inside a document: an agreement, opgave, turning point, actor, source, perspective.
-    ItemId,
-    "item id"
-);
-
-/// A device's Ed25519 public key: its identity, and the Automerge actor id it writes with.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct DeviceKey([u8; 32]);
-
-impl DeviceKey {
-    /// The key from its 32 bytes.
-    pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(bytes)
-    }
-    /// The key from a byte slice, if it is 32 bytes long (e.g. an Automerge actor id).
-    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
-        <[u8; 32]>::try_from(bytes).ok().map(Self)
-    }
-    /// The key's bytes.
-    pub fn as_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-    /// The first characters of the key, enough to tell devices apart on a screen.
-    pub fn short(&self) -> String {
-        self.to_string().chars().take(8).collect()
-    }
-}
-
-impl fmt::Display for DeviceKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&bs58::encode(&self.0).with_check().into_string())
-    }
-}
-
-impl fmt::Debug for DeviceKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DeviceKey({})", self)
-    }
-}
-
-impl FromStr for DeviceKey {
-    type Err = ParseIdError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bytes = bs58::decode(s.trim())
-            .with_check(None)
-            .into_vec()
-            .map_err(|_| ParseIdError::Encoding(s.to_string(), "device key"))?;
-        <[u8; 32]>::try_from(bytes.as_slice())
-            .map(Self)
-            .map_err(|_| ParseIdError::Length(s.to_string(), "device key", 32))
-    }
-}
-
-impl serde::Serialize for DeviceKey {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+impl IdSource for Randomness {
+    fn id16(&self) -> [u8; 16] {
+        self.id_bytes()
     }
 }
 

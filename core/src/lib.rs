@@ -36,7 +36,7 @@ pub mod error;
 pub mod identity;
 pub mod ids;
 pub mod invitation;
-pub mod membership;
+pub use nabij_relay_proto::membership;
 pub mod model;
 #[cfg(feature = "quic")]
 pub mod net;

@@ -376,15 +376,21 @@ impl<S: RelayStore> RelaySession<S> {
                 continue;
             }
             // The roster comes from the signed membership: register it when the relay's differs
-            // and this device has seen at least as much of the membership as its signer had,
+            // (devices, or operations it lacks) and this device has seen at least as much of the
+            // membership as its signer had,
             // as the next in line (the relay takes it only from an admin of the one it has).
-            let differs = theirs.is_none_or(|t| t.devices != roster.devices);
+            let differs = theirs.is_none_or(|t| {
+                t.devices != roster.devices || roster.ops.iter().any(|o| !t.ops.contains(o))
+            });
             // How much its signer had seen counts only if the signer is an admin as this device
             // knows the membership (a removed admin must not keep the roster by claiming more).
             let signer = signers.iter().find(|(n, _)| *n == access.relay_id).map(|(_, s)| *s);
             let trusted = signer.is_some_and(|s| self.store.is_admin(&access, &s));
             let fresher = theirs.is_none_or(|t| roster.known >= t.known || !trusted);
-            let may = theirs.is_none_or(|t| t.lists_admin(&me));
+            // The relay takes the next roster from an admin of the membership it resolves (not
+            // of the roster's word, which an admin gone bad may have written): ask when this
+            // device is one in its own view.
+            let may = theirs.is_none() || self.store.is_admin(&access, &me);
             if let Some(t) = theirs {
                 access.offered = self.store.offered_keys(&access, t);
             }

@@ -1,6 +1,6 @@
 //! The relay's side: arbitrary bytes, cut at fuzzer-chosen points, read as frames of requests
 //! from one of three devices, and answered by the relay's rules over in-memory storage (one
-//! network whose roster lists two of the devices is registered first).
+//! network whose signed membership has two of the devices is registered first).
 //!
 //! Checks: no panic; bytes that are not frames of requests get a typed error from the reader
 //! or the decoder, never a partial request; every request gets exactly one answer, and every
@@ -8,16 +8,38 @@
 //! sees none of it; what a pull returns lies after its cursor, in order, within the network.
 #![no_main]
 
+use std::sync::LazyLock;
+
 use ed25519_dalek::SigningKey;
 use libfuzzer_sys::fuzz_target;
 use nabij_fuzz::pieces;
 use nabij_relay_proto::{
+    membership::{self, Change, Role, SignedOp},
     roster::{Roster, RosterDevice},
     wire::{self, FrameReader, Refusal, Request, Response},
 };
 use nabij_sync_server::{Limits, Relay, storage::MemoryStorage};
 
 const NETWORK: [u8; 32] = [0xAA; 32];
+
+/// The network's membership, signed once (signing is most of the cost of an iteration): the
+/// first device founds it under `NETWORK` and adds the second; the third is no device of it.
+static OPS: LazyLock<Vec<Vec<u8>>> = LazyLock::new(|| {
+    let founder = SigningKey::from_bytes(&[1; 32]);
+    let (me, them) = ([1; 16], [2; 16]);
+    let id = membership::genesis_network_id(&founder, &NETWORK, &me, "Anna");
+    let sign = |parents: &[membership::OpId], change| {
+        SignedOp::sign(&founder, id, parents, change).expect("an operation signs")
+    };
+    let g = sign(&[], Change::Genesis { key_commitment: NETWORK, member: me, name: "Anna".into() });
+    let add = sign(
+        &[g.id()],
+        Change::AddMember { member: them, name: "Bram".into(), role: Role::Member },
+    );
+    let device = SigningKey::from_bytes(&[2; 32]).verifying_key().to_bytes();
+    let dev = sign(&[add.id()], Change::AddDevice { member: them, device });
+    [g, add, dev].iter().map(|o| o.blinded().to_vec()).collect()
+});
 const MAX_FRAME: usize = 64 * 1024;
 
 fuzz_target!(|data: &[u8]| {
@@ -36,6 +58,7 @@ fuzz_target!(|data: &[u8]| {
             .map(|d| RosterDevice { key: *d, sealed: vec![1; 80], admin: true, removed: false })
             .collect(),
         removals: Vec::new(),
+        ops: OPS.clone(),
     }
     .sign(&keys[0])
     .expect("sign");

@@ -5,10 +5,12 @@
 //! Owns authorisation, roster replacement, quotas and blob checks. Knows nothing of sockets
 //! or of how storage is implemented; never sees plaintext (there is none to see).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use nabij_relay_proto::{
     NetworkId, PublicKey,
+    ids::DeviceKey,
+    membership::{self, Change, MAX_OPS, Membership, OpId, SignedOp},
     roster::SignedRoster,
     wire::{Refusal, Request, Response, blob_id},
 };
@@ -26,6 +28,51 @@ const PULL_MAX_BLOBS: usize = 4096;
 pub struct Relay<S> {
     storage: S,
     limits: Limits,
+}
+
+/// The operations the relay keeps for `network` (`known`, then those of `new` it lacks, in
+/// order) and the membership they resolve to. The network's genesis is the first of them
+/// whose key commitment is the network's relay id (the first registered wins: a later one,
+/// whoever signs it, is a different network); operations of any other network are refused,
+/// so no one can fill a network's list with another's.
+fn membership_at_relay(
+    network: &NetworkId,
+    known: Vec<Vec<u8>>,
+    new: &[Vec<u8>],
+) -> Result<(Vec<Vec<u8>>, Membership), String> {
+    let decode = |b: &[u8]| SignedOp::decode(b).map_err(|e| e.to_string());
+    let mut decoded: Vec<SignedOp> = known.iter().map(|b| decode(b)).collect::<Result<_, _>>()?;
+    let mut ops = known;
+    let mut ids: HashSet<OpId> = decoded.iter().map(SignedOp::id).collect();
+    // A fresh network: its genesis goes first (the smallest id, if a roster brings several).
+    let mut fresh: Vec<SignedOp> = new.iter().map(|b| decode(b)).collect::<Result<_, _>>()?;
+    if decoded.is_empty() {
+        fresh.sort_by_key(|op| (!is_genesis_for(op, network), op.id()));
+    }
+    for op in fresh {
+        if ids.insert(op.id()) {
+            ops.push(op.blinded().to_vec());
+            decoded.push(op);
+        }
+    }
+    if ops.len() > MAX_OPS {
+        return Err(format!("more than {MAX_OPS} membership operations"));
+    }
+    let genesis = decoded
+        .first()
+        .filter(|op| is_genesis_for(op, network))
+        .ok_or("no genesis for this network among the membership operations")?;
+    if decoded.iter().any(|op| op.network() != genesis.network()) {
+        return Err("membership operations of another network".into());
+    }
+    let m = membership::resolve(genesis.network(), genesis.id(), &decoded);
+    Ok((ops, m))
+}
+
+/// Whether `op` is a signed genesis that commits to the relay id `network`.
+fn is_genesis_for(op: &SignedOp, network: &NetworkId) -> bool {
+    matches!(op.change(), Change::Genesis { key_commitment, .. } if key_commitment == network)
+        && op.signature_holds()
 }
 
 fn refused(reason: Refusal, detail: impl Into<String>) -> Response {
@@ -113,10 +160,7 @@ impl<S: Storage> Relay<S> {
             None => {
                 let ok = match self.storage.roster(network) {
                     // Removed devices are listed (to find their removal), not admitted.
-                    Ok(Some(r)) => {
-                        r.devices.contains(device)
-                            && r.signed.verify().is_ok_and(|x| x.lists_active(device))
-                    }
+                    Ok(Some(r)) => r.active.binary_search(device).is_ok(),
                     Ok(None) => false,
                     Err(e) => {
                         tracing::error!(error = %e, "roster lookup failed");
@@ -182,15 +226,22 @@ impl<S: Storage> Relay<S> {
                 return refused(Refusal::Unavailable, "storage failed");
             }
         };
+        // Every operation the relay was ever given for the network, with the roster's: who may
+        // do what is decided by the membership they resolve to, never by the roster's word.
+        let known = current.as_ref().map(|c| c.ops.clone()).unwrap_or_default();
+        let (ops, m) = match membership_at_relay(&roster.network, known, &roster.ops) {
+            Ok(x) => x,
+            Err(why) => return refused(Refusal::BadRoster, why),
+        };
+        let me = DeviceKey::from_bytes(*device);
+        if m.member_of(&me).is_none() {
+            return refused(Refusal::NotOnRoster, "not a device of the network's membership");
+        }
         if let Some(current) = &current {
-            if !current.devices.contains(device)
-                || !current.signed.verify().is_ok_and(|r| r.lists_active(device))
-            {
-                return refused(Refusal::NotOnRoster, "not on the registered roster");
-            }
-            // Only an admin of the registered roster replaces it: a member cannot list only
-            // itself and lock the others out.
-            if !current.signed.verify().is_ok_and(|r| r.lists_admin(device)) {
+            // Only an admin replaces a roster (and the sealed keys it carries): a member cannot
+            // list only itself, and no one can take the admins' place without a signed
+            // operation every device sees.
+            if !m.is_admin(&me) {
                 return refused(Refusal::BadRoster, "only an admin's device replaces a roster");
             }
             if roster.issued_at <= current.issued_at {
@@ -208,15 +259,26 @@ impl<S: Storage> Relay<S> {
         } else if roster.issued_at != 1 {
             return refused(Refusal::BadRoster, "a network's first roster is number 1");
         }
+        let mut active: Vec<PublicKey> = m.devices().map(|d| *d.as_bytes()).collect();
+        active.sort();
+        // Listed: the active devices, and the removed ones (so that one that asks finds its
+        // removal in the roster, and wipes the network).
+        let mut devices: Vec<PublicKey> = active.clone();
+        devices.extend(m.removed_devices.keys().map(|d| *d.as_bytes()));
+        devices.sort();
+        devices.dedup();
         let stored = StoredRoster {
             signed: signed.clone(),
             issued_at: roster.issued_at,
-            devices: roster.devices.iter().map(|d| d.key).collect(),
+            devices,
+            active,
+            ops,
         };
         match self.storage.put_roster(&roster.network, &stored) {
             Ok(()) => {
                 tracing::info!(
-                    devices = stored.devices.len(),
+                    devices = stored.active.len(),
+                    operations = stored.ops.len(),
                     replaced = current.is_some(),
                     "registered a roster"
                 );
@@ -247,7 +309,11 @@ impl<S: Storage> Relay<S> {
 #[cfg(test)]
 mod tests {
     use ed25519_dalek::SigningKey;
-    use nabij_relay_proto::roster::{Roster, RosterDevice};
+    use nabij_relay_proto::{
+        ids::DocId,
+        membership::Role,
+        roster::{Roster, RosterDevice},
+    };
 
     use super::*;
     use crate::storage::MemoryStorage;
@@ -260,28 +326,70 @@ mod tests {
         k.verifying_key().to_bytes()
     }
 
-    fn roster(
-        network: NetworkId,
-        at: i64,
-        devices: &[&SigningKey],
-        signer: &SigningKey,
-    ) -> Request {
-        let roster = Roster {
-            network,
-            issued_at: at,
-            known: 0,
-            devices: devices
-                .iter()
-                .map(|d| RosterDevice {
-                    key: pk(d),
-                    sealed: vec![7; 80],
-                    admin: true,
-                    removed: false,
-                })
-                .collect(),
-            removals: Vec::new(),
-        };
-        Request::Register { roster: roster.sign(signer).unwrap() }
+    /// A network's membership as its admins sign it: `a` (device 1) founds it under the relay
+    /// id `net`.
+    struct Net {
+        id: DocId,
+        relay: NetworkId,
+        ops: Vec<SignedOp>,
+    }
+
+    impl Net {
+        fn new(relay: NetworkId, founder: &SigningKey) -> Net {
+            let (member, name) = ([1; 16], "Anna");
+            let id = membership::genesis_network_id(founder, &relay, &member, name);
+            let genesis = SignedOp::sign(
+                founder,
+                id,
+                &[],
+                Change::Genesis { key_commitment: relay, member, name: name.into() },
+            )
+            .unwrap();
+            Net { id, relay, ops: vec![genesis] }
+        }
+
+        /// `by` signs `change` after every operation so far.
+        fn sign(&mut self, by: &SigningKey, change: Change) -> SignedOp {
+            let parents: Vec<OpId> = self.ops.iter().map(SignedOp::id).collect();
+            let op = SignedOp::sign(by, self.id, &parents, change).unwrap();
+            self.ops.push(op.clone());
+            op
+        }
+
+        /// `by` adds `who` (member `n`) with one device and `role`.
+        fn add(&mut self, by: &SigningKey, who: &SigningKey, n: u8, role: Role) {
+            let member = [n; 16];
+            self.sign(by, Change::AddMember { member, name: format!("lid {n}"), role });
+            self.sign(by, Change::AddDevice { member, device: pk(who) });
+        }
+
+        /// A roster numbered `at`, signed by `signer`, carrying `ops` and listing `devices` (all
+        /// as admins: the relay must not believe it).
+        fn roster(
+            &self,
+            at: i64,
+            ops: &[SignedOp],
+            devices: &[&SigningKey],
+            signer: &SigningKey,
+        ) -> Request {
+            let roster = Roster {
+                network: self.relay,
+                issued_at: at,
+                known: 0,
+                devices: devices
+                    .iter()
+                    .map(|d| RosterDevice {
+                        key: pk(d),
+                        sealed: vec![7; 80],
+                        admin: true,
+                        removed: false,
+                    })
+                    .collect(),
+                removals: Vec::new(),
+                ops: ops.iter().map(|o| o.bytes().to_vec()).collect(),
+            };
+            Request::Register { roster: roster.sign(signer).unwrap() }
+        }
     }
 
     fn relay(quota: u64) -> Relay<MemoryStorage> {
@@ -295,35 +403,37 @@ mod tests {
         }
     }
 
+    fn pull(net: &Net) -> Request {
+        Request::Pull { network: net.relay, after: 0, max_bytes: 1 << 20 }
+    }
+
     #[test]
-    fn only_devices_on_the_roster_push_and_pull_and_newer_rosters_replace() {
+    fn only_devices_of_the_membership_push_and_pull_and_newer_rosters_replace() {
         let r = relay(1 << 30);
         let (a, b, c) = (device(1), device(2), device(3));
-        let net = [5; 32];
+        let mut net = Net::new([5; 32], &a);
         // A network's first roster is number 1.
-        let out = r.handle(&pk(&a), vec![roster(net, 10, &[&a], &a)]);
+        let out = r.handle(&pk(&a), vec![net.roster(10, &net.ops, &[&a], &a)]);
         assert_eq!(reason(&out[0]), Some(Refusal::BadRoster));
-        let out = r.handle(&pk(&a), vec![roster(net, 1, &[&a], &a)]);
+        let out = r.handle(&pk(&a), vec![net.roster(1, &net.ops, &[&a], &a)]);
         assert!(matches!(out[0], Response::Registered { issued_at: 1, .. }));
 
-        let push = |n: u8| Request::Push { network: net, doc: [1; 32], blob: vec![n; 100] };
-        let out = r.handle(
-            &pk(&b),
-            vec![push(1), Request::Pull { network: net, after: 0, max_bytes: 1 << 20 }],
-        );
+        let push = |n: u8| Request::Push { network: [5; 32], doc: [1; 32], blob: vec![n; 100] };
+        let out = r.handle(&pk(&b), vec![push(1), pull(&net)]);
         assert_eq!(reason(&out[0]), Some(Refusal::NotOnRoster));
         assert_eq!(reason(&out[1]), Some(Refusal::NotOnRoster));
 
-        // b may not add itself; a's next roster adds b; the same number again is stale; one
-        // that skips ahead (to freeze the others out) is refused.
-        let out = r.handle(&pk(&b), vec![roster(net, 2, &[&a, &b], &b)]);
+        // b may not add itself, not even by listing itself; a signs b in; the same number
+        // again is stale; one that skips ahead (to freeze the others out) is refused.
+        let out = r.handle(&pk(&b), vec![net.roster(2, &net.ops, &[&a, &b], &b)]);
         assert_eq!(reason(&out[0]), Some(Refusal::NotOnRoster));
+        net.add(&a, &b, 2, Role::Member);
         let out = r.handle(
             &pk(&a),
             vec![
-                roster(net, 2, &[&a, &b], &a),
-                roster(net, 2, &[&a, &b, &c], &a),
-                roster(net, i64::MAX, &[&a, &b, &c], &a),
+                net.roster(2, &net.ops, &[&a, &b], &a),
+                net.roster(2, &net.ops, &[&a, &b, &c], &a),
+                net.roster(i64::MAX, &net.ops, &[&a, &b, &c], &a),
             ],
         );
         assert!(matches!(out[0], Response::Registered { .. }));
@@ -332,10 +442,7 @@ mod tests {
 
         // Each push is answered with its own outcome, in order. (What storage promises about
         // them, dedup included, is checked on every store by `storage::conformance`.)
-        let out = r.handle(
-            &pk(&b),
-            vec![push(1), push(2), Request::Pull { network: net, after: 0, max_bytes: 1 << 20 }],
-        );
+        let out = r.handle(&pk(&b), vec![push(1), push(2), pull(&net)]);
         let seqs: Vec<u64> = out[..2]
             .iter()
             .map(|r| match r {
@@ -351,20 +458,101 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        // c sees nothing of this network.
+        // c sees nothing of this network; b, a member, may not replace the roster.
         match &r.handle(&pk(&c), vec![Request::Networks])[0] {
             Response::Networks { rosters } => assert!(rosters.is_empty()),
             other => panic!("{other:?}"),
         }
+        let out = r.handle(&pk(&b), vec![net.roster(3, &net.ops, &[&a, &b], &b)]);
+        assert_eq!(reason(&out[0]), Some(Refusal::BadRoster));
+    }
+
+    /// The lock-out an admin gone bad tried: a roster that lists it as the only admin, or drops
+    /// the others, or forgets the operations that made them. The relay goes by the signed
+    /// membership, so the others keep their place and the next admin's roster is taken.
+    #[test]
+    fn a_roster_cannot_take_the_admins_place_or_drop_devices() {
+        let r = relay(1 << 30);
+        let (a, b, x) = (device(1), device(2), device(3));
+        let mut net = Net::new([8; 32], &a);
+        net.add(&a, &b, 2, Role::Member);
+        net.add(&a, &x, 3, Role::Admin);
+        let out = r.handle(&pk(&a), vec![net.roster(1, &net.ops, &[&a, &b, &x], &a)]);
+        assert!(matches!(out[0], Response::Registered { .. }));
+
+        // x registers the next roster: only itself, and only the genesis and its own adding.
+        let mine: Vec<SignedOp> = net.ops.iter().take(1).chain(&net.ops[3..]).cloned().collect();
+        let out = r.handle(&pk(&x), vec![net.roster(2, &mine, &[&x], &x)]);
+        assert!(matches!(out[0], Response::Registered { .. }), "x is an admin: {out:?}");
+        let push = Request::Push { network: net.relay, doc: [1; 32], blob: vec![1; 100] };
+        for d in [&a, &b] {
+            let out = r.handle(&pk(d), vec![push.clone(), pull(&net)]);
+            assert!(matches!(out[0], Response::Stored { .. }), "{out:?}");
+            assert!(matches!(out[1], Response::Blobs { .. }), "{out:?}");
+        }
+        // a, still an admin, registers the next one; once a removes x, x is refused.
+        net.sign(
+            &a,
+            Change::RemoveMember { member: [3; 16], reason: membership::Reason::Compromised },
+        );
+        let out = r.handle(&pk(&a), vec![net.roster(3, &net.ops, &[&a, &b], &a)]);
+        assert!(matches!(out[0], Response::Registered { .. }), "{out:?}");
+        let out = r.handle(&pk(&x), vec![push, pull(&net), net.roster(4, &mine, &[&x], &x)]);
+        assert_eq!(reason(&out[0]), Some(Refusal::NotOnRoster));
+        assert_eq!(reason(&out[1]), Some(Refusal::NotOnRoster));
+        assert_eq!(reason(&out[2]), Some(Refusal::NotOnRoster));
+        // x still finds the roster (to learn of its removal).
+        match &r.handle(&pk(&x), vec![Request::Networks])[0] {
+            Response::Networks { rosters } => assert_eq!(rosters.len(), 1),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// A network's genesis at the relay commits to its relay id; operations of another network,
+    /// or a roster with no genesis, are refused; the relay keeps no names.
+    #[test]
+    fn the_genesis_binds_the_network_and_the_relay_learns_no_names() {
+        let r = relay(1 << 30);
+        let (a, m) = (device(1), device(4));
+        let net = Net::new([9; 32], &a);
+        // No genesis: nothing to go by.
+        let mut lone = Net::new([9; 32], &a);
+        lone.ops.remove(0);
+        let out = r.handle(&pk(&a), vec![lone.roster(1, &[], &[&a], &a)]);
+        assert_eq!(reason(&out[0]), Some(Refusal::BadRoster));
+        // A genesis that commits to another relay id does not found this network.
+        let other = Net::new([10; 32], &m);
+        let mut wrong = other.roster(1, &other.ops, &[&m], &m);
+        if let Request::Register { roster } = &mut wrong {
+            let mut body: Roster = postcard::from_bytes(&roster.body).unwrap();
+            body.network = [9; 32];
+            *roster = body.sign(&m).unwrap();
+        }
+        assert_eq!(reason(&r.handle(&pk(&m), vec![wrong])[0]), Some(Refusal::BadRoster));
+
+        let out = r.handle(&pk(&a), vec![net.roster(1, &net.ops, &[&a], &a)]);
+        assert!(matches!(out[0], Response::Registered { .. }), "{out:?}");
+        // Another genesis for the same relay id (a second network, whoever made it) does not
+        // join this one's list.
+        let mut squat = Net::new([9; 32], &m);
+        squat.ops.extend(net.ops.clone());
+        let mixed = squat.roster(2, &squat.ops, &[&a], &a);
+        assert_eq!(reason(&r.handle(&pk(&a), vec![mixed])[0]), Some(Refusal::BadRoster));
+
+        let stored = r.storage().roster(&[9; 32]).unwrap().unwrap();
+        assert_eq!(stored.ops.len(), 1);
+        let name = b"Anna";
+        assert!(!stored.ops[0].windows(name.len()).any(|w| w == name), "the relay keeps no names");
+        assert!(net.ops[0].bytes().windows(name.len()).any(|w| w == name), "devices do");
     }
 
     #[test]
     fn quotas_sizes_and_forged_rosters_are_refused() {
         let r = relay(250);
         let a = device(1);
-        let net = [6; 32];
-        r.handle(&pk(&a), vec![roster(net, 1, &[&a], &a)]);
-        let push = |n: u8| Request::Push { network: net, doc: [1; 32], blob: vec![n; 100] };
+        let net = Net::new([6; 32], &a);
+        r.handle(&pk(&a), vec![net.roster(1, &net.ops, &[&a], &a)]);
+        let push = |n: u8| Request::Push { network: [6; 32], doc: [1; 32], blob: vec![n; 100] };
         // The configured quota reaches storage and its refusal reaches the device (how the
         // quota counts is storage's rule, in `storage::conformance`).
         let out = r.handle(&pk(&a), vec![push(1), push(2), push(3)]);
@@ -372,13 +560,14 @@ mod tests {
         assert!(matches!(out[1], Response::Stored { .. }));
         assert_eq!(reason(&out[2]), Some(Refusal::QuotaExceeded));
         let big = Request::Push {
-            network: net,
+            network: [6; 32],
             doc: [1; 32],
             blob: vec![0; r.limits().max_blob_bytes + 1],
         };
         assert_eq!(reason(&r.handle(&pk(&a), vec![big])[0]), Some(Refusal::TooLarge));
 
-        let Request::Register { mut roster } = roster([7; 32], 1, &[&a], &a) else {
+        let other = Net::new([7; 32], &a);
+        let Request::Register { mut roster } = other.roster(1, &other.ops, &[&a], &a) else {
             unreachable!()
         };
         roster.body[0] ^= 1;

@@ -17,7 +17,7 @@ use crate::storage::{NewBlob, PutOutcome, Storage, StorageError, StoredRoster};
 
 /// `PRAGMA application_id` of a relay database ("NBJR").
 const APPLICATION_ID: i32 = 0x4E42_4A52;
-const SCHEMA_VERSION: u32 = 1;
+const SCHEMA_VERSION: u32 = 2;
 const READERS: usize = 4;
 
 const SCHEMA: &str = "
@@ -26,11 +26,13 @@ CREATE TABLE rosters (
     issued_at INTEGER NOT NULL,
     body BLOB NOT NULL,
     signer BLOB NOT NULL,
-    signature BLOB NOT NULL
+    signature BLOB NOT NULL,
+    ops BLOB NOT NULL DEFAULT x''
 ) WITHOUT ROWID;
 CREATE TABLE roster_devices (
     device BLOB NOT NULL,
     network BLOB NOT NULL,
+    active INTEGER NOT NULL DEFAULT 1,
     PRIMARY KEY (device, network)
 ) WITHOUT ROWID;
 CREATE INDEX roster_devices_by_network ON roster_devices (network);
@@ -93,6 +95,51 @@ impl SqliteStorage {
                 tx.commit()?;
             }
             (APPLICATION_ID, SCHEMA_VERSION) => {}
+            // Schema 1 kept no membership operations: its rosters stay as registered, their
+            // devices admitted as each roster said, until an admin registers one with them.
+            (APPLICATION_ID, 1) => {
+                let tx = writer.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+                tx.execute_batch(
+                    "ALTER TABLE rosters ADD COLUMN ops BLOB NOT NULL DEFAULT x'';
+                     ALTER TABLE roster_devices ADD COLUMN active INTEGER NOT NULL DEFAULT 1;",
+                )?;
+                let rosters: Vec<(Vec<u8>, SignedRoster)> = {
+                    let mut stmt =
+                        tx.prepare("SELECT network, body, signer, signature FROM rosters")?;
+                    let rows = stmt.query_map([], |r| {
+                        Ok((r.get::<_, Vec<u8>>(0)?, r.get(1)?, r.get::<_, Vec<u8>>(2)?, r.get(3)?))
+                    })?;
+                    let mut out = Vec::new();
+                    for row in rows {
+                        let (network, body, signer, signature) = row?;
+                        out.push((
+                            network,
+                            SignedRoster { body, signer: key32(signer)?, signature },
+                        ));
+                    }
+                    out
+                };
+                for (network, signed) in rosters {
+                    let roster = signed.verify().ok();
+                    let mut stmt =
+                        tx.prepare("SELECT device FROM roster_devices WHERE network = ?1")?;
+                    let devices = stmt
+                        .query_map([&network], |r| r.get::<_, Vec<u8>>(0))?
+                        .collect::<Result<Vec<_>, _>>()?;
+                    for d in devices {
+                        let active = match (&roster, <[u8; 32]>::try_from(d.as_slice())) {
+                            (Some(r), Ok(k)) => r.lists_active(&k),
+                            _ => false,
+                        };
+                        tx.execute(
+                            "UPDATE roster_devices SET active = ?1 WHERE network = ?2 AND device = ?3",
+                            params![active, &network, &d],
+                        )?;
+                    }
+                }
+                tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+                tx.commit()?;
+            }
             (APPLICATION_ID, v) => {
                 return Err(StorageError(format!(
                     "relay database schema {v} is not {SCHEMA_VERSION}; use a matching relay"
@@ -165,47 +212,64 @@ impl Storage for SqliteStorage {
         self.with_reader(|c| {
             let row = c
                 .prepare_cached(
-                    "SELECT issued_at, body, signer, signature FROM rosters WHERE network = ?1",
+                    "SELECT issued_at, body, signer, signature, ops FROM rosters WHERE network = ?1",
                 )?
                 .query_row([&network[..]], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get::<_, Vec<u8>>(4)?))
                 })
                 .optional()?;
-            let Some((issued_at, body, signer, signature)) = row else { return Ok(None) };
+            let Some((issued_at, body, signer, signature, ops)) = row else { return Ok(None) };
+            let ops: Vec<Vec<u8>> = if ops.is_empty() {
+                Vec::new()
+            } else {
+                postcard::from_bytes(&ops)
+                    .map_err(|e| StorageError(format!("corrupt row: membership operations: {e}")))?
+            };
             // Sorted, as the roster lists them: it reads back as registered.
             let mut stmt = c.prepare_cached(
-                "SELECT device FROM roster_devices WHERE network = ?1 ORDER BY device",
+                "SELECT device, active FROM roster_devices WHERE network = ?1 ORDER BY device",
             )?;
-            let devices = stmt
-                .query_map([&network[..]], |r| r.get::<_, Vec<u8>>(0))?
-                .map(|d| key32(d?))
+            let rows = stmt
+                .query_map([&network[..]], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, bool>(1)?)))?
                 .collect::<Result<Vec<_>, _>>()?;
+            let (mut devices, mut active) = (Vec::new(), Vec::new());
+            for (d, is_active) in rows {
+                let d = key32(d)?;
+                devices.push(d);
+                if is_active {
+                    active.push(d);
+                }
+            }
             let signed = SignedRoster { body, signer: key32(signer)?, signature };
-            Ok(Some(StoredRoster { signed, issued_at, devices }))
+            Ok(Some(StoredRoster { signed, issued_at, devices, active, ops }))
         })
     }
 
     fn put_roster(&self, network: &NetworkId, roster: &StoredRoster) -> Result<(), StorageError> {
+        let ops = postcard::to_stdvec(&roster.ops)
+            .map_err(|e| StorageError(format!("encoding membership operations: {e}")))?;
         let mut w = self.writer.lock();
         let tx = w.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
-            "INSERT OR REPLACE INTO rosters (network, issued_at, body, signer, signature)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT OR REPLACE INTO rosters (network, issued_at, body, signer, signature, ops)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![
                 &network[..],
                 roster.issued_at,
                 roster.signed.body,
                 &roster.signed.signer[..],
-                roster.signed.signature
+                roster.signed.signature,
+                ops
             ],
         )?;
         tx.execute("DELETE FROM roster_devices WHERE network = ?1", [&network[..]])?;
         {
             let mut ins = tx.prepare_cached(
-                "INSERT OR IGNORE INTO roster_devices (device, network) VALUES (?1, ?2)",
+                "INSERT OR IGNORE INTO roster_devices (device, network, active) VALUES (?1, ?2, ?3)",
             )?;
             for d in &roster.devices {
-                ins.execute(params![&d[..], &network[..]])?;
+                let active = roster.active.binary_search(d).is_ok();
+                ins.execute(params![&d[..], &network[..], active])?;
             }
         }
         tx.commit()?;
@@ -343,6 +407,67 @@ mod tests {
         conformance::committed_state_survives_reopening(|| {
             SqliteStorage::open(dir.path()).expect("open")
         });
+    }
+
+    /// A relay database of schema 1 (rosters without membership operations) opens: its rosters
+    /// stay, a device its roster listed as removed is not admitted, the others are.
+    #[test]
+    fn a_schema_1_database_is_upgraded_in_place() {
+        use ed25519_dalek::SigningKey;
+        use nabij_relay_proto::roster::{Roster, RosterDevice};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (a, gone) = (SigningKey::from_bytes(&[1; 32]), SigningKey::from_bytes(&[2; 32]));
+        let entry = |k: &SigningKey, removed: bool| RosterDevice {
+            key: k.verifying_key().to_bytes(),
+            sealed: Vec::new(),
+            admin: !removed,
+            removed,
+        };
+        let signed = Roster {
+            network: [4; 32],
+            issued_at: 3,
+            known: 0,
+            devices: vec![entry(&a, false), entry(&gone, true)],
+            removals: Vec::new(),
+            ops: Vec::new(),
+        }
+        .sign(&a)
+        .expect("sign");
+        {
+            let c = Connection::open(dir.path().join("relay.db")).expect("open");
+            c.execute_batch(
+                "CREATE TABLE rosters (network BLOB PRIMARY KEY, issued_at INTEGER NOT NULL,
+                     body BLOB NOT NULL, signer BLOB NOT NULL, signature BLOB NOT NULL) WITHOUT ROWID;
+                 CREATE TABLE roster_devices (device BLOB NOT NULL, network BLOB NOT NULL,
+                     PRIMARY KEY (device, network)) WITHOUT ROWID;
+                 CREATE TABLE blobs (seq INTEGER PRIMARY KEY, network BLOB NOT NULL,
+                     doc BLOB NOT NULL, id BLOB NOT NULL, bytes BLOB NOT NULL);
+                 CREATE TABLE usage (network BLOB PRIMARY KEY, bytes INTEGER NOT NULL) WITHOUT ROWID;
+                 PRAGMA application_id = 1312967250; PRAGMA user_version = 1;",
+            )
+            .expect("schema 1");
+            c.execute(
+                "INSERT INTO rosters VALUES (?1, 3, ?2, ?3, ?4)",
+                params![&[4u8; 32][..], signed.body, &signed.signer[..], signed.signature],
+            )
+            .expect("roster");
+            for k in [&a, &gone] {
+                c.execute(
+                    "INSERT INTO roster_devices VALUES (?1, ?2)",
+                    params![&k.verifying_key().to_bytes()[..], &[4u8; 32][..]],
+                )
+                .expect("device");
+            }
+        }
+        let store = SqliteStorage::open(dir.path()).expect("upgraded");
+        let r = store.roster(&[4; 32]).expect("read").expect("kept");
+        assert_eq!(r.signed, signed);
+        assert_eq!(r.issued_at, 3);
+        assert_eq!(r.active, vec![a.verifying_key().to_bytes()]);
+        assert_eq!(r.devices.len(), 2);
+        assert!(r.ops.is_empty());
+        drop(store);
+        SqliteStorage::open(dir.path()).expect("opens again at schema 2");
     }
 
     /// What makes an acknowledgement mean "on disk": WAL with a full fsync at each commit.

@@ -35,8 +35,14 @@ pub struct StoredRoster {
     pub signed: SignedRoster,
     /// Its time of issue.
     pub issued_at: i64,
-    /// The devices it lists, sorted and each once (as on every verified roster).
+    /// The devices the network's membership names, active or removed, sorted and each once:
+    /// those that find the roster when they ask.
     pub devices: Vec<PublicKey>,
+    /// Those of `devices` that are active in the membership: they may push, pull and register.
+    pub active: Vec<PublicKey>,
+    /// Every signed membership operation the relay was given for the network (without names),
+    /// in the order it took them, the network's genesis first.
+    pub ops: Vec<Vec<u8>>,
 }
 
 /// A blob to store.

@@ -43,6 +43,36 @@ async fn promise_1_an_outsider_cannot_make_a_member_upload_under_its_key() {
         let one = crypto::seal_network_key(&rng, &key, network, 0, to).expect("seal");
         postcard::to_stdvec(&vec![(0u32, one.as_bytes().to_vec())]).expect("bundle")
     };
+    // The relay goes by signed membership: the outsider founds a network of its own under
+    // that relay id and signs the victim in as an admin.
+    let ops = {
+        use nabij_core::membership::{Change, Role, SignedOp, genesis_network_id};
+        let me = [42u8; 16];
+        let x = genesis_network_id(&outsider, &relay_id, &me, "Onbekend");
+        let genesis = SignedOp::sign(
+            &outsider,
+            x,
+            &[],
+            Change::Genesis { key_commitment: relay_id, member: me, name: "Onbekend".into() },
+        )
+        .expect("genesis");
+        let them = *victim.member_id().as_bytes();
+        let add = SignedOp::sign(
+            &outsider,
+            x,
+            &[genesis.id()],
+            Change::AddMember { member: them, name: "Sanne".into(), role: Role::Admin },
+        )
+        .expect("add");
+        let device = SignedOp::sign(
+            &outsider,
+            x,
+            &[add.id()],
+            Change::AddDevice { member: them, device: *victim.device_key().as_bytes() },
+        )
+        .expect("device");
+        vec![genesis.blinded().to_vec(), add.blinded().to_vec(), device.blinded().to_vec()]
+    };
     let roster = Roster {
         network: relay_id,
         issued_at: 1,
@@ -62,6 +92,7 @@ async fn promise_1_an_outsider_cannot_make_a_member_upload_under_its_key() {
             },
         ],
         removals: Vec::new(),
+        ops,
     }
     .sign(&outsider)
     .expect("sign");

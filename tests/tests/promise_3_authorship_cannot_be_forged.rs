@@ -172,18 +172,12 @@ fn promise_3_members_changes_still_arrive_signed() {
 fn promise_3_a_change_cannot_bring_the_network_that_lets_it_in() {
     use nabij_core::{
         authorship::MembershipProof,
-        ids::DeviceKey,
-        membership::{Change, SignedOp, network_id_for},
+        membership::{Change, SignedOp, genesis_network_id},
     };
     let w = world();
     let f = ed25519_dalek::SigningKey::from_bytes(&[77; 32]);
     let (commitment, member) = ([9u8; 32], [7u8; 16]);
-    let x = network_id_for(
-        &DeviceKey::from_bytes(f.verifying_key().to_bytes()),
-        &commitment,
-        &member,
-        "Sok",
-    );
+    let x = genesis_network_id(&f, &commitment, &member, "Sok");
     let genesis = SignedOp::sign(
         &f,
         x,

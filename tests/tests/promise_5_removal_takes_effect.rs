@@ -12,7 +12,7 @@ use nabij_core::{
     relay::{Refusal, RelayStore},
 };
 use nabij_relay_proto::{
-    roster::{Roster, RosterDevice},
+    roster::RosterDevice,
     wire::{self, Request, Response},
 };
 use nabij_sync_server::Limits;
@@ -154,23 +154,25 @@ async fn promise_5_a_removed_phone_that_meets_a_member_wipes_the_network() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promise_4_a_member_cannot_freeze_the_relay_roster() {
     let w = world().await;
-    // Bram, a member, registers a roster from far in the future listing only himself.
+    // Bram, a member, registers a roster from far in the future listing only himself, as an
+    // admin, with the network's real operations.
     let relay_id = w.colleague.relay_network_id(w.network).expect("id").expect("held");
     let secret = nabij_core::test_utils::signing_key(&w.colleague);
-    let roster = Roster {
-        network: relay_id,
-        issued_at: i64::MAX,
-        known: 0,
-        devices: vec![RosterDevice {
-            key: *w.colleague.device_key().as_bytes(),
-            sealed: Vec::new(),
-            admin: true,
-            removed: false,
-        }],
-        removals: Vec::new(),
-    }
-    .sign(&secret)
-    .expect("sign");
+    let mut store = nabij_core::DeviceRelay::new(&w.colleague, w.relay.key);
+    let (_, mut roster) = store
+        .local_networks()
+        .expect("his view")
+        .into_iter()
+        .find(|(a, _)| a.relay_id == relay_id)
+        .expect("network");
+    roster.issued_at = i64::MAX;
+    roster.devices = vec![RosterDevice {
+        key: *w.colleague.device_key().as_bytes(),
+        sealed: Vec::new(),
+        admin: true,
+        removed: false,
+    }];
+    let roster = roster.sign(&secret).expect("sign");
     let mut raw = RawClient::connect(&w.relay.address, w.relay.key, secret.to_bytes()).await;
     raw.send_raw(&wire::encode(&Request::Register { roster }, 1 << 24).expect("frame")).await;
     let a = raw.answers(1).await;
@@ -235,6 +237,75 @@ async fn promise_4_an_admin_cannot_freeze_the_relay_roster_before_removal() {
     assert!(
         matches!(a[..], [Response::Refused { reason: Refusal::NotOnRoster, .. }]),
         "the removed admin registered a roster: {a:?}"
+    );
+    raw.close();
+    w.relay.stop().await;
+}
+
+/// The lock-out the relay could not see before it checked the membership itself: an admin
+/// gone bad registers the next roster in line (a legitimate number) listing only itself, as
+/// the only admin. The relay admits and refuses by the signed membership, not by the roster's
+/// word: the others keep syncing, the honest admin registers the next roster, and once it
+/// removes the bad admin, that one is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promise_4_an_admin_cannot_lock_the_others_out_of_the_relay() {
+    let w = world().await;
+    w.admin
+        .set_role(w.network, w.lost.member_id(), nabij_core::model::Role::Admin)
+        .expect("promote");
+    sync_once(&w.admin, &w.relay).await.expect("admin");
+    sync_once(&w.lost, &w.relay).await.expect("the soon-bad admin");
+    let relay_id = w.lost.relay_network_id(w.network).expect("id").expect("held");
+    let secret = nabij_core::test_utils::signing_key(&w.lost);
+    let mut raw = RawClient::connect(&w.relay.address, w.relay.key, secret.to_bytes()).await;
+    raw.send_raw(&wire::encode(&Request::Networks, 1 << 24).expect("frame")).await;
+    let at_relay = match &raw.answers(1).await[..] {
+        [Response::Networks { rosters }] => rosters
+            .iter()
+            .filter_map(|r| r.verify().ok())
+            .find(|r| r.network == relay_id)
+            .expect("the network's roster"),
+        other => panic!("{other:?}"),
+    };
+    let mut store = nabij_core::DeviceRelay::new(&w.lost, w.relay.key);
+    let (_, mut roster) = store
+        .local_networks()
+        .expect("its view")
+        .into_iter()
+        .find(|(a, _)| a.relay_id == relay_id)
+        .expect("network");
+    roster.issued_at = at_relay.issued_at + 1;
+    roster.devices.retain(|d| d.key == *w.lost.device_key().as_bytes());
+    roster.ops.truncate(1);
+    let only_me = roster.sign(&secret).expect("sign");
+    raw.send_raw(&wire::encode(&Request::Register { roster: only_me }, 1 << 24).expect("frame"))
+        .await;
+    let a = raw.answers(1).await;
+    assert!(matches!(a[..], [Response::Registered { .. }]), "an admin registers: {a:?}");
+    raw.close();
+
+    // Nobody is locked out: the colleague and the admin sync without a refusal, and the admin's
+    // next roster (the removal) is taken.
+    w.admin.add_note(w.case, observation(AFTER)).expect("note");
+    let r = sync_once(&w.admin, &w.relay).await.expect("admin");
+    assert!(r.report.refusals.is_empty(), "{:?}", r.report);
+    let r = sync_once(&w.colleague, &w.relay).await.expect("colleague");
+    assert!(r.report.refusals.is_empty(), "{:?}", r.report);
+    assert!(notes_text(&w.colleague, w.case).contains(AFTER));
+    w.admin.remove_device(w.network, w.lost.device_key(), Reason::Compromised).expect("remove");
+    let r = sync_once(&w.admin, &w.relay).await.expect("admin");
+    assert_eq!(r.report.rosters_registered, 1, "{:?}", r.report);
+    assert!(r.report.refusals.is_empty(), "{:?}", r.report);
+    let mut raw = RawClient::connect(&w.relay.address, w.relay.key, secret.to_bytes()).await;
+    raw.send_raw(
+        &wire::encode(&Request::Pull { network: relay_id, after: 0, max_bytes: 1 << 20 }, 1 << 24)
+            .expect("frame"),
+    )
+    .await;
+    let a = raw.answers(1).await;
+    assert!(
+        matches!(a[..], [Response::Refused { reason: Refusal::NotOnRoster, .. }]),
+        "the removed admin still pulls: {a:?}"
     );
     raw.close();
     w.relay.stop().await;

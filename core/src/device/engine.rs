@@ -414,7 +414,7 @@ pub(super) fn check_changes(
 }
 
 /// Most membership operations one network keeps.
-pub(super) const MAX_NETWORK_OPS: usize = 4096;
+pub(super) const MAX_NETWORK_OPS: usize = crate::membership::MAX_OPS;
 
 /// Refuses membership operations a change brings that can never count: not made by an admin of
 /// what its author had seen (a plain member, an outsider), so no one but an admin can make every
@@ -441,6 +441,14 @@ fn check_new_ops(
     // excluded by a concurrent revocation): that is what `authorized` holds, the same on every
     // device, so every device takes or refuses the same operations.
     for op in new {
+        // Members are shown by name: an operation that names someone without the name (the
+        // relay's copy, say) has no place in the network document.
+        if !op.is_disclosed() {
+            return Err(refuse(format!(
+                "a membership operation by device {} without the name it commits to",
+                op.author().short()
+            )));
+        }
         if !m.authorized.contains(&op.id()) {
             return Err(refuse(format!(
                 "a membership operation by device {} that cannot count (not signed by it, or it \

@@ -16,9 +16,13 @@ impl Device {
         let name = model::required_short("network name", name)?;
         let key = SecretKey::generate(&self.randomness)?;
         let commitment = crypto::relay_network_id(&key);
-        let me = self.device_key();
         let my_name = self.display_name();
-        let id = membership::network_id_for(&me, &commitment, self.member.as_bytes(), &my_name);
+        let id = membership::genesis_network_id(
+            self.identity.signing_key(),
+            &commitment,
+            self.member.as_bytes(),
+            &my_name,
+        );
         let genesis = SignedOp::sign(
             self.identity.signing_key(),
             id,

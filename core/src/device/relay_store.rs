@@ -162,7 +162,18 @@ impl Device {
         let issued_at = 0;
         // A removed device that asks the relay finds its removal here, and wipes the network.
         let removals = self.removal_ops(network)?;
-        Ok(Roster { network: relay_id, issued_at, known: m.known, devices, removals })
+        // The relay decides who may do what from the signed operations themselves (without
+        // names, which it has no need of).
+        let ops = {
+            let conn = self.reader.lock();
+            let mut all = store::network_ops(&conn, network)?;
+            drop(conn);
+            all.extend(self.read(network, DocKind::Network, |d| Ok(doc::read_network(d)?.ops))?);
+            let mut seen = std::collections::BTreeSet::new();
+            all.retain(|o| seen.insert(o.id()));
+            all.iter().map(|o| o.blinded().to_vec()).collect()
+        };
+        Ok(Roster { network: relay_id, issued_at, known: m.known, devices, removals, ops })
     }
 
     /// The content key a document's blobs are encrypted under: the first of its sealed keys

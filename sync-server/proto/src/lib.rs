@@ -1,12 +1,17 @@
 //! What devices and the Nabij relay say to each other, shared by both sides so neither can
 //! drift: the relay's request and response messages and their framing ([`wire`], whose
 //! length-prefix reader the devices' meeting protocol uses too), the signed rosters that
-//! decide which device may push or pull for a network ([`roster`]), and the pinned-key TLS both
-//! QUIC endpoints use ([`tls`], feature `tls`).
+//! carry a network's membership to the relay ([`roster`]), the signed membership operations and
+//! the one rule that resolves them, which devices and the relay both apply ([`membership`], with
+//! the [`ids`] it is made of), and the pinned-key TLS both QUIC endpoints use ([`tls`], feature
+//! `tls`).
 //!
-//! Everything here is about opaque bytes and public keys. It must not link Automerge or know
-//! about documents' contents: the relay depends on this crate and is blind by construction.
+//! Everything here is about opaque bytes, ids and public keys. It must not link Automerge or
+//! know about documents' contents: the relay depends on this crate and is blind by
+//! construction (membership operations reach it without names).
 
+pub mod ids;
+pub mod membership;
 pub mod roster;
 #[cfg(feature = "tls")]
 pub mod tls;

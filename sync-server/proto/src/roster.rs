@@ -1,13 +1,16 @@
 //! Signed rosters: which devices may push and pull a network's blobs at the relay, and each
 //! one's sealed network key (opaque here; a device opens its own).
 //!
-//! A member device signs the roster with its Ed25519 device key. The relay accepts a roster
-//! for a new network from a device it lists, and replaces a registered roster only with the
-//! next one in line (number one higher) signed by a device the registered roster lists as an
-//! admin. Numbers step by one, never from a clock: no roster can be dated ahead to freeze the
-//! others out, and once an admin registers a roster without a removed device, that device can
-//! register nothing. Devices read their sealed keys
-//! from the roster, so a device added by card learns its network from the relay alone.
+//! A roster carries the network's signed membership operations, without names
+//! ([`crate::membership::SignedOp::blinded`]). The relay keeps every operation it was ever
+//! given for a network and decides who may push, pull and register by the membership they
+//! resolve to, with the same rule as every device: not by what a roster's signer says. So no
+//! one can make a roster that lists only itself as admin and lock the others out: demoting or
+//! removing an admin takes a signed operation that every device sees the same way. The
+//! network's genesis at the relay is the first one registered whose key commitment is the
+//! network's relay id. Rosters are numbered in line (each the one before plus one), never
+//! from a clock. Devices read their sealed keys from the roster, so a device added by card
+//! learns its network from the relay alone.
 //!
 //! Owns the roster's format and its checks. Knows nothing of what the sealed keys hold.
 
@@ -25,8 +28,11 @@ pub const MAX_REMOVALS: usize = 1024;
 /// See [`MAX_REMOVALS`].
 pub const MAX_REMOVAL_BYTES: usize = 4096;
 
+/// Most membership operations on one roster (a network's cap).
+pub const MAX_OPS: usize = crate::membership::MAX_OPS;
+
 /// Domain separation for roster signatures.
-const CONTEXT: &[u8] = b"nabij roster v1\0";
+const CONTEXT: &[u8] = b"nabij roster v2\0";
 
 /// A network's devices at one moment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +51,9 @@ pub struct Roster {
     /// Signed removals of devices no longer on it (opaque here): a removed device that asks
     /// finds its removal, and wipes the network.
     pub removals: Vec<Vec<u8>>,
+    /// The network's signed membership operations as its signer holds them, without names: the
+    /// relay resolves who is a device and who an admin from these, not from `devices`.
+    pub ops: Vec<Vec<u8>>,
 }
 
 /// One device on a roster.
@@ -129,6 +138,11 @@ impl Roster {
         {
             return Err(RosterError::Invalid("too many or too large removals"));
         }
+        if self.ops.len() > MAX_OPS
+            || self.ops.iter().any(|o| o.len() > crate::membership::MAX_OP_BYTES)
+        {
+            return Err(RosterError::Invalid("too many or too large membership operations"));
+        }
         Ok(())
     }
 
@@ -184,6 +198,7 @@ mod tests {
                 })
                 .collect(),
             removals: Vec::new(),
+            ops: Vec::new(),
         }
     }
 

@@ -15,9 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::{BlobId, NetworkId, RelayDocId, roster::SignedRoster};
 
-/// ALPN of the relay protocol, version 1 (a device cannot talk to a relay by mistake, nor
+/// ALPN of the relay protocol, version 2 (rosters carry membership; a device cannot talk to a relay by mistake, nor
 /// a relay to a device).
-pub const ALPN: &[u8] = b"nabij-relay/1";
+pub const ALPN: &[u8] = b"nabij-relay/2";
 
 /// Default largest frame, in bytes: a blob of one large case plus framing.
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;

@@ -120,9 +120,10 @@ fn blob(network: u8, document: u8, fill: u8, len: usize) -> NewBlob {
     NewBlob { network: net(network), doc: doc(document), id: blob_id(&bytes), bytes }
 }
 
-/// A roster listing `devices` (sorted and each once, as on every verified roster). The
-/// signature is not checked by storage, so any bytes do; they differ with the date so a
-/// replaced roster cannot be mistaken for its successor.
+/// A roster listing `devices` (sorted and each once, as on every verified roster), all but the
+/// last active, with a few membership operations whose order must survive. The signature is
+/// not checked by storage, so any bytes do; they differ with the date so a replaced roster
+/// cannot be mistaken for its successor.
 fn roster(issued_at: i64, devices: &[u8]) -> StoredRoster {
     let mut body = issued_at.to_be_bytes().to_vec();
     body.extend_from_slice(devices);
@@ -134,6 +135,8 @@ fn roster(issued_at: i64, devices: &[u8]) -> StoredRoster {
         },
         issued_at,
         devices: devices.iter().map(|&d| device(d)).collect(),
+        active: devices[..devices.len().saturating_sub(1)].iter().map(|&d| device(d)).collect(),
+        ops: vec![vec![9; 70], issued_at.to_le_bytes().to_vec(), vec![1; 200], Vec::new()],
     }
 }
 

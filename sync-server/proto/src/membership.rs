@@ -35,6 +35,9 @@ use crate::ids::{DeviceKey, DocId, MemberId};
 
 /// Largest encoded operation accepted (a name and a few keys fit many times over).
 pub const MAX_OP_BYTES: usize = 4 * 1024;
+/// Most operations a network holds: devices refuse to store more, and the relay to keep more.
+/// (The rule below is quadratic in them; a network of tens of members makes hundreds.)
+pub const MAX_OPS: usize = 4096;
 
 /// What a member may do in a network.
 // Postcard encodes variants by index, so the names below are only what JSON shows.
@@ -134,18 +137,93 @@ pub enum Change {
     Rekey {
         /// The new epoch (greater than the one its author had seen).
         epoch: u32,
-        /// A commitment to the epoch's key ([`crate::crypto::relay_network_id`] of it).
+        /// A commitment to the epoch's key (the relay id it gives the network).
         key_commitment: [u8; 32],
     },
 }
 
-/// What the author signs.
+/// What the author signs: the change with names replaced by their commitments, so that the
+/// relay can check an operation (who may do what) without learning who anyone is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Body {
     network: [u8; 16],
     parents: Vec<[u8; 32]>,
     author: [u8; 32],
-    change: Change,
+    change: Signed,
+}
+
+/// [`Change`] as signed: a name is its commitment (see [`blind_name`]).
+// Postcard encodes variants by index: the order is the format.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+enum Signed {
+    Genesis { key_commitment: [u8; 32], member: [u8; 16], name: [u8; 32] },
+    AddMember { member: [u8; 16], name: [u8; 32], role: Role },
+    AddDevice { member: [u8; 16], device: [u8; 32] },
+    SetRole { member: [u8; 16], role: Role },
+    RemoveDevice { device: [u8; 32], reason: Reason },
+    RemoveMember { member: [u8; 16], reason: Reason },
+    Rekey { epoch: u32, key_commitment: [u8; 32] },
+}
+
+impl Signed {
+    /// The change, with `name` for the name it commits to (empty when the name is not
+    /// disclosed, as at the relay).
+    fn change(&self, name: String) -> Change {
+        match *self {
+            Signed::Genesis { key_commitment, member, .. } => {
+                Change::Genesis { key_commitment, member, name }
+            }
+            Signed::AddMember { member, role, .. } => Change::AddMember { member, name, role },
+            Signed::AddDevice { member, device } => Change::AddDevice { member, device },
+            Signed::SetRole { member, role } => Change::SetRole { member, role },
+            Signed::RemoveDevice { device, reason } => Change::RemoveDevice { device, reason },
+            Signed::RemoveMember { member, reason } => Change::RemoveMember { member, reason },
+            Signed::Rekey { epoch, key_commitment } => Change::Rekey { epoch, key_commitment },
+        }
+    }
+
+    /// The commitment to the name it carries, if it names someone.
+    fn name(&self) -> Option<&[u8; 32]> {
+        match self {
+            Signed::Genesis { name, .. } | Signed::AddMember { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+}
+
+/// A name and the nonce its commitment was made with, carried after the signed body by every
+/// copy of the operation except the relay's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Disclosure {
+    nonce: [u8; 16],
+    name: String,
+}
+
+/// The commitment to `name` that `device` signs when it names `member`: a keyed hash under a
+/// nonce derived from the device's secret, so that the relay, which sees the commitment,
+/// cannot test guesses of a name (a dictionary of Dutch first names would otherwise do), while
+/// the same device naming the same member the same way gets the same commitment (signing is
+/// deterministic, as simulations need).
+pub fn blind_name(device: &SigningKey, member: &[u8; 16], name: &str) -> [u8; 32] {
+    commit_name(&name_nonce(device, member, name), name)
+}
+
+fn name_nonce(device: &SigningKey, member: &[u8; 16], name: &str) -> [u8; 16] {
+    let mut h = blake3::Hasher::new_derive_key("nabij member name nonce v1");
+    h.update(device.as_bytes());
+    h.update(member);
+    h.update(name.as_bytes());
+    let mut nonce = [0u8; 16];
+    nonce.copy_from_slice(&h.finalize().as_bytes()[..16]);
+    nonce
+}
+
+fn commit_name(nonce: &[u8; 16], name: &str) -> [u8; 32] {
+    let mut h = blake3::Hasher::new_derive_key("nabij member name v1");
+    h.update(nonce);
+    h.update(&(name.len() as u64).to_le_bytes());
+    h.update(name.as_bytes());
+    *h.finalize().as_bytes()
 }
 
 /// Why an operation could not be read.
@@ -163,11 +241,16 @@ pub enum MembershipError {
 /// An operation's id: the BLAKE3 hash of its signed body.
 pub type OpId = [u8; 32];
 
-/// A signed operation, as the network document carries it.
+/// A signed operation, as the network document carries it: the signature, the signed body and,
+/// when it names someone, the name (absent in the relay's copy).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedOp {
     bytes: Vec<u8>,
+    /// Where the signed body ends in `bytes` (the disclosure, if any, follows).
+    body_end: usize,
     body: Body,
+    change: Change,
+    disclosed: bool,
 }
 
 impl SignedOp {
@@ -181,24 +264,67 @@ impl SignedOp {
         let mut parents = parents.to_vec();
         parents.sort();
         parents.dedup();
+        let (signed, disclosure) = match &change {
+            Change::Genesis { key_commitment, member, name } => {
+                let nonce = name_nonce(device, member, name);
+                let signed = Signed::Genesis {
+                    key_commitment: *key_commitment,
+                    member: *member,
+                    name: commit_name(&nonce, name),
+                };
+                (signed, Some(Disclosure { nonce, name: name.clone() }))
+            }
+            Change::AddMember { member, name, role } => {
+                let nonce = name_nonce(device, member, name);
+                let signed = Signed::AddMember {
+                    member: *member,
+                    name: commit_name(&nonce, name),
+                    role: *role,
+                };
+                (signed, Some(Disclosure { nonce, name: name.clone() }))
+            }
+            Change::AddDevice { member, device } => {
+                (Signed::AddDevice { member: *member, device: *device }, None)
+            }
+            Change::SetRole { member, role } => {
+                (Signed::SetRole { member: *member, role: *role }, None)
+            }
+            Change::RemoveDevice { device, reason } => {
+                (Signed::RemoveDevice { device: *device, reason: *reason }, None)
+            }
+            Change::RemoveMember { member, reason } => {
+                (Signed::RemoveMember { member: *member, reason: *reason }, None)
+            }
+            Change::Rekey { epoch, key_commitment } => {
+                (Signed::Rekey { epoch: *epoch, key_commitment: *key_commitment }, None)
+            }
+        };
         let body = Body {
             network: *network.as_bytes(),
             parents,
             author: device.verifying_key().to_bytes(),
-            change,
+            change: signed,
         };
         let encoded =
             postcard::to_stdvec(&body).map_err(|e| MembershipError::Malformed(e.to_string()))?;
         let signature = device.sign(&signed_message(&encoded));
         let mut bytes = signature.to_bytes().to_vec();
         bytes.extend_from_slice(&encoded);
+        let body_end = bytes.len();
+        if let Some(d) = &disclosure {
+            let tail =
+                postcard::to_stdvec(d).map_err(|e| MembershipError::Malformed(e.to_string()))?;
+            bytes.extend_from_slice(&tail);
+        }
         if bytes.len() > MAX_OP_BYTES {
             return Err(MembershipError::TooLarge(bytes.len()));
         }
-        Ok(SignedOp { bytes, body })
+        Ok(SignedOp { bytes, body_end, body, change, disclosed: true })
     }
 
-    /// Reads an operation (its signature is checked when the membership is resolved).
+    /// Reads an operation (its signature is checked when the membership is resolved). An
+    /// operation that names someone may come without the name (the relay's copy); one that
+    /// comes with it must come with the name it commits to.
     pub fn decode(bytes: &[u8]) -> Result<SignedOp, MembershipError> {
         if bytes.len() > MAX_OP_BYTES {
             return Err(MembershipError::TooLarge(bytes.len()));
@@ -208,10 +334,40 @@ impl SignedOp {
             .ok_or_else(|| MembershipError::Malformed("shorter than a signature".into()))?;
         let (body, rest): (Body, _) = postcard::take_from_bytes(encoded)
             .map_err(|e| MembershipError::Malformed(e.to_string()))?;
-        if !rest.is_empty() {
-            return Err(MembershipError::Malformed("bytes after the operation".into()));
-        }
-        Ok(SignedOp { bytes: bytes.to_vec(), body })
+        let body_end = bytes.len() - rest.len();
+        let (name, disclosed) = match (body.change.name(), rest.is_empty()) {
+            (_, true) => (String::new(), body.change.name().is_none()),
+            (None, false) => {
+                return Err(MembershipError::Malformed("bytes after the operation".into()));
+            }
+            (Some(commitment), false) => {
+                let (d, rest): (Disclosure, _) = postcard::take_from_bytes(rest)
+                    .map_err(|e| MembershipError::Malformed(e.to_string()))?;
+                if !rest.is_empty() {
+                    return Err(MembershipError::Malformed("bytes after the operation".into()));
+                }
+                if commit_name(&d.nonce, &d.name) != *commitment {
+                    return Err(MembershipError::Malformed(
+                        "the name is not the one the operation commits to".into(),
+                    ));
+                }
+                (d.name, true)
+            }
+        };
+        let change = body.change.change(name);
+        Ok(SignedOp { bytes: bytes.to_vec(), body_end, body, change, disclosed })
+    }
+
+    /// Whether every name the operation commits to comes with it (the network document's copies
+    /// must: members are shown by name).
+    pub fn is_disclosed(&self) -> bool {
+        self.disclosed
+    }
+
+    /// The encoding without names, for the relay: it checks who may do what, and learns no
+    /// one's name.
+    pub fn blinded(&self) -> &[u8] {
+        &self.bytes[..self.body_end]
     }
 
     /// The encoding to store and send.
@@ -222,7 +378,7 @@ impl SignedOp {
     /// The operation's id: the BLAKE3 hash of its signed body (not of the signature, so the
     /// same operation signed twice is one operation).
     pub fn id(&self) -> OpId {
-        *blake3::hash(self.bytes.get(64..).unwrap_or_default()).as_bytes()
+        *blake3::hash(self.bytes.get(64..self.body_end).unwrap_or_default()).as_bytes()
     }
 
     /// The device that signed it.
@@ -232,7 +388,7 @@ impl SignedOp {
 
     /// What it changes.
     pub fn change(&self) -> &Change {
-        &self.body.change
+        &self.change
     }
 
     /// The network it is about.
@@ -251,13 +407,14 @@ impl SignedOp {
         let Some(sig) = self.bytes.get(..64).and_then(|s| <[u8; 64]>::try_from(s).ok()) else {
             return false;
         };
-        key.verify(&signed_message(&self.bytes[64..]), &Signature::from_bytes(&sig)).is_ok()
+        let body = self.bytes.get(64..self.body_end).unwrap_or_default();
+        key.verify(&signed_message(body), &Signature::from_bytes(&sig)).is_ok()
     }
 }
 
 /// Domain separation: a membership signature can never be mistaken for another of the device's.
 fn signed_message(encoded: &[u8]) -> Vec<u8> {
-    let mut m = b"nabij membership op v1\0".to_vec();
+    let mut m = b"nabij membership op v2\0".to_vec();
     m.extend_from_slice(encoded);
     m
 }
@@ -334,23 +491,50 @@ impl Membership {
 /// creator's device, member, name and key commitment), so anyone who knows the id (from a
 /// ticket or an invitation) knows which genesis is the network's: no one, its creator
 /// included, can sign another one for it (and the same one signed again is the same
-/// operation, ids being over the signed body).
+/// operation, ids being over the signed body). It commits to the name through the name's
+/// commitment ([`blind_name`]), which is what the genesis signs.
 pub fn network_id_for(
     author: &DeviceKey,
     key_commitment: &[u8; 32],
     member: &[u8; 16],
-    name: &str,
+    name_commitment: &[u8; 32],
 ) -> DocId {
     let mut h = blake3::Hasher::new();
-    h.update(b"nabij network id v2\0");
+    h.update(b"nabij network id v3\0");
     h.update(author.as_bytes());
     h.update(key_commitment);
     h.update(member);
-    h.update(&(name.len() as u64).to_le_bytes());
-    h.update(name.as_bytes());
+    h.update(name_commitment);
     let mut id = [0u8; 16];
     id.copy_from_slice(&h.finalize().as_bytes()[..16]);
     DocId::from_bytes(id)
+}
+
+/// The id of the network whose genesis `device` signs with these contents (see
+/// [`network_id_for`]).
+pub fn genesis_network_id(
+    device: &SigningKey,
+    key_commitment: &[u8; 32],
+    member: &[u8; 16],
+    name: &str,
+) -> DocId {
+    let author = DeviceKey::from_bytes(device.verifying_key().to_bytes());
+    network_id_for(&author, key_commitment, member, &blind_name(device, member, name))
+}
+
+impl SignedOp {
+    /// Whether this is a genesis that founds its network by id (see [`network_id_for`]):
+    /// checkable without the creator's name, as the relay does.
+    pub fn founds_its_network(&self) -> bool {
+        match &self.body.change {
+            Signed::Genesis { key_commitment, member, name } => {
+                self.body.parents.is_empty()
+                    && network_id_for(&self.author(), key_commitment, member, name)
+                        == self.network()
+            }
+            _ => false,
+        }
+    }
 }
 
 /// The genesis `network` trusts among `ops`: the one its id commits to, or, for a network made
@@ -363,12 +547,9 @@ pub fn genesis_of(
 ) -> Option<OpId> {
     ops.iter()
         .filter(|op| op.body.network == *network.as_bytes() && op.body.parents.is_empty())
-        .filter(|op| match &op.body.change {
-            Change::Genesis { key_commitment, member, name } => {
-                network_id_for(&op.author(), key_commitment, member, name) == network
-                    || legacy_creator == Some(&op.author())
-            }
-            _ => false,
+        .filter(|op| {
+            matches!(op.body.change, Signed::Genesis { .. })
+                && (op.founds_its_network() || legacy_creator == Some(&op.author()))
         })
         .filter(|op| op.signature_holds())
         .map(SignedOp::id)
@@ -416,7 +597,7 @@ pub fn resolve(network: DocId, genesis: OpId, ops: &[SignedOp]) -> Membership {
                 continue;
             }
             let before: Vec<usize> = past[i].iter().copied().filter(|j| valid[*j]).collect();
-            valid[i] = i == 0 && matches!(ops[0].body.change, Change::Genesis { .. })
+            valid[i] = i == 0 && matches!(ops[0].change, Change::Genesis { .. })
                 || (i > 0 && allowed(&state(&ops, &past, &before), ops[i]));
         }
         // Rules 1 and 2 alone depend only on each operation's past: what passes them here,
@@ -467,7 +648,7 @@ enum Revoked {
 }
 
 fn revokes(op: &SignedOp) -> Option<Revoked> {
-    match &op.body.change {
+    match &op.change {
         Change::RemoveDevice { device, .. } => {
             Some(Revoked::Device(DeviceKey::from_bytes(*device)))
         }
@@ -484,7 +665,7 @@ fn allowed(m: &Membership, op: &SignedOp) -> bool {
     if !m.is_admin(&op.author()) {
         return false;
     }
-    match &op.body.change {
+    match &op.change {
         Change::Genesis { .. } => false,
         Change::AddMember { .. } => true,
         // A device joins a member that exists, unless it is another member's (adding it to the
@@ -560,7 +741,7 @@ fn state(ops: &[&SignedOp], past: &[BTreeSet<usize>], subset: &[usize]) -> Membe
     let mut epochs: BTreeMap<u32, BTreeSet<[u8; 32]>> = BTreeMap::new();
     for &i in subset {
         let op = ops[i];
-        match &op.body.change {
+        match &op.change {
             Change::Genesis { member, name, .. } => {
                 let m = MemberId::from_bytes(*member);
                 members_about.entry(m).or_default().push(i);
@@ -591,7 +772,7 @@ fn state(ops: &[&SignedOp], past: &[BTreeSet<usize>], subset: &[usize]) -> Membe
                 epochs.entry(*epoch).or_default().insert(*key_commitment);
             }
         }
-        if let Change::Genesis { key_commitment, .. } = &op.body.change {
+        if let Change::Genesis { key_commitment, .. } = &op.change {
             epochs.entry(0).or_default().insert(*key_commitment);
         }
     }
@@ -603,7 +784,7 @@ fn state(ops: &[&SignedOp], past: &[BTreeSet<usize>], subset: &[usize]) -> Membe
     let mut removed_members: BTreeMap<MemberId, Reason> = BTreeMap::new();
     for (m, about) in &members_about {
         let last = latest(about);
-        if let Some(reason) = last.iter().find_map(|i| match ops[*i].body.change {
+        if let Some(reason) = last.iter().find_map(|i| match ops[*i].change {
             Change::RemoveMember { reason, .. } => Some(reason),
             _ => None,
         }) {
@@ -612,7 +793,7 @@ fn state(ops: &[&SignedOp], past: &[BTreeSet<usize>], subset: &[usize]) -> Membe
         }
         let role = last
             .iter()
-            .filter_map(|i| match ops[*i].body.change {
+            .filter_map(|i| match ops[*i].change {
                 Change::Genesis { .. } => Some(Role::Admin),
                 Change::AddMember { role, .. } | Change::SetRole { role, .. } => Some(role),
                 _ => None,
@@ -625,7 +806,7 @@ fn state(ops: &[&SignedOp], past: &[BTreeSet<usize>], subset: &[usize]) -> Membe
     }
     for (d, (m, about)) in &devices_about {
         let last = latest(about);
-        let removal = last.iter().find_map(|i| match ops[*i].body.change {
+        let removal = last.iter().find_map(|i| match ops[*i].change {
             Change::RemoveDevice { reason, .. } => Some(reason),
             _ => None,
         });
@@ -720,9 +901,9 @@ mod tests {
         let tip = ops.last().expect("tip").clone();
         ops.extend(add(2, &[&tip], 3, Role::Admin));
         ops.extend(add(7, &[&tip], 7, Role::Admin));
-        // A forged signature (bytes changed after signing) does not count.
+        // A forged signature (signed bytes changed after signing) does not count.
         let mut forged = add(1, &[&tip], 8, Role::Admin);
-        let last = forged[0].bytes.len() - 1;
+        let last = forged[0].body_end - 1;
         forged[0].bytes[last] ^= 1;
         ops.extend(forged);
         // Another network's operation does not count.
@@ -795,13 +976,56 @@ mod tests {
         assert!(m.member_of(&dev(3)).is_some() && !m.is_admin(&dev(3)), "{m:?}");
     }
 
+    /// The relay's copy of an operation has no name, and is the same operation: same id, same
+    /// signature, same membership. A name that is not the one committed to is refused, and the
+    /// commitment does not give the name away to one who guesses it without the signer's key.
+    #[test]
+    fn names_are_committed_to_and_can_be_left_out() {
+        let g = genesis();
+        let adds = add(1, &[&g], 2, Role::Admin);
+        let blinded: Vec<SignedOp> = std::iter::once(&g)
+            .chain(&adds)
+            .map(|o| SignedOp::decode(o.blinded()).unwrap())
+            .collect();
+        assert!(!blinded[0].is_disclosed() && !blinded[1].is_disclosed());
+        assert!(blinded[2].is_disclosed(), "an op that names no one has nothing to hide");
+        for (full, b) in std::iter::once(&g).chain(&adds).zip(&blinded) {
+            assert_eq!(full.id(), b.id());
+            assert!(b.signature_holds());
+            assert!(!b.bytes().windows(4).any(|w| w == b"Anna"));
+        }
+        let m = resolve(net(), g.id(), &blinded);
+        assert_eq!(m.members.len(), 2);
+        assert!(m.is_admin(&dev(2)));
+        assert_eq!(m.members[&MemberId::from_bytes(member(1))].name, "");
+        // Full copies decode with their names; a swapped name is refused.
+        let full = SignedOp::decode(g.bytes()).unwrap();
+        assert_eq!(full, g);
+        assert!(matches!(full.change(), Change::Genesis { name, .. } if name == "Anna"));
+        let mut other = g.blinded().to_vec();
+        let forged = Disclosure { nonce: [0; 16], name: "Bram".into() };
+        other.extend(postcard::to_stdvec(&forged).unwrap());
+        assert!(matches!(SignedOp::decode(&other), Err(MembershipError::Malformed(_))));
+        // Guessing: the commitment to "Anna" under another key's nonce is not the one signed.
+        let Signed::Genesis { name: signed, .. } = &g.body.change else { unreachable!() };
+        assert_ne!(*signed, blind_name(&key(2), &member(1), "Anna"));
+        assert_eq!(*signed, blind_name(&key(1), &member(1), "Anna"));
+        // Bytes after an op that names no one, or after the name, are refused.
+        let mut extra = adds[1].bytes().to_vec();
+        extra.push(0);
+        assert!(SignedOp::decode(&extra).is_err());
+        let mut extra = g.bytes().to_vec();
+        extra.push(0);
+        assert!(SignedOp::decode(&extra).is_err());
+    }
+
     /// Found by a review: a creator (demoted, removed, or its phone stolen) signing another
     /// genesis for the same network, to be its only member again. A network's id commits to
     /// its whole genesis, and the same genesis signed again is the same operation.
     #[test]
     fn a_creator_cannot_sign_a_second_genesis_for_a_network() {
         let (commitment, m1) = ([3; 32], member(1));
-        let id = network_id_for(&dev(1), &commitment, &m1, "Anna");
+        let id = genesis_network_id(&key(1), &commitment, &m1, "Anna");
         let genesis = |name: &str| {
             let c = Change::Genesis { key_commitment: commitment, member: m1, name: name.into() };
             SignedOp::sign(&key(1), id, &[], c).expect("sign")
