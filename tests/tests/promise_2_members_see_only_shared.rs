@@ -132,13 +132,27 @@ fn promise_2_a_digest_for_a_network_the_victim_does_not_hold_names_nothing() {
     let w = world();
     // A network the victim is not in, that its case is linked to: say the attacker learnt the
     // id of network C from a ticket, and the victim's case is shared with C and B.
+    // (Only a device of C shares a case with C: the link comes in the victim's own history,
+    // as if a colleague in B and C had made it.)
     let c = w.attacker.create_network("Netwerk C").expect("network C");
-    w.victim
-        .update_case(
-            w.secret,
-            nabij_core::model::CaseUpdate { share_with: vec![c], ..Default::default() },
-        )
-        .expect("share");
+    assert!(
+        w.victim
+            .update_case(
+                w.secret,
+                nabij_core::model::CaseUpdate { share_with: vec![c], ..Default::default() },
+            )
+            .is_err(),
+        "the victim is not in C: its app cannot share with C"
+    );
+    let before = w.victim.heads(w.secret).expect("heads");
+    let mut fork = load_exported(&w.victim.export_document(w.secret).expect("export"))
+        .with_actor(automerge::ActorId::from(w.victim.device_key().as_bytes().to_vec()));
+    let nets = fork.get(automerge::ROOT, "networks").expect("get").expect("networks").1;
+    fork.put(&nets, c.to_string(), true).expect("share with C");
+    fork.commit();
+    let signed = sign_fork(&w.victim, w.secret, &mut fork);
+    let change = nabij_core::authorship::seal_envelope(&signed, &fork.save_after(&before));
+    w.victim.merge_changes(w.secret, &change).expect("the victim's own change");
     let mut attack = attack(&w);
     let _ = attack.send(Message::Digest { network: *c.as_bytes(), digest: [7; 32] });
     let _ = attack.send(Message::Inventory { network: *c.as_bytes(), docs: vec![] });

@@ -240,3 +240,61 @@ fn promise_3_changes_by_another_network_s_member_travel_on_with_their_proof() {
     hop(&vera, &uma).expect("Vera to Uma, passing the proof on");
     assert!(texts(&uma, case).iter().any(|t| t == "Wim: de school in B belde."));
 }
+
+/// Found by the last review, closed now: Mallory (a member of the network) makes a device F of
+/// her own and a network X that F founds, then writes a brand-new case "by" F, shared with X
+/// and with the real network. F's signature holds and X's own operations prove F is a device of
+/// X; but no device of the real network shared it there. Sharing into a network takes one of
+/// its devices: the case is refused whole, by `merge_document` and at a meeting, and Anna
+/// holds nothing of it.
+#[test]
+fn promise_3_a_made_up_device_cannot_share_a_new_case_into_a_network() {
+    let w = world();
+    let dir = tempfile::tempdir().expect("dir");
+    let f = open_device(dir.path(), "Sok");
+    let x = f.create_network("Netwerk X").expect("X");
+    let case = f
+        .create_case(nabij_core::model::NewCase {
+            subject: "Mevrouw B. (volgens niemand)".into(),
+            networks: vec![x],
+            ..Default::default()
+        })
+        .expect("case");
+    // F's app cannot share with a network it is not in ...
+    let share = nabij_core::model::CaseUpdate { share_with: vec![w.network], ..Default::default() };
+    assert!(matches!(f.update_case(case, share), Err(Error::NotAllowed(_))));
+    // ... so its modified one writes the change itself, and signs it.
+    let before = f.heads(case).expect("heads");
+    let mut fork = load_exported(&f.export_document(case).expect("export"))
+        .with_actor(ActorId::from(f.device_key().as_bytes().to_vec()));
+    let nets = fork.get(ROOT, "networks").expect("get").expect("networks").1;
+    fork.put(&nets, w.network.to_string(), true).expect("share with the real network");
+    fork.commit();
+    let signed = nabij_core::test_utils::sign_fork(&f, case, &mut fork);
+    f.merge_changes(case, &seal_envelope(&signed, &fork.save_after(&before))).expect("its own");
+    // F's export now carries the proof that F is a device of X.
+    let exported = f.export_document(case).expect("export");
+    let (heads, _) = nabij_core::authorship::open_envelope(&exported).expect("envelope");
+    assert!(heads.iter().all(|h| h.proof.is_some()), "F's proof of X travels with it");
+
+    let merged = w.anna.merge_document(&exported);
+    assert!(
+        matches!(merged, Err(Error::Merge(DocError::Unauthorized(_)))),
+        "a case shared into the network by no device of it was taken: {merged:?}"
+    );
+    assert!(w.anna.case(case).is_err(), "Anna holds nothing of it");
+
+    // At a meeting: Mallory offers it in the network's inventory and sends it whole.
+    let mut peer = RawPeer::new(&w.anna, w.mallory.device_key());
+    let offered = f.heads(case).expect("heads").iter().map(|h| h.0).collect();
+    let _ = peer.send(Message::Inventory {
+        network: *w.network.as_bytes(),
+        docs: vec![(*case.as_bytes(), offered)],
+    });
+    let (signed, bytes) = nabij_core::authorship::open_envelope(&exported).expect("envelope");
+    let sent =
+        peer.send(Message::Document { doc: *case.as_bytes(), bytes: bytes.to_vec(), signed });
+    assert!(sent.is_err() || w.anna.case(case).is_err(), "the meeting took it: {sent:?}");
+    assert!(w.anna.case(case).is_err(), "Anna holds nothing of it");
+    assert!(!w.anna.list_cases(&Default::default()).expect("cases").iter().any(|c| c.id == case));
+}

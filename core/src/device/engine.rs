@@ -38,6 +38,9 @@ impl Device {
         init(&mut doc, id, &self.author(), self.now())?;
         let mut w = self.writer.lock();
         let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        if kind != DocKind::Network {
+            may_share_into(&tx, &doc, kind, &[], &self.device_key())?;
+        }
         let bytes = doc.save();
         let heads = doc.get_heads();
         store::insert_document(&tx, id, kind, &bytes, &heads_bytes(&heads))?;
@@ -87,6 +90,10 @@ impl Device {
         let cached = load_cached(cache, &tx, id, &state, &self.device_key())?;
         let mut touched = Touched::default();
         let r = edit(&mut cached.doc, &mut touched, now)?;
+        if kind != DocKind::Network {
+            let before = store::networks_of_doc(&tx, id)?;
+            may_share_into(&tx, &cached.doc, kind, &before, &self.device_key())?;
+        }
         let changed = persist(&tx, id, &state, cached)?;
         if changed {
             let key = self.identity.signing_key();
@@ -374,6 +381,31 @@ pub(super) fn check_changes(
         }
         _ => None,
     };
+    // Sharing into a network takes a device of that network among the changes' authors: a
+    // member of one network (or a device it made up, proven by a network of its own) cannot
+    // put a document before another network's members. Networks not held here are judged by
+    // their own devices.
+    if kind != DocKind::Network {
+        let was = if before.is_empty() { Vec::new() } else { networks.clone() };
+        for n in doc::shared_with(doc, kind).map_err(Error::Merge)? {
+            if was.contains(&n) || !store::network_held(tx, n)? {
+                continue;
+            }
+            let mut vouched = false;
+            for actor in newest.keys() {
+                let a = DeviceKey::from_bytes(*actor);
+                if a == *me || store::device_of_networks(tx, &[n], &a)? {
+                    vouched = true;
+                    break;
+                }
+            }
+            if !vouched {
+                return Err(refuse(format!(
+                    "shared with network {n} by no device of that network"
+                )));
+            }
+        }
+    }
     for (actor, seq) in newest {
         let covered = |h: &&SignedHead| h.actor == actor && h.seq >= seq;
         let signed = keep.iter().any(|h| covered(&h));
@@ -411,6 +443,26 @@ pub(super) fn check_changes(
         doc::check_write_once(doc, before).map_err(Error::Merge)?;
     }
     Ok(keep)
+}
+
+/// Refuses to share a document into a network this device is not an active device of: the
+/// networks' other devices would refuse it (see [`check_changes`]), and a member of one network
+/// has no say over what another network's members see.
+fn may_share_into(
+    tx: &Transaction<'_>,
+    doc: &AutoCommit,
+    kind: DocKind,
+    before: &[DocId],
+    me: &DeviceKey,
+) -> Result<(), Error> {
+    for n in doc::shared_with(doc, kind)?.into_iter().filter(|n| !before.contains(n)) {
+        if !store::device_active_in(tx, n, me)? {
+            return Err(Error::NotAllowed(format!(
+                "this device is not in network {n}: only its members share documents with it"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Most membership operations one network keeps.

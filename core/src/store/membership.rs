@@ -176,6 +176,24 @@ pub(crate) fn device_of_networks(
     Ok(false)
 }
 
+/// Whether this device holds `network` (its membership rows exist).
+pub(crate) fn network_held(conn: &Connection, network: DocId) -> Result<bool> {
+    let mut stmt =
+        conn.prepare_cached("SELECT 1 FROM network_devices WHERE network_id = ?1 LIMIT 1")?;
+    Ok(stmt.exists([network.as_bytes()])?)
+}
+
+/// Whether `device` is an active device of `network` (as held here).
+pub(crate) fn device_active_in(
+    conn: &Connection,
+    network: DocId,
+    device: &DeviceKey,
+) -> Result<bool> {
+    let mut stmt =
+        conn.prepare_cached("SELECT 1 FROM network_devices WHERE network_id = ?1 AND device = ?2")?;
+    Ok(stmt.exists(params![network.as_bytes(), device.as_bytes()])?)
+}
+
 /// The networks, held here, that `device` is or was a device of.
 pub(crate) fn networks_of_device(conn: &Connection, device: &DeviceKey) -> Result<Vec<DocId>> {
     let mut stmt = conn.prepare_cached(
