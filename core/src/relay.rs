@@ -93,6 +93,10 @@ pub struct Applied {
     pub changed: Vec<DocId>,
     /// Blobs not applied.
     pub rejected: Vec<RejectedBlob>,
+    /// The network's keys by epoch as its document gives them now, if a pulled change of it
+    /// changed them: what is pushed next is sealed under the newest of these (an epoch that
+    /// a pulled operation made void, say its admin's demotion concurrent with it, is not).
+    pub keys: Option<std::collections::BTreeMap<u32, SecretKey>>,
 }
 
 /// A refusal by the relay.
@@ -314,7 +318,10 @@ impl<S: RelayStore> RelaySession<S> {
                 self.report.blobs_pulled += blobs.len();
                 self.report.bytes_pulled += blobs.iter().map(|b| b.bytes.len() as u64).sum::<u64>();
                 let access = self.nets[net].access.clone();
-                let applied = self.store.apply(&access, blobs, next)?;
+                let mut applied = self.store.apply(&access, blobs, next)?;
+                if let Some(keys) = applied.keys.take() {
+                    self.nets[net].access.keys = keys;
+                }
                 self.docs_done += applied.changed.len();
                 self.docs_total += applied.changed.len();
                 self.report.documents_changed += applied.changed.len();

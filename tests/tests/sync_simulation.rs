@@ -1,13 +1,17 @@
 //! Deterministic simulation: 3–8 devices in one network write offline, change each other's
-//! roles (admins, while apart), crash and reopen their stores, and meet in random pairs over a network that loses (0–30%), duplicates and
-//! reorders frames and cuts sessions after a random number of frames; a session hit by a
-//! fault ends with a typed error and the next one picks up. A relay node (the relay's own rules
+//! roles and remove each other's devices (admins, while apart), crash and reopen their
+//! stores, and meet in random pairs over a network that loses (0–30%), duplicates and reorders
+//! frames and cuts sessions after a random number of frames; a session hit by a fault ends
+//! with a typed error and the next one picks up. A device turned malicious now and then forges
+//! a change as another device and hands it to a third (the bundle path): it is refused and
+//! changes nothing. A relay node (the relay's own rules
 //! over in-memory storage) is there too: devices also sync through it, in random mixes with
 //! meetings (how often varies by seed), and connections to it are cut after a random number
 //! of answers.
 //! After a final round of complete sessions (meetings, or relay syncs only, by seed) every
-//! device holds the same documents with the same heads, the same membership, and shows the same
-//! screens, and no acknowledged write is lost.
+//! device still in the network holds the same documents with the same heads, the same
+//! membership, and shows the same screens, and no write they acknowledged is lost; every removed
+//! device that met a device holding its removal has wiped the network.
 //!
 //! A failing seed replays exactly, byte for byte:
 //! `NABIJ_SIM_SEED=<seed> cargo test -p nabij-tests --test sync_simulation devices_converge`
@@ -24,12 +28,15 @@
 
 use std::hash::{DefaultHasher, Hasher};
 
+use automerge::{ActorId, ROOT, transaction::Transactable};
 use nabij_core::{
     Device, DeviceOptions, DocId, NoteId,
+    authorship::{SignedHead, seal_envelope},
     device::DeviceRelay,
-    model::{NewCase, NewNote, NoteKind, Role},
+    model::{NewCase, NewNote, NoteKind, Reason, Role},
     relay::RelaySession,
     sync::Session,
+    test_utils::{load_exported, signing_key},
 };
 use nabij_relay_proto::wire::{self, Request};
 use nabij_sync_server::{Limits, Relay, storage::MemoryStorage};
@@ -179,6 +186,7 @@ fn relay_sync(
     d: &Device,
     relay: &Relay<MemoryStorage>,
     cut: Option<usize>,
+    removed: bool,
     trace: &mut Trace,
 ) -> bool {
     let mut session = RelaySession::new(DeviceRelay::new(d, RELAY_KEY));
@@ -205,10 +213,21 @@ fn relay_sync(
             pending.extend(next);
         }
     }
-    // Cut or not, nothing pulled was refused: every blob opened and merged.
+    // Cut or not, nothing pulled was refused: every blob opened and merged. (A removed device
+    // cannot open what was written after its removal, and the relay refuses it once it knows.
+    // A device that is an admin in its own view may find the relay's membership says
+    // otherwise, or its roster already replaced: a register refusal, not a failure.)
     let report = session.report();
-    assert!(report.rejected.is_empty(), "nothing tampered, nothing rejected: {report:?}");
-    assert!(report.refusals.is_empty(), "the relay refused nothing: {report:?}");
+    if std::env::var("NABIJ_SIM_DEBUG").is_ok() {
+        eprintln!("relay sync of {}: {report:?}", d.device_key().short());
+    }
+    if !removed {
+        assert!(report.rejected.is_empty(), "nothing tampered, nothing rejected: {report:?}");
+        assert!(
+            report.refusals.iter().all(|r| r.request == "register"),
+            "the relay refused nothing but a roster: {report:?}"
+        );
+    }
     completed
 }
 
@@ -247,11 +266,17 @@ fn simulate(seed: u64) -> Trace {
     let relay = Relay::new(MemoryStorage::new(), Limits::default());
     let relay_often = rng.below(2) == 0;
     let heal_by_relay = rng.below(2) == 0;
-    let mut acked: Vec<(DocId, NoteId, String)> = Vec::new();
+    // Acknowledged notes, by writer: a removed device's may be wiped with it.
+    let mut acked: Vec<(usize, DocId, NoteId, String)> = Vec::new();
+    let mut removed: std::collections::BTreeSet<usize> = std::collections::BTreeSet::new();
     for step in 0..40 {
         let who = rng.below(count as u64) as usize;
         let cases = case_ids(&devices[who]);
-        match rng.below(9) {
+        let op = rng.below(11);
+        if std::env::var("NABIJ_SIM_DEBUG").is_ok() {
+            eprintln!("step {step}: device {who}, operation {op}, removed {removed:?}");
+        }
+        match op {
             0 if devices[who].kind_of(n).is_ok() => {
                 devices[who]
                     .create_case(NewCase {
@@ -267,7 +292,7 @@ fn simulate(seed: u64) -> Trace {
                 let id = devices[who]
                     .add_note(c, NewNote { kind: NoteKind::Observation, text: text.clone() })
                     .expect("note");
-                acked.push((c, id, text));
+                acked.push((who, c, id, text));
             }
             3 if !cases.is_empty() => {
                 let c = cases[rng.below(cases.len() as u64) as usize];
@@ -282,10 +307,10 @@ fn simulate(seed: u64) -> Trace {
             }
             5 => {
                 let cut = if rng.below(2) == 0 { Some(rng.below(30) as usize) } else { None };
-                relay_sync(&devices[who], &relay, cut, &mut trace);
+                relay_sync(&devices[who], &relay, cut, removed.contains(&who), &mut trace);
             }
             6 if relay_often => {
-                relay_sync(&devices[who], &relay, None, &mut trace);
+                relay_sync(&devices[who], &relay, None, removed.contains(&who), &mut trace);
             }
             7 => {
                 // Membership changes while apart: an admin (as its own device sees it) makes
@@ -301,6 +326,54 @@ fn simulate(seed: u64) -> Trace {
                     let _ = devices[who].set_role(n, m.id, role);
                 }
             }
+            9 => {
+                // An admin (in its own view) removes another device, while apart. Device 0 stays
+                // (it is the meeting hub of the final round); the last admin may not go.
+                let members = devices[who].network(n).map(|x| x.members).unwrap_or_default();
+                let me = devices[who].device_key();
+                let admin =
+                    members.iter().any(|m| m.devices.contains(&me) && m.role == Role::Admin);
+                let target = 1 + rng.below(count as u64 - 1) as usize;
+                let reason =
+                    [Reason::Lost, Reason::Left, Reason::Compromised][rng.below(3) as usize];
+                if admin
+                    && target != who
+                    && devices[who].remove_device(n, devices[target].device_key(), reason).is_ok()
+                {
+                    removed.insert(target);
+                }
+            }
+            10 if count > 2 => {
+                // A device gone bad forges a change to a case as another device (its actor,
+                // its own signature) and hands it to a third: refused, nothing changes.
+                let victim = (who + 1) % count;
+                let to = (who + 2) % count;
+                if let Some(&c) = cases.first()
+                    && devices[to].kind_of(c).is_ok()
+                {
+                    let before = devices[to].heads(c).expect("heads");
+                    let mut fork = load_exported(&devices[who].export_document(c).expect("export"))
+                        .with_actor(ActorId::from(
+                            devices[victim].device_key().as_bytes().to_vec(),
+                        ));
+                    let base = fork.get_heads();
+                    fork.put(ROOT, "subject", format!("Vervalst {step}")).expect("put");
+                    fork.commit();
+                    let key = signing_key(&devices[who]);
+                    let signed: Vec<SignedHead> = fork
+                        .get_last_local_change()
+                        .map(|ch| SignedHead::sign(&key, c, ch.seq(), ch.hash().0))
+                        .into_iter()
+                        .collect();
+                    let bundle = seal_envelope(&signed, &fork.save_after(&base));
+                    assert!(
+                        devices[to].merge_changes(c, &bundle).is_err(),
+                        "seed {seed}: a forged change was taken"
+                    );
+                    assert_eq!(devices[to].heads(c).expect("heads"), before, "seed {seed}");
+                    trace.record(&[b"forged", c.as_bytes()]);
+                }
+            }
             _ => {
                 let other = (who + 1 + rng.below(count as u64 - 1) as usize) % count;
                 let mut f = faults;
@@ -314,7 +387,7 @@ fn simulate(seed: u64) -> Trace {
         for _ in 0..2 {
             for (i, d) in devices.iter().enumerate() {
                 assert!(
-                    relay_sync(d, &relay, None, &mut trace),
+                    relay_sync(d, &relay, None, removed.contains(&i), &mut trace),
                     "seed {seed}: relay sync of {i} incomplete"
                 );
             }
@@ -344,14 +417,27 @@ fn simulate(seed: u64) -> Trace {
             }
         }
     }
-    // Everyone agrees on the membership, roles included.
+    // Everyone still in agrees on the membership, roles and removals included; a removed device
+    // that met device 0 (which holds every removal after the first round) has wiped it.
+    let staying: Vec<&Device> =
+        devices.iter().enumerate().filter(|(i, _)| !removed.contains(i)).map(|(_, d)| d).collect();
     let roster = devices[0].network(n).expect("network");
-    for (i, d) in devices.iter().enumerate().skip(1) {
+    for (i, d) in staying.iter().enumerate().skip(1) {
         assert_eq!(d.network(n).expect("network"), roster, "seed {seed}: device {i} membership");
+    }
+    let gone: std::collections::BTreeSet<_> = roster.removed.iter().map(|r| r.device).collect();
+    for i in &removed {
+        assert!(gone.contains(&devices[*i].device_key()), "seed {seed}: removal of {i} lost");
+        if !heal_by_relay {
+            assert!(
+                devices[*i].document_ids().expect("ids").is_empty(),
+                "seed {seed}: removed device {i} was not wiped"
+            );
+        }
     }
     let reference = screens(&devices[0], WORDS);
     let ids = devices[0].document_ids().expect("ids");
-    for (i, d) in devices.iter().enumerate().skip(1) {
+    for (i, d) in staying.iter().enumerate().skip(1) {
         assert_eq!(d.document_ids().expect("ids"), ids, "seed {seed}: device {i} documents");
         for (id, _) in &ids {
             let (mut x, mut y) =
@@ -362,8 +448,8 @@ fn simulate(seed: u64) -> Trace {
         }
         assert_eq!(screens(d, WORDS), reference, "seed {seed}: device {i} screens");
     }
-    for (c, id, text) in &acked {
-        for d in &devices {
+    for (_, c, id, text) in acked.iter().filter(|(w, ..)| !removed.contains(w)) {
+        for d in &staying {
             let note = d
                 .note(*c, *id)
                 .unwrap_or_else(|e| panic!("seed {seed}: acknowledged note lost: {e}"));

@@ -562,12 +562,20 @@ impl RelayStore for DeviceRelay<'_> {
             if doc == net.network {
                 self.flush(net, &mut batch, &mut applied)?;
                 self.flush_held(net, &mut held, &mut applied)?;
-                held_keys = match self.device.network_keys(net.network) {
-                    Ok((_, k)) if !k.is_empty() => k,
-                    Ok(_) => held_keys,
+                // Opening keeps every key held (a blob sealed under an epoch a concurrent
+                // revocation has since made void was still sealed by a device that could read
+                // it); sealing takes only what counts now.
+                match self.device.network_keys(net.network) {
+                    Ok((_, k)) if !k.is_empty() => {
+                        for (e, key) in &k {
+                            held_keys.entry(*e).or_insert_with(|| key.clone());
+                        }
+                        applied.keys = Some(k);
+                    }
+                    Ok(_) => {}
                     Err(e) if is_local(&e) => return Err(failed(e)),
-                    Err(_) => held_keys,
-                };
+                    Err(_) => {}
+                }
             }
         }
         self.flush(net, &mut batch, &mut applied)?;
