@@ -20,29 +20,32 @@ use nabij_relay_proto::{
 };
 use nabij_sync_server::{Limits, Relay, storage::MemoryStorage};
 
-const NETWORK: [u8; 32] = [0xAA; 32];
+const COMMITMENT: [u8; 32] = [0xAA; 32];
 
-/// The network's membership, signed once (signing is most of the cost of an iteration): the
-/// first device founds it under `NETWORK` and adds the second; the third is no device of it.
-static OPS: LazyLock<Vec<Vec<u8>>> = LazyLock::new(|| {
+/// The network's relay id and membership, signed once (signing is most of the cost of an
+/// iteration): the first device founds it and adds the second; the third is no device of it.
+static NET: LazyLock<([u8; 32], Vec<Vec<u8>>)> = LazyLock::new(|| {
     let founder = SigningKey::from_bytes(&[1; 32]);
     let (me, them) = ([1; 16], [2; 16]);
-    let id = membership::genesis_network_id(&founder, &NETWORK, &me, "Anna");
+    let id = membership::genesis_network_id(&founder, &COMMITMENT, &me, "Anna");
     let sign = |parents: &[membership::OpId], change| {
         SignedOp::sign(&founder, id, parents, change).expect("an operation signs")
     };
-    let g = sign(&[], Change::Genesis { key_commitment: NETWORK, member: me, name: "Anna".into() });
+    let g =
+        sign(&[], Change::Genesis { key_commitment: COMMITMENT, member: me, name: "Anna".into() });
     let add = sign(
         &[g.id()],
         Change::AddMember { member: them, name: "Bram".into(), role: Role::Member },
     );
     let device = SigningKey::from_bytes(&[2; 32]).verifying_key().to_bytes();
     let dev = sign(&[add.id()], Change::AddDevice { member: them, device });
-    [g, add, dev].iter().map(|o| o.blinded().to_vec()).collect()
+    let relay_id = membership::relay_id_of(&g).expect("a genesis");
+    (relay_id, [g, add, dev].iter().map(|o| o.blinded().to_vec()).collect())
 });
 const MAX_FRAME: usize = 64 * 1024;
 
 fuzz_target!(|data: &[u8]| {
+    let (net_id, ops) = (NET.0, NET.1.clone());
     let Some((&who, rest)) = data.split_first() else { return };
     let keys: Vec<SigningKey> = (1..=3u8).map(|n| SigningKey::from_bytes(&[n; 32])).collect();
     let devices: Vec<[u8; 32]> = keys.iter().map(|k| k.verifying_key().to_bytes()).collect();
@@ -50,7 +53,7 @@ fuzz_target!(|data: &[u8]| {
         Limits { max_frame_bytes: MAX_FRAME, max_blob_bytes: MAX_FRAME / 2, ..Limits::default() };
     let relay = Relay::new(MemoryStorage::new(), limits);
     let roster = Roster {
-        network: NETWORK,
+        network: net_id,
         issued_at: 1,
         known: 0,
         devices: devices[..2]
@@ -58,7 +61,7 @@ fuzz_target!(|data: &[u8]| {
             .map(|d| RosterDevice { key: *d, sealed: vec![1; 80], admin: true, removed: false })
             .collect(),
         removals: Vec::new(),
-        ops: OPS.clone(),
+        ops,
     }
     .sign(&keys[0])
     .expect("sign");
@@ -66,7 +69,7 @@ fuzz_target!(|data: &[u8]| {
     assert!(matches!(registered[..], [Response::Registered { .. }]));
     relay.handle(
         &devices[0],
-        vec![Request::Push { network: NETWORK, doc: [1; 32], blob: vec![9; 40] }],
+        vec![Request::Push { network: net_id, doc: [1; 32], blob: vec![9; 40] }],
     );
 
     let device = devices[usize::from(who % 3)];
@@ -96,10 +99,10 @@ fuzz_target!(|data: &[u8]| {
                     assert!(blobs.windows(2).all(|w| w[0].seq < w[1].seq), "in order");
                     assert!(blobs.iter().all(|b| b.seq > *after), "after the cursor");
                     assert!(blobs.last().is_none_or(|b| b.seq == *next));
-                    assert!(listed || *network != NETWORK, "the unlisted device read the network");
+                    assert!(listed || *network != net_id, "the unlisted device read the network");
                 }
                 (Request::Push { network, .. } | Request::Pull { network, .. }, _)
-                    if *network == NETWORK && !listed =>
+                    if *network == net_id && !listed =>
                 {
                     assert!(
                         matches!(a, Response::Refused { reason: Refusal::NotOnRoster, .. }),

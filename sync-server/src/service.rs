@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use nabij_relay_proto::{
     NetworkId, PublicKey,
     ids::DeviceKey,
-    membership::{self, Change, MAX_OPS, Membership, OpId, SignedOp},
+    membership::{self, MAX_OPS, Membership, OpId, SignedOp},
     roster::SignedRoster,
     wire::{Refusal, Request, Response, blob_id},
 };
@@ -31,10 +31,10 @@ pub struct Relay<S> {
 }
 
 /// The operations the relay keeps for `network` (`known`, then those of `new` it lacks, in
-/// order) and the membership they resolve to. The network's genesis is the first of them
-/// whose key commitment is the network's relay id (the first registered wins: a later one,
-/// whoever signs it, is a different network); operations of any other network are refused,
-/// so no one can fill a network's list with another's.
+/// order) and the membership they resolve to. A network's relay id derives from its genesis
+/// (see [`membership::relay_id_of`]): the genesis is the one operation it derives from, so no
+/// one can found another network under it. Operations of any other network are refused, so no
+/// one can fill a network's list with another's.
 fn membership_at_relay(
     network: &NetworkId,
     known: Vec<Vec<u8>>,
@@ -69,10 +69,9 @@ fn membership_at_relay(
     Ok((ops, m))
 }
 
-/// Whether `op` is a signed genesis that commits to the relay id `network`.
+/// Whether `op` is the signed genesis the relay id `network` derives from.
 fn is_genesis_for(op: &SignedOp, network: &NetworkId) -> bool {
-    matches!(op.change(), Change::Genesis { key_commitment, .. } if key_commitment == network)
-        && op.signature_holds()
+    membership::relay_id_of(op).as_ref() == Some(network) && op.signature_holds()
 }
 
 fn refused(reason: Refusal, detail: impl Into<String>) -> Response {
@@ -311,7 +310,7 @@ mod tests {
     use ed25519_dalek::SigningKey;
     use nabij_relay_proto::{
         ids::DocId,
-        membership::Role,
+        membership::{Change, Role},
         roster::{Roster, RosterDevice},
     };
 
@@ -326,8 +325,8 @@ mod tests {
         k.verifying_key().to_bytes()
     }
 
-    /// A network's membership as its admins sign it: `a` (device 1) founds it under the relay
-    /// id `net`.
+    /// A network's membership as its admins sign it, founded by `founder` with the key
+    /// commitment given; its relay id derives from its genesis.
     struct Net {
         id: DocId,
         relay: NetworkId,
@@ -335,16 +334,17 @@ mod tests {
     }
 
     impl Net {
-        fn new(relay: NetworkId, founder: &SigningKey) -> Net {
+        fn new(commitment: [u8; 32], founder: &SigningKey) -> Net {
             let (member, name) = ([1; 16], "Anna");
-            let id = membership::genesis_network_id(founder, &relay, &member, name);
+            let id = membership::genesis_network_id(founder, &commitment, &member, name);
             let genesis = SignedOp::sign(
                 founder,
                 id,
                 &[],
-                Change::Genesis { key_commitment: relay, member, name: name.into() },
+                Change::Genesis { key_commitment: commitment, member, name: name.into() },
             )
             .unwrap();
+            let relay = membership::relay_id_of(&genesis).unwrap();
             Net { id, relay, ops: vec![genesis] }
         }
 
@@ -418,7 +418,8 @@ mod tests {
         let out = r.handle(&pk(&a), vec![net.roster(1, &net.ops, &[&a], &a)]);
         assert!(matches!(out[0], Response::Registered { issued_at: 1, .. }));
 
-        let push = |n: u8| Request::Push { network: [5; 32], doc: [1; 32], blob: vec![n; 100] };
+        let relay_id = net.relay;
+        let push = |n: u8| Request::Push { network: relay_id, doc: [1; 32], blob: vec![n; 100] };
         let out = r.handle(&pk(&b), vec![push(1), pull(&net)]);
         assert_eq!(reason(&out[0]), Some(Refusal::NotOnRoster));
         assert_eq!(reason(&out[1]), Some(Refusal::NotOnRoster));
@@ -508,8 +509,9 @@ mod tests {
         }
     }
 
-    /// A network's genesis at the relay commits to its relay id; operations of another network,
-    /// or a roster with no genesis, are refused; the relay keeps no names.
+    /// A network's relay id derives from its genesis; operations of another network, or a
+    /// roster with no genesis, are refused; no one can found another network under a relay id
+    /// (not even with the same key commitment); the relay keeps no names.
     #[test]
     fn the_genesis_binds_the_network_and_the_relay_learns_no_names() {
         let r = relay(1 << 30);
@@ -520,26 +522,30 @@ mod tests {
         lone.ops.remove(0);
         let out = r.handle(&pk(&a), vec![lone.roster(1, &[], &[&a], &a)]);
         assert_eq!(reason(&out[0]), Some(Refusal::BadRoster));
-        // A genesis that commits to another relay id does not found this network.
-        let other = Net::new([10; 32], &m);
-        let mut wrong = other.roster(1, &other.ops, &[&m], &m);
-        if let Request::Register { roster } = &mut wrong {
+        // A squatter who knows the key commitment founds its own network with it, and
+        // registers it first under the real network's relay id: refused, that id is not its
+        // genesis's.
+        let squat = Net::new([9; 32], &m);
+        let mut taken = squat.roster(1, &squat.ops, &[&m], &m);
+        if let Request::Register { roster } = &mut taken {
             let mut body: Roster = postcard::from_bytes(&roster.body).unwrap();
-            body.network = [9; 32];
+            body.network = net.relay;
             *roster = body.sign(&m).unwrap();
         }
-        assert_eq!(reason(&r.handle(&pk(&m), vec![wrong])[0]), Some(Refusal::BadRoster));
+        assert_eq!(reason(&r.handle(&pk(&m), vec![taken])[0]), Some(Refusal::BadRoster));
+        // (Under its own relay id it is a network of its own, as anyone may make.)
+        let own = squat.roster(1, &squat.ops, &[&m], &m);
+        assert!(matches!(r.handle(&pk(&m), vec![own])[0], Response::Registered { .. }));
 
         let out = r.handle(&pk(&a), vec![net.roster(1, &net.ops, &[&a], &a)]);
         assert!(matches!(out[0], Response::Registered { .. }), "{out:?}");
-        // Another genesis for the same relay id (a second network, whoever made it) does not
-        // join this one's list.
-        let mut squat = Net::new([9; 32], &m);
-        squat.ops.extend(net.ops.clone());
-        let mixed = squat.roster(2, &squat.ops, &[&a], &a);
+        // The squatter's operations do not join this network's list.
+        let mut mixed_ops = squat.ops.clone();
+        mixed_ops.extend(net.ops.clone());
+        let mixed = net.roster(2, &mixed_ops, &[&a], &a);
         assert_eq!(reason(&r.handle(&pk(&a), vec![mixed])[0]), Some(Refusal::BadRoster));
 
-        let stored = r.storage().roster(&[9; 32]).unwrap().unwrap();
+        let stored = r.storage().roster(&net.relay).unwrap().unwrap();
         assert_eq!(stored.ops.len(), 1);
         let name = b"Anna";
         assert!(!stored.ops[0].windows(name.len()).any(|w| w == name), "the relay keeps no names");
@@ -552,7 +558,8 @@ mod tests {
         let a = device(1);
         let net = Net::new([6; 32], &a);
         r.handle(&pk(&a), vec![net.roster(1, &net.ops, &[&a], &a)]);
-        let push = |n: u8| Request::Push { network: [6; 32], doc: [1; 32], blob: vec![n; 100] };
+        let relay_id = net.relay;
+        let push = |n: u8| Request::Push { network: relay_id, doc: [1; 32], blob: vec![n; 100] };
         // The configured quota reaches storage and its refusal reaches the device (how the
         // quota counts is storage's rule, in `storage::conformance`).
         let out = r.handle(&pk(&a), vec![push(1), push(2), push(3)]);
@@ -560,7 +567,7 @@ mod tests {
         assert!(matches!(out[1], Response::Stored { .. }));
         assert_eq!(reason(&out[2]), Some(Refusal::QuotaExceeded));
         let big = Request::Push {
-            network: [6; 32],
+            network: relay_id,
             doc: [1; 32],
             blob: vec![0; r.limits().max_blob_bytes + 1],
         };

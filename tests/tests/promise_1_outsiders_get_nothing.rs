@@ -37,23 +37,23 @@ async fn promise_1_an_outsider_cannot_make_a_member_upload_under_its_key() {
     let outsider = ed25519_dalek::SigningKey::from_bytes(&outsider_secret);
     let outsider_key = DeviceKey::from_bytes(outsider.verifying_key().to_bytes());
     let key = SecretKey::generate(&rng).expect("key");
-    let relay_id = crypto::relay_network_id(&key);
+    let commitment = crypto::relay_network_id(&key);
     // A roster entry holds a device's network keys by epoch.
     let sealed = |to: &DeviceKey| {
         let one = crypto::seal_network_key(&rng, &key, network, 0, to).expect("seal");
         postcard::to_stdvec(&vec![(0u32, one.as_bytes().to_vec())]).expect("bundle")
     };
-    // The relay goes by signed membership: the outsider founds a network of its own under
-    // that relay id and signs the victim in as an admin.
-    let ops = {
+    // The relay goes by signed membership: the outsider founds a network of its own with that
+    // key (the relay id derives from the genesis) and signs the victim in as an admin.
+    let (relay_id, ops) = {
         use nabij_core::membership::{Change, Role, SignedOp, genesis_network_id};
         let me = [42u8; 16];
-        let x = genesis_network_id(&outsider, &relay_id, &me, "Onbekend");
+        let x = genesis_network_id(&outsider, &commitment, &me, "Onbekend");
         let genesis = SignedOp::sign(
             &outsider,
             x,
             &[],
-            Change::Genesis { key_commitment: relay_id, member: me, name: "Onbekend".into() },
+            Change::Genesis { key_commitment: commitment, member: me, name: "Onbekend".into() },
         )
         .expect("genesis");
         let them = *victim.member_id().as_bytes();
@@ -71,7 +71,11 @@ async fn promise_1_an_outsider_cannot_make_a_member_upload_under_its_key() {
             Change::AddDevice { member: them, device: *victim.device_key().as_bytes() },
         )
         .expect("device");
-        vec![genesis.blinded().to_vec(), add.blinded().to_vec(), device.blinded().to_vec()]
+        let relay_id = nabij_core::membership::relay_id_of(&genesis).expect("a genesis");
+        (
+            relay_id,
+            vec![genesis.blinded().to_vec(), add.blinded().to_vec(), device.blinded().to_vec()],
+        )
     };
     let roster = Roster {
         network: relay_id,

@@ -49,7 +49,8 @@ impl Device {
             if creator != me || membership::genesis_of(id, Some(&creator), &nd.ops).is_some() {
                 continue;
             }
-            let commitment = self.relay_network_id(id)?.unwrap_or_default();
+            let commitment =
+                self.network_keys(id)?.1.get(&0).map(crypto::relay_network_id).unwrap_or_default();
             let sk = self.identity.signing_key();
             self.edit(id, kind, |d, _, now| {
                 let genesis = SignedOp::sign(

@@ -334,10 +334,11 @@ impl Device {
         Ok((m, keys))
     }
 
-    /// The id a network has at a relay (derived from its first key), if this device holds it.
+    /// The id a network has at a relay (derived from its signed genesis, see
+    /// [`membership::relay_id_of`]), if this device holds the network and its genesis.
     pub fn relay_network_id(&self, network: DocId) -> Result<Option<[u8; 32]>, Error> {
-        let (_, keys) = self.network_keys(network)?;
-        Ok(keys.get(&0).map(crypto::relay_network_id))
+        let (m, _) = self.membership(network)?;
+        Ok(m.relay_id)
     }
 
     /// Makes sure every active device of a network has each epoch's key this device holds

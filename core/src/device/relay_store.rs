@@ -23,6 +23,7 @@ use crate::{
     doc,
     error::Error,
     ids::DocId,
+    membership::{self, Change, SignedOp},
     model::DocKind,
     relay::{
         Applied, NetworkAccess, PreparedPush, RejectedBlob, RelayError, RelayStore, decode_payload,
@@ -309,7 +310,12 @@ impl RelayStore for DeviceRelay<'_> {
                     tracing::info!(network = %id, "no network key here yet; skipping it at the relay");
                     return Ok(None);
                 };
-                let relay_id = crypto::relay_network_id(&key);
+                // The relay id derives from the signed genesis (see
+                // `membership::relay_id_of`): a network without one here waits for it.
+                let Some(relay_id) = self.device.relay_network_id(id)? else {
+                    tracing::info!(network = %id, "no signed genesis here yet; skipping it at the relay");
+                    return Ok(None);
+                };
                 let roster = self.device.roster_for(id, relay_id)?;
                 let offered = BTreeMap::new();
                 let access =
@@ -355,9 +361,18 @@ impl RelayStore for DeviceRelay<'_> {
 
     fn open_roster(&mut self, roster: &Roster) -> Option<NetworkAccess> {
         let (network, keys) = self.device.roster_keys(roster)?;
-        // The roster's network must be the one epoch 0's key names (relay ids derive from it).
+        // The roster's network must be the one its relay id derives from: the network's own
+        // genesis (its id commits to it), committing to epoch 0's key.
         let key = keys.get(&0)?.clone();
-        if crypto::relay_network_id(&key) != roster.network {
+        let founds = roster.ops.iter().filter_map(|b| SignedOp::decode(b).ok()).any(|g| {
+            g.network() == network
+                && g.founds_its_network()
+                && g.signature_holds()
+                && membership::relay_id_of(&g) == Some(roster.network)
+                && matches!(g.change(), Change::Genesis { key_commitment, .. }
+                    if *key_commitment == crypto::relay_network_id(&key))
+        });
+        if !founds {
             return None;
         }
         let held = self.device.kind_of(network).is_ok();

@@ -458,6 +458,8 @@ pub struct Membership {
     /// The key epochs: for each, the commitments of its keys (one, unless two admins started
     /// the same epoch at once). Epoch 0's is the genesis's.
     pub epochs: BTreeMap<u32, BTreeSet<[u8; 32]>>,
+    /// The network's id at a relay (see [`relay_id_of`]), from its genesis.
+    pub relay_id: Option<[u8; 32]>,
 }
 
 impl Membership {
@@ -520,6 +522,23 @@ pub fn genesis_network_id(
 ) -> DocId {
     let author = DeviceKey::from_bytes(device.verifying_key().to_bytes());
     network_id_for(&author, key_commitment, member, &blind_name(device, member, name))
+}
+
+/// A network's id at a relay, from its genesis: a keyed hash of the genesis's key commitment
+/// and its id. The relay can check it from the genesis alone (it gets the operations, without
+/// names), and no one can found another network under it: a second genesis, whoever signs it
+/// and whatever key it commits to, has another id. (Devices never reveal the network's id to
+/// the relay through it: the genesis's key commitment is a keyed hash of the network key.)
+pub fn relay_id_of(genesis: &SignedOp) -> Option<[u8; 32]> {
+    match &genesis.body.change {
+        Signed::Genesis { key_commitment, .. } if genesis.body.parents.is_empty() => {
+            let mut h = blake3::Hasher::new_derive_key("nabij relay network id v2");
+            h.update(key_commitment);
+            h.update(&genesis.id());
+            Some(*h.finalize().as_bytes())
+        }
+        _ => None,
+    }
 }
 
 impl SignedOp {
@@ -635,6 +654,7 @@ pub fn resolve(network: DocId, genesis: OpId, ops: &[SignedOp]) -> Membership {
             let parents: BTreeSet<OpId> =
                 ops.iter().flat_map(|o| o.body.parents.iter().copied()).collect();
             out.heads = order.iter().copied().filter(|i| !parents.contains(i)).collect();
+            out.relay_id = ops.first().and_then(|g| relay_id_of(g));
             return out;
         }
         excluded.extend(newly);
