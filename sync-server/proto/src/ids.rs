@@ -70,7 +70,7 @@ macro_rules! id16 {
                 Self(source.id16())
             }
             /// The id from its 16 bytes.
-            pub fn from_bytes(bytes: [u8; 16]) -> Self {
+            pub const fn from_bytes(bytes: [u8; 16]) -> Self {
                 Self(bytes)
             }
             /// The id from a byte slice, if it is 16 bytes long.
@@ -145,7 +145,7 @@ pub struct DeviceKey([u8; 32]);
 
 impl DeviceKey {
     /// The key from its 32 bytes.
-    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
         Self(bytes)
     }
     /// The key from a byte slice, if it is 32 bytes long (e.g. an Automerge actor id).
