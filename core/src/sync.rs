@@ -8,4 +8,4 @@ pub mod frame;
 pub mod session;
 
 pub use frame::{FrameDecoder, FrameError, Message};
-pub use session::{Event, Outgoing, Session, StoreFailure, SyncError, SyncStore};
+pub use session::{Event, Outgoing, Refusal, Session, StoreFailure, SyncError, SyncStore};

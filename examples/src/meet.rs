@@ -65,6 +65,8 @@ pub(crate) fn report_json(r: &SyncReport) -> serde_json::Value {
         "peer": r.peer.to_string(),
         "documents_sent": r.documents_sent,
         "documents_received": r.documents_received,
+        "documents_refused": r.documents_refused,
+        "documents_refused_by_peer": r.documents_refused_by_peer,
         "bytes_sent": r.bytes_sent,
         "bytes_received": r.bytes_received,
         "wire_bytes_sent": r.wire_bytes_sent,
@@ -75,8 +77,13 @@ pub(crate) fn report_json(r: &SyncReport) -> serde_json::Value {
 
 /// One line about a finished sync.
 pub(crate) fn report_line(who: &str, r: &SyncReport) -> String {
+    // Said only when it happened: a refused document is worth a look at the log.
+    let refused = match (r.documents_refused, r.documents_refused_by_peer) {
+        (0, 0) => String::new(),
+        (here, there) => format!("; refused: {here} here, {there} by the other device"),
+    };
     format!(
-        "{who}: {} received, {} sent; {} in, {} out; {}",
+        "{who}: {} received, {} sent; {} in, {} out; {}{refused}",
         text::plural(r.documents_received, "document", "documents"),
         r.documents_sent,
         bytes(r.bytes_received),

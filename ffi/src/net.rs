@@ -64,6 +64,11 @@ pub struct SyncReport {
     pub documents_sent: u64,
     /// Documents the other device's data changed here.
     pub documents_received: u64,
+    /// Documents whose data from the other device this device refused: nothing of them was
+    /// stored, the rest of the meeting went on (the log says why).
+    pub documents_refused: u64,
+    /// Documents whose data from this device the other device refused.
+    pub documents_refused_by_peer: u64,
     /// Sync-protocol bytes sent.
     pub bytes_sent: u64,
     /// Sync-protocol bytes received.
@@ -86,6 +91,8 @@ impl From<core_net::SyncReport> for SyncReport {
             peer: r.peer.to_string(),
             documents_sent: r.documents_sent as u64,
             documents_received: r.documents_received as u64,
+            documents_refused: r.documents_refused as u64,
+            documents_refused_by_peer: r.documents_refused_by_peer as u64,
             bytes_sent: r.bytes_sent,
             bytes_received: r.bytes_received,
             wire_bytes_sent: r.wire_bytes_sent,

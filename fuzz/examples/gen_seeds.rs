@@ -32,6 +32,7 @@ fn main() {
         ("document", Message::Document { doc: DOC_A, bytes: vec![9; 40], signed: Vec::new() }),
         ("sync", Message::Sync { doc: DOC_A, message: vec![1, 2, 3], signed: Vec::new() }),
         ("done", Message::Done { seen: 300 }),
+        ("refused", Message::Refused { doc: DOC_A }),
     ];
     let mut stream = Vec::new();
     for (i, (name, m)) in samples.iter().enumerate() {

@@ -80,6 +80,10 @@ enum Msg {
     Done {
         seen: Option<u64>,
     },
+    /// The peer refuses what the session sent of a document (or of one it never sent).
+    Refused {
+        doc: Doc,
+    },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -141,6 +145,7 @@ fn message(peer: &mut MemStore, h: &mut Harness, m: Msg) -> Message {
             signed: Vec::new(),
         },
         Msg::Done { seen } => Message::Done { seen: seen.unwrap_or(h.sent) },
+        Msg::Refused { doc } => Message::Refused { doc: doc.wire() },
     }
 }
 

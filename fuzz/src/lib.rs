@@ -366,7 +366,11 @@ impl Harness {
                 Event::PeerError(e) => {
                     assert!(self.session.is_closed(), "an error event from an open session: {e:?}");
                 }
-                Event::DocumentUpdated(_) | Event::PeerDone | Event::NetworkWiped(_) => {}
+                Event::DocumentUpdated(_)
+                | Event::PeerDone
+                | Event::NetworkWiped(_)
+                | Event::DocumentRefused { .. }
+                | Event::DocumentRefusedByPeer(_) => {}
             }
         }
         let (_, received) = self.session.bytes();

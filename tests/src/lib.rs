@@ -17,9 +17,15 @@ use std::sync::{
     atomic::{AtomicI64, Ordering},
 };
 
+use automerge::sync::{State, SyncDoc};
 use nabij_core::{
-    Clock, Device, DeviceOptions, DocId,
+    Clock, Device, DeviceKey, DeviceOptions, DocId,
+    authorship::SignedHead,
     model::{CaseFilter, CaseSummary, LearningPointSummary},
+    sync::{
+        Event, Refusal, Session, StoreFailure, SyncStore,
+        session::{Inventory, Outgoing, Removals},
+    },
     test_utils::shared_case,
 };
 
@@ -198,6 +204,16 @@ impl<'a> RawPeer<'a> {
         result
     }
 
+    /// The victim's session.
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// The events the victim's session raised since the last call.
+    pub fn events(&mut self) -> Vec<Event> {
+        std::iter::from_fn(|| self.session.poll_event()).collect()
+    }
+
     /// The answers, by kind and document, for a failure message.
     pub fn summary(&self) -> String {
         use nabij_core::sync::Message;
@@ -219,17 +235,22 @@ impl<'a> RawPeer<'a> {
                 Message::Removed { network, .. } => format!("removed {}", short(network)),
                 Message::Done { .. } => "done".into(),
                 Message::Ack { .. } => "ack".into(),
+                Message::Refused { doc } => format!("refused {}", short(doc)),
             })
             .collect();
         parts.join("; ")
     }
 
-    /// Whether any answer named the document, carried it, or carried changes to it.
+    /// Whether any answer named the document, carried it, carried changes to it or refused it.
     pub fn named(&self, doc: DocId) -> bool {
         use nabij_core::sync::Message;
         self.answers.iter().any(|m| match m {
             Message::Inventory { docs, .. } => docs.iter().any(|(d, _)| d == doc.as_bytes()),
-            Message::Document { doc: d, .. } | Message::Sync { doc: d, .. } => d == doc.as_bytes(),
+            // A refusal names only what the peer sent, but it still says the victim looked at
+            // it: where the victim must say nothing, it must not refuse aloud either.
+            Message::Document { doc: d, .. }
+            | Message::Sync { doc: d, .. }
+            | Message::Refused { doc: d } => d == doc.as_bytes(),
             _ => false,
         })
     }
@@ -238,24 +259,172 @@ impl<'a> RawPeer<'a> {
 /// An honest meeting between two devices through their real sessions (no transport), until
 /// neither has anything to say.
 pub fn meet(x: &Device, y: &Device) -> Result<(), nabij_core::sync::SyncError> {
-    use nabij_core::sync::Session;
-    let mut sx = Session::new(x.device_key(), y.device_key(), 0);
-    let mut sy = Session::new(y.device_key(), x.device_key(), 0);
     let (mut dx, mut dy) = (x, y);
-    sx.start(&mut dx)?;
+    meet_stores((x.device_key(), &mut dx), (y.device_key(), &mut dy)).map(|_| ())
+}
+
+/// A meeting between two devices' stores (either may be a modified app's, such as
+/// [`ForgingStore`]) through their real sessions, no transport: `x` starts, frames go both ways
+/// until neither side has anything to say. Both sessions, to check how they ended and what they
+/// report (their events are left queued).
+pub fn meet_stores(
+    x: (nabij_core::DeviceKey, &mut impl SyncStore),
+    y: (nabij_core::DeviceKey, &mut impl SyncStore),
+) -> Result<(Session, Session), nabij_core::sync::SyncError> {
+    let ((kx, dx), (ky, dy)) = (x, y);
+    let mut sx = Session::new(kx, ky, 0);
+    let mut sy = Session::new(ky, kx, 0);
+    sx.start(dx)?;
     for _ in 0..200 {
         let mut moved = false;
         while let Some(f) = sx.poll_transmit() {
-            sy.handle_bytes(&mut dy, 0, &f)?;
+            sy.handle_bytes(dy, 0, &f)?;
             moved = true;
         }
         while let Some(f) = sy.poll_transmit() {
-            sx.handle_bytes(&mut dx, 0, &f)?;
+            sx.handle_bytes(dx, 0, &f)?;
             moved = true;
         }
         if !moved {
             break;
         }
     }
-    Ok(())
+    Ok((sx, sy))
+}
+
+/// A member's modified app at a meeting: its device's real store, except for one document, of
+/// which it syncs a fork of its own making (changes its own store would refuse: written as
+/// another device, overwriting a network's key map) with the signatures it chooses. The
+/// Automerge exchange for that document runs on the fork, in memory, so the victim's session
+/// sees exactly what a real peer would send.
+pub struct ForgingStore<'a> {
+    device: &'a Device,
+    doc: DocId,
+    fork: automerge::AutoCommit,
+    signed: Vec<SignedHead>,
+}
+
+impl<'a> ForgingStore<'a> {
+    /// `device`'s store, with `fork` standing in for its copy of `doc`, sent with `signed`
+    /// (besides the signatures the device holds for the document).
+    pub fn new(
+        device: &'a Device,
+        doc: DocId,
+        fork: automerge::AutoCommit,
+        signed: Vec<SignedHead>,
+    ) -> Self {
+        Self { device, doc, fork, signed }
+    }
+}
+
+fn heads_of(doc: &mut automerge::AutoCommit) -> Vec<[u8; 32]> {
+    doc.get_heads().iter().map(|h| h.0).collect()
+}
+
+impl SyncStore for ForgingStore<'_> {
+    fn shared_networks(&mut self, peer: &DeviceKey) -> Result<Vec<DocId>, StoreFailure> {
+        SyncStore::shared_networks(&mut self.device, peer)
+    }
+
+    fn inventory(&mut self, network: DocId) -> Result<Inventory, StoreFailure> {
+        let mut inv = SyncStore::inventory(&mut self.device, network)?;
+        // The fork's heads, so that the digests differ and the document is synced.
+        for (d, heads) in &mut inv {
+            if *d == self.doc {
+                *heads = heads_of(&mut self.fork);
+            }
+        }
+        Ok(inv)
+    }
+
+    fn holds(&mut self, doc: DocId) -> Result<bool, StoreFailure> {
+        SyncStore::holds(&mut self.device, doc)
+    }
+
+    fn accepted(&mut self, network: DocId) -> Result<bool, StoreFailure> {
+        SyncStore::accepted(&mut self.device, network)
+    }
+
+    fn removals_for(&mut self, peer: &DeviceKey) -> Result<Removals, StoreFailure> {
+        SyncStore::removals_for(&mut self.device, peer)
+    }
+
+    fn apply_removal(&mut self, network: DocId, ops: &[Vec<u8>]) -> Result<bool, StoreFailure> {
+        SyncStore::apply_removal(&mut self.device, network, ops)
+    }
+
+    fn export(&mut self, doc: DocId) -> Result<Vec<u8>, StoreFailure> {
+        if doc == self.doc {
+            return Ok(self.fork.save());
+        }
+        SyncStore::export(&mut self.device, doc)
+    }
+
+    fn signed_heads(&mut self, doc: DocId) -> Result<Vec<SignedHead>, StoreFailure> {
+        let mut held = SyncStore::signed_heads(&mut self.device, doc)?;
+        if doc == self.doc {
+            held.extend(self.signed.iter().cloned());
+        }
+        Ok(held)
+    }
+
+    fn import(
+        &mut self,
+        network: DocId,
+        doc: DocId,
+        bytes: &[u8],
+        signed: &[SignedHead],
+    ) -> Result<(), StoreFailure> {
+        SyncStore::import(&mut self.device, network, doc, bytes, signed)
+    }
+
+    fn import_many(
+        &mut self,
+        docs: Vec<(DocId, DocId, Vec<u8>, Vec<SignedHead>)>,
+    ) -> Result<Vec<Refusal>, StoreFailure> {
+        SyncStore::import_many(&mut self.device, docs)
+    }
+
+    fn generate(
+        &mut self,
+        doc: DocId,
+        state: &mut State,
+    ) -> Result<Option<Outgoing>, StoreFailure> {
+        if doc != self.doc {
+            return SyncStore::generate(&mut self.device, doc, state);
+        }
+        Ok(self
+            .fork
+            .sync()
+            .generate_sync_message(state)
+            .map(|m| Outgoing { has_changes: !m.changes.is_empty(), message: m.encode() }))
+    }
+
+    fn load_state(&mut self, peer: &DeviceKey, doc: DocId) -> Result<Option<State>, StoreFailure> {
+        if doc == self.doc {
+            return Ok(None);
+        }
+        SyncStore::load_state(&mut self.device, peer, doc)
+    }
+
+    fn receive(
+        &mut self,
+        peer: &DeviceKey,
+        doc: DocId,
+        state: &mut State,
+        message: &[u8],
+        signed: &[SignedHead],
+    ) -> Result<bool, StoreFailure> {
+        if doc != self.doc {
+            return SyncStore::receive(&mut self.device, peer, doc, state, message, signed);
+        }
+        let message = automerge::sync::Message::decode(message)
+            .map_err(|e| StoreFailure::Refused(e.to_string()))?;
+        let before = self.fork.get_heads();
+        self.fork
+            .sync()
+            .receive_sync_message(state, message)
+            .map_err(|e| StoreFailure::Refused(e.to_string()))?;
+        Ok(self.fork.get_heads() != before)
+    }
 }

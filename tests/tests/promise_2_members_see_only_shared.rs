@@ -11,7 +11,7 @@ use automerge::{
 use nabij_core::{
     Device, DocId,
     model::NewCase,
-    sync::{Message, Session},
+    sync::{Message, Session, SyncError},
     test_utils::{load_exported, observation, sign_fork},
 };
 use nabij_tests::{RawPeer, meet};
@@ -124,6 +124,21 @@ fn promise_2_a_member_of_a_cannot_write_a_case_of_b() {
     assert!(result.is_err(), "a change to a case of B was taken from a member of A");
     assert_eq!(w.victim.heads(w.secret).expect("heads"), heads, "the case changed");
     assert_eq!(w.victim.case(w.secret).expect("case").subject, "Mevrouw B.");
+    assert!(!attack.named(w.secret), "{}", attack.summary());
+}
+
+/// A refusal notice is only about data the victim sent: one naming a case of B (as if the
+/// victim had sent it) ends the session, and the victim says nothing about the case.
+#[test]
+fn promise_2_a_refusal_notice_about_a_case_of_b_ends_the_session() {
+    let w = world();
+    let mut attack = attack(&w);
+    let _ = attack.send(Message::Inventory {
+        network: *w.a.as_bytes(),
+        docs: vec![(*w.secret.as_bytes(), vec![])],
+    });
+    let result = attack.send(Message::Refused { doc: *w.secret.as_bytes() });
+    assert!(matches!(result, Err(SyncError::Protocol(_))), "{result:?}");
     assert!(!attack.named(w.secret), "{}", attack.summary());
 }
 

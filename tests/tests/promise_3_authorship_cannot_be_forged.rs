@@ -3,7 +3,9 @@
 //! member (Mallory) whose modified app writes to a case as another member's device (Vera's
 //! actor id), unsigned, or signed with its own key; and an outsider who signs its own change to a
 //! case it got hold of. Each is sent through the victim's real meeting session (and through
-//! `merge_changes`); each is refused, changes nothing, and history stays true.
+//! `merge_changes`); each is refused, changes nothing, and history stays true. At a meeting the
+//! forged document is refused alone: the peer is told which (nothing more), and the rest of
+//! the meeting goes on.
 
 use automerge::{
     ActorId, ROOT, ReadDoc,
@@ -14,10 +16,10 @@ use nabij_core::{
     Device, DocId, Error,
     authorship::{SignedHead, seal_envelope},
     error::DocError,
-    sync::{Message, SyncError},
+    sync::{Event, Message},
     test_utils::{load_exported, observation, signing_key},
 };
-use nabij_tests::{RawPeer, case_with_notes, open_device};
+use nabij_tests::{ForgingStore, RawPeer, case_with_notes, meet_stores, open_device};
 
 struct World {
     _dir: tempfile::TempDir,
@@ -83,6 +85,35 @@ fn session_to_sync(w: &World) -> RawPeer<'_> {
     peer
 }
 
+/// The victim refused `doc` alone: its session is still open, it told the peer which document
+/// (the id only) and said nothing else about it afterwards, and it raised one refusal event.
+fn refused_alone(
+    peer: &mut RawPeer<'_>,
+    sent: Result<(), nabij_core::sync::SyncError>,
+    doc: DocId,
+) {
+    assert_eq!(sent, Ok(()), "the session goes on: {}", peer.summary());
+    assert!(!peer.session().is_closed());
+    let at = peer.answers.iter().position(|m| *m == Message::Refused { doc: *doc.as_bytes() });
+    let at = at.unwrap_or_else(|| panic!("the peer was told: {}", peer.summary()));
+    let about = |m: &Message| match m {
+        Message::Sync { doc: d, .. }
+        | Message::Document { doc: d, .. }
+        | Message::Refused { doc: d } => d == doc.as_bytes(),
+        _ => false,
+    };
+    assert!(!peer.answers[at + 1..].iter().any(about), "nothing more: {}", peer.summary());
+    let refusals: Vec<Event> = peer
+        .events()
+        .into_iter()
+        .filter(|e| matches!(e, Event::DocumentRefused { .. } | Event::PeerError(_)))
+        .collect();
+    let one = matches!(&refusals[..], [Event::DocumentRefused { doc: d, reason }]
+        if *d == doc && !reason.is_empty());
+    assert!(one, "{refusals:?}");
+    assert_eq!(peer.session().documents_refused(), 1);
+}
+
 fn texts(d: &Device, case: DocId) -> Vec<String> {
     d.case_timeline(case).expect("timeline").into_iter().map(|n| n.text).collect()
 }
@@ -110,9 +141,32 @@ fn promise_3_a_member_cannot_write_as_another_device() {
         let (mut fork, signed) = forge(sign_as);
         let message = sync_message_with_changes(&w.anna, w.case, &mut fork);
         let mut peer = session_to_sync(&w);
-        let sent =
-            peer.send(Message::Sync { doc: *w.case.as_bytes(), message, signed: signed.clone() });
-        assert!(matches!(sent, Err(SyncError::Refused(_))), "{what}: {sent:?}");
+        let sent = peer.send(Message::Sync {
+            doc: *w.case.as_bytes(),
+            message: message.clone(),
+            signed: signed.clone(),
+        });
+        refused_alone(&mut peer, sent, w.case);
+        // Sent again (a modified app that does not take no for an answer): dropped unread,
+        // never applied, only ever answered with `Done`, and the session can still complete.
+        let told = peer.answers.len();
+        for _ in 0..3 {
+            let again = Message::Sync {
+                doc: *w.case.as_bytes(),
+                message: message.clone(),
+                signed: signed.clone(),
+            };
+            assert_eq!(peer.send(again), Ok(()), "{what}");
+        }
+        assert!(
+            peer.answers[told..].iter().all(|m| matches!(m, Message::Done { .. })),
+            "{what}: {}",
+            peer.summary()
+        );
+        let seen = peer.answers.len() as u64;
+        assert_eq!(peer.send(Message::Done { seen }), Ok(()));
+        assert!(peer.session().is_complete(), "{what}: {}", peer.summary());
+        assert_eq!(peer.session().documents_received(), 0, "{what}");
         // And handed over as changes.
         let (mut fork, signed) = forge(sign_as);
         let heads = w.anna.heads(w.case).expect("heads");
@@ -148,7 +202,7 @@ fn promise_3_an_outsider_s_signed_change_is_refused() {
     let message = sync_message_with_changes(&w.anna, w.case, &mut fork);
     let mut peer = session_to_sync(&w);
     let sent = peer.send(Message::Sync { doc: *w.case.as_bytes(), message, signed });
-    assert!(matches!(sent, Err(SyncError::Refused(_))), "{sent:?}");
+    refused_alone(&mut peer, sent, w.case);
     assert_eq!(w.anna.heads(w.case).expect("heads"), before);
     assert_eq!(w.anna.case(w.case).expect("case").subject, "Mevrouw B.");
 }
@@ -199,7 +253,7 @@ fn promise_3_a_change_cannot_bring_the_network_that_lets_it_in() {
     let message = sync_message_with_changes(&w.anna, w.case, &mut fork);
     let mut peer = session_to_sync(&w);
     let sent = peer.send(Message::Sync { doc: *w.case.as_bytes(), message, signed: vec![head] });
-    assert!(matches!(sent, Err(SyncError::Refused(_))), "{sent:?}");
+    refused_alone(&mut peer, sent, w.case);
     assert_eq!(w.anna.heads(w.case).expect("heads"), before);
     assert_eq!(w.anna.case(w.case).expect("case").subject, "Mevrouw B.");
 }
@@ -297,4 +351,82 @@ fn promise_3_a_made_up_device_cannot_share_a_new_case_into_a_network() {
     assert!(sent.is_err() || w.anna.case(case).is_err(), "the meeting took it: {sent:?}");
     assert!(w.anna.case(case).is_err(), "Anna holds nothing of it");
     assert!(!w.anna.list_cases(&Default::default()).expect("cases").iter().any(|c| c.id == case));
+}
+
+/// One forged document does not stop a meeting: Mallory's modified app syncs a case rewritten
+/// as Vera (signed by Mallory) in the same meeting as honest work, through both devices' real
+/// sessions; once a case Anna holds (Automerge sync messages), once a case new to Anna (sent
+/// whole, with an honest new case in the same batch). Anna refuses the forged case alone,
+/// stores nothing of it, takes everything else, and both sessions complete; each reports the
+/// refusal.
+#[test]
+fn promise_3_a_forged_document_is_refused_alone_and_the_meeting_goes_on() {
+    for whole in [false, true] {
+        one_forged_document_at_a_meeting(whole);
+    }
+}
+
+fn one_forged_document_at_a_meeting(whole: bool) {
+    let w = world();
+    // Honest work both ways: a case both hold, written to on both sides, and a case new to
+    // Anna (it goes whole).
+    let both = case_with_notes(&w.anna, w.network, "Familie K.", 1);
+    w.mallory.merge_document(&w.anna.export_document(both).expect("export")).expect("case");
+    w.mallory.add_note(both, observation("Mallory: huisbezoek gedaan.")).expect("note");
+    w.anna.add_note(both, observation("Anna: de school gebeld.")).expect("note");
+    let new = case_with_notes(&w.mallory, w.network, "Meneer J.", 2);
+    // The forged change: a case rewritten as Vera, signed by Mallory.
+    let forged = if whole { case_with_notes(&w.mallory, w.network, "Gezin Z.", 1) } else { w.case };
+    let before = w.anna.heads(forged).ok().map(|h| (h, texts(&w.anna, forged)));
+    let mut fork = load_exported(&w.mallory.export_document(forged).expect("export"))
+        .with_actor(ActorId::from(w.vera.device_key().as_bytes().to_vec()));
+    fork.put(ROOT, "subject", "Gezin (volgens Vera: liegt)").expect("put");
+    fork.commit();
+    let change = fork.get_last_local_change().expect("the forged change");
+    let signed =
+        vec![SignedHead::sign(&signing_key(&w.mallory), forged, change.seq(), change.hash().0)];
+    let mut forger = ForgingStore::new(&w.mallory, forged, fork, signed);
+    let mut anna = &*w.anna;
+
+    let (mut at_mallory, mut at_anna) =
+        meet_stores((w.mallory.device_key(), &mut forger), (w.anna.device_key(), &mut anna))
+            .expect("the meeting goes on past the forged case");
+
+    assert!(at_anna.is_complete(), "Anna's session completes (whole: {whole})");
+    assert!(at_mallory.is_complete(), "Mallory's session completes (whole: {whole})");
+    // Nothing of the forged case was stored.
+    match before {
+        Some(before) => {
+            assert_eq!((w.anna.heads(forged).expect("heads"), texts(&w.anna, forged)), before);
+            assert_eq!(w.anna.case(forged).expect("case").subject, "Mevrouw B.");
+        }
+        None => assert!(w.anna.kind_of(forged).is_err(), "the forged new case was not stored"),
+    }
+    // Everything else arrived, both ways.
+    assert_eq!(w.anna.heads(new).expect("the new case"), w.mallory.heads(new).expect("heads"));
+    assert_eq!(w.anna.heads(both).expect("heads"), w.mallory.heads(both).expect("heads"));
+    assert!(texts(&w.anna, both).iter().any(|t| t == "Mallory: huisbezoek gedaan."));
+    assert!(texts(&w.mallory, both).iter().any(|t| t == "Anna: de school gebeld."));
+    // Each side reports it: Anna why (for her log), Mallory only which.
+    assert_eq!((at_anna.documents_refused(), at_anna.documents_refused_by_peer()), (1, 0));
+    assert_eq!((at_mallory.documents_refused(), at_mallory.documents_refused_by_peer()), (0, 1));
+    let events = |s: &mut nabij_core::sync::Session| -> Vec<Event> {
+        std::iter::from_fn(|| s.poll_event())
+            .filter(|e| {
+                matches!(
+                    e,
+                    Event::DocumentRefused { .. }
+                        | Event::DocumentRefusedByPeer(_)
+                        | Event::PeerError(_)
+                )
+            })
+            .collect()
+    };
+    let at_anna = events(&mut at_anna);
+    assert!(
+        matches!(&at_anna[..], [Event::DocumentRefused { doc, reason }]
+            if *doc == forged && reason.contains("signature")),
+        "{at_anna:?}"
+    );
+    assert_eq!(events(&mut at_mallory), vec![Event::DocumentRefusedByPeer(forged)]);
 }

@@ -16,7 +16,9 @@ use nabij_core::{
     test_utils::{load_exported, sign_fork},
 };
 use nabij_sync_server::Limits;
-use nabij_tests::{case_with_notes, observation, open_device, relay::InProcessRelay};
+use nabij_tests::{
+    ForgingStore, case_with_notes, meet_stores, observation, open_device, relay::InProcessRelay,
+};
 
 async fn relay_sync(d: &Arc<Device>, relay: &InProcessRelay) -> Result<RelaySyncReport, NetError> {
     nabij_tests::relay::sync_once(d, relay).await
@@ -149,4 +151,49 @@ fn overwrite_first(d: &mut AutoCommit, name: &str) {
     let map = map_of(d, name);
     let k = d.keys(&map).next().expect("an entry");
     d.put(&map, k, ScalarValue::Bytes(vec![0xab; 72])).expect("overwrite");
+}
+
+/// The poisoner brings its overwrite to a meeting instead, in the same session as honest work:
+/// the network document is refused alone (nothing of it applied), everything else is taken
+/// both ways, and both sessions complete.
+#[test]
+fn promise_4_an_overwrite_brought_to_a_meeting_stops_nothing_else() {
+    let dir = tempfile::tempdir().expect("dir");
+    let sanne = open_device(dir.path(), "Sanne");
+    let mallory = open_device(dir.path(), "Mallory");
+    let network = sanne.create_network("Wijknetwerk Oost").expect("network");
+    mallory
+        .join(
+            &sanne
+                .invite(network, mallory.member_id(), "Lid", mallory.device_key())
+                .expect("invite"),
+        )
+        .expect("member");
+    let case = case_with_notes(&sanne, network, "Gezin K.", 1);
+    for id in [network, case] {
+        mallory.merge_document(&sanne.export_document(id).expect("export")).expect("merge");
+    }
+    mallory.add_note(case, observation("Mallory: huisbezoek gedaan.")).expect("note");
+    sanne.add_note(case, observation("Sanne: de school gebeld.")).expect("note");
+    let new = case_with_notes(&mallory, network, "Meneer J.", 1);
+    let roster = sanne.heads(network).expect("heads");
+
+    let mut fork = load_exported(&mallory.export_document(network).expect("export"))
+        .with_actor(automerge::ActorId::from(mallory.device_key().as_bytes().to_vec()));
+    overwrite_first(&mut fork, "ops");
+    fork.commit();
+    let signed = sign_fork(&mallory, network, &mut fork);
+    let mut forger = ForgingStore::new(&mallory, network, fork, signed);
+    let mut at_sanne = &*sanne;
+    let (at_mallory, at_sanne) =
+        meet_stores((mallory.device_key(), &mut forger), (sanne.device_key(), &mut at_sanne))
+            .expect("the meeting goes on past the network document");
+
+    assert!(at_sanne.is_complete() && at_mallory.is_complete());
+    assert_eq!((at_sanne.documents_refused(), at_mallory.documents_refused_by_peer()), (1, 1));
+    assert_eq!(sanne.heads(network).expect("heads"), roster, "nothing of the overwrite taken");
+    assert_eq!(sanne.heads(case).expect("case"), mallory.heads(case).expect("case"));
+    assert_eq!(sanne.heads(new).expect("new case"), mallory.heads(new).expect("new case"));
+    // Sanne goes on meeting honest members: the roster she holds is whole.
+    assert!(sanne.shares_network_with(&mallory.device_key()).expect("check"));
 }

@@ -21,7 +21,7 @@ use crate::{
     model::DocKind,
     store,
     sync::{
-        StoreFailure, SyncStore,
+        Refusal, StoreFailure, SyncStore,
         session::{Inventory, Outgoing, Removals},
     },
 };
@@ -354,8 +354,24 @@ impl SyncStore for &Device {
             .map_err(storage)
     }
 
-    fn import_many(&mut self, docs: Vec<Incoming>) -> Result<(), StoreFailure> {
-        self.import_batch(&docs, None)
+    fn import_many(&mut self, docs: Vec<Incoming>) -> Result<Vec<Refusal>, StoreFailure> {
+        match self.import_batch(&docs, None) {
+            Ok(()) => return Ok(Vec::new()),
+            Err(StoreFailure::Refused(_)) => {}
+            Err(e) => return Err(e),
+        }
+        // One refused document refuses the batch: the others are stored one by one, in the
+        // order they came (a network before what is shared with it), as the relay pull does.
+        // It costs a transaction each, only when a peer sent something refused.
+        let mut refused = Vec::new();
+        for d in &docs {
+            match self.import_batch(std::slice::from_ref(d), None) {
+                Ok(()) => {}
+                Err(StoreFailure::Refused(reason)) => refused.push(Refusal { doc: d.1, reason }),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(refused)
     }
 
     fn generate(

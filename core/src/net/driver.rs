@@ -58,6 +58,13 @@ pub struct SyncReport {
     pub documents_sent: usize,
     /// Documents the other device's data changed here.
     pub documents_received: usize,
+    /// Documents whose data from the other device this device refused (nothing of it stored:
+    /// a forged or unauthorised change, a document that is not what it says). The meeting went
+    /// on without them; the events and the log say why.
+    pub documents_refused: usize,
+    /// Documents whose data from this device the other device refused (its reasons stay
+    /// there).
+    pub documents_refused_by_peer: usize,
     /// Sync-protocol bytes sent and received.
     pub bytes_sent: u64,
     /// See `bytes_sent`.
@@ -485,6 +492,13 @@ async fn drive(
                 Event::PeerError(e) => return Err(e.into()),
                 // The store wiped it and told the change listeners.
                 Event::NetworkWiped(n) => tracing::warn!(network = %n, %peer, "removed: wiped"),
+                // The session went on without it; why is for this device's log only.
+                Event::DocumentRefused { doc, reason } => {
+                    tracing::warn!(%doc, %peer, %reason, "the peer's data for a document refused");
+                }
+                Event::DocumentRefusedByPeer(doc) => {
+                    tracing::warn!(%doc, %peer, "the peer refused this device's data for one");
+                }
                 Event::DocumentUpdated(_) | Event::PeerDone => {}
             }
         }
@@ -558,6 +572,8 @@ async fn drive(
         peer,
         documents_sent: s.documents_sent(),
         documents_received: s.documents_received(),
+        documents_refused: s.documents_refused(),
+        documents_refused_by_peer: s.documents_refused_by_peer(),
         bytes_sent,
         bytes_received,
         wire_bytes_sent: stats.udp_tx.bytes,

@@ -93,6 +93,15 @@ pub enum Message {
         /// Frames received from the peer when this was sent.
         seen: u64,
     },
+    /// The sender refused the receiver's data for `doc` (it did not pass the sender's checks:
+    /// nothing of it was stored) and will exchange nothing more about `doc` in this session.
+    /// Only the id the receiver itself named: why is the sender's to know (its log, its app),
+    /// and says nothing to the peer about what the sender holds.
+    // Last: variants are numbered on the wire, so new ones go at the end.
+    Refused {
+        /// The document the receiver sent.
+        doc: WireDocId,
+    },
 }
 
 /// Why bytes are not a valid frame. Any of these ends the session.
@@ -194,6 +203,7 @@ mod tests {
             Message::Sync { doc: [3; 16], message: vec![1, 2, 3], signed: Vec::new() },
             Message::Done { seen: 4 },
             Message::Ack { seen: 5 },
+            Message::Refused { doc: [3; 16] },
         ]
     }
 
@@ -283,7 +293,7 @@ mod tests {
         }
 
         #[test]
-        fn mutated_frames_never_panic(i in 0usize..64, bit in 0u8..8, which in 0usize..6) {
+        fn mutated_frames_never_panic(i in 0usize..64, bit in 0u8..8, which in 0usize..8) {
             let mut frame = encode(7, &sample()[which]).unwrap();
             let at = i % frame.len();
             frame[at] ^= 1 << bit;

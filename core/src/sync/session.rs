@@ -17,7 +17,17 @@
 //! 4. `Done` when a side has nothing to send; the session is complete when both have said so
 //!    after their last message. Local changes restart the per-document sync (live mode).
 //!
-//! Any malformed, oversized or out-of-order frame ends the session with a typed error.
+//! Any malformed, oversized or out-of-order frame ends the session with a typed error, and so
+//! does anything the peer may not do at all (a document it did not offer, a sync message for a
+//! document not shared): an honest peer never does those, so the peer is broken or hostile.
+//! Data the store refuses for one document (a change without its author's signature, by a
+//! device that is not a member, overwriting a network's key map; a document that does not
+//! load or is not what it says) refuses that document alone: nothing of it is stored, the
+//! event [`Event::DocumentRefused`] says why, the peer is told which (`Refused`, with the id
+//! it named and nothing else) and neither side exchanges anything more about it in this
+//! session. The other documents go on, and the session completes: one bad document, forged or
+//! merely from a peer with a bug, must not keep a meeting's every other document from
+//! syncing.
 
 // Ordered collections only: what a session sends must depend on its inputs alone, never on a
 // hasher's per-process seed, so that a simulation seed replays byte for byte.
@@ -31,8 +41,9 @@ use crate::{
     ids::{DeviceKey, DocId},
 };
 
-/// The sync protocol version this build speaks.
-pub const PROTOCOL: u16 = 2;
+/// The sync protocol version this build speaks. 3: the `Refused` message (a peer of version 2
+/// cannot decode it, and would wait for an answer about the refused document).
+pub const PROTOCOL: u16 = 3;
 
 /// Most documents in Automerge sync at once.
 pub const WINDOW: usize = 32;
@@ -49,11 +60,22 @@ pub type Removals = Vec<(DocId, Vec<Vec<u8>>)>;
 /// Why the store could not do what the session asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreFailure {
-    /// The peer's data was refused (malformed, wrong document, not of this network):
-    /// a protocol error by the peer.
+    /// The peer's data was refused (malformed, wrong document, not of this network, changes
+    /// no signature covers, by a device that may not write). From [`SyncStore::receive`] and
+    /// [`SyncStore::import_many`], about one document: that document alone is refused. From
+    /// anything else: a protocol error by the peer, which ends the session.
     Refused(String),
     /// A local storage failure.
     Storage(String),
+}
+
+/// A document whose data the store refused, and why (for this device's log and app only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The document, as the peer named it.
+    pub doc: DocId,
+    /// Why, in detail: never sent to the peer.
+    pub reason: String,
 }
 
 /// A sync message the store generated.
@@ -95,14 +117,22 @@ pub trait SyncStore {
         signed: &[SignedHead],
     ) -> Result<(), StoreFailure>;
     /// Stores several whole documents (network, document, bytes, signatures), each checked as
-    /// [`SyncStore::import`] does, ideally in one transaction; all or nothing.
+    /// [`SyncStore::import`] does, ideally in one transaction. A document refused is left out,
+    /// nothing of it stored, and returned with why; the others are stored. An error only for
+    /// what is no one document's fault (local storage).
     fn import_many(
         &mut self,
         docs: Vec<(DocId, DocId, Vec<u8>, Vec<SignedHead>)>,
-    ) -> Result<(), StoreFailure> {
-        docs.into_iter().try_for_each(|(network, doc, bytes, signed)| {
-            self.import(network, doc, &bytes, &signed)
-        })
+    ) -> Result<Vec<Refusal>, StoreFailure> {
+        let mut refused = Vec::new();
+        for (network, doc, bytes, signed) in docs {
+            match self.import(network, doc, &bytes, &signed) {
+                Ok(()) => {}
+                Err(StoreFailure::Refused(reason)) => refused.push(Refusal { doc, reason }),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(refused)
     }
     /// The next Automerge sync message for `doc`, if any.
     fn generate(&mut self, doc: DocId, state: &mut State)
@@ -180,6 +210,17 @@ pub enum Event {
     DocumentUpdated(DocId),
     /// The peer handed this device its removal from a network: the network was wiped here.
     NetworkWiped(DocId),
+    /// The peer's data for a document was refused: nothing of it was stored, the peer was told
+    /// (the id only), and the document is not synced again in this session.
+    DocumentRefused {
+        /// The document, as the peer named it.
+        doc: DocId,
+        /// Why, in detail, for this device's log: the peer is not told.
+        reason: String,
+    },
+    /// The peer refused this device's data for a document: the document is not synced again
+    /// with it in this session (its reason stays on the peer).
+    DocumentRefusedByPeer(DocId),
     /// Both sides have nothing more to send (for now).
     PeerDone,
     /// The session ended with an error.
@@ -238,6 +279,10 @@ pub struct Session {
     /// Whole documents received in this round, not stored yet: (network, document, bytes,
     /// signatures).
     incoming: Vec<(DocId, DocId, Vec<u8>, Vec<SignedHead>)>,
+    /// Documents whose data from the peer this side refused, and those whose data the peer
+    /// refused: nothing more about them is sent, asked or applied in this session.
+    refused: BTreeSet<DocId>,
+    refused_by_peer: BTreeSet<DocId>,
     /// Whether our digests went out (with the hello, or after the peer's).
     digests_sent: bool,
 }
@@ -296,6 +341,8 @@ impl Session {
             sent_docs: BTreeSet::new(),
             updated_docs: BTreeSet::new(),
             incoming: Vec::new(),
+            refused: BTreeSet::new(),
+            refused_by_peer: BTreeSet::new(),
             digests_sent: false,
         };
         s.send(&Message::Hello { protocol: PROTOCOL, device: *me.as_bytes() });
@@ -320,6 +367,16 @@ impl Session {
     /// Documents the peer's data changed on this device, so far.
     pub fn documents_received(&self) -> usize {
         self.updated_docs.len()
+    }
+
+    /// Documents whose data from the peer this side refused, so far.
+    pub fn documents_refused(&self) -> usize {
+        self.refused.len()
+    }
+
+    /// Documents whose data from this side the peer refused, so far.
+    pub fn documents_refused_by_peer(&self) -> usize {
+        self.refused_by_peer.len()
     }
 
     /// Frame bytes sent and received, so far.
@@ -428,7 +485,7 @@ impl Session {
         store: &mut impl SyncStore,
         doc: DocId,
     ) -> Result<(), SyncError> {
-        if self.phase != Phase::Running || !self.allowed.contains_key(&doc) {
+        if self.phase != Phase::Running || !self.allowed.contains_key(&doc) || self.stopped(doc) {
             return Ok(());
         }
         self.round_sent = false;
@@ -486,6 +543,9 @@ impl Session {
     }
 
     fn enqueue(&mut self, doc: DocId) {
+        if self.stopped(doc) {
+            return;
+        }
         if self.queued.insert(doc) {
             self.pending.push_back(doc);
         }
@@ -562,6 +622,10 @@ impl Session {
                 // The peer accepts whole documents only when offered in our inventory first.
                 self.send_inventory(network);
                 for (doc, heads) in &mine {
+                    // Refused by either side already (listed in another network too).
+                    if self.stopped(*doc) {
+                        continue;
+                    }
                     match theirs.get(doc) {
                         None => {
                             let bytes = store.export(*doc)?;
@@ -589,6 +653,11 @@ impl Session {
             }
             (Phase::Running, Message::Document { doc, bytes, signed }) => {
                 let doc = doc_id(&doc);
+                // Refused already (the same document offered in two networks' inventories, say):
+                // not looked at again.
+                if self.stopped(doc) {
+                    return Ok(());
+                }
                 let network = self
                     .theirs
                     .iter()
@@ -608,17 +677,52 @@ impl Session {
             }
             (Phase::Running, Message::Sync { doc, message, signed }) => {
                 let doc = doc_id(&doc);
+                // A document either side refused: what the peer sent before it heard of the
+                // refusal (or keeps sending) is dropped unread, never applied and never answered,
+                // so the peer cannot set the two sides going round; it still gets its `Done`.
+                // (A document refused whole is not in `allowed`: checked first.)
+                if self.stopped(doc) {
+                    return Ok(());
+                }
+                // Naming a document this side did not agree to sync is no honest peer's doing
+                // (promise 2): the session ends, whatever else it would have brought.
                 if !self.allowed.contains_key(&doc) {
                     return Err(SyncError::Protocol("sync for a document not shared".into()));
                 }
                 let peer = self.peer;
                 let state = state_for(&mut self.states, store, &peer, doc)?;
-                if store.receive(&peer, doc, state, &message, &signed)? {
-                    self.updated_docs.insert(doc);
-                    self.events.push_back(Event::DocumentUpdated(doc));
+                match store.receive(&peer, doc, state, &message, &signed) {
+                    Ok(true) => {
+                        self.updated_docs.insert(doc);
+                        self.events.push_back(Event::DocumentUpdated(doc));
+                    }
+                    Ok(false) => {}
+                    // This document's data did not pass the store's checks (nothing of it was
+                    // stored): that document alone is refused. The peer may have a bug or a
+                    // forged change it was handed, and the other documents are no less good.
+                    // It is a document both sides listed in a network they share, so telling
+                    // the peer says nothing it did not know.
+                    Err(StoreFailure::Refused(reason)) => {
+                        self.refuse(doc, reason, true);
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e.into()),
                 }
                 self.in_flight.remove(&doc);
                 self.enqueue(doc);
+                Ok(())
+            }
+            (Phase::Running, Message::Refused { doc }) => {
+                let doc = doc_id(&doc);
+                // Only data this side sent can be refused, and it sends data only about documents
+                // it agreed to sync: a notice about any other is no honest peer's doing.
+                if !self.allowed.contains_key(&doc) && !self.sent_docs.contains(&doc) {
+                    return Err(SyncError::Protocol("refusal of a document never sent".into()));
+                }
+                if self.refused_by_peer.insert(doc) {
+                    self.stop(doc);
+                    self.events.push_back(Event::DocumentRefusedByPeer(doc));
+                }
                 Ok(())
             }
             (Phase::Running, Message::Removed { network, ops }) => {
@@ -671,10 +775,29 @@ impl Session {
         if self.incoming.is_empty() {
             return Ok(());
         }
-        let batch = std::mem::take(&mut self.incoming);
+        let mut batch = std::mem::take(&mut self.incoming);
+        // One copy of each document (a peer sends one per network inventory that lists it):
+        // the first is checked, so a document refused is not stored from a second copy.
+        let mut seen = BTreeSet::new();
+        batch.retain(|(_, doc, ..)| seen.insert(*doc));
         let ids: Vec<(DocId, DocId)> = batch.iter().map(|(n, d, ..)| (*d, *n)).collect();
-        store.import_many(batch)?;
+        let refused = store.import_many(batch)?;
+        for Refusal { doc, reason } in refused {
+            // A document held here but not shared with the network it came through is passed
+            // over in silence when it arrives (promise 2); held since (another session, the
+            // relay), the store refuses it instead, and the peer must not learn that either.
+            // Anything else refused is about the bytes the peer sent (they do not load, are
+            // another document, are not shared with that network, carry changes no signature
+            // covers): telling it reveals nothing of this device. Not fatal: an honest peer
+            // sends a document not shared with the network it offered it in when its user
+            // unshared it between the peer's inventory and its sending it.
+            let silent = store.holds(doc)? && !self.allowed.contains_key(&doc);
+            self.refuse(doc, reason, !silent);
+        }
         for (doc, network) in ids {
+            if self.refused.contains(&doc) {
+                continue;
+            }
             // Stored, so checked to belong to the network: from now on it may be synced.
             self.allowed.insert(doc, network);
             self.finished.insert(doc);
@@ -683,6 +806,38 @@ impl Session {
         }
         self.progress();
         Ok(())
+    }
+
+    /// Whether either side refused `doc`'s data in this session: nothing more about it is
+    /// exchanged.
+    fn stopped(&self, doc: DocId) -> bool {
+        self.refused.contains(&doc) || self.refused_by_peer.contains(&doc)
+    }
+
+    /// Refuses the peer's data for `doc` (the store stored none of it): says why to the app,
+    /// tells the peer which document (if `tell`) and syncs it no more in this session.
+    fn refuse(&mut self, doc: DocId, reason: String, tell: bool) {
+        if !self.refused.insert(doc) {
+            return;
+        }
+        self.stop(doc);
+        self.events.push_back(Event::DocumentRefused { doc, reason });
+        if tell {
+            self.send(&Message::Refused { doc: *doc.as_bytes() });
+        }
+    }
+
+    /// Ends the exchange about `doc`: nothing waits for it, nothing more is sent of it. Its
+    /// exchange counts as finished (for progress: it will not get further in this session).
+    fn stop(&mut self, doc: DocId) {
+        // The sync state may have taken in what was refused; the saved one did not (it is
+        // saved with the changes it describes), and the next session starts from that.
+        self.states.remove(&doc);
+        self.in_flight.remove(&doc);
+        self.pending.retain(|d| *d != doc);
+        self.queued.remove(&doc);
+        self.needed.insert(doc);
+        self.finished.insert(doc);
     }
 
     /// Generates sync messages for pending documents, within the window; says `Done` when
@@ -773,5 +928,6 @@ fn name(m: &Message) -> &'static str {
         Message::Sync { .. } => "sync",
         Message::Done { .. } => "done",
         Message::Ack { .. } => "ack",
+        Message::Refused { .. } => "refused",
     }
 }
