@@ -45,7 +45,7 @@ mod meeting;
 mod network;
 
 use self::fields::*;
-pub(crate) use self::fields::{shared_with, updated_at};
+pub(crate) use self::fields::{shared_with, sharers, updated_at};
 pub(crate) use self::{case::*, history::*, learning_point::*, meeting::*, network::*};
 
 /// The schema version this build writes, and the newest it reads.

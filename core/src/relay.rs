@@ -368,8 +368,6 @@ impl<S: RelayStore> RelaySession<S> {
         rosters: Vec<SignedRoster>,
         out: &mut Vec<Request>,
     ) -> Result<(), RelayError> {
-        let signers: Vec<(NetworkId, PublicKey)> =
-            rosters.iter().filter_map(|r| verified(r).map(|v| (v.network, r.signer))).collect();
         let at_relay: Vec<Roster> = rosters.iter().filter_map(verified).collect();
         let me = self.store.device();
         for (mut access, roster) in self.store.local_networks()? {
@@ -383,17 +381,14 @@ impl<S: RelayStore> RelaySession<S> {
                 continue;
             }
             // The roster comes from the signed membership: register it when the relay's differs
-            // (devices, or operations it lacks) and this device has seen at least as much of the
-            // membership as its signer had,
-            // as the next in line (the relay takes it only from an admin of the one it has).
+            // (devices, or operations it lacks) and this device is an admin in its own view (or
+            // the network has no roster yet). The relay keeps every operation it was given and
+            // decides by the membership they resolve to, so a staler roster loses nothing; no
+            // counter a signer writes is believed (an admin gone bad claimed to have seen more
+            // than anyone, and no honest admin registered again).
             let differs = theirs.is_none_or(|t| {
                 t.devices != roster.devices || roster.ops.iter().any(|o| !t.ops.contains(o))
             });
-            // How much its signer had seen counts only if the signer is an admin as this device
-            // knows the membership (a removed admin must not keep the roster by claiming more).
-            let signer = signers.iter().find(|(n, _)| *n == access.relay_id).map(|(_, s)| *s);
-            let trusted = signer.is_some_and(|s| self.store.is_admin(&access, &s));
-            let fresher = theirs.is_none_or(|t| roster.known >= t.known || !trusted);
             // The relay takes the next roster from an admin of the membership it resolves (not
             // of the roster's word, which an admin gone bad may have written): ask when this
             // device is one in its own view.
@@ -401,7 +396,7 @@ impl<S: RelayStore> RelaySession<S> {
             if let Some(t) = theirs {
                 access.offered = self.store.offered_keys(&access, t);
             }
-            if differs && fresher && may {
+            if differs && may {
                 let mut roster = roster;
                 roster.issued_at = theirs.map_or(1, |t| t.issued_at.saturating_add(1));
                 let signed = self.store.sign(roster)?;

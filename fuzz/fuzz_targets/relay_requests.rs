@@ -55,7 +55,6 @@ fuzz_target!(|data: &[u8]| {
     let roster = Roster {
         network: net_id,
         issued_at: 1,
-        known: 0,
         devices: devices[..2]
             .iter()
             .map(|d| RosterDevice { key: *d, sealed: vec![1; 80], admin: true, removed: false })

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use nabij_relay_proto::{
     NetworkId, PublicKey,
     ids::DeviceKey,
-    membership::{self, MAX_OPS, Membership, OpId, SignedOp},
+    membership::{self, MAX_OPS, Membership, OpId, REVOCATION_ROOM, SignedOp},
     roster::SignedRoster,
     wire::{Refusal, Request, Response, blob_id},
 };
@@ -42,7 +42,6 @@ fn membership_at_relay(
 ) -> Result<(Vec<Vec<u8>>, Membership), String> {
     let decode = |b: &[u8]| SignedOp::decode(b).map_err(|e| e.to_string());
     let mut decoded: Vec<SignedOp> = known.iter().map(|b| decode(b)).collect::<Result<_, _>>()?;
-    let mut ops = known;
     let mut ids: HashSet<OpId> = decoded.iter().map(SignedOp::id).collect();
     // A fresh network: its genesis goes first (the smallest id, if a roster brings several).
     let mut fresh: Vec<SignedOp> = new.iter().map(|b| decode(b)).collect::<Result<_, _>>()?;
@@ -51,11 +50,10 @@ fn membership_at_relay(
     }
     for op in fresh {
         if ids.insert(op.id()) {
-            ops.push(op.blinded().to_vec());
             decoded.push(op);
         }
     }
-    if ops.len() > MAX_OPS {
+    if decoded.len() > 2 * (MAX_OPS + REVOCATION_ROOM) {
         return Err(format!("more than {MAX_OPS} membership operations"));
     }
     let genesis = decoded
@@ -66,7 +64,14 @@ fn membership_at_relay(
         return Err("membership operations of another network".into());
     }
     let m = membership::resolve(genesis.network(), genesis.id(), &decoded);
-    Ok((ops, m))
+    // Only what an admin of its own past made is kept (as devices keep only that): a member
+    // or a stranger cannot fill the list so that an admin's removal no longer fits. What an
+    // admin made may fill it up to the cap; removals and demotions have room beyond it.
+    decoded.retain(|op| m.authorized.contains(&op.id()));
+    if !membership::within_cap(&decoded) {
+        return Err(format!("more than {MAX_OPS} membership operations"));
+    }
+    Ok((decoded.iter().map(|op| op.blinded().to_vec()).collect(), m))
 }
 
 /// Whether `op` is the signed genesis the relay id `network` derives from.
@@ -375,7 +380,6 @@ mod tests {
             let roster = Roster {
                 network: self.relay,
                 issued_at: at,
-                known: 0,
                 devices: devices
                     .iter()
                     .map(|d| RosterDevice {

@@ -426,7 +426,6 @@ mod tests {
         let signed = Roster {
             network: [4; 32],
             issued_at: 3,
-            known: 0,
             devices: vec![entry(&a, false), entry(&gone, true)],
             removals: Vec::new(),
             ops: Vec::new(),

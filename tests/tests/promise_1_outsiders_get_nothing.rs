@@ -80,7 +80,6 @@ async fn promise_1_an_outsider_cannot_make_a_member_upload_under_its_key() {
     let roster = Roster {
         network: relay_id,
         issued_at: 1,
-        known: 0,
         devices: vec![
             RosterDevice {
                 key: *victim.device_key().as_bytes(),

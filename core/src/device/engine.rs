@@ -372,6 +372,19 @@ pub(super) fn check_changes(
     } else {
         store::networks_of_doc(tx, id)?
     };
+    // A document new here must be shared with a network this device holds: a device waiting
+    // for a network it accepted (not held yet) takes no document under it from anyone until
+    // the network itself has come (the meeting and the relay bring it first), so no one can
+    // plant a document on it with the network's id and a network of their own.
+    if before.is_empty() && kind != DocKind::Network {
+        let mut held = false;
+        for n in &networks {
+            held |= store::network_held(tx, *n)?;
+        }
+        if !held {
+            return Err(refuse("a document shared with no network held here".into()));
+        }
+    }
     let roster = match kind {
         DocKind::Network => {
             let nd = doc::read_network(doc).map_err(Error::Merge)?;
@@ -381,28 +394,28 @@ pub(super) fn check_changes(
         }
         _ => None,
     };
-    // Sharing into a network takes a device of that network among the changes' authors: a
-    // member of one network (or a device it made up, proven by a network of its own) cannot
-    // put a document before another network's members. Networks not held here are judged by
-    // their own devices.
+    // Sharing into a network takes a device of that network: every operation that put a
+    // network this device holds into the document's networks (and is new here) is by a device
+    // of that network. A member of one network (or a device it made up, proven by a network of
+    // its own) cannot put a document before another network's members, nor ride on a change
+    // one of them made to the document. Networks not held here are judged by their own
+    // devices.
     if kind != DocKind::Network {
         let was = if before.is_empty() { Vec::new() } else { networks.clone() };
         for n in doc::shared_with(doc, kind).map_err(Error::Merge)? {
             if was.contains(&n) || !store::network_held(tx, n)? {
                 continue;
             }
-            let mut vouched = false;
-            for actor in newest.keys() {
-                let a = DeviceKey::from_bytes(*actor);
-                if a == *me || store::device_of_networks(tx, &[n], &a)? {
-                    vouched = true;
-                    break;
+            for actor in doc::sharers(doc, kind, n).map_err(Error::Merge)? {
+                let ok = match DeviceKey::from_slice(actor.to_bytes()) {
+                    Some(a) => a == *me || store::device_of_networks(tx, &[n], &a)?,
+                    None => false,
+                };
+                if !ok {
+                    return Err(refuse(format!(
+                        "shared with network {n} by a device not of that network"
+                    )));
                 }
-            }
-            if !vouched {
-                return Err(refuse(format!(
-                    "shared with network {n} by no device of that network"
-                )));
             }
         }
     }
@@ -428,8 +441,13 @@ pub(super) fn check_changes(
             // hold: the proof that came with its signature shows it, from the network's own
             // signed operations.
             // (A proof held here for this device's earlier changes counts too.)
+            // Only for a network not held here: a held network's own operations say who its
+            // devices are (a proof resolved on its own would believe a removed admin's
+            // operations backdated before its removal).
             || keep.iter().chain(stored.iter()).filter(|h| h.actor == actor).filter_map(|h| h.proof.as_ref()).any(|p| {
-                networks.contains(&DocId::from_bytes(p.network))
+                let n = DocId::from_bytes(p.network);
+                networks.contains(&n)
+                    && !store::network_held(tx, n).unwrap_or(true)
                     && p.devices().is_some_and(|d| d.contains(&device))
             });
         if !may_write {
@@ -479,14 +497,14 @@ fn check_new_ops(
     m: &crate::membership::Membership,
 ) -> Result<(), Error> {
     let refuse = |why: String| Error::Merge(DocError::Unauthorized(why));
-    let seen: std::collections::BTreeSet<_> =
-        store::network_ops(tx, id)?.iter().map(|o| o.id()).collect();
+    let stored = store::network_ops(tx, id)?;
+    let seen: std::collections::BTreeSet<_> = stored.iter().map(|o| o.id()).collect();
     let new: Vec<&crate::membership::SignedOp> =
         nd.ops.iter().filter(|o| !seen.contains(&o.id())).collect();
     if new.is_empty() {
         return Ok(());
     }
-    if seen.len() + new.len() > MAX_NETWORK_OPS {
+    if !crate::membership::within_cap(stored.iter().chain(new.iter().copied())) {
         return Err(refuse(format!("more than {MAX_NETWORK_OPS} membership operations")));
     }
     // One that does not count now may still have been made by an admin of its own past (and be

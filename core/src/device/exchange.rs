@@ -28,8 +28,10 @@ impl Device {
             let proof = match proofs.entry(n) {
                 std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::btree_map::Entry::Vacant(e) => {
+                    // Without names: the receiver is not in that network, and needs only to
+                    // know who its devices are.
                     let ops = store::network_ops(&r, n)?;
-                    let ops = ops.iter().map(|o| o.bytes().to_vec()).collect();
+                    let ops = ops.iter().map(|o| o.blinded().to_vec()).collect();
                     e.insert(authorship::MembershipProof { network: *n.as_bytes(), ops })
                 }
             };

@@ -252,20 +252,28 @@ impl Device {
         // Signed here, checked here: an operation other devices would refuse (one that cannot
         // count) is never written.
         let mut signed: Vec<SignedOp> = Vec::new();
+        // After every head, or after the first ones when there are very many (an admin gone
+        // bad can make hundreds of concurrent operations, and an operation naming them all
+        // would not fit): what the new operation does not follow is concurrent with it, which
+        // is what a removal of that admin needs anyway (rule 3).
         let mut parents = m.heads.clone();
+        parents.sort();
+        parents.truncate(membership::MAX_PARENTS);
         for c in changes {
             let op = SignedOp::sign(self.identity.signing_key(), network, &parents, c)?;
             parents = vec![op.id()];
             signed.push(op);
         }
         let mut all = store::network_ops(&self.reader.lock(), network)?;
-        if all.len() + signed.len() > super::engine::MAX_NETWORK_OPS {
+        all.extend(signed.iter().cloned());
+        if !membership::within_cap(&all) {
             return Err(Error::NotAllowed(format!(
-                "a network holds at most {} membership operations",
-                super::engine::MAX_NETWORK_OPS
+                "a network holds at most {} membership operations (and {} removals or demotions \
+                 more)",
+                membership::MAX_OPS,
+                membership::REVOCATION_ROOM
             )));
         }
-        all.extend(signed.iter().cloned());
         let root = store::network_root(&self.reader.lock(), network)?;
         let after = membership::resolve_network(network, root.as_ref(), &all);
         if let Some(op) = signed.iter().find(|o| !after.authorized.contains(&o.id())) {
@@ -418,42 +426,44 @@ impl Device {
         })
     }
 
-    /// The signed removals of a network this device knows (to hand a removed device at its
-    /// next contact, by the relay's roster or at a meeting).
+    /// The network's signed operations that count, without names (to hand a removed device at
+    /// its next contact, by the relay's roster or at a meeting): its removal and everything
+    /// the removal follows, so the device resolves them with what it holds.
     pub(crate) fn removal_ops(&self, network: DocId) -> Result<Vec<Vec<u8>>, Error> {
         let (m, _) = self.membership(network)?;
         let ops = store::network_ops(&self.reader.lock(), network)?;
-        Ok(ops
-            .iter()
-            .filter(|o| m.valid.contains(&o.id()) && o.is_revocation())
-            .map(|o| o.bytes().to_vec())
-            .collect())
+        Ok(ops.iter().filter(|o| m.valid.contains(&o.id())).map(|o| o.blinded().to_vec()).collect())
     }
 
-    /// Whether `ops` hold a removal of this device from `network` (its device, or its member)
-    /// signed by a device that is an admin of the network as this device knows it. A removed
-    /// device cannot receive the network's later operations (it is refused everywhere), so the
-    /// removal is checked against what it holds.
+    /// Whether `ops`, resolved together with the operations this device holds of `network`,
+    /// say it was removed (its device, or its member): the same rule as ever, so an old removal
+    /// that a later operation undid (the phone was found and added again) wipes nothing, nor
+    /// does anything not signed by an admin. A removed device cannot receive the network's
+    /// later operations through the network document (it is refused everywhere), so the
+    /// removal comes with what it follows.
     pub(crate) fn removed_by(&self, network: DocId, ops: &[Vec<u8>]) -> Result<bool, Error> {
         if self.kind_of(network).ok() != Some(DocKind::Network) {
             return Ok(false);
         }
-        let (m, _) = self.membership(network)?;
+        let received: Vec<SignedOp> = ops
+            .iter()
+            .take(super::engine::MAX_NETWORK_OPS + membership::REVOCATION_ROOM)
+            .filter_map(|b| SignedOp::decode(b).ok())
+            .filter(|op| op.network() == network)
+            .collect();
+        if !received.iter().any(SignedOp::is_revocation) {
+            return Ok(false);
+        }
+        let nd = self.read(network, DocKind::Network, |d| Ok(doc::read_network(d)?))?;
+        let (mut all, root) = {
+            let conn = self.reader.lock();
+            (store::network_ops(&conn, network)?, store::network_root(&conn, network)?)
+        };
+        all.extend(nd.ops);
+        all.extend(received);
+        let m = membership::resolve_network(network, root.as_ref(), &all);
         let me = self.device_key();
-        let my_member = m.member_of(&me).map(|(id, _)| id);
-        Ok(ops.iter().filter_map(|b| SignedOp::decode(b).ok()).any(|op| {
-            op.network() == network
-                && op.signature_holds()
-                && m.is_admin(&op.author())
-                && op.author() != me
-                && match op.change() {
-                    Change::RemoveDevice { device, .. } => *device == *me.as_bytes(),
-                    Change::RemoveMember { member, .. } => {
-                        my_member.is_some_and(|x| x.as_bytes() == member)
-                    }
-                    _ => false,
-                }
-        }))
+        Ok(m.member_of(&me).is_none() && m.removed_devices.contains_key(&me))
     }
 
     /// Wipes every network this device's own copy of the membership says it was removed from

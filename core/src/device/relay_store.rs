@@ -162,7 +162,11 @@ impl Device {
         // Its number in line is the session's to give (the relay's plus one).
         let issued_at = 0;
         // A removed device that asks the relay finds its removal here, and wipes the network.
-        let removals = self.removal_ops(network)?;
+        let removals: Vec<Vec<u8>> = self
+            .removal_ops(network)?
+            .into_iter()
+            .filter(|b| SignedOp::decode(b).is_ok_and(|o| o.is_revocation()))
+            .collect();
         // The relay decides who may do what from the signed operations themselves (without
         // names, which it has no need of).
         let ops = {
@@ -174,7 +178,7 @@ impl Device {
             all.retain(|o| seen.insert(o.id()));
             all.iter().map(|o| o.blinded().to_vec()).collect()
         };
-        Ok(Roster { network: relay_id, issued_at, known: m.known, devices, removals, ops })
+        Ok(Roster { network: relay_id, issued_at, devices, removals, ops })
     }
 
     /// The content key a document's blobs are encrypted under: the first of its sealed keys
@@ -339,7 +343,8 @@ impl RelayStore for DeviceRelay<'_> {
     }
 
     fn removed(&mut self, net: &NetworkAccess, roster: &Roster) -> Result<bool, RelayError> {
-        match self.device.removed_by(net.network, &roster.removals) {
+        let ops: Vec<Vec<u8>> = roster.ops.iter().chain(&roster.removals).cloned().collect();
+        match self.device.removed_by(net.network, &ops) {
             Ok(true) => {
                 self.device.wipe_network(net.network).map_err(failed)?;
                 Ok(true)

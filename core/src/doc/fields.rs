@@ -291,3 +291,33 @@ pub(crate) fn shared_with(doc: &AutoCommit, kind: DocKind) -> Result<Vec<DocId>,
         }
     })
 }
+
+/// The devices (actor ids) whose operations put `network` in a document's networks: the
+/// current puts of that key in the `networks` map (a case, a learning point), or of the
+/// meeting's `network` field where it names `network`. Concurrent puts give several.
+pub(crate) fn sharers(
+    doc: &AutoCommit,
+    kind: DocKind,
+    network: DocId,
+) -> Result<Vec<automerge::ActorId>, DocError> {
+    let actor = |id: &automerge::ObjId| match id {
+        automerge::ObjId::Id(_, actor, _) => Some(actor.clone()),
+        automerge::ObjId::Root => None,
+    };
+    Ok(match kind {
+        DocKind::Network => Vec::new(),
+        DocKind::Case | DocKind::LearningPoint => {
+            let Some((_, nets)) = doc.get(ROOT, "networks")? else { return Ok(Vec::new()) };
+            doc.get_all(&nets, network.to_string())?
+                .iter()
+                .filter_map(|(_, id)| actor(id))
+                .collect()
+        }
+        DocKind::Meeting => doc
+            .get_all(ROOT, "network")?
+            .iter()
+            .filter(|(v, _)| v.as_str() == Some(network.to_string().as_str()))
+            .filter_map(|(_, id)| actor(id))
+            .collect(),
+    })
+}

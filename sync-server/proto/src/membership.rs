@@ -35,9 +35,27 @@ use crate::ids::{DeviceKey, DocId, MemberId};
 
 /// Largest encoded operation accepted (a name and a few keys fit many times over).
 pub const MAX_OP_BYTES: usize = 4 * 1024;
-/// Most operations a network holds: devices refuse to store more, and the relay to keep more.
-/// (The rule below is quadratic in them; a network of tens of members makes hundreds.)
+/// Most operations a network holds: devices refuse to store more, and the relay to keep more
+/// (a network of tens of members makes hundreds). Revocations (removals, demotions) may go
+/// [`REVOCATION_ROOM`] beyond it, so an admin gone bad who fills the network with operations
+/// can still be removed.
 pub const MAX_OPS: usize = 4096;
+/// See [`MAX_OPS`].
+pub const REVOCATION_ROOM: usize = 256;
+/// Most parents a device names when it signs an operation (2 KiB of ids, well within
+/// [`MAX_OP_BYTES`]).
+pub const MAX_PARENTS: usize = 64;
+
+/// Whether a network's operations fit its cap: at most [`MAX_OPS`] that are not revocations
+/// (or the new key epochs that follow them), and [`REVOCATION_ROOM`] more that are.
+pub fn within_cap<'a>(ops: impl IntoIterator<Item = &'a SignedOp>) -> bool {
+    let (mut all, mut room) = (0usize, 0usize);
+    for op in ops {
+        all += 1;
+        room += usize::from(op.is_revocation() || matches!(op.change, Change::Rekey { .. }));
+    }
+    all - room <= MAX_OPS && all <= MAX_OPS + REVOCATION_ROOM
+}
 
 /// What a member may do in a network.
 // Postcard encodes variants by index, so the names below are only what JSON shows.
@@ -443,7 +461,7 @@ pub struct Membership {
     /// Operations that count.
     pub valid: BTreeSet<OpId>,
     /// How many operations descend from the genesis, counted or not: grows with what a device
-    /// has seen, never with its clock (the relay roster's counter).
+    /// has seen, never with its clock.
     pub known: u64,
     /// The operations that descend from the genesis and that no other one follows: what a new
     /// operation names as its parents (never one outside the graph, which would make it count

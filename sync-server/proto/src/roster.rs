@@ -43,9 +43,6 @@ pub struct Roster {
     /// roster only as the next one (the registered one's plus one), so no one can date a
     /// roster ahead and freeze the others out.
     pub issued_at: i64,
-    /// How many of the network's signed membership operations its signer had seen (devices
-    /// compare it so that one with a staler view does not replace a fresher roster).
-    pub known: u64,
     /// The devices, sorted by key, each once.
     pub devices: Vec<RosterDevice>,
     /// Signed removals of devices no longer on it (opaque here): a removed device that asks
@@ -187,7 +184,6 @@ mod tests {
         Roster {
             network: [9; 32],
             issued_at: 1,
-            known: 1,
             devices: devices
                 .iter()
                 .map(|k| RosterDevice {
