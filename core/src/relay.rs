@@ -390,13 +390,14 @@ impl<S: RelayStore> RelaySession<S> {
                 t.devices != roster.devices || roster.ops.iter().any(|o| !t.ops.contains(o))
             });
             // The relay takes the next roster from an admin of the membership it resolves (not
-            // of the roster's word, which an admin gone bad may have written): ask when this
-            // device is one in its own view.
-            let may = theirs.is_none() || self.store.is_admin(&access, &me);
+            // of the roster's word, which an admin gone bad may have written), or from any of
+            // the network's devices once the registered one's signer is no admin; from any
+            // other device of the network it takes the operations only (so a removal reaches
+            // it from whoever holds it).
             if let Some(t) = theirs {
                 access.offered = self.store.offered_keys(&access, t);
             }
-            if differs && may {
+            if differs {
                 let mut roster = roster;
                 roster.issued_at = theirs.map_or(1, |t| t.issued_at.saturating_add(1));
                 let signed = self.store.sign(roster)?;

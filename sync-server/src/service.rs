@@ -74,6 +74,23 @@ fn membership_at_relay(
     Ok((decoded.iter().map(|op| op.blinded().to_vec()).collect(), m))
 }
 
+/// The devices active in a membership, sorted: they may push, pull and register.
+fn active(m: &Membership) -> Vec<PublicKey> {
+    let mut active: Vec<PublicKey> = m.devices().map(|d| *d.as_bytes()).collect();
+    active.sort();
+    active
+}
+
+/// The devices a network's roster is listed to: the active ones, and the removed ones (so
+/// that one that asks finds its removal in the roster, and wipes the network).
+fn listed(m: &Membership) -> Vec<PublicKey> {
+    let mut devices = active(m);
+    devices.extend(m.removed_devices.keys().map(|d| *d.as_bytes()));
+    devices.sort();
+    devices.dedup();
+    devices
+}
+
 /// Whether `op` is the signed genesis the relay id `network` derives from.
 fn is_genesis_for(op: &SignedOp, network: &NetworkId) -> bool {
     membership::relay_id_of(op).as_ref() == Some(network) && op.signature_holds()
@@ -242,11 +259,32 @@ impl<S: Storage> Relay<S> {
             return refused(Refusal::NotOnRoster, "not a device of the network's membership");
         }
         if let Some(current) = &current {
-            // Only an admin replaces a roster (and the sealed keys it carries): a member cannot
-            // list only itself, and no one can take the admins' place without a signed
-            // operation every device sees.
-            if !m.is_admin(&me) {
-                return refused(Refusal::BadRoster, "only an admin's device replaces a roster");
+            // Only an admin replaces a roster (and the sealed keys it carries), while the one
+            // registered is an admin's: a member cannot list only itself, and no one can take
+            // the admins' place without a signed operation every device sees. A member's roster
+            // still brings its operations (a removal reaches the relay from whoever holds it);
+            // and once the registered roster's signer is no admin any more (demoted, removed,
+            // or the network has no admin left), any device of the network may replace it, so
+            // a new key epoch's keys still reach the others through the relay.
+            let signer = DeviceKey::from_bytes(current.signed.signer);
+            if !m.is_admin(&me) && m.is_admin(&signer) {
+                let stored = StoredRoster {
+                    signed: current.signed.clone(),
+                    issued_at: current.issued_at,
+                    devices: listed(&m),
+                    active: active(&m),
+                    ops,
+                };
+                return match self.storage.put_roster(&roster.network, &stored) {
+                    Ok(()) => Response::Registered {
+                        network: roster.network,
+                        issued_at: current.issued_at,
+                    },
+                    Err(e) => {
+                        tracing::error!(error = %e, "storing a roster failed");
+                        refused(Refusal::Unavailable, "storage failed")
+                    }
+                };
             }
             if roster.issued_at <= current.issued_at {
                 return refused(
@@ -263,19 +301,11 @@ impl<S: Storage> Relay<S> {
         } else if roster.issued_at != 1 {
             return refused(Refusal::BadRoster, "a network's first roster is number 1");
         }
-        let mut active: Vec<PublicKey> = m.devices().map(|d| *d.as_bytes()).collect();
-        active.sort();
-        // Listed: the active devices, and the removed ones (so that one that asks finds its
-        // removal in the roster, and wipes the network).
-        let mut devices: Vec<PublicKey> = active.clone();
-        devices.extend(m.removed_devices.keys().map(|d| *d.as_bytes()));
-        devices.sort();
-        devices.dedup();
         let stored = StoredRoster {
             signed: signed.clone(),
             issued_at: roster.issued_at,
-            devices,
-            active,
+            devices: listed(&m),
+            active: active(&m),
             ops,
         };
         match self.storage.put_roster(&roster.network, &stored) {
@@ -463,13 +493,24 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        // c sees nothing of this network; b, a member, may not replace the roster.
+        // c sees nothing of this network; b, a member, may not replace the roster while its
+        // signer is an admin: its operations are taken, a's roster stays.
         match &r.handle(&pk(&c), vec![Request::Networks])[0] {
             Response::Networks { rosters } => assert!(rosters.is_empty()),
             other => panic!("{other:?}"),
         }
         let out = r.handle(&pk(&b), vec![net.roster(3, &net.ops, &[&a, &b], &b)]);
-        assert_eq!(reason(&out[0]), Some(Refusal::BadRoster));
+        assert!(matches!(out[0], Response::Registered { issued_at: 2, .. }), "{out:?}");
+        let stored = r.storage().roster(&net.relay).unwrap().unwrap();
+        assert_eq!((stored.signed.signer, stored.issued_at), (pk(&a), 2));
+        // Once a demotes itself and c is made admin... (a member's roster replaces one whose
+        // signer is no admin any more).
+        net.add(&a, &c, 3, Role::Admin);
+        net.sign(&a, Change::SetRole { member: [1; 16], role: Role::Member });
+        let out = r.handle(&pk(&b), vec![net.roster(3, &net.ops, &[&a, &b, &c], &b)]);
+        assert!(matches!(out[0], Response::Registered { issued_at: 3, .. }), "{out:?}");
+        let stored = r.storage().roster(&net.relay).unwrap().unwrap();
+        assert_eq!(stored.signed.signer, pk(&b));
     }
 
     /// The lock-out an admin gone bad tried: a roster that lists it as the only admin, or drops

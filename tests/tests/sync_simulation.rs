@@ -486,7 +486,10 @@ fn devices_converge_through_faults_and_crashes() {
 fn run_seeds(seeds: std::ops::Range<u64>) {
     for seed in seeds {
         let t = std::time::Instant::now();
-        simulate(seed);
+        if let Err(e) = std::panic::catch_unwind(|| simulate(seed)) {
+            eprintln!("seed {seed} failed: replay it with NABIJ_SIM_SEED={seed}");
+            std::panic::resume_unwind(e);
+        }
         if std::env::var("NABIJ_SIM_DEBUG").is_ok() {
             eprintln!("seed {seed}: {:?}", t.elapsed());
         }

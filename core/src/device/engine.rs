@@ -474,7 +474,9 @@ fn may_share_into(
     me: &DeviceKey,
 ) -> Result<(), Error> {
     for n in doc::shared_with(doc, kind)?.into_iter().filter(|n| !before.contains(n)) {
-        if !store::device_active_in(tx, n, me)? {
+        // A device that accepted its invitation to a network is one of its devices (the
+        // inviting admin signed it in) before the network document reaches it.
+        if !store::device_active_in(tx, n, me)? && !store::invitation_accepted(tx, n)? {
             return Err(Error::NotAllowed(format!(
                 "this device is not in network {n}: only its members share documents with it"
             )));

@@ -216,7 +216,15 @@ pub(super) fn sorted_items<T: Clone>(
 }
 
 pub(super) fn doc_ids(keys: impl Iterator<Item = String>) -> Vec<DocId> {
-    keys.filter_map(|k| k.parse().ok()).collect()
+    keys.filter_map(|k| exact_id(&k)).collect()
+}
+
+/// A document id written in a document exactly as ids are written (no padding, no other
+/// spelling): what decides who a document is shared with must be read one way only, so that
+/// no key can name a network to one check and be passed over by another.
+pub(super) fn exact_id(k: &str) -> Option<DocId> {
+    let id: DocId = k.parse().ok()?;
+    (id.to_string() == k).then_some(id)
 }
 
 pub(super) fn ordered_doc_ids(items: &BTreeMap<String, OrderedRef>) -> Vec<DocId> {
@@ -285,10 +293,13 @@ pub(crate) fn shared_with(doc: &AutoCommit, kind: DocKind) -> Result<Vec<DocId>,
             let nets: Option<BTreeMap<String, bool>> = hydrate_prop(doc, &ROOT, "networks")?;
             doc_ids(nets.unwrap_or_default().into_keys())
         }
-        DocKind::Meeting => {
-            let n: Option<String> = hydrate_prop(doc, &ROOT, "network")?;
-            n.and_then(|n| n.parse().ok()).into_iter().collect()
-        }
+        // Every current value of the field (concurrent puts give several), each a string
+        // written exactly as an id; anything else names no network.
+        DocKind::Meeting => doc
+            .get_all(ROOT, "network")?
+            .iter()
+            .filter_map(|(v, _)| v.as_str().and_then(exact_id))
+            .collect(),
     })
 }
 
@@ -316,7 +327,7 @@ pub(crate) fn sharers(
         DocKind::Meeting => doc
             .get_all(ROOT, "network")?
             .iter()
-            .filter(|(v, _)| v.as_str() == Some(network.to_string().as_str()))
+            .filter(|(v, _)| v.as_str().and_then(exact_id) == Some(network))
             .filter_map(|(_, id)| actor(id))
             .collect(),
     })

@@ -14,11 +14,14 @@
 //!    in invitations);
 //! 2. its author's device was an active admin device in the membership of the operation's
 //!    causal past (what its author had seen), and the change makes sense there (a device is
-//!    added to a member that exists, …); and
+//!    added to a member that exists, a member added only when not already in (a role changes
+//!    by `SetRole` alone), …); and
 //! 3. no valid *revocation* of its author (the author's device or member removed, or the
 //!    member demoted to `member`) is concurrent with it. Revocations themselves are exempt, so
 //!    two admins removing each other concurrently are both removed. An operation excluded by 3
-//!    stays excluded, and so does everything whose authority came from it.
+//!    stays excluded, and so does everything whose authority came from it. (Rule 3 runs at most
+//!    `MAX_ROUNDS` rounds: each exclusion can make another revocation count, and a chain of
+//!    them, which only an admin can build, must not cost a round per link.)
 //!
 //! The membership of a set of valid operations: for each member, and each device, look at the
 //! latest operations about it (those no other operation about it follows causally). Removal
@@ -42,6 +45,8 @@ pub const MAX_OP_BYTES: usize = 4 * 1024;
 pub const MAX_OPS: usize = 4096;
 /// See [`MAX_OPS`].
 pub const REVOCATION_ROOM: usize = 256;
+/// Most rounds of rule 3 (exclusions) a resolution runs; see `resolve`.
+pub const MAX_ROUNDS: usize = 16;
 /// Most parents a device names when it signs an operation (2 KiB of ids, well within
 /// [`MAX_OP_BYTES`]).
 pub const MAX_PARENTS: usize = 64;
@@ -629,7 +634,9 @@ pub fn resolve(network: DocId, genesis: OpId, ops: &[SignedOp]) -> Membership {
     let mut excluded = Bits::new(n);
     let mut authorized: Option<BTreeSet<OpId>> = None;
     let mut admins_ever: BTreeSet<DeviceKey> = BTreeSet::new();
+    let mut round = 0;
     loop {
+        round += 1;
         // 2. Valid in its causal past.
         let mut valid = Bits::new(n);
         for i in 0..n {
@@ -678,7 +685,10 @@ pub fn resolve(network: DocId, genesis: OpId, ops: &[SignedOp]) -> Membership {
                 newly.push(i);
             }
         }
-        if newly.is_empty() {
+        // Rounds are bounded (the same bound everywhere, so every device still agrees): a
+        // chain of exclusions, each making the next revocation count, can be built only by
+        // admins of their own network, and would otherwise cost one full round per link.
+        if newly.is_empty() || round >= MAX_ROUNDS {
             let mut out = g.membership(&|j| valid.has(j));
             out.known = n as u64;
             out.authorized = authorized.unwrap_or_default();
@@ -971,7 +981,12 @@ fn allowed(g: &Graph<'_>, in_set: &dyn Fn(usize) -> bool, op: &SignedOp) -> bool
     };
     match &op.change {
         Change::Genesis { .. } => false,
-        Change::AddMember { .. } => true,
+        // A member joins once (again after a removal); a role changes by `SetRole` only. An
+        // "add" of an active member with a lower role would be a demotion that is no
+        // revocation: one by an admin being removed concurrently would be excluded, yet stay in
+        // the past of every later operation of the member it demoted, which then never count
+        // (an attacker review froze every other admin this way).
+        Change::AddMember { member, .. } => !active(member),
         // A device joins a member that exists, unless it is another member's (adding it to the
         // same member again changes nothing, and counts: a member re-added after a removal has
         // its devices back).
@@ -1050,7 +1065,9 @@ mod oracle {
         let mut excluded: BTreeSet<usize> = BTreeSet::new();
         let mut authorized: Option<BTreeSet<OpId>> = None;
         let mut admins_ever: BTreeSet<DeviceKey> = BTreeSet::new();
+        let mut round = 0;
         loop {
+            round += 1;
             // 2. Valid in its causal past.
             let mut valid: Vec<bool> = vec![false; ops.len()];
             for i in 0..ops.len() {
@@ -1089,7 +1106,7 @@ mod oracle {
                     newly.insert(i);
                 }
             }
-            if newly.is_empty() {
+            if newly.is_empty() || round >= MAX_ROUNDS {
                 let all: Vec<usize> = (0..ops.len()).filter(|i| valid[*i]).collect();
                 let mut out = state(&ops, &past, &all);
                 out.known = ops.len() as u64;
@@ -1133,7 +1150,9 @@ mod oracle {
         }
         match &op.change {
             Change::Genesis { .. } => false,
-            Change::AddMember { .. } => true,
+            Change::AddMember { member, .. } => {
+                !m.members.contains_key(&MemberId::from_bytes(*member))
+            }
             // A device joins a member that exists, unless it is another member's (adding it to the
             // same member again changes nothing, and counts: a member re-added after a removal has
             // its devices back).
