@@ -368,6 +368,8 @@ impl<S: RelayStore> RelaySession<S> {
         rosters: Vec<SignedRoster>,
         out: &mut Vec<Request>,
     ) -> Result<(), RelayError> {
+        let signers: Vec<(NetworkId, PublicKey)> =
+            rosters.iter().filter_map(|r| verified(r).map(|v| (v.network, r.signer))).collect();
         let at_relay: Vec<Roster> = rosters.iter().filter_map(verified).collect();
         let me = self.store.device();
         for (mut access, roster) in self.store.local_networks()? {
@@ -389,6 +391,13 @@ impl<S: RelayStore> RelaySession<S> {
             let differs = theirs.is_none_or(|t| {
                 t.devices != roster.devices || roster.ops.iter().any(|o| !t.ops.contains(o))
             });
+            // Not when the registered roster's signer had seen operations this device has not
+            // (it would put back staler keys), unless that signer is no admin as this device
+            // knows the membership (a removed admin must not keep its roster by claiming more).
+            let signer = signers.iter().find(|(n, _)| *n == access.relay_id).map(|(_, s)| *s);
+            let trusted = signer.is_some_and(|s| self.store.is_admin(&access, &s));
+            let fresher =
+                theirs.is_none_or(|t| t.ops.iter().all(|o| roster.ops.contains(o)) || !trusted);
             // The relay takes the next roster from an admin of the membership it resolves (not
             // of the roster's word, which an admin gone bad may have written), or from any of
             // the network's devices once the registered one's signer is no admin; from any
@@ -397,7 +406,7 @@ impl<S: RelayStore> RelaySession<S> {
             if let Some(t) = theirs {
                 access.offered = self.store.offered_keys(&access, t);
             }
-            if differs {
+            if differs && fresher {
                 let mut roster = roster;
                 roster.issued_at = theirs.map_or(1, |t| t.issued_at.saturating_add(1));
                 let signed = self.store.sign(roster)?;

@@ -60,10 +60,10 @@ fn membership_at_relay(
         .first()
         .filter(|op| is_genesis_for(op, network))
         .ok_or("no genesis for this network among the membership operations")?;
-    if decoded.iter().any(|op| op.network() != genesis.network()) {
+    if decoded.iter().any(|op| op.network_tag() != genesis.network_tag()) {
         return Err("membership operations of another network".into());
     }
-    let m = membership::resolve(genesis.network(), genesis.id(), &decoded);
+    let m = membership::resolve_tagged(genesis.network_tag(), genesis.id(), &decoded);
     // Only what an admin of its own past made is kept (as devices keep only that): a member
     // or a stranger cannot fill the list so that an admin's removal no longer fits. What an
     // admin made may fill it up to the cap; removals and demotions have room beyond it.

@@ -449,7 +449,7 @@ impl Device {
             .iter()
             .take(super::engine::MAX_NETWORK_OPS + membership::REVOCATION_ROOM)
             .filter_map(|b| SignedOp::decode(b).ok())
-            .filter(|op| op.network() == network)
+            .filter(|op| op.is_of(network))
             .collect();
         if !received.iter().any(SignedOp::is_revocation) {
             return Ok(false);

@@ -370,7 +370,7 @@ impl RelayStore for DeviceRelay<'_> {
         // genesis (its id commits to it), committing to epoch 0's key.
         let key = keys.get(&0)?.clone();
         let founds = roster.ops.iter().filter_map(|b| SignedOp::decode(b).ok()).any(|g| {
-            g.network() == network
+            g.is_of(network)
                 && g.founds_its_network()
                 && g.signature_holds()
                 && membership::relay_id_of(&g) == Some(roster.network)

@@ -323,7 +323,7 @@ impl SignedOp {
             }
         };
         let body = Body {
-            network: *network.as_bytes(),
+            network: network_tag(network),
             parents,
             author: device.verifying_key().to_bytes(),
             change: signed,
@@ -414,9 +414,14 @@ impl SignedOp {
         &self.change
     }
 
-    /// The network it is about.
-    pub fn network(&self) -> DocId {
-        DocId::from_bytes(self.body.network)
+    /// Whether it is about `network`.
+    pub fn is_of(&self, network: DocId) -> bool {
+        self.body.network == network_tag(network)
+    }
+
+    /// The tag of the network it is about (see [`network_tag`]).
+    pub fn network_tag(&self) -> [u8; 16] {
+        self.body.network
     }
 
     /// Whether it removes a device or member (or takes a member's admin role away).
@@ -512,6 +517,18 @@ impl Membership {
     }
 }
 
+/// What an operation names its network by: a hash of the network's id, so that the relay,
+/// which checks operations, never holds a document id (an id it could match against a ticket;
+/// the hash it could only match by knowing the id already).
+pub fn network_tag(network: DocId) -> [u8; 16] {
+    let mut tag = [0u8; 16];
+    let h = blake3::Hasher::new_derive_key("nabij membership network tag v1")
+        .update(network.as_bytes())
+        .finalize();
+    tag.copy_from_slice(&h.as_bytes()[..16]);
+    tag
+}
+
 /// The id of the network a genesis founds: a network's id commits to its whole genesis (its
 /// creator's device, member, name and key commitment), so anyone who knows the id (from a
 /// ticket or an invitation) knows which genesis is the network's: no one, its creator
@@ -571,8 +588,8 @@ impl SignedOp {
         match &self.body.change {
             Signed::Genesis { key_commitment, member, name } => {
                 self.body.parents.is_empty()
-                    && network_id_for(&self.author(), key_commitment, member, name)
-                        == self.network()
+                    && network_tag(network_id_for(&self.author(), key_commitment, member, name))
+                        == self.body.network
             }
             _ => false,
         }
@@ -588,7 +605,7 @@ pub fn genesis_of(
     ops: &[SignedOp],
 ) -> Option<OpId> {
     ops.iter()
-        .filter(|op| op.body.network == *network.as_bytes() && op.body.parents.is_empty())
+        .filter(|op| op.is_of(network) && op.body.parents.is_empty())
         .filter(|op| {
             matches!(op.body.change, Signed::Genesis { .. })
                 && (op.founds_its_network() || legacy_creator == Some(&op.author()))
@@ -619,10 +636,15 @@ pub fn resolve_network(
 /// over the operations about that subject. So a chain of 4,096 operations on one member
 /// resolves in milliseconds, not hours: the relay resolves what strangers send it.
 pub fn resolve(network: DocId, genesis: OpId, ops: &[SignedOp]) -> Membership {
+    resolve_tagged(network_tag(network), genesis, ops)
+}
+
+/// [`resolve`] for the network whose operations carry `tag` (the relay knows no network's id).
+pub fn resolve_tagged(tag: [u8; 16], genesis: OpId, ops: &[SignedOp]) -> Membership {
     // 1. Well-formed, signed, this network's; one copy of each.
     let mut by_id: BTreeMap<OpId, &SignedOp> = BTreeMap::new();
     for op in ops {
-        if op.body.network == *network.as_bytes() && op.signature_holds() {
+        if op.body.network == tag && op.signature_holds() {
             by_id.insert(op.id(), op);
         }
     }
@@ -1049,7 +1071,7 @@ mod oracle {
         // 1. Well-formed, signed, this network's; one copy of each.
         let mut by_id: BTreeMap<OpId, &SignedOp> = BTreeMap::new();
         for op in ops {
-            if op.body.network == *network.as_bytes() && op.signature_holds() {
+            if op.is_of(network) && op.signature_holds() {
                 by_id.insert(op.id(), op);
             }
         }
