@@ -499,7 +499,7 @@ def test_listener_receives_changed_doc_ids_until_cancelled(open_device):
     assert len(rec.calls) == 4
     # A case no network shares is its writer's alone: another device takes none of it.
     private = new_case(b, "Alleen van B.")
-    with pytest.raises(NabijError.InvalidInput, match="not in a network"):
+    with pytest.raises(NabijError.InvalidInput, match="shared with no network held here"):
         a.merge_document(b.export_document(private))
     assert len(rec.calls) == 4
 
