@@ -163,6 +163,9 @@ pub trait RelayStore {
     /// Whether the relay's roster for `net` (which no longer lists this device) carries a valid
     /// removal of this device; if so the network is wiped here.
     fn removed(&mut self, net: &NetworkAccess, roster: &Roster) -> Result<bool, RelayError>;
+    /// Keeps the signed operations of `net` the relay's roster carries that could count here
+    /// and are not held yet (what the relay holds is what some member registered).
+    fn learn(&mut self, net: &NetworkAccess, roster: &Roster) -> Result<(), RelayError>;
     /// Keys of `net` the relay's roster for it offers this device beyond those it holds (see
     /// [`NetworkAccess::offered`]).
     fn offered_keys(
@@ -374,6 +377,12 @@ impl<S: RelayStore> RelaySession<S> {
         let me = self.store.device();
         for (mut access, roster) in self.store.local_networks()? {
             let theirs = at_relay.iter().find(|r| r.network == access.relay_id);
+            // Operations a member registered that have not reached this device in the network
+            // document: a view of the membership that differs (one that takes an admin for
+            // removed, say) meets the others' here.
+            if let Some(t) = theirs {
+                self.store.learn(&access, t)?;
+            }
             // Removed from the network: the roster says so with a signed removal; wipe it.
             if let Some(t) = theirs
                 && !t.lists_active(&me)

@@ -8,4 +8,6 @@ pub mod frame;
 pub mod session;
 
 pub use frame::{FrameDecoder, FrameError, Message};
-pub use session::{Event, Outgoing, Refusal, Session, StoreFailure, SyncError, SyncStore};
+pub use session::{
+    Event, Outgoing, Refusal, RemovalOutcome, Session, StoreFailure, SyncError, SyncStore,
+};

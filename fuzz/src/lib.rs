@@ -8,7 +8,7 @@ use automerge::transaction::{CommitOptions, Transactable};
 use automerge::{ActorId, AutoCommit, LoadOptions, OnPartialLoad, ROOT, TextEncoding};
 use nabij_core::sync::frame::{FrameDecoder, Message};
 use nabij_core::sync::session::{Event, Inventory, Outgoing, PROTOCOL, Removals};
-use nabij_core::sync::{Session, StoreFailure, SyncError, SyncStore};
+use nabij_core::sync::{RemovalOutcome, Session, StoreFailure, SyncError, SyncStore};
 use nabij_core::{DeviceKey, DocId, authorship::SignedHead};
 
 /// This device, in the session targets.
@@ -162,8 +162,13 @@ impl SyncStore for MemStore {
 
     // Fuzzed removals are the membership rule's to judge (fuzzed there); this store never
     // takes them, so the session's handling of the message is what gets fuzzed.
-    fn apply_removal(&mut self, _network: DocId, _ops: &[Vec<u8>]) -> Result<bool, StoreFailure> {
-        Ok(false)
+    fn apply_removal(
+        &mut self,
+        _network: DocId,
+        _peer: &DeviceKey,
+        _ops: &[Vec<u8>],
+    ) -> Result<RemovalOutcome, StoreFailure> {
+        Ok(RemovalOutcome::Ignored)
     }
 
     fn accepted(&mut self, network: DocId) -> Result<bool, StoreFailure> {

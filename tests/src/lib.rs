@@ -23,7 +23,7 @@ use nabij_core::{
     authorship::SignedHead,
     model::{CaseFilter, CaseSummary, LearningPointSummary},
     sync::{
-        Event, Refusal, Session, StoreFailure, SyncStore,
+        Event, Refusal, RemovalOutcome, Session, StoreFailure, SyncStore,
         session::{Inventory, Outgoing, Removals},
     },
     test_utils::shared_case,
@@ -349,8 +349,13 @@ impl SyncStore for ForgingStore<'_> {
         SyncStore::removals_for(&mut self.device, peer)
     }
 
-    fn apply_removal(&mut self, network: DocId, ops: &[Vec<u8>]) -> Result<bool, StoreFailure> {
-        SyncStore::apply_removal(&mut self.device, network, ops)
+    fn apply_removal(
+        &mut self,
+        network: DocId,
+        peer: &DeviceKey,
+        ops: &[Vec<u8>],
+    ) -> Result<RemovalOutcome, StoreFailure> {
+        SyncStore::apply_removal(&mut self.device, network, peer, ops)
     }
 
     fn export(&mut self, doc: DocId) -> Result<Vec<u8>, StoreFailure> {

@@ -343,3 +343,83 @@ fn attack_a_member_shares_into_another_network_under_a_padded_key() {
          {leaked:?} (Xander's merge: {direct:?})"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Promises 4 and 5: a removed admin's key signs removals "from before" its removal
+// ---------------------------------------------------------------------------------------------
+
+fn role_of(d: &Device, network: DocId, who: &Device) -> Option<Role> {
+    let n = d.network(network).expect("network");
+    n.members.iter().find(|m| m.id == who.member_id()).map(|m| m.role)
+}
+
+fn removed_on(d: &Device, network: DocId, who: &Device) -> bool {
+    let n = d.network(network).expect("network");
+    n.removed.iter().any(|r| r.device == who.device_key())
+}
+
+/// FOUND AND FIXED (promises 4 and 5; the design flaw issue 10 stayed open for). Attacker: a
+/// thief with a removed admin's phone (Xavier's, stolen and unlocked).
+///
+/// Revocations were exempt from rule 3, so that two admins removing each other are both
+/// removed. A removed admin's key could therefore sign removals on the heads it held before
+/// its removal, and they counted everywhere once any device took them before it held the
+/// removal: the thief removed every other admin and member, and each wiped the network.
+///
+/// Steps: Anna removes Xavier's phone (lost); Bram (admin) gets the removal at a meeting. The
+/// thief signs, on Xavier's old heads, the removal of Bram's member and of Anna's device, and
+/// hands them to Yara, who has not met anyone since (the documented window). Yara then meets
+/// Anna and Bram. Now: the phone stays out, Bram stays an admin and keeps the network, and
+/// only Anna's device, which removed the phone, goes with it (the two removed each other, as
+/// far as any device can tell: the rule's documented cost). Bram, an admin still, re-keys.
+#[test]
+fn attack_a_removed_admin_s_backdated_removals_remove_the_other_admins() {
+    let dir = tempfile::tempdir().expect("dir");
+    let [anna, bram, xavier, yara] =
+        ["Anna", "Bram", "Xavier", "Yara"].map(|n| open_device(dir.path(), n));
+    let network = anna.create_network("Wijknetwerk Oost").expect("network");
+    for d in [&bram, &xavier, &yara] {
+        invite(&anna, network, d);
+    }
+    for d in [&bram, &xavier] {
+        anna.set_role(network, d.member_id(), Role::Admin).expect("promote");
+    }
+    let case = case_in(&anna, vec![network], "Mevrouw B.");
+    for d in [&bram, &xavier, &yara] {
+        hand(&anna, d, network);
+        hand(&anna, d, case);
+    }
+    // What the phone holds when it is stolen.
+    let old: Vec<SignedOp> =
+        ops_in(&xavier, network).iter().filter_map(|b| SignedOp::decode(b).ok()).collect();
+    let heads = membership::resolve_network(network, None, &old).heads;
+
+    anna.remove_device(network, xavier.device_key(), Reason::Lost).expect("remove");
+    meet(&anna, &bram).expect("Bram gets the removal");
+    assert!(removed_on(&bram, network, &xavier));
+
+    // The thief, "from before" the removal.
+    let xk = signing_key(&xavier);
+    let backdated = [
+        Change::RemoveMember { member: *bram.member_id().as_bytes(), reason: Reason::Compromised },
+        Change::RemoveDevice { device: *anna.device_key().as_bytes(), reason: Reason::Compromised },
+    ]
+    .map(|c| SignedOp::sign(&xk, network, &heads, c).expect("sign"));
+    inject_ops(&xavier, &yara, network, &backdated)
+        .expect("Yara, not holding the removal, takes them");
+    meet(&yara, &anna).expect("meeting");
+    // Yara takes Bram for removed, and hands him what she holds; he answers with what he
+    // holds, and the two agree from then on.
+    meet(&yara, &bram).expect("meeting");
+    meet(&yara, &bram).expect("meeting");
+
+    for d in [&bram, &yara] {
+        let who = d.display_name();
+        assert!(removed_on(d, network, &xavier), "{who}: the phone stays out");
+        assert_eq!(role_of(d, network, &bram), Some(Role::Admin), "{who}: Bram stays an admin");
+        assert!(removed_on(d, network, &anna), "{who}: Anna's device, which removed it, goes");
+    }
+    assert!(bram.case(case).is_ok(), "Bram keeps the network's case");
+    // Bram, an admin still, can act: a new key epoch the phone never holds.
+    bram.remove_device(network, yara.device_key(), Reason::Left).expect("Bram is an admin");
+}

@@ -10,8 +10,10 @@
 //! of answers.
 //! After a final round of complete sessions (meetings, or relay syncs only, by seed) every
 //! device still in the network holds the same documents with the same heads, the same
-//! membership, and shows the same screens, and no write they acknowledged is lost; every removed
-//! device that met a device holding its removal has wiped the network.
+//! membership, and shows the same screens, and no write they acknowledged is lost; every removal
+//! counts unless every admin that made it was itself revoked concurrently (it then loses its
+//! dispute), and every removed device that met a device holding its removal has wiped the
+//! network.
 //!
 //! A failing seed replays exactly, byte for byte:
 //! `NABIJ_SIM_SEED=<seed> cargo test -p nabij-tests --test sync_simulation devices_converge`
@@ -26,6 +28,7 @@
 //! runs; `a_seed_replays_byte_for_byte` runs seeds twice and compares their traces entry by
 //! entry.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{DefaultHasher, Hasher};
 
 use automerge::{ActorId, ROOT, transaction::Transactable};
@@ -278,7 +281,8 @@ fn simulate(seed: u64) -> Trace {
     let heal_by_relay = rng.below(2) == 0;
     // Acknowledged notes, by writer: a removed device's may be wiped with it.
     let mut acked: Vec<(usize, DocId, NoteId, String)> = Vec::new();
-    let mut removed: std::collections::BTreeSet<usize> = std::collections::BTreeSet::new();
+    // Devices an admin removed, with the devices that removed them.
+    let mut removed: BTreeMap<usize, BTreeSet<usize>> = BTreeMap::new();
     for step in 0..40 {
         let who = rng.below(count as u64) as usize;
         let cases = case_ids(&devices[who]);
@@ -317,10 +321,10 @@ fn simulate(seed: u64) -> Trace {
             }
             5 => {
                 let cut = if rng.below(2) == 0 { Some(rng.below(30) as usize) } else { None };
-                relay_sync(&devices[who], &relay, cut, removed.contains(&who), &mut trace);
+                relay_sync(&devices[who], &relay, cut, removed.contains_key(&who), &mut trace);
             }
             6 if relay_often => {
-                relay_sync(&devices[who], &relay, None, removed.contains(&who), &mut trace);
+                relay_sync(&devices[who], &relay, None, removed.contains_key(&who), &mut trace);
             }
             7 => {
                 // Membership changes while apart: an admin (as its own device sees it) makes
@@ -350,7 +354,7 @@ fn simulate(seed: u64) -> Trace {
                     && target != who
                     && devices[who].remove_device(n, devices[target].device_key(), reason).is_ok()
                 {
-                    removed.insert(target);
+                    removed.entry(target).or_default().insert(who);
                 }
             }
             10 if count > 2 => {
@@ -397,7 +401,7 @@ fn simulate(seed: u64) -> Trace {
         for _ in 0..2 {
             for (i, d) in devices.iter().enumerate() {
                 assert!(
-                    relay_sync(d, &relay, None, removed.contains(&i), &mut trace),
+                    relay_sync(d, &relay, None, removed.contains_key(&i), &mut trace),
                     "seed {seed}: relay sync of {i} incomplete"
                 );
             }
@@ -427,23 +431,44 @@ fn simulate(seed: u64) -> Trace {
             }
         }
     }
-    // Everyone still in agrees on the membership, roles and removals included; a removed device
-    // that met device 0 (which holds every removal after the first round) has wiped it.
-    let staying: Vec<&Device> =
-        devices.iter().enumerate().filter(|(i, _)| !removed.contains(i)).map(|(_, d)| d).collect();
+    // Every removal counts, unless each admin that made it was itself demoted or removed
+    // concurrently (then it loses its dispute: ARCHITECTURE.md, "Revocations concurrent with
+    // their author's revocation"); a removed device that met device 0 (which holds every
+    // removal after the first round) has wiped the network.
     let roster = devices[0].network(n).expect("network");
-    for (i, d) in staying.iter().enumerate().skip(1) {
-        assert_eq!(d.network(n).expect("network"), roster, "seed {seed}: device {i} membership");
-    }
-    let gone: std::collections::BTreeSet<_> = roster.removed.iter().map(|r| r.device).collect();
-    for i in &removed {
-        assert!(gone.contains(&devices[*i].device_key()), "seed {seed}: removal of {i} lost");
+    let gone: BTreeSet<_> = roster.removed.iter().map(|r| r.device).collect();
+    let is_admin = |i: usize| {
+        let key = devices[i].device_key();
+        roster.members.iter().any(|m| m.devices.contains(&key) && m.role == Role::Admin)
+    };
+    for (i, by) in &removed {
+        if !gone.contains(&devices[*i].device_key()) {
+            assert!(
+                by.iter().all(|r| !is_admin(*r)),
+                "seed {seed}: removal of {i} lost, yet an admin that made it is an admin still"
+            );
+            continue;
+        }
         if !heal_by_relay {
             assert!(
                 devices[*i].document_ids().expect("ids").is_empty(),
                 "seed {seed}: removed device {i} was not wiped"
             );
         }
+    }
+    // Everyone still in agrees on the membership, roles and removals included. (A device whose
+    // removal counted on a device it met, then lost its dispute, wiped the network then; it
+    // holds nothing until invited again.)
+    let staying: Vec<&Device> = devices
+        .iter()
+        .enumerate()
+        .filter(|(i, d)| {
+            !gone.contains(&d.device_key()) && (!removed.contains_key(i) || d.kind_of(n).is_ok())
+        })
+        .map(|(_, d)| d)
+        .collect();
+    for (i, d) in staying.iter().enumerate().skip(1) {
+        assert_eq!(d.network(n).expect("network"), roster, "seed {seed}: device {i} membership");
     }
     let reference = screens(&devices[0], WORDS);
     let ids = devices[0].document_ids().expect("ids");
@@ -458,7 +483,7 @@ fn simulate(seed: u64) -> Trace {
         }
         assert_eq!(screens(d, WORDS), reference, "seed {seed}: device {i} screens");
     }
-    for (_, c, id, text) in acked.iter().filter(|(w, ..)| !removed.contains(w)) {
+    for (_, c, id, text) in acked.iter().filter(|(w, ..)| !removed.contains_key(w)) {
         for d in &staying {
             let note = d
                 .note(*c, *id)

@@ -213,14 +213,29 @@ impl Device {
     ) -> Result<(), Error> {
         let key = SecretKey::generate(&self.randomness)?;
         let commitment = crypto::relay_network_id(&key);
-        let changes = |m: &Membership| {
-            let epoch = m.current_epoch().saturating_add(1);
+        // Past every epoch any operation here could start, not only those that count: a new
+        // epoch must be newer than every one in its past (an epoch whose admin lost a dispute
+        // counts for nothing, yet it is in the past of what follows it).
+        let epoch = {
+            let (m, _) = self.membership(network)?;
+            let ops = store::network_ops(&self.reader.lock(), network)?;
+            ops.iter()
+                .filter(|o| m.authorized.contains(&o.id()))
+                .filter_map(|o| match o.change() {
+                    Change::Rekey { epoch, .. } => Some(*epoch),
+                    _ => None,
+                })
+                .chain([m.current_epoch()])
+                .max()
+                .unwrap_or_default()
+                .saturating_add(1)
+        };
+        let changes = |_: &Membership| {
             let rekey = Change::Rekey { epoch, key_commitment: commitment };
             Ok(removal.into_iter().chain([rekey]).collect())
         };
         let me = self.device_key();
         self.change_membership(network, message, changes, |d, m| {
-            let epoch = m.current_epoch().saturating_add(1);
             for device in m.devices().filter(|d| !leaving.contains(d)) {
                 match crypto::seal_network_key(&self.randomness, &key, network, epoch, device) {
                     Ok(s) => {
@@ -464,6 +479,76 @@ impl Device {
         let m = membership::resolve_network(network, root.as_ref(), &all);
         let me = self.device_key();
         Ok(m.member_of(&me).is_none() && m.removed_devices.contains_key(&me))
+    }
+
+    /// Whether `device` is, or was before its removal, a device of `network` as this device
+    /// knows it (false for a network not held here).
+    pub(crate) fn was_in(&self, network: DocId, device: &DeviceKey) -> Result<bool, Error> {
+        if self.kind_of(network).ok() != Some(DocKind::Network) {
+            return Ok(false);
+        }
+        let (m, _) = self.membership(network)?;
+        Ok(m.member_of(device).is_some() || m.removed_devices.contains_key(device))
+    }
+
+    /// Keeps the operations of `network` that a peer handed over (with a removal it believes
+    /// in) or the relay's roster carries, when they could count: made by an admin where they
+    /// were made, within the network's cap. `from`, a peer at a meeting, must be (or have been)
+    /// a device of the network here. Two devices whose views of the membership differ so much
+    /// that one takes the other for removed (a removed admin's operations "from before" its
+    /// removal reached one of them first) meet again this way: each resolves with what the
+    /// other holds, and they agree. Whether anything was new.
+    pub(crate) fn learn_ops(
+        &self,
+        network: DocId,
+        from: Option<&DeviceKey>,
+        ops: &[Vec<u8>],
+    ) -> Result<bool, Error> {
+        if self.kind_of(network).ok() != Some(DocKind::Network) {
+            return Ok(false);
+        }
+        let nd = self.read(network, DocKind::Network, |d| Ok(doc::read_network(d)?))?;
+        let (mut all, root) = {
+            let conn = self.reader.lock();
+            (store::network_ops(&conn, network)?, store::network_root(&conn, network)?)
+        };
+        all.extend(nd.ops.iter().cloned());
+        if let Some(peer) = from
+            && !self.was_in(network, peer)?
+        {
+            return Ok(false);
+        }
+        let held: std::collections::BTreeSet<_> = all.iter().map(SignedOp::id).collect();
+        let mut new: Vec<SignedOp> = ops
+            .iter()
+            .take(super::engine::MAX_NETWORK_OPS + membership::REVOCATION_ROOM)
+            .filter_map(|b| SignedOp::decode(b).ok())
+            .filter(|op| op.is_of(network) && !held.contains(&op.id()))
+            .collect();
+        new.sort_by_key(SignedOp::id);
+        new.dedup_by_key(|o| o.id());
+        if new.is_empty() {
+            return Ok(false);
+        }
+        let union: Vec<SignedOp> = all.iter().chain(&new).cloned().collect();
+        if !membership::within_cap(&union) {
+            tracing::warn!(network = %network, "handed membership operations beyond the cap: ignored");
+            return Ok(false);
+        }
+        let m = membership::resolve_network(network, root.as_ref(), &union);
+        new.retain(|o| m.authorized.contains(&o.id()));
+        if new.is_empty() {
+            return Ok(false);
+        }
+        let mut w = self.writer.lock();
+        let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        store::put_network_ops(&tx, network, &new)?;
+        super::projection::write_derived(&tx, &super::projection::Derived::Network(nd))?;
+        tx.commit()?;
+        drop(w);
+        tracing::info!(network = %network, ops = new.len(), "membership operations learnt from a peer");
+        self.notify(&[network]);
+        Ok(true)
     }
 
     /// Wipes every network this device's own copy of the membership says it was removed from

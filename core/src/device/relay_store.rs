@@ -355,6 +355,18 @@ impl RelayStore for DeviceRelay<'_> {
         }
     }
 
+    fn learn(&mut self, net: &NetworkAccess, roster: &Roster) -> Result<(), RelayError> {
+        let ops: Vec<Vec<u8>> = roster.ops.iter().chain(&roster.removals).cloned().collect();
+        match self.device.learn_ops(net.network, None, &ops) {
+            Ok(_) => Ok(()),
+            Err(e) if is_local(&e) => Err(failed(e)),
+            Err(e) => {
+                tracing::warn!(network = %net.network, error = %e, "the relay's operations are ignored");
+                Ok(())
+            }
+        }
+    }
+
     fn offered_keys(&mut self, net: &NetworkAccess, roster: &Roster) -> BTreeMap<u32, SecretKey> {
         match self.device.roster_keys(roster) {
             Some((network, keys)) if network == net.network => {

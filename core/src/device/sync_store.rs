@@ -21,7 +21,7 @@ use crate::{
     model::DocKind,
     store,
     sync::{
-        Refusal, StoreFailure, SyncStore,
+        Refusal, RemovalOutcome, StoreFailure, SyncStore,
         session::{Inventory, Outgoing, Removals},
     },
 };
@@ -307,12 +307,21 @@ impl SyncStore for &Device {
         Ok(out)
     }
 
-    fn apply_removal(&mut self, network: DocId, ops: &[Vec<u8>]) -> Result<bool, StoreFailure> {
-        if !self.removed_by(network, ops).map_err(storage)? {
-            return Ok(false);
+    fn apply_removal(
+        &mut self,
+        network: DocId,
+        peer: &DeviceKey,
+        ops: &[Vec<u8>],
+    ) -> Result<RemovalOutcome, StoreFailure> {
+        if self.removed_by(network, ops).map_err(storage)? {
+            self.wipe_network(network).map_err(storage)?;
+            return Ok(RemovalOutcome::Wiped);
         }
-        self.wipe_network(network).map_err(storage)?;
-        Ok(true)
+        self.learn_ops(network, Some(peer), ops).map_err(storage)?;
+        if !self.was_in(network, peer).map_err(storage)? {
+            return Ok(RemovalOutcome::Ignored);
+        }
+        Ok(RemovalOutcome::Answer(self.removal_ops(network).map_err(storage)?))
     }
 
     fn accepted(&mut self, network: DocId) -> Result<bool, StoreFailure> {

@@ -57,6 +57,19 @@ pub type Inventory = Vec<(DocId, Vec<[u8; 32]>)>;
 /// Networks a peer was removed from, each with its signed removals.
 pub type Removals = Vec<(DocId, Vec<Vec<u8>>)>;
 
+/// What a device did with a removal a peer handed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemovalOutcome {
+    /// It removes this device: the network is wiped here.
+    Wiped,
+    /// It does not (resolved with what this device holds): the peer took this device for
+    /// removed, so their views of the membership differ. The peer is answered with the
+    /// operations that count here, and with both the two agree.
+    Answer(Vec<Vec<u8>>),
+    /// Nothing to do: a network not held here, or a peer that was never in it.
+    Ignored,
+}
+
 /// Why the store could not do what the session asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreFailure {
@@ -100,9 +113,15 @@ pub trait SyncStore {
     /// Networks this device is in that `peer` was removed from, with their signed removals (to
     /// hand the peer, which then wipes them).
     fn removals_for(&mut self, peer: &DeviceKey) -> Result<Removals, StoreFailure>;
-    /// Checks removals a peer handed over; if one removes this device from `network`, wipes
-    /// the network here. Whether it did.
-    fn apply_removal(&mut self, network: DocId, ops: &[Vec<u8>]) -> Result<bool, StoreFailure>;
+    /// Checks removals `peer` handed over; if one removes this device from `network`, wipes
+    /// the network here; otherwise keeps those of its operations that could count, and gives
+    /// the answer for the peer.
+    fn apply_removal(
+        &mut self,
+        network: DocId,
+        peer: &DeviceKey,
+        ops: &[Vec<u8>],
+    ) -> Result<RemovalOutcome, StoreFailure>;
     /// A whole document, saved.
     fn export(&mut self, doc: DocId) -> Result<Vec<u8>, StoreFailure>;
     /// The signed heads that cover a document's changes (sent with them).
@@ -263,6 +282,8 @@ pub struct Session {
     send_seq: u64,
     recv_seq: u64,
     sent_done: bool,
+    /// Networks whose operations this side handed the peer (a removal, or an answer to one).
+    told: BTreeSet<DocId>,
     peer_done: bool,
     /// Sequence number of the last frame we sent that was not `Done` (the hello at least).
     last_said: u64,
@@ -331,6 +352,7 @@ impl Session {
             send_seq: 0,
             recv_seq: 0,
             sent_done: false,
+            told: BTreeSet::new(),
             peer_done: false,
             last_said: 0,
             round_sent: false,
@@ -516,6 +538,7 @@ impl Session {
         self.digests_sent = true;
         // A removed peer is told, and learns nothing else about those networks.
         for (network, ops) in store.removals_for(&self.peer)? {
+            self.told.insert(network);
             self.send(&Message::Removed { network: *network.as_bytes(), ops });
         }
         for network in store.shared_networks(&self.peer)? {
@@ -727,12 +750,22 @@ impl Session {
             }
             (Phase::Running, Message::Removed { network, ops }) => {
                 let network = doc_id(&network);
-                if store.apply_removal(network, &ops)? {
-                    // Nothing of it is held any more: forget what the session knew of it.
-                    self.mine.remove(&network);
-                    self.theirs.remove(&network);
-                    self.allowed.retain(|_, n| *n != network);
-                    self.events.push_back(Event::NetworkWiped(network));
+                match store.apply_removal(network, &self.peer, &ops)? {
+                    RemovalOutcome::Wiped => {
+                        // Nothing of it is held any more: forget what the session knew of it.
+                        self.mine.remove(&network);
+                        self.theirs.remove(&network);
+                        self.allowed.retain(|_, n| *n != network);
+                        self.events.push_back(Event::NetworkWiped(network));
+                    }
+                    // Once per network and session, and never to a removal this side sent
+                    // (so two devices answer each other at most once).
+                    RemovalOutcome::Answer(ops) => {
+                        if self.told.insert(network) {
+                            self.send(&Message::Removed { network: *network.as_bytes(), ops });
+                        }
+                    }
+                    RemovalOutcome::Ignored => {}
                 }
                 Ok(())
             }

@@ -17,11 +17,22 @@
 //!    added to a member that exists, a member added only when not already in (a role changes
 //!    by `SetRole` alone), …); and
 //! 3. no valid *revocation* of its author (the author's device or member removed, or the
-//!    member demoted to `member`) is concurrent with it. Revocations themselves are exempt, so
-//!    two admins removing each other concurrently are both removed. An operation excluded by 3
-//!    stays excluded, and so does everything whose authority came from it. (Rule 3 runs at most
+//!    member demoted to `member`) is concurrent with it. An operation excluded by 3 stays
+//!    excluded, and so does everything whose authority came from it. (Rule 3 runs at most
 //!    `MAX_ROUNDS` rounds: each exclusion can make another revocation count, and a chain of
 //!    them, which only an admin can build, must not cost a round per link.)
+//!
+//!    For revocations, rule 3 is a dispute: a revocation `q` *disputes* a revocation `r` when
+//!    they are concurrent, `q` revokes `r`'s author, and `r` does not *answer* `q` (revoke
+//!    `q`'s own device or member back). A revocation disputed by one that nothing disputes
+//!    loses and counts for nothing, and the acts of other authors are judged again without it.
+//!    Revocations are judged after every other act, so a revocation whose author's authority
+//!    came from an act rule 3 voids (an admin a removed device made concurrently) is no longer
+//!    valid by then and disputes nothing. So two admins who revoke each other concurrently are
+//!    both revoked, while the other revocations an admin made concurrently with its own
+//!    revocation do not count: a removed admin's key, signing revocations "from before" its
+//!    removal, takes at most the admins who removed it with it, never undoes its own removal,
+//!    and never reaches anyone else.
 //!
 //! The membership of a set of valid operations: for each member, and each device, look at the
 //! latest operations about it (those no other operation about it follows causally). Removal
@@ -478,7 +489,9 @@ pub struct Membership {
     /// for no one).
     pub heads: Vec<OpId>,
     /// Operations made by a device that was an admin in what its author had seen (rules 1 and
-    /// 2), whether or not a concurrent revocation excludes them: any other can never count.
+    /// 2, with the revocations that lose a dispute there left out), whether or not a
+    /// concurrent revocation excludes them: any other can never count. Judged in each
+    /// operation's own past alone, so the same on every device.
     pub authorized: BTreeSet<OpId>,
     /// The devices that made an operation in `authorized`: every device that was an admin at
     /// some point (a set that only grows, whatever the roles are now).
@@ -653,9 +666,98 @@ pub fn resolve_tagged(tag: [u8; 16], genesis: OpId, ops: &[SignedOp]) -> Members
     let g = Graph::new(order.iter().map(|id| by_id[id]).collect());
     let n = g.ops.len();
 
-    let mut excluded = Bits::new(n);
-    let mut authorized: Option<BTreeSet<OpId>> = None;
-    let mut admins_ever: BTreeSet<DeviceKey> = BTreeSet::new();
+    // Revocations that lost a dispute (rule 3, second part): they count for nothing.
+    let mut lost = Bits::new(n);
+    let could = could_count(&g);
+    let mut disputes = 0;
+    loop {
+        disputes += 1;
+        let valid = settle(&g, &lost);
+        let newly = disputed(&g, &valid);
+        // Bounded like the rounds of `settle`, for the same reason.
+        if newly.is_empty() || disputes >= MAX_ROUNDS {
+            let mut out = g.membership(&|j| valid.has(j));
+            out.known = n as u64;
+            out.authorized = (0..n).filter(|i| could.has(*i)).map(|i| g.ops[i].id()).collect();
+            out.admins_ever = (0..n).filter(|i| could.has(*i)).map(|i| g.ops[i].author()).collect();
+            let parents: BTreeSet<OpId> =
+                g.ops.iter().flat_map(|o| o.body.parents.iter().copied()).collect();
+            out.heads = order.iter().copied().filter(|i| !parents.contains(i)).collect();
+            out.relay_id = g.ops.first().and_then(|op| relay_id_of(op));
+            return out;
+        }
+        for i in newly {
+            lost.set(i);
+        }
+    }
+}
+
+/// The operations that could count (`Membership::authorized`): each judged by rules 1 and 2 in
+/// its own causal past alone, so the same on every device whatever else it holds, with the
+/// revocations there that lose a dispute there left out. (Were they not, an admin whose
+/// removal "from before" by a removed admin lost its dispute could never sign again: every
+/// operation of hers has that removal in its past.) A revocation is left out when a valid
+/// revocation in the same past disputes it (see `disputed`).
+fn could_count(g: &Graph<'_>) -> Bits {
+    let n = g.ops.len();
+    let mut ok = Bits::new(n);
+    // The revocations that dispute each revocation (both in `ok`), and those disputed at all.
+    let mut disputed_by: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let mut disputed: Vec<usize> = Vec::new();
+    let mut revs: Vec<(usize, Revoked, Option<MemberId>)> = Vec::new();
+    for i in 0..n {
+        let past = &g.past[i];
+        let fine = if i == 0 {
+            matches!(g.ops[0].change, Change::Genesis { .. })
+        } else {
+            let mut out = Bits::new(n);
+            for &r in &disputed {
+                if past.has(r) && disputed_by[r].iter().any(|q| past.has(*q)) {
+                    out.set(r);
+                }
+            }
+            allowed(g, &|j| ok.has(j) && past.has(j) && !out.has(j), g.ops[i])
+        };
+        if !fine {
+            continue;
+        }
+        ok.set(i);
+        let Some(what) = revokes(g.ops[i]) else { continue };
+        let author = g.ops[i].author();
+        let member = g.member_of(&author, &|j| ok.has(j) && past.has(j));
+        for (r, theirs, their_member) in &revs {
+            if g.past[i].has(*r) {
+                continue;
+            }
+            // Concurrent (`r` comes earlier in the order, so it cannot follow `i`).
+            let hits = |what: &Revoked, author: &DeviceKey, member: Option<MemberId>| match what {
+                Revoked::Device(d) => d == author,
+                Revoked::Member(m) => member == Some(*m),
+            };
+            let r_author = g.ops[*r].author();
+            let i_hits_r = hits(&what, &r_author, *their_member);
+            let r_hits_i = hits(theirs, &author, member);
+            if i_hits_r && !r_hits_i {
+                disputed_by[*r].push(i);
+                disputed.push(*r);
+            }
+            if r_hits_i && !i_hits_r {
+                disputed_by[i].push(*r);
+                disputed.push(i);
+            }
+        }
+        revs.push((i, what, member));
+        disputed.sort_unstable();
+        disputed.dedup();
+    }
+    ok
+}
+
+/// Rules 2 and 3 for the acts that are no revocation: which operations are valid when the
+/// revocations in `lost` count for nothing.
+fn settle(g: &Graph<'_>, lost: &Bits) -> Bits {
+    let n = g.ops.len();
+    let mut excluded = lost.clone();
     let mut round = 0;
     loop {
         round += 1;
@@ -669,17 +771,11 @@ pub fn resolve_tagged(tag: [u8; 16], genesis: OpId, ops: &[SignedOp]) -> Members
                 matches!(g.ops[0].change, Change::Genesis { .. })
             } else {
                 let past = &g.past[i];
-                allowed(&g, &|j| valid.has(j) && past.has(j), g.ops[i])
+                allowed(g, &|j| valid.has(j) && past.has(j), g.ops[i])
             };
             if ok {
                 valid.set(i);
             }
-        }
-        // Rules 1 and 2 alone depend only on each operation's past: what passes them here,
-        // before any exclusion, passes them on every device for good.
-        if authorized.is_none() {
-            authorized = Some((0..n).filter(|i| valid.has(*i)).map(|i| g.ops[i].id()).collect());
-            admins_ever = (0..n).filter(|i| valid.has(*i)).map(|i| g.ops[i].author()).collect();
         }
         // 3. A revocation of an author wins over that author's concurrent acts.
         let revocations: Vec<(usize, Revoked)> = (0..n)
@@ -711,20 +807,72 @@ pub fn resolve_tagged(tag: [u8; 16], genesis: OpId, ops: &[SignedOp]) -> Members
         // chain of exclusions, each making the next revocation count, can be built only by
         // admins of their own network, and would otherwise cost one full round per link.
         if newly.is_empty() || round >= MAX_ROUNDS {
-            let mut out = g.membership(&|j| valid.has(j));
-            out.known = n as u64;
-            out.authorized = authorized.unwrap_or_default();
-            out.admins_ever = admins_ever;
-            let parents: BTreeSet<OpId> =
-                g.ops.iter().flat_map(|o| o.body.parents.iter().copied()).collect();
-            out.heads = order.iter().copied().filter(|i| !parents.contains(i)).collect();
-            out.relay_id = g.ops.first().and_then(|op| relay_id_of(op));
-            return out;
+            return valid;
         }
         for i in newly {
             excluded.set(i);
         }
     }
+}
+
+/// Rule 3 for revocations: the valid revocations that lose a dispute. A revocation `q`
+/// *disputes* a revocation `r` when they are concurrent, `q` revokes `r`'s author, and `r`
+/// does not answer `q` (revoke `q`'s own device or member). `r` loses when a revocation that
+/// nothing disputes disputes it. So two admins revoking each other both count, and what else a
+/// revoked admin revoked concurrently does not; a revocation whose author's authority is void
+/// (an admin added by a removed device concurrently) is no longer valid here, so it cannot
+/// dispute the removal that voided it.
+fn disputed(g: &Graph<'_>, valid: &Bits) -> Vec<usize> {
+    struct Rev {
+        at: usize,
+        author: DeviceKey,
+        member: Option<MemberId>,
+        what: Revoked,
+    }
+    let revs: Vec<Rev> = (1..g.ops.len())
+        .filter(|i| valid.has(*i))
+        .filter_map(|i| {
+            let what = revokes(g.ops[i])?;
+            let author = g.ops[i].author();
+            let past = &g.past[i];
+            let member = g.member_of(&author, &|j| valid.has(j) && past.has(j));
+            Some(Rev { at: i, author, member, what })
+        })
+        .collect();
+    // Who revokes each device and member, so each revocation looks only at those about its
+    // author (there are many revocations only in a network whose admins make them).
+    let mut by_device: BTreeMap<DeviceKey, Vec<usize>> = BTreeMap::new();
+    let mut by_member: BTreeMap<MemberId, Vec<usize>> = BTreeMap::new();
+    for (k, r) in revs.iter().enumerate() {
+        match r.what {
+            Revoked::Device(d) => by_device.entry(d).or_default().push(k),
+            Revoked::Member(m) => by_member.entry(m).or_default().push(k),
+        }
+    }
+    let answers = |r: &Rev, q: &Rev| match r.what {
+        Revoked::Device(d) => d == q.author,
+        Revoked::Member(m) => q.member == Some(m),
+    };
+    let disputers = |k: usize| -> Vec<usize> {
+        let r = &revs[k];
+        let on_member = r.member.and_then(|m| by_member.get(&m));
+        by_device
+            .get(&r.author)
+            .into_iter()
+            .chain(on_member)
+            .flatten()
+            .copied()
+            .filter(|&q| {
+                let (a, b) = (r.at, revs[q].at);
+                a != b && !g.past[a].has(b) && !g.past[b].has(a) && !answers(r, &revs[q])
+            })
+            .collect()
+    };
+    let all: Vec<Vec<usize>> = (0..revs.len()).map(disputers).collect();
+    (0..revs.len())
+        .filter(|k| all[*k].iter().any(|q| all[*q].is_empty()))
+        .map(|k| revs[k].at)
+        .collect()
 }
 
 /// A set of operation indices, as bits.
@@ -974,6 +1122,7 @@ impl<'a> Graph<'a> {
 }
 
 /// Whose authority an operation takes away, if it is a revocation.
+#[derive(Clone, Copy)]
 enum Revoked {
     Device(DeviceKey),
     Member(MemberId),
@@ -1083,56 +1232,107 @@ mod oracle {
         let past: Vec<BTreeSet<usize>> = ancestors(&ops, &index);
         let concurrent =
             |a: usize, b: usize| a != b && !past[a].contains(&b) && !past[b].contains(&a);
+        // The member of device `d` as operation `i` knew it (its valid causal past).
+        let member_of = |valid: &[bool], i: usize, d: &DeviceKey| {
+            let before: Vec<usize> = past[i].iter().copied().filter(|j| valid[*j]).collect();
+            state(&ops, &past, &before).member_of(d).map(|(m, _)| m)
+        };
+        // Whether revocation `q` takes away the authority of `i`'s author.
+        let revokes_author = |valid: &[bool], q: usize, i: usize| match revokes(ops[q]) {
+            Some(Revoked::Device(d)) => d == ops[i].author(),
+            Some(Revoked::Member(m)) => Some(m) == member_of(valid, i, &ops[i].author()),
+            None => false,
+        };
 
-        let mut excluded: BTreeSet<usize> = BTreeSet::new();
-        let mut authorized: Option<BTreeSet<OpId>> = None;
-        let mut admins_ever: BTreeSet<DeviceKey> = BTreeSet::new();
-        let mut round = 0;
+        // What could count: rules 1 and 2 in each operation's own past, leaving out the
+        // revocations there that another one there disputes.
+        let mut ok: Vec<bool> = vec![false; ops.len()];
+        for i in 0..ops.len() {
+            if i == 0 {
+                ok[0] = matches!(ops[0].change, Change::Genesis { .. });
+                continue;
+            }
+            let hits = |q: usize, r: usize| match revokes(ops[q]) {
+                Some(Revoked::Device(d)) => d == ops[r].author(),
+                Some(Revoked::Member(m)) => Some(m) == member_of(&ok, r, &ops[r].author()),
+                None => false,
+            };
+            let disputed = |r: usize| {
+                revokes(ops[r]).is_some()
+                    && past[i]
+                        .iter()
+                        .any(|q| ok[*q] && concurrent(*q, r) && hits(*q, r) && !hits(r, *q))
+            };
+            let before: Vec<usize> =
+                past[i].iter().copied().filter(|j| ok[*j] && !disputed(*j)).collect();
+            ok[i] = allowed(&state(&ops, &past, &before), ops[i]);
+        }
+        let authorized: BTreeSet<OpId> =
+            (0..ops.len()).filter(|i| ok[*i]).map(|i| ops[i].id()).collect();
+        let admins_ever: BTreeSet<DeviceKey> =
+            (0..ops.len()).filter(|i| ok[*i]).map(|i| ops[i].author()).collect();
+        // Revocations that lost a dispute.
+        let mut lost: BTreeSet<usize> = BTreeSet::new();
+        let mut disputes = 0;
         loop {
-            round += 1;
-            // 2. Valid in its causal past.
-            let mut valid: Vec<bool> = vec![false; ops.len()];
-            for i in 0..ops.len() {
-                if excluded.contains(&i) {
-                    continue;
+            disputes += 1;
+            let mut excluded = lost.clone();
+            let mut round = 0;
+            let valid = loop {
+                round += 1;
+                // 2. Valid in its causal past.
+                let mut valid: Vec<bool> = vec![false; ops.len()];
+                for i in 0..ops.len() {
+                    if excluded.contains(&i) {
+                        continue;
+                    }
+                    let before: Vec<usize> =
+                        past[i].iter().copied().filter(|j| valid[*j]).collect();
+                    valid[i] = i == 0 && matches!(ops[0].change, Change::Genesis { .. })
+                        || (i > 0 && allowed(&state(&ops, &past, &before), ops[i]));
                 }
-                let before: Vec<usize> = past[i].iter().copied().filter(|j| valid[*j]).collect();
-                valid[i] = i == 0 && matches!(ops[0].change, Change::Genesis { .. })
-                    || (i > 0 && allowed(&state(&ops, &past, &before), ops[i]));
-            }
-            // Rules 1 and 2 alone depend only on each operation's past: what passes them here,
-            // before any exclusion, passes them on every device for good.
-            if authorized.is_none() {
-                authorized =
-                    Some((0..ops.len()).filter(|i| valid[*i]).map(|i| ops[i].id()).collect());
-                admins_ever =
-                    (0..ops.len()).filter(|i| valid[*i]).map(|i| ops[i].author()).collect();
-            }
-            // 3. A revocation of an author wins over that author's concurrent acts.
+                // 3. A revocation of an author wins over that author's concurrent acts.
+                let revocations: Vec<usize> =
+                    (0..ops.len()).filter(|i| valid[*i] && revokes(ops[*i]).is_some()).collect();
+                let mut newly = BTreeSet::new();
+                for i in (1..ops.len()).filter(|i| valid[*i] && revokes(ops[*i]).is_none()) {
+                    if revocations
+                        .iter()
+                        .any(|r| concurrent(*r, i) && revokes_author(&valid, *r, i))
+                    {
+                        newly.insert(i);
+                    }
+                }
+                if newly.is_empty() || round >= MAX_ROUNDS {
+                    break valid;
+                }
+                excluded.extend(newly);
+            };
+            // 3, for revocations: `q` disputes `r` when concurrent, `q` revokes `r`'s author,
+            // and `r` does not revoke `q`'s author (device or member) back. A revocation
+            // disputed by one that nothing disputes loses.
             let revocations: Vec<usize> =
-                (0..ops.len()).filter(|i| valid[*i] && revokes(ops[*i]).is_some()).collect();
-            let mut newly = BTreeSet::new();
-            for i in (0..ops.len()).filter(|i| valid[*i] && revokes(ops[*i]).is_none() && *i > 0) {
-                let before: Vec<usize> = past[i].iter().copied().filter(|j| valid[*j]).collect();
-                let author_member =
-                    state(&ops, &past, &before).member_of(&ops[i].author()).map(|(m, _)| m);
-                let revoked = revocations.iter().any(|r| {
-                    concurrent(*r, i)
-                        && match revokes(ops[*r]) {
-                            Some(Revoked::Device(d)) => d == ops[i].author(),
-                            Some(Revoked::Member(m)) => Some(m) == author_member,
-                            None => false,
-                        }
-                });
-                if revoked {
-                    newly.insert(i);
-                }
-            }
-            if newly.is_empty() || round >= MAX_ROUNDS {
+                (1..ops.len()).filter(|i| valid[*i] && revokes(ops[*i]).is_some()).collect();
+            let answers = |r: usize, q: usize| revokes_author(&valid, r, q);
+            let disputes_of = |r: usize| -> Vec<usize> {
+                revocations
+                    .iter()
+                    .copied()
+                    .filter(|q| {
+                        concurrent(*q, r) && revokes_author(&valid, *q, r) && !answers(r, *q)
+                    })
+                    .collect()
+            };
+            let newly: Vec<usize> = revocations
+                .iter()
+                .copied()
+                .filter(|r| disputes_of(*r).iter().any(|q| disputes_of(*q).is_empty()))
+                .collect();
+            if newly.is_empty() || disputes >= MAX_ROUNDS {
                 let all: Vec<usize> = (0..ops.len()).filter(|i| valid[*i]).collect();
                 let mut out = state(&ops, &past, &all);
                 out.known = ops.len() as u64;
-                out.authorized = authorized.unwrap_or_default();
+                out.authorized = authorized;
                 out.admins_ever = admins_ever;
                 let parents: BTreeSet<OpId> =
                     ops.iter().flat_map(|o| o.body.parents.iter().copied()).collect();
@@ -1140,7 +1340,7 @@ mod oracle {
                 out.relay_id = ops.first().and_then(|g| relay_id_of(g));
                 return out;
             }
-            excluded.extend(newly);
+            lost.extend(newly);
         }
     }
 
@@ -1385,8 +1585,11 @@ mod tests {
         vec![m, d]
     }
 
+    /// The membership `ops` resolve to, which the first-written rule (the oracle) agrees with.
     fn resolve_all(g: &SignedOp, ops: &[SignedOp]) -> Membership {
-        resolve(net(), g.id(), ops)
+        let m = resolve(net(), g.id(), ops);
+        assert_eq!(m, oracle::resolve(net(), g.id(), ops), "the oracle disagrees");
+        m
     }
 
     #[test]
@@ -1470,6 +1673,98 @@ mod tests {
             op(1, &[&removal], Change::AddDevice { member: member(2), device: *dev(2).as_bytes() });
         ops.push(again);
         assert!(resolve_all(&g, &ops).member_of(&dev(2)).is_some());
+    }
+
+    #[test]
+    fn a_removed_admin_s_backdated_revocations_take_only_its_removers_with_it() {
+        // Admins 1, 2 and 3; admin 4's phone is stolen. What the phone held: `tip`.
+        let g = genesis();
+        let mut ops = vec![g.clone()];
+        for who in 2..=4 {
+            let tip = ops.last().expect("tip").clone();
+            ops.extend(add(1, &[&tip], who, Role::Admin));
+        }
+        let tip = ops.last().expect("tip").clone();
+        // Admin 1 removes the phone; admin 2 then makes another admin, seeing the removal.
+        let removal = op(
+            1,
+            &[&tip],
+            Change::RemoveDevice { device: *dev(4).as_bytes(), reason: Reason::Lost },
+        );
+        let later = add(2, &[&removal], 5, Role::Admin);
+        ops.push(removal.clone());
+        ops.extend(later.clone());
+        // The thief signs with the phone's key "from before" the removal (parents: `tip`):
+        // admins 2 and 3 removed (and 2, who added 5 since, demoted), and admin 1, who removed it.
+        let gone = |who: u8| {
+            op(
+                4,
+                &[&tip],
+                Change::RemoveMember { member: member(who), reason: Reason::Compromised },
+            )
+        };
+        let thief = [
+            gone(2),
+            gone(3),
+            op(4, &[&tip], Change::SetRole { member: member(2), role: Role::Member }),
+            gone(1),
+        ];
+        ops.extend(thief.iter().cloned());
+        let m = resolve_all(&g, &ops);
+        assert_eq!(m.removed_devices.get(&dev(4)), Some(&Reason::Lost), "the phone stays out");
+        for who in [2, 3, 5] {
+            let admin = m.members.get(&MemberId::from_bytes(member(who))).map(|x| x.role);
+            assert_eq!(admin, Some(Role::Admin), "admin {who} kept: {m:?}");
+        }
+        // Its remover it takes with it: the two revoked each other at once, as far as any
+        // device can tell.
+        assert!(!m.members.contains_key(&MemberId::from_bytes(member(1))), "{m:?}");
+        // Admin 2, having seen the thief's removal of her (which lost), still acts: her next
+        // operation could count everywhere (a device takes it), and counts: admin 1 is back.
+        let tips: Vec<&SignedOp> = ops.iter().filter(|o| m.heads.contains(&o.id())).collect();
+        let back = Change::AddMember { member: member(1), name: "m1".into(), role: Role::Admin };
+        let again = op(2, &tips, back);
+        ops.push(again.clone());
+        let m = resolve_all(&g, &ops);
+        assert!(m.authorized.contains(&again.id()) && m.valid.contains(&again.id()), "{m:?}");
+        assert!(m.is_admin(&dev(1)), "{m:?}");
+        // And a removal it signs in answer to a removal it has not seen counts the same way:
+        // the thief cannot keep its phone in by answering with a different kind.
+        let mut ops = ops[..ops.len() - thief.len() - 1].to_vec();
+        ops.push(op(4, &[&tip], Change::SetRole { member: member(1), role: Role::Member }));
+        let m = resolve_all(&g, &ops);
+        assert_eq!(m.removed_devices.get(&dev(4)), Some(&Reason::Lost), "{m:?}");
+        let one = m.members.get(&MemberId::from_bytes(member(1))).map(|x| x.role);
+        assert_eq!(one, Some(Role::Member), "{m:?}");
+    }
+
+    #[test]
+    fn a_removed_admin_cannot_dispute_its_removal_through_an_admin_it_makes() {
+        // Admins 1 and 4; admin 4's phone is stolen after `tip`, and admin 1 removes it.
+        let g = genesis();
+        let mut ops = vec![g.clone()];
+        ops.extend(add(1, &[&g], 4, Role::Admin));
+        let tip = ops.last().expect("tip").clone();
+        let removal = op(
+            1,
+            &[&tip],
+            Change::RemoveDevice { device: *dev(4).as_bytes(), reason: Reason::Lost },
+        );
+        ops.push(removal);
+        // The thief makes a puppet admin "from before" the removal, and the puppet removes
+        // admin 1 (a revocation admin 1's removal does not answer, by a device it never saw).
+        let puppet = add(4, &[&tip], 6, Role::Admin);
+        let gone = op(
+            6,
+            &[&puppet[1]],
+            Change::RemoveMember { member: member(1), reason: Reason::Compromised },
+        );
+        ops.extend(puppet);
+        ops.push(gone);
+        let m = resolve_all(&g, &ops);
+        assert_eq!(m.removed_devices.get(&dev(4)), Some(&Reason::Lost), "{m:?}");
+        assert!(m.member_of(&dev(6)).is_none(), "the puppet is void: {m:?}");
+        assert!(m.is_admin(&dev(1)), "admin 1 stays: {m:?}");
     }
 
     #[test]
