@@ -93,6 +93,11 @@ pub struct Applied {
     pub changed: Vec<DocId>,
     /// Blobs not applied.
     pub rejected: Vec<RejectedBlob>,
+    /// Blobs no key held here opens yet (a new key epoch whose key has not arrived), by
+    /// number: kept, and opened at a later sync once the key comes.
+    pub deferred: Vec<u64>,
+    /// Blobs kept at an earlier sync that opened now.
+    pub opened_later: usize,
     /// The network's keys by epoch as its document gives them now, if a pulled change of it
     /// changed them: what is pushed next is sealed under the newest of these (an epoch that
     /// a pulled operation made void, say its admin's demotion concurrent with it, is not).
@@ -129,6 +134,11 @@ pub struct RelayReport {
     pub documents_changed: usize,
     /// Pulled blobs not applied.
     pub rejected: Vec<RejectedBlob>,
+    /// Pulled blobs no key held here opens yet (sealed under a new key epoch whose key has not
+    /// reached this device): kept, to open at a later sync once it comes.
+    pub deferred: usize,
+    /// Blobs kept at an earlier sync that opened at this one.
+    pub opened_later: usize,
     /// Requests the relay refused.
     pub refusals: Vec<RelayRefusal>,
     /// Networks this device was removed from, learnt from the relay, and wiped.
@@ -329,6 +339,8 @@ impl<S: RelayStore> RelaySession<S> {
                 self.docs_total += applied.changed.len();
                 self.report.documents_changed += applied.changed.len();
                 self.report.rejected.extend(applied.rejected);
+                self.report.deferred += applied.deferred.len();
+                self.report.opened_later += applied.opened_later;
                 if more {
                     self.pull(net, next, &mut out);
                 }

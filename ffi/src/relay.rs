@@ -44,6 +44,11 @@ pub struct RelaySyncReport {
     pub documents_changed: u64,
     /// Pulled blobs that were not applied, and why (tampered, no key, …): show or log them.
     pub rejected: Vec<String>,
+    /// Pulled blobs no key on this device opens yet (a new key epoch whose key has not come):
+    /// kept, and opened at a later sync once it does.
+    pub deferred: u64,
+    /// Blobs kept at an earlier sync that opened at this one.
+    pub opened_later: u64,
     /// Requests the relay refused, and why (not on the roster, quota, …).
     pub refusals: Vec<String>,
     /// From connecting to done, in milliseconds.
@@ -66,6 +71,8 @@ impl From<core_net::RelaySyncReport> for RelaySyncReport {
                 .iter()
                 .map(|b| format!("blob {}: {}", b.seq, b.reason))
                 .collect(),
+            deferred: rep.deferred as u64,
+            opened_later: rep.opened_later as u64,
             refusals: rep
                 .refusals
                 .iter()

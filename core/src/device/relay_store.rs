@@ -6,7 +6,7 @@
 //! of its network, names a document of that network, and merges cleanly. Anything else is
 //! reported and skipped.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use automerge::ChangeHash;
 use nabij_relay_proto::{
@@ -509,7 +509,24 @@ impl RelayStore for DeviceRelay<'_> {
         // The keys content keys open under: refreshed from the network document (verified
         // against its membership) once a pulled change of it is stored.
         let mut held_keys = net.keys.clone();
-        for b in blobs {
+        // Blobs an earlier sync kept for want of their key come after the pulled ones (whose
+        // network document may bring it); those that open, or fail otherwise, are let go.
+        let at = (&self.relay, &net.relay_id);
+        let kept = store::deferred_blobs(&self.device.reader.lock(), at).map_err(failed)?;
+        let mut let_go: Vec<u64> = Vec::new();
+        let mut to_keep: Vec<(u64, [u8; 32], Vec<u8>)> = Vec::new();
+        // A pulled blob without its key goes once more to the back of the line (the network
+        // document that brings the key may come later in this pull), then is kept.
+        let mut queue: VecDeque<(PulledBlob, Pass)> =
+            blobs.into_iter().map(|b| (b, Pass::Pulled)).collect();
+        queue.extend(
+            kept.into_iter().map(|(seq, doc, bytes)| (PulledBlob { seq, doc, bytes }, Pass::Kept)),
+        );
+        while let Some((b, pass)) = queue.pop_front() {
+            let retried = pass == Pass::Kept;
+            if retried {
+                let_go.push(b.seq);
+            }
             let id = blob_id(&b.bytes);
             let reject = |reason: String| RejectedBlob { seq: b.seq, reason };
             let keys: Vec<(u32, SecretKey)> = if b.doc == network_doc {
@@ -534,8 +551,19 @@ impl RelayStore for DeviceRelay<'_> {
                 };
                 match self.device.content_key(net, &b.doc, Some((&key_id, &held_keys))) {
                     Ok(Some(k)) => vec![k],
+                    Ok(None) if retried => {
+                        let_go.pop();
+                        continue;
+                    }
+                    Ok(None) if pass == Pass::Pulled => {
+                        queue.push_back((b, Pass::Again));
+                        continue;
+                    }
                     Ok(None) => {
-                        applied.rejected.push(reject("no key for this blob (its key id was altered, or its key never arrived)".into()));
+                        // Its key may be a new epoch's that has not reached this device (removals
+                        // while apart): kept, as far as the network's share allows, to open then.
+                        applied.deferred.push(b.seq);
+                        to_keep.push((b.seq, b.doc, b.bytes));
                         continue;
                     }
                     Err(e) if is_local(&e) => return Err(failed(e)),
@@ -612,12 +640,52 @@ impl RelayStore for DeviceRelay<'_> {
         }
         self.flush(net, &mut batch, &mut applied)?;
         self.flush_held(net, &mut held, &mut applied)?;
+        let retried: HashSet<u64> = let_go.iter().copied().collect();
+        applied.opened_later = applied_later(&applied, &retried);
         let (relay, network) = (self.relay, net.relay_id);
+        let mut full = Vec::new();
         self.device
-            .set_relay_state(|tx| store::set_relay_cursor(tx, &relay, &network, next))
+            .set_relay_state(|tx| {
+                for seq in &let_go {
+                    store::drop_deferred(tx, (&relay, &network), *seq)?;
+                }
+                for (seq, doc, bytes) in &to_keep {
+                    if !store::defer_blob(tx, (&relay, &network), (*seq, doc, bytes))? {
+                        full.push(*seq);
+                    }
+                }
+                store::set_relay_cursor(tx, &relay, &network, next)
+            })
             .map_err(failed)?;
+        // Beyond the network's share: passed over, as before there was a share.
+        for seq in full {
+            applied.deferred.retain(|s| *s != seq);
+            applied.rejected.push(RejectedBlob {
+                seq,
+                reason: "no key for this blob (its key id was altered, or its key never arrived)"
+                    .into(),
+            });
+        }
         Ok(applied)
     }
+}
+
+/// Which pass over the blobs of a pull a blob is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// Pulled now.
+    Pulled,
+    /// Pulled now, without its key at first: tried again after the others.
+    Again,
+    /// Kept at an earlier sync for want of its key.
+    Kept,
+}
+
+/// How many of the `retried` blobs (kept at an earlier sync) were applied now: those not
+/// reported as rejected.
+fn applied_later(applied: &Applied, retried: &HashSet<u64>) -> usize {
+    let rejected: HashSet<u64> = applied.rejected.iter().map(|r| r.seq).collect();
+    retried.iter().filter(|s| !rejected.contains(s)).count()
 }
 
 /// Changes to documents held here, pulled in one batch (by blob number): merged in one

@@ -19,6 +19,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (4, include_str!("migrations/004_relay.sql")),
     (5, include_str!("migrations/005_folded_search.sql")),
     (6, include_str!("migrations/006_signed_membership.sql")),
+    (7, include_str!("migrations/007_relay_deferred.sql")),
 ];
 
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";

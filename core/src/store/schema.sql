@@ -184,6 +184,15 @@ CREATE TABLE relay_cursors (
     seq INTEGER NOT NULL,
     PRIMARY KEY (relay, network)
 ) WITHOUT ROWID;
+-- Pulled blobs no key held here opens yet (a new epoch's key not arrived): opened when it comes.
+CREATE TABLE relay_deferred (
+    relay BLOB NOT NULL,
+    network BLOB NOT NULL,
+    seq INTEGER NOT NULL,
+    doc BLOB NOT NULL,
+    bytes BLOB NOT NULL,
+    PRIMARY KEY (relay, network, seq)
+) WITHOUT ROWID;
 
 -- Full-text search: one row per case, note, learning point and meeting; FTS5 over it.
 CREATE TABLE search_items (

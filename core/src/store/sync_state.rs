@@ -86,6 +86,66 @@ pub(crate) fn set_relay_pushed(
     Ok(())
 }
 
+/// Most blobs kept per relay and network to open later, and their most bytes: a relay that
+/// alters key ids (or keys that never come) costs this much, not more.
+pub(crate) const MAX_DEFERRED: (usize, usize) = (256, 32 << 20);
+
+/// A pulled blob kept to open once its key comes: its number, its document (as the relay knows
+/// it), its ciphertext.
+pub(crate) type DeferredBlob = (u64, [u8; 32], Vec<u8>);
+
+/// Keeps a pulled blob that no key held here opens yet. False, and nothing kept, when the
+/// network's share ([`MAX_DEFERRED`]) is full.
+pub(crate) fn defer_blob(
+    tx: &Transaction<'_>,
+    at: RelayScope<'_>,
+    (seq, doc, bytes): (u64, &[u8; 32], &[u8]),
+) -> Result<bool> {
+    let (count, size): (i64, i64) = tx
+        .prepare_cached(
+            "SELECT count(*), coalesce(sum(length(bytes)), 0) FROM relay_deferred
+             WHERE relay = ?1 AND network = ?2",
+        )?
+        .query_row(params![&at.0[..], &at.1[..]], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let (max_count, max_bytes) = MAX_DEFERRED;
+    if count as usize >= max_count || size as usize + bytes.len() > max_bytes {
+        return Ok(false);
+    }
+    tx.prepare_cached(
+        "INSERT OR IGNORE INTO relay_deferred (relay, network, seq, doc, bytes)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![&at.0[..], &at.1[..], seq as i64, &doc[..], bytes])?;
+    Ok(true)
+}
+
+/// The blobs kept to open later, oldest first.
+pub(crate) fn deferred_blobs(conn: &Connection, at: RelayScope<'_>) -> Result<Vec<DeferredBlob>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT seq, doc, bytes FROM relay_deferred WHERE relay = ?1 AND network = ?2
+         ORDER BY seq",
+    )?;
+    let rows = stmt.query_map(params![&at.0[..], &at.1[..]], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, Vec<u8>>(2)?))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (seq, doc, bytes) = row?;
+        // Written here, 32 bytes; a row that is not is passed over (it opens nothing).
+        if let Ok(doc) = <[u8; 32]>::try_from(doc.as_slice()) {
+            out.push((seq as u64, doc, bytes));
+        }
+    }
+    Ok(out)
+}
+
+/// Forgets a kept blob (opened, or refused for another reason than a missing key).
+pub(crate) fn drop_deferred(tx: &Transaction<'_>, at: RelayScope<'_>, seq: u64) -> Result<()> {
+    tx.prepare_cached("DELETE FROM relay_deferred WHERE relay = ?1 AND network = ?2 AND seq = ?3")?
+        .execute(params![&at.0[..], &at.1[..], seq as i64])?;
+    Ok(())
+}
+
 /// Whether a document is shared with a network (or is the network).
 pub(crate) fn doc_in_network(conn: &Connection, doc: DocId, network: DocId) -> Result<bool> {
     if doc == network {

@@ -77,6 +77,7 @@ pub(crate) fn forget_network(
     if let Some(r) = relay_id {
         tx.execute("DELETE FROM relay_cursors WHERE network = ?1", params![&r[..]])?;
         tx.execute("DELETE FROM relay_pushed WHERE network = ?1", params![&r[..]])?;
+        tx.execute("DELETE FROM relay_deferred WHERE network = ?1", params![&r[..]])?;
     }
     Ok(())
 }

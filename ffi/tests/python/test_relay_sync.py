@@ -65,6 +65,7 @@ def test_two_devices_that_never_meet_converge_through_the_relay(open_device, rel
 
     pulled = run(b.sync_with_relay(address, key))
     assert pulled.documents_changed == 2
+    assert (pulled.deferred, pulled.opened_later) == (0, 0), "every key was there"
     assert [n.text for n in b.case_timeline(case)] == ["Eerste huisbezoek"]
 
     b.add_note(case, NewNote(kind=NoteKind.OBSERVATION, text="Tweede huisbezoek"))

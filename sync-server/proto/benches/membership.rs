@@ -101,6 +101,74 @@ fn network() -> (SignedOp, Vec<SignedOp>) {
     (g, ops)
 }
 
+/// A member's device key, made up from a number.
+fn device(n: u16) -> SigningKey {
+    let mut seed = [7u8; 32];
+    seed[..2].copy_from_slice(&n.to_le_bytes());
+    SigningKey::from_bytes(&seed)
+}
+
+/// Admins `1..=admins` (member `[i; 16]`, device `device(i)`) added one after the other by the
+/// creator, after `filler` members: the tip of that chain, and the operations.
+fn admins(admins: u16, filler: u16) -> (SigningKey, SignedOp, Vec<SignedOp>) {
+    let a = SigningKey::from_bytes(&[1; 32]);
+    let g = genesis(&a);
+    let mut ops = vec![g.clone()];
+    let push = |c: Change, ops: &mut Vec<SignedOp>| {
+        let parent = ops.last().expect("ops").id();
+        ops.push(SignedOp::sign(&a, NET, &[parent], c).expect("sign"));
+    };
+    for n in 0..filler {
+        let mut member = [0xF0; 16];
+        member[..2].copy_from_slice(&n.to_le_bytes());
+        push(Change::AddMember { member, name: String::new(), role: Role::Member }, &mut ops);
+    }
+    for i in 1..=admins {
+        let mut member = [0xA0; 16];
+        member[..2].copy_from_slice(&i.to_le_bytes());
+        push(Change::AddMember { member, name: String::new(), role: Role::Admin }, &mut ops);
+        let device = device(i).verifying_key().to_bytes();
+        push(Change::AddDevice { member, device }, &mut ops);
+    }
+    (a, g, ops)
+}
+
+fn member(i: u16) -> [u8; 16] {
+    let mut member = [0xA0; 16];
+    member[..2].copy_from_slice(&i.to_le_bytes());
+    member
+}
+
+/// The most disputes an admin can make: admin 1 demotes admin 2 `k` times while admin 2,
+/// concurrently, demotes admin 3 `k` times (each of the latter disputed by each of the former).
+fn disputes(k: usize) -> (SignedOp, Vec<SignedOp>) {
+    let (_, g, mut ops) = admins(3, 0);
+    let tip = ops.last().expect("ops").id();
+    for (by, whom) in [(1, 2), (2, 3)] {
+        let key = device(by);
+        let mut parent = tip;
+        for _ in 0..k {
+            let c = Change::SetRole { member: member(whom), role: Role::Member };
+            let op = SignedOp::sign(&key, NET, &[parent], c).expect("sign");
+            parent = op.id();
+            ops.push(op);
+        }
+    }
+    (g, ops)
+}
+
+/// A chain of disputes, each settled only once the next is: admin i demotes admin i+1, all
+/// concurrently, after `filler` members (so that each round of the rule costs much).
+fn dispute_chain(admins_n: u16, filler: u16) -> (SignedOp, Vec<SignedOp>) {
+    let (_, g, mut ops) = admins(admins_n, filler);
+    let tip = ops.last().expect("ops").id();
+    for by in 1..admins_n {
+        let c = Change::SetRole { member: member(by + 1), role: Role::Member };
+        ops.push(SignedOp::sign(&device(by), NET, &[tip], c).expect("sign"));
+    }
+    (g, ops)
+}
+
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("membership");
     group.sample_size(10);
@@ -112,6 +180,14 @@ fn bench(c: &mut Criterion) {
     }
     let (g, ops) = network();
     group.bench_function(format!("100 members, 2 admins at once ({} ops)", ops.len()), |b| {
+        b.iter(|| membership::resolve(NET, g.id(), &ops))
+    });
+    let (g, ops) = disputes(2000);
+    group.bench_function(format!("2 x 2000 disputed revocations ({} ops)", ops.len()), |b| {
+        b.iter(|| membership::resolve(NET, g.id(), &ops))
+    });
+    let (g, ops) = dispute_chain(64, 3900);
+    group.bench_function(format!("a chain of 63 disputes ({} ops)", ops.len()), |b| {
         b.iter(|| membership::resolve(NET, g.id(), &ops))
     });
     group.finish();

@@ -702,7 +702,7 @@ fn could_count(g: &Graph<'_>) -> Bits {
     let n = g.ops.len();
     let mut ok = Bits::new(n);
     // The revocations that dispute each revocation (both in `ok`), and those disputed at all.
-    let mut disputed_by: Vec<Vec<usize>> = vec![Vec::new(); n];
+    let mut disputed_by: Vec<Option<Bits>> = vec![None; n];
     let mut disputed: Vec<usize> = Vec::new();
     let mut revs: Vec<(usize, Revoked, Option<MemberId>)> = Vec::new();
     for i in 0..n {
@@ -712,7 +712,7 @@ fn could_count(g: &Graph<'_>) -> Bits {
         } else {
             let mut out = Bits::new(n);
             for &r in &disputed {
-                if past.has(r) && disputed_by[r].iter().any(|q| past.has(*q)) {
+                if past.has(r) && disputed_by[r].as_ref().is_some_and(|by| past.meets(by)) {
                     out.set(r);
                 }
             }
@@ -737,18 +737,18 @@ fn could_count(g: &Graph<'_>) -> Bits {
             let r_author = g.ops[*r].author();
             let i_hits_r = hits(&what, &r_author, *their_member);
             let r_hits_i = hits(theirs, &author, member);
-            if i_hits_r && !r_hits_i {
-                disputed_by[*r].push(i);
-                disputed.push(*r);
-            }
-            if r_hits_i && !i_hits_r {
-                disputed_by[i].push(*r);
-                disputed.push(i);
+            for (by, of) in [(i, *r), (*r, i)] {
+                let (hits, answered) =
+                    if by == i { (i_hits_r, r_hits_i) } else { (r_hits_i, i_hits_r) };
+                if hits && !answered {
+                    if disputed_by[of].is_none() {
+                        disputed.push(of);
+                    }
+                    disputed_by[of].get_or_insert_with(|| Bits::new(n)).set(by);
+                }
             }
         }
         revs.push((i, what, member));
-        disputed.sort_unstable();
-        disputed.dedup();
     }
     ok
 }
@@ -892,6 +892,11 @@ impl Bits {
         if let Some(w) = self.0.get_mut(i / 64) {
             *w |= 1 << (i % 64);
         }
+    }
+
+    /// Whether the two sets share an index.
+    fn meets(&self, other: &Bits) -> bool {
+        self.0.iter().zip(&other.0).any(|(a, b)| a & b != 0)
     }
 
     fn union(&mut self, other: &Bits) {
