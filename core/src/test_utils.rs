@@ -267,6 +267,12 @@ pub fn signing_key(device: &Device) -> ed25519_dalek::SigningKey {
     device.signing_key_for_tests().clone()
 }
 
+/// The key epochs of a network whose keys `device` holds, oldest first (none for a network it
+/// does not hold).
+pub fn key_epochs(device: &Device, network: crate::DocId) -> Vec<u32> {
+    device.network_keys(network).map(|(_, k)| k.into_keys().collect()).unwrap_or_default()
+}
+
 /// The Automerge document inside what [`Device::export_document`] gives (it comes in an
 /// envelope with its signatures), for tests that play with the document itself.
 pub fn load_exported(exported: &[u8]) -> automerge::AutoCommit {

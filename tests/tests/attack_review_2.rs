@@ -15,7 +15,7 @@ use nabij_core::{
     error::DocError,
     membership::{self, Change, SignedOp, genesis_network_id},
     model::{CaseUpdate, NewCase, Reason, Role},
-    test_utils::{load_exported, observation, sign_fork, signing_key},
+    test_utils::{key_epochs, load_exported, observation, sign_fork, signing_key},
 };
 use nabij_relay_proto::{
     roster::{Roster, RosterDevice},
@@ -420,6 +420,12 @@ fn attack_a_removed_admin_s_backdated_removals_remove_the_other_admins() {
         assert!(removed_on(d, network, &anna), "{who}: Anna's device, which removed it, goes");
     }
     assert!(bram.case(case).is_ok(), "Bram keeps the network's case");
-    // Bram, an admin still, can act: a new key epoch the phone never holds.
-    bram.remove_device(network, yara.device_key(), Reason::Left).expect("Bram is an admin");
+    // Anna's new key epoch counts for nothing (her acts concurrent with the thief's answer are
+    // void), so the newest key that counts is one the phone holds: Bram, an admin, started a
+    // new one at his contact with Yara, and she holds it; the phone never did.
+    let epochs = |d: &Device| key_epochs(d, network);
+    assert_eq!(epochs(&bram), epochs(&yara), "one view of the keys");
+    let newest = *epochs(&bram).last().expect("an epoch");
+    assert!(newest >= 2, "a new epoch, past Anna's void one: {:?}", epochs(&bram));
+    assert!(!epochs(&xavier).contains(&newest), "the phone does not hold it");
 }

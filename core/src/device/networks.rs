@@ -551,6 +551,33 @@ impl Device {
         Ok(true)
     }
 
+    /// Starts a new key epoch in every network held here whose newest key a device removed
+    /// for good may hold ([`Membership::renew_key`]: the removal's own re-key counted for
+    /// nothing, or two admins removed two devices at once), if this device is an admin of it:
+    /// at each contact, before anything is sealed. Which networks it renewed.
+    pub(crate) fn renew_keys(&self) -> Result<Vec<DocId>, Error> {
+        let me = self.device_key();
+        let mut renewed = Vec::new();
+        for (id, kind) in self.document_ids()? {
+            if kind != DocKind::Network {
+                continue;
+            }
+            let Ok((m, _)) = self.membership(id) else { continue };
+            if m.renew_key && m.is_admin(&me) {
+                let message = "New key epoch: a removed device may hold the last one".to_string();
+                // Never in the way of the contact it precedes: tried again at the next one.
+                match self.rekey(id, None, &[], message) {
+                    Ok(()) => {
+                        tracing::info!(network = %id, "started a new key epoch");
+                        renewed.push(id);
+                    }
+                    Err(e) => tracing::warn!(network = %id, error = %e, "no new key epoch"),
+                }
+            }
+        }
+        Ok(renewed)
+    }
+
     /// Wipes every network this device's own copy of the membership says it was removed from
     /// (the removal reached it by ordinary sync): at its next contact, before anything else.
     pub(crate) fn wipe_removed_networks(&self) -> Result<Vec<DocId>, Error> {

@@ -288,6 +288,7 @@ impl SyncStore for &Device {
         // A removal that reached this device by ordinary sync takes effect at its next
         // meeting, before anything is offered.
         self.wipe_removed_networks().map_err(storage)?;
+        self.renew_keys().map_err(storage)?;
         store::shared_networks(&self.reader.lock(), &self.device_key(), peer)
             .map_err(|e| StoreFailure::Storage(e.to_string()))
     }

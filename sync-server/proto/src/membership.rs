@@ -499,6 +499,11 @@ pub struct Membership {
     /// The key epochs: for each, the commitments of its keys (one, unless two admins started
     /// the same epoch at once). Epoch 0's is the genesis's.
     pub epochs: BTreeMap<u32, BTreeSet<[u8; 32]>>,
+    /// Whether a device removed for good may hold a key of the newest epoch: a removal that
+    /// counts is not in the past of that epoch's start (the removal's own re-key counted for
+    /// nothing, its admin's acts voided by a dispute, say, or two admins removed two devices
+    /// at once). An admin then starts a new epoch.
+    pub renew_key: bool,
     /// The network's id at a relay (see [`relay_id_of`]), from its genesis.
     pub relay_id: Option<[u8; 32]>,
 }
@@ -677,6 +682,7 @@ pub fn resolve_tagged(tag: [u8; 16], genesis: OpId, ops: &[SignedOp]) -> Members
         // Bounded like the rounds of `settle`, for the same reason.
         if newly.is_empty() || disputes >= MAX_ROUNDS {
             let mut out = g.membership(&|j| valid.has(j));
+            out.renew_key = key_outlives_a_removal(&g, &valid, &out);
             out.known = n as u64;
             out.authorized = (0..n).filter(|i| could.has(*i)).map(|i| g.ops[i].id()).collect();
             out.admins_ever = (0..n).filter(|i| could.has(*i)).map(|i| g.ops[i].author()).collect();
@@ -751,6 +757,31 @@ fn could_count(g: &Graph<'_>) -> Bits {
         revs.push((i, what, member));
     }
     ok
+}
+
+/// See [`Membership::renew_key`].
+fn key_outlives_a_removal(g: &Graph<'_>, valid: &Bits, m: &Membership) -> bool {
+    let current = m.current_epoch();
+    let starts: Vec<usize> = (0..g.ops.len())
+        .filter(|i| valid.has(*i))
+        .filter(|i| match g.ops[*i].change {
+            Change::Rekey { epoch, .. } => epoch == current,
+            Change::Genesis { .. } => current == 0,
+            _ => false,
+        })
+        .collect();
+    (0..g.ops.len()).filter(|r| valid.has(*r)).any(|r| {
+        let gone = match &g.ops[r].change {
+            Change::RemoveDevice { device, .. } => {
+                m.removed_devices.contains_key(&DeviceKey::from_bytes(*device))
+            }
+            Change::RemoveMember { member, .. } => {
+                !m.members.contains_key(&MemberId::from_bytes(*member))
+            }
+            _ => false,
+        };
+        gone && starts.iter().any(|k| !g.past[*k].has(r))
+    })
 }
 
 /// Rules 2 and 3 for the acts that are no revocation: which operations are valid when the
@@ -1336,6 +1367,30 @@ mod oracle {
             if newly.is_empty() || disputes >= MAX_ROUNDS {
                 let all: Vec<usize> = (0..ops.len()).filter(|i| valid[*i]).collect();
                 let mut out = state(&ops, &past, &all);
+                // A removal for good that the newest epoch's start does not follow.
+                let newest = out.current_epoch();
+                let starts: Vec<usize> = all
+                    .iter()
+                    .copied()
+                    .filter(|i| match ops[*i].change {
+                        Change::Genesis { .. } => newest == 0,
+                        Change::Rekey { epoch, .. } => epoch == newest,
+                        _ => false,
+                    })
+                    .collect();
+                out.renew_key = all.iter().any(|r| {
+                    let for_good = match &ops[*r].change {
+                        Change::RemoveDevice { device, .. } => {
+                            out.member_of(&DeviceKey::from_bytes(*device)).is_none()
+                                && out.removed_devices.contains_key(&DeviceKey::from_bytes(*device))
+                        }
+                        Change::RemoveMember { member, .. } => {
+                            !out.members.contains_key(&MemberId::from_bytes(*member))
+                        }
+                        _ => false,
+                    };
+                    for_good && starts.iter().any(|k| !past[*k].contains(r))
+                });
                 out.known = ops.len() as u64;
                 out.authorized = authorized;
                 out.admins_ever = admins_ever;
@@ -1741,6 +1796,44 @@ mod tests {
         assert_eq!(m.removed_devices.get(&dev(4)), Some(&Reason::Lost), "{m:?}");
         let one = m.members.get(&MemberId::from_bytes(member(1))).map(|x| x.role);
         assert_eq!(one, Some(Role::Member), "{m:?}");
+    }
+
+    #[test]
+    fn a_key_a_removed_device_may_hold_asks_for_a_new_epoch() {
+        let g = genesis();
+        let mut ops = vec![g.clone()];
+        ops.extend(add(1, &[&g], 2, Role::Admin));
+        for who in [3, 4] {
+            let tip = ops.last().expect("tip").clone();
+            ops.extend(add(1, &[&tip], who, Role::Member));
+        }
+        let tip = ops.last().expect("tip").clone();
+        assert!(!resolve_all(&g, &ops).renew_key, "no one removed");
+        // Admin 1 removes device 3 and starts epoch 1 after it: nothing to renew.
+        let lost = |by: u8, who: u8, epoch: u32, parents: &[&SignedOp]| {
+            let removal = op(
+                by,
+                parents,
+                Change::RemoveDevice { device: *dev(who).as_bytes(), reason: Reason::Lost },
+            );
+            let rekey = op(by, &[&removal], Change::Rekey { epoch, key_commitment: [who; 32] });
+            [removal, rekey]
+        };
+        let ones = lost(1, 3, 1, &[&tip]);
+        ops.extend(ones.iter().cloned());
+        assert!(!resolve_all(&g, &ops).renew_key);
+        // Admin 2, at the same time, removes device 4 and starts its own epoch 1, sealed to
+        // device 3 (removed, as admin 2 did not know): that key outlives a removal…
+        let twos = lost(2, 4, 1, &[&tip]);
+        ops.extend(twos.iter().cloned());
+        let m = resolve_all(&g, &ops);
+        assert!(m.renew_key, "{m:?}");
+        // …until an epoch starts after both removals.
+        let fresh =
+            op(2, &[&ones[1], &twos[1]], Change::Rekey { epoch: 2, key_commitment: [9; 32] });
+        ops.push(fresh);
+        let m = resolve_all(&g, &ops);
+        assert!(!m.renew_key, "{m:?}");
     }
 
     #[test]
