@@ -5,6 +5,7 @@
 //! (`nabij_core::test_utils`, feature `test-utils`: a seeded random source, note text). The
 //! scenarios themselves are in `tests/`.
 
+pub mod attack;
 pub mod proxy;
 pub mod relay;
 

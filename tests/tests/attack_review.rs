@@ -17,7 +17,7 @@
 //! review handed back to the session that asked for it; each test's doc comment repeats the
 //! essentials.
 
-use automerge::{ActorId, AutoCommit, ROOT, ReadDoc, ScalarValue, transaction::Transactable};
+use automerge::{ActorId, ROOT, ReadDoc, ScalarValue, transaction::Transactable};
 use nabij_core::{
     Device, DocId, Error,
     authorship::seal_envelope,
@@ -30,43 +30,19 @@ use nabij_core::{
 };
 use nabij_relay_proto::{
     roster::{Roster, RosterDevice},
-    wire::{self, Request, Response},
+    wire::{Request, Response},
 };
 use nabij_sync_server::Limits;
 use nabij_tests::{
-    RawPeer, meet, open_device,
+    RawPeer,
+    attack::{case_in, frame, hand, hop, invite, ops_in, texts},
+    meet, open_device,
     relay::{InProcessRelay, RawClient, sync_once},
 };
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-/// `admin` invites `d` into `network` and `d`'s user accepts.
-fn invite(admin: &Device, network: DocId, d: &Device) {
-    let inv = admin.invite(network, d.member_id(), &d.display_name(), d.device_key());
-    d.join(&inv.expect("invite")).expect("join");
-}
-
-/// Hands `doc` whole from one device to another (an exported file, or what a first meeting does).
-fn hand(from: &Device, to: &Device, doc: DocId) {
-    to.merge_document(&from.export_document(doc).expect("export")).expect("merge");
-}
-
-/// Brings `to`'s copy of `doc` up to `from`'s (changes since `to`'s heads).
-fn hop(from: &Device, to: &Device, doc: DocId) -> Result<(), Error> {
-    let heads = to.heads(doc).expect("heads");
-    to.merge_changes(doc, &from.changes_since(doc, &heads).expect("changes")).map(|_| ())
-}
-
-fn texts(d: &Device, case: DocId) -> Vec<String> {
-    d.case_timeline(case).map(|t| t.into_iter().map(|n| n.text).collect()).unwrap_or_default()
-}
-
-fn case_in(d: &Device, networks: Vec<DocId>, subject: &str) -> DocId {
-    d.create_case(NewCase { subject: subject.into(), networks, ..Default::default() })
-        .expect("case")
-}
 
 /// What a member's modified app does to share a case into `network` although the local API
 /// refuses: write the key into the case's `networks` map itself, sign its own change, and merge
@@ -81,25 +57,6 @@ fn forge_sharing(d: &Device, case: DocId, network: DocId) {
     let signed = sign_fork(d, case, &mut fork);
     d.merge_changes(case, &seal_envelope(&signed, &fork.save_after(&before)))
         .expect("its own device takes it: it does not hold that network");
-}
-
-/// The signed operations a network document carries, as stored (with names).
-fn ops_in(d: &Device, network: DocId) -> Vec<Vec<u8>> {
-    let doc: AutoCommit = load_exported(&d.export_document(network).expect("export"));
-    let Some((_, ops)) = doc.get(ROOT, "ops").expect("get") else { return Vec::new() };
-    doc.keys(&ops)
-        .filter_map(|k| match doc.get(&ops, k.as_str()).expect("get") {
-            Some((automerge::Value::Scalar(s), _)) => match s.as_ref() {
-                ScalarValue::Bytes(b) => Some(b.clone()),
-                _ => None,
-            },
-            _ => None,
-        })
-        .collect()
-}
-
-fn frame(r: &Request) -> Vec<u8> {
-    wire::encode(r, 1 << 24).expect("frame")
 }
 
 /// Registers `roster` with the relay as the device with `secret`; the relay's answer.

@@ -8,76 +8,25 @@
 
 use std::time::Instant;
 
-use automerge::{ActorId, AutoCommit, ROOT, ReadDoc, ScalarValue, transaction::Transactable};
+use automerge::{ActorId, ROOT, ReadDoc, transaction::Transactable};
 use nabij_core::{
     Device, DocId, Error,
     authorship::seal_envelope,
     error::DocError,
     membership::{self, Change, SignedOp, genesis_network_id},
-    model::{CaseUpdate, NewCase, Reason, Role},
+    model::{CaseUpdate, Reason, Role},
     test_utils::{key_epochs, load_exported, observation, sign_fork, signing_key},
 };
 use nabij_relay_proto::{
     roster::{Roster, RosterDevice},
-    wire::{self, Request, Response},
+    wire::{Request, Response},
 };
 use nabij_sync_server::Limits;
 use nabij_tests::{
+    attack::{case_in, frame, hand, inject_ops, invite, ops_in},
     meet, open_device,
     relay::{InProcessRelay, RawClient},
 };
-
-// ---------------------------------------------------------------------------------------------
-// Helpers (as in attack_review.rs)
-// ---------------------------------------------------------------------------------------------
-
-fn invite(admin: &Device, network: DocId, d: &Device) {
-    let inv = admin.invite(network, d.member_id(), &d.display_name(), d.device_key());
-    d.join(&inv.expect("invite")).expect("join");
-}
-
-fn hand(from: &Device, to: &Device, doc: DocId) {
-    to.merge_document(&from.export_document(doc).expect("export")).expect("merge");
-}
-
-#[allow(dead_code)]
-fn case_in(d: &Device, networks: Vec<DocId>, subject: &str) -> DocId {
-    d.create_case(NewCase { subject: subject.into(), networks, ..Default::default() })
-        .expect("case")
-}
-
-fn ops_in(d: &Device, network: DocId) -> Vec<Vec<u8>> {
-    let doc: AutoCommit = load_exported(&d.export_document(network).expect("export"));
-    let Some((_, ops)) = doc.get(ROOT, "ops").expect("get") else { return Vec::new() };
-    doc.keys(&ops)
-        .filter_map(|k| match doc.get(&ops, k.as_str()).expect("get") {
-            Some((automerge::Value::Scalar(s), _)) => match s.as_ref() {
-                ScalarValue::Bytes(b) => Some(b.clone()),
-                _ => None,
-            },
-            _ => None,
-        })
-        .collect()
-}
-
-fn frame(r: &Request) -> Vec<u8> {
-    wire::encode(r, 1 << 24).expect("frame")
-}
-
-/// `d`'s modified app writes `ops` into its own copy of the network document (as it holds it)
-/// and hands the change to `to` (a file import, or what a meeting's sync carries).
-fn inject_ops(d: &Device, to: &Device, network: DocId, ops: &[SignedOp]) -> Result<(), Error> {
-    let before = d.heads(network).expect("heads");
-    let mut fork = load_exported(&d.export_document(network).expect("export"))
-        .with_actor(ActorId::from(d.device_key().as_bytes().to_vec()));
-    let map = fork.get(ROOT, "ops").expect("get").expect("ops").1;
-    for op in ops {
-        fork.put(&map, hex::encode(op.id()), ScalarValue::Bytes(op.bytes().to_vec())).expect("put");
-    }
-    fork.commit();
-    let signed = sign_fork(d, network, &mut fork);
-    to.merge_changes(network, &seal_envelope(&signed, &fork.save_after(&before))).map(|_| ())
-}
 
 // ---------------------------------------------------------------------------------------------
 // Promise 4 and 5: an admin gone bad freezes the network's administration for good
