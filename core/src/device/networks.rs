@@ -76,18 +76,23 @@ impl Device {
             Ok(out)
         };
         let message = format!("Added {name} (device {}) to the network", device.short());
-        self.change_membership(network, message, changes, |d, m| {
-            // The new device gets every epoch's key this device holds (it reads what was
-            // written before it joined); otherwise a member who holds them seals them at their
-            // next relay sync.
-            let me = self.device_key();
-            for (epoch, key) in self.network_keys_in(d, network, m)? {
-                let sealed =
-                    crypto::seal_network_key(&self.randomness, &key, network, epoch, &device)?;
-                doc::put_sealed_network_key(d, epoch, &device, &me, sealed.as_bytes())?;
-            }
-            Ok(())
-        })
+        self.change_membership(
+            network,
+            message,
+            |m, _| changes(m),
+            |d, m, _| {
+                // The new device gets every epoch's key this device holds (it reads what was
+                // written before it joined); otherwise a member who holds them seals them at their
+                // next relay sync.
+                let me = self.device_key();
+                for (epoch, key) in self.network_keys_in(d, network, m)? {
+                    let sealed =
+                        crypto::seal_network_key(&self.randomness, &key, network, epoch, &device)?;
+                    doc::put_sealed_network_key(d, epoch, &device, &me, sealed.as_bytes())?;
+                }
+                Ok(())
+            },
+        )
     }
 
     /// Adds a member's device to a network (as [`Device::add_member`] does) and returns the
@@ -154,7 +159,7 @@ impl Device {
             Some(_) => Ok(vec![Change::SetRole { member: *member.as_bytes(), role }]),
         };
         let message = format!("Made member {member} {}", role.as_str());
-        self.change_membership(network, message, changes, |_, _| Ok(()))
+        self.change_membership(network, message, |m, _| changes(m), |_, _, _| Ok(()))
     }
 
     /// Removes one device from a network (a lost phone), keeping its member. Only an admin may.
@@ -213,29 +218,12 @@ impl Device {
     ) -> Result<(), Error> {
         let key = SecretKey::generate(&self.randomness)?;
         let commitment = crypto::relay_network_id(&key);
-        // Past every epoch any operation here could start, not only those that count: a new
-        // epoch must be newer than every one in its past (an epoch whose admin lost a dispute
-        // counts for nothing, yet it is in the past of what follows it).
-        let epoch = {
-            let (m, _) = self.membership(network)?;
-            let ops = store::network_ops(&self.reader.lock(), network)?;
-            ops.iter()
-                .filter(|o| m.authorized.contains(&o.id()))
-                .filter_map(|o| match o.change() {
-                    Change::Rekey { epoch, .. } => Some(*epoch),
-                    _ => None,
-                })
-                .chain([m.current_epoch()])
-                .max()
-                .unwrap_or_default()
-                .saturating_add(1)
-        };
-        let changes = |_: &Membership| {
+        let changes = |_: &Membership, epoch: u32| {
             let rekey = Change::Rekey { epoch, key_commitment: commitment };
             Ok(removal.into_iter().chain([rekey]).collect())
         };
         let me = self.device_key();
-        self.change_membership(network, message, changes, |d, m| {
+        self.change_membership(network, message, changes, |d, m, epoch| {
             for device in m.devices().filter(|d| !leaving.contains(d)) {
                 match crypto::seal_network_key(&self.randomness, &key, network, epoch, device) {
                     Ok(s) => {
@@ -248,25 +236,18 @@ impl Device {
         })
     }
 
-    /// Signs `changes` (given the membership as this device knows it) one after the other, and
-    /// writes them with `also` into the network document in one change. Refused unless this
-    /// device is an admin of the network.
+    /// Signs `changes` (given the membership as this device knows it, and the number a new
+    /// key epoch takes) one after the other, and writes them with `also` into the network
+    /// document in one change. Refused unless this device is an admin of the network.
     fn change_membership(
         &self,
         network: DocId,
         message: String,
-        changes: impl FnOnce(&Membership) -> Result<Vec<Change>, Error>,
-        also: impl FnOnce(&mut AutoCommit, &Membership) -> Result<(), Error>,
+        changes: impl FnOnce(&Membership, u32) -> Result<Vec<Change>, Error>,
+        also: impl FnOnce(&mut AutoCommit, &Membership, u32) -> Result<(), Error>,
     ) -> Result<(), Error> {
         let (m, _) = self.membership(network)?;
         require_admin(&m, &self.device_key())?;
-        let changes = changes(&m)?;
-        if changes.is_empty() {
-            return Ok(());
-        }
-        // Signed here, checked here: an operation other devices would refuse (one that cannot
-        // count) is never written.
-        let mut signed: Vec<SignedOp> = Vec::new();
         // After every head, or after the first ones when there are very many (an admin gone
         // bad can make hundreds of concurrent operations, and an operation naming them all
         // would not fit): what the new operation does not follow is concurrent with it, which
@@ -274,12 +255,25 @@ impl Device {
         let mut parents = m.heads.clone();
         parents.sort();
         parents.truncate(membership::MAX_PARENTS);
+        let held = store::network_ops(&self.reader.lock(), network)?;
+        // A new epoch is newer than the one that counts, and one past the newest in its past,
+        // counted or not (one whose admin lost a dispute is in the past of what follows it).
+        let epoch = membership::newest_epoch_before(&held, &parents)
+            .max(m.current_epoch())
+            .saturating_add(1);
+        let changes = changes(&m, epoch)?;
+        if changes.is_empty() {
+            return Ok(());
+        }
+        // Signed here, checked here: an operation other devices would refuse (one that cannot
+        // count) is never written.
+        let mut signed: Vec<SignedOp> = Vec::new();
         for c in changes {
             let op = SignedOp::sign(self.identity.signing_key(), network, &parents, c)?;
             parents = vec![op.id()];
             signed.push(op);
         }
-        let mut all = store::network_ops(&self.reader.lock(), network)?;
+        let mut all = held;
         all.extend(signed.iter().cloned());
         if !membership::within_cap(&all) {
             return Err(Error::NotAllowed(format!(
@@ -298,7 +292,7 @@ impl Device {
             for op in &signed {
                 doc::put_op(d, op)?;
             }
-            also(d, &m)?;
+            also(d, &m, epoch)?;
             doc::commit_pending(d, message, now)?;
             Ok(())
         })
@@ -493,8 +487,8 @@ impl Device {
 
     /// Keeps the operations of `network` that a peer handed over (with a removal it believes
     /// in) or the relay's roster carries, when they could count: made by an admin where they
-    /// were made, within the network's cap. `from`, a peer at a meeting, must be (or have been)
-    /// a device of the network here. Two devices whose views of the membership differ so much
+    /// were made, within the network's cap. `from`, a peer at a meeting, must be (or have
+    /// been) a device of the network here, and if removed here, nothing it signed is taken. Two devices whose views of the membership differ so much
     /// that one takes the other for removed (a removed admin's operations "from before" its
     /// removal reached one of them first) meet again this way: each resolves with what the
     /// other holds, and they agree. Whether anything was new.
@@ -513,10 +507,18 @@ impl Device {
             (store::network_ops(&conn, network)?, store::network_root(&conn, network)?)
         };
         all.extend(nd.ops.iter().cloned());
-        if let Some(peer) = from
-            && !self.was_in(network, peer)?
-        {
-            return Ok(false);
+        // From a device removed here, nothing it signed itself: it would hand over what it
+        // signed after its removal "from before" it (answers, a flood) without any carrier.
+        // What others signed it may hand over (an admin this device wrongly takes for removed
+        // brings the removal that says otherwise).
+        let mut refuse_author = None;
+        if let Some(peer) = from {
+            if !self.was_in(network, peer)? {
+                return Ok(false);
+            }
+            if self.membership(network)?.0.member_of(peer).is_none() {
+                refuse_author = Some(*peer);
+            }
         }
         let held: std::collections::BTreeSet<_> = all.iter().map(SignedOp::id).collect();
         let mut new: Vec<SignedOp> = ops
@@ -524,13 +526,17 @@ impl Device {
             .take(super::engine::MAX_NETWORK_OPS + membership::REVOCATION_ROOM)
             .filter_map(|b| SignedOp::decode(b).ok())
             .filter(|op| op.is_of(network) && !held.contains(&op.id()))
+            .filter(|op| Some(op.author()) != refuse_author)
             .collect();
         new.sort_by_key(SignedOp::id);
         new.dedup_by_key(|o| o.id());
         if new.is_empty() {
             return Ok(false);
         }
-        let union: Vec<SignedOp> = all.iter().chain(&new).cloned().collect();
+        // The stored ones hold the document's too: each counted once.
+        let mut union: Vec<SignedOp> = all.iter().chain(&new).cloned().collect();
+        union.sort_by_key(SignedOp::id);
+        union.dedup_by_key(|o| o.id());
         if !membership::within_cap(&union) {
             tracing::warn!(network = %network, "handed membership operations beyond the cap: ignored");
             return Ok(false);

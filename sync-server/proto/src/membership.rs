@@ -62,14 +62,45 @@ pub const MAX_ROUNDS: usize = 16;
 /// [`MAX_OP_BYTES`]).
 pub const MAX_PARENTS: usize = 64;
 
-/// Whether a network's operations fit its cap: at most [`MAX_OPS`] that are not revocations
-/// (or the new key epochs that follow them), and [`REVOCATION_ROOM`] more that are.
-pub fn within_cap<'a>(ops: impl IntoIterator<Item = &'a SignedOp>) -> bool {
-    let (mut all, mut room) = (0usize, 0usize);
-    for op in ops {
-        all += 1;
-        room += usize::from(op.is_revocation() || matches!(op.change, Change::Rekey { .. }));
+/// The newest key epoch any of `ops` in the causal past of `parents` (them included) started:
+/// a new epoch signed on `parents` takes the next number (see the rule for `Rekey`).
+pub fn newest_epoch_before(ops: &[SignedOp], parents: &[OpId]) -> u32 {
+    let by_id: BTreeMap<OpId, &SignedOp> = ops.iter().map(|o| (o.id(), o)).collect();
+    let mut seen: BTreeSet<OpId> = BTreeSet::new();
+    let mut todo: Vec<OpId> = parents.to_vec();
+    let mut newest = 0;
+    while let Some(id) = todo.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        let Some(op) = by_id.get(&id) else { continue };
+        if let Change::Rekey { epoch, .. } = op.change {
+            newest = newest.max(epoch);
+        }
+        todo.extend(op.body.parents.iter().copied());
     }
+    newest
+}
+
+/// Whether a network's operations fit its cap: at most [`MAX_OPS`] that are not revocations
+/// (or the new key epochs that follow their author's revocation), and [`REVOCATION_ROOM`]
+/// more that are.
+pub fn within_cap<'a>(ops: impl IntoIterator<Item = &'a SignedOp>) -> bool {
+    let ops: Vec<&SignedOp> = ops.into_iter().collect();
+    // The revocations, by id and author: a new epoch takes room only as the one that follows
+    // its author's own revocation (one signed on nothing but old heads, a removed admin's
+    // flood of them say, is an ordinary operation).
+    let revocations: BTreeMap<OpId, DeviceKey> =
+        ops.iter().filter(|o| o.is_revocation()).map(|o| (o.id(), o.author())).collect();
+    let room = ops
+        .iter()
+        .filter(|op| {
+            op.is_revocation()
+                || (matches!(op.change, Change::Rekey { .. })
+                    && op.body.parents.iter().any(|p| revocations.get(p) == Some(&op.author())))
+        })
+        .count();
+    let all = ops.len();
     all - room <= MAX_OPS && all <= MAX_OPS + REVOCATION_ROOM
 }
 
@@ -710,7 +741,8 @@ fn could_count(g: &Graph<'_>) -> Bits {
     // The revocations that dispute each revocation (both in `ok`), and those disputed at all.
     let mut disputed_by: Vec<Option<Bits>> = vec![None; n];
     let mut disputed: Vec<usize> = Vec::new();
-    let mut revs: Vec<(usize, Revoked, Option<MemberId>)> = Vec::new();
+    // Each revocation in `ok`: where, what, its author's member and its target's member.
+    let mut revs: Vec<(usize, Revoked, Option<MemberId>, Option<MemberId>)> = Vec::new();
     for i in 0..n {
         let past = &g.past[i];
         let fine = if i == 0 {
@@ -722,7 +754,7 @@ fn could_count(g: &Graph<'_>) -> Bits {
                     out.set(r);
                 }
             }
-            allowed(g, &|j| ok.has(j) && past.has(j) && !out.has(j), g.ops[i])
+            allowed(g, &|j| ok.has(j) && past.has(j) && !out.has(j), i)
         };
         if !fine {
             continue;
@@ -730,8 +762,10 @@ fn could_count(g: &Graph<'_>) -> Bits {
         ok.set(i);
         let Some(what) = revokes(g.ops[i]) else { continue };
         let author = g.ops[i].author();
-        let member = g.member_of(&author, &|j| ok.has(j) && past.has(j));
-        for (r, theirs, their_member) in &revs {
+        let in_past = |j: usize| ok.has(j) && past.has(j);
+        let member = g.member_of(&author, &in_past);
+        let target = g.target_member(&what, &in_past);
+        for (r, theirs, their_member, their_target) in &revs {
             if g.past[i].has(*r) {
                 continue;
             }
@@ -741,12 +775,13 @@ fn could_count(g: &Graph<'_>) -> Bits {
                 Revoked::Member(m) => member == Some(*m),
             };
             let r_author = g.ops[*r].author();
-            let i_hits_r = hits(&what, &r_author, *their_member);
-            let r_hits_i = hits(theirs, &author, member);
-            for (by, of) in [(i, *r), (*r, i)] {
-                let (hits, answered) =
-                    if by == i { (i_hits_r, r_hits_i) } else { (r_hits_i, i_hits_r) };
-                if hits && !answered {
+            // `i` disputes `r` when it revokes `r`'s author and `r` does not answer it.
+            let i_disputes_r = hits(&what, &r_author, *their_member)
+                && !answers(theirs, *their_target, &author, member);
+            let r_disputes_i =
+                hits(theirs, &author, member) && !answers(&what, target, &r_author, *their_member);
+            for (by, of, yes) in [(i, *r, i_disputes_r), (*r, i, r_disputes_i)] {
+                if yes {
                     if disputed_by[of].is_none() {
                         disputed.push(of);
                     }
@@ -754,7 +789,7 @@ fn could_count(g: &Graph<'_>) -> Bits {
                 }
             }
         }
-        revs.push((i, what, member));
+        revs.push((i, what, member, target));
     }
     ok
 }
@@ -784,6 +819,20 @@ fn key_outlives_a_removal(g: &Graph<'_>, valid: &Bits, m: &Membership) -> bool {
     })
 }
 
+/// Whether a revocation of `what` (whose target belongs to member `target`, as its author
+/// knew it) answers a revocation signed by `author` (of member `member`): it revokes that
+/// device, or its member, or another device of its member. (A removed admin's two devices are
+/// one person's: the admin who removed the phone and then the laptop answered the phone's
+/// revocation of her with both, or a thief holding both would get the laptop back.)
+fn answers(
+    what: &Revoked,
+    target: Option<MemberId>,
+    author: &DeviceKey,
+    member: Option<MemberId>,
+) -> bool {
+    matches!(what, Revoked::Device(d) if d == author) || (target.is_some() && target == member)
+}
+
 /// Rules 2 and 3 for the acts that are no revocation: which operations are valid when the
 /// revocations in `lost` count for nothing.
 fn settle(g: &Graph<'_>, lost: &Bits) -> Bits {
@@ -802,7 +851,7 @@ fn settle(g: &Graph<'_>, lost: &Bits) -> Bits {
                 matches!(g.ops[0].change, Change::Genesis { .. })
             } else {
                 let past = &g.past[i];
-                allowed(g, &|j| valid.has(j) && past.has(j), g.ops[i])
+                allowed(g, &|j| valid.has(j) && past.has(j), i)
             };
             if ok {
                 valid.set(i);
@@ -859,6 +908,7 @@ fn disputed(g: &Graph<'_>, valid: &Bits) -> Vec<usize> {
         author: DeviceKey,
         member: Option<MemberId>,
         what: Revoked,
+        target: Option<MemberId>,
     }
     let revs: Vec<Rev> = (1..g.ops.len())
         .filter(|i| valid.has(*i))
@@ -866,8 +916,10 @@ fn disputed(g: &Graph<'_>, valid: &Bits) -> Vec<usize> {
             let what = revokes(g.ops[i])?;
             let author = g.ops[i].author();
             let past = &g.past[i];
-            let member = g.member_of(&author, &|j| valid.has(j) && past.has(j));
-            Some(Rev { at: i, author, member, what })
+            let in_past = |j: usize| valid.has(j) && past.has(j);
+            let member = g.member_of(&author, &in_past);
+            let target = g.target_member(&what, &in_past);
+            Some(Rev { at: i, author, member, what, target })
         })
         .collect();
     // Who revokes each device and member, so each revocation looks only at those about its
@@ -880,10 +932,7 @@ fn disputed(g: &Graph<'_>, valid: &Bits) -> Vec<usize> {
             Revoked::Member(m) => by_member.entry(m).or_default().push(k),
         }
     }
-    let answers = |r: &Rev, q: &Rev| match r.what {
-        Revoked::Device(d) => d == q.author,
-        Revoked::Member(m) => q.member == Some(m),
-    };
+    let answers = |r: &Rev, q: &Rev| answers(&r.what, r.target, &q.author, q.member);
     let disputers = |k: usize| -> Vec<usize> {
         let r = &revs[k];
         let on_member = r.member.and_then(|m| by_member.get(&m));
@@ -950,6 +999,8 @@ enum MemberState {
 struct Graph<'a> {
     ops: Vec<&'a SignedOp>,
     past: Vec<Bits>,
+    /// For each operation, the newest epoch any operation in its past started, counted or not.
+    seen_epoch: Vec<u32>,
     members_about: BTreeMap<MemberId, Vec<usize>>,
     devices_about: BTreeMap<DeviceKey, Vec<usize>>,
     rekeys: Vec<usize>,
@@ -992,7 +1043,20 @@ impl<'a> Graph<'a> {
                 Change::Rekey { .. } => rekeys.push(i),
             }
         }
-        Graph { ops, past, members_about, devices_about, rekeys }
+        let seen_epoch = (0..n)
+            .map(|i| {
+                rekeys
+                    .iter()
+                    .filter(|r| past[i].has(**r))
+                    .filter_map(|r| match ops[*r].change {
+                        Change::Rekey { epoch, .. } => Some(epoch),
+                        _ => None,
+                    })
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        Graph { ops, past, seen_epoch, members_about, devices_about, rekeys }
     }
 
     /// The latest of `about` (ascending) in the set: those no other of them in the set
@@ -1074,6 +1138,15 @@ impl<'a> Graph<'a> {
         match self.device(d, in_set)? {
             (m, None) => matches!(self.member(&m, in_set), MemberState::Active(_)).then_some(m),
             _ => None,
+        }
+    }
+
+    /// The member a revocation's target belongs to: the member itself, or the device's
+    /// member (the one it was last added to), in the set.
+    fn target_member(&self, what: &Revoked, in_set: &dyn Fn(usize) -> bool) -> Option<MemberId> {
+        match what {
+            Revoked::Member(m) => Some(*m),
+            Revoked::Device(d) => self.device(d, in_set).map(|(m, _)| m),
         }
     }
 
@@ -1177,9 +1250,10 @@ fn revokes(op: &SignedOp) -> Option<Revoked> {
     }
 }
 
-/// Whether `op`'s author may make its change given the operations in `in_set` (its valid
-/// causal past).
-fn allowed(g: &Graph<'_>, in_set: &dyn Fn(usize) -> bool, op: &SignedOp) -> bool {
+/// Whether operation `i`'s author may make its change given the operations in `in_set` (its
+/// valid causal past).
+fn allowed(g: &Graph<'_>, in_set: &dyn Fn(usize) -> bool, i: usize) -> bool {
+    let op = g.ops[i];
     if !g.is_admin(&op.author(), in_set) {
         return false;
     }
@@ -1206,7 +1280,11 @@ fn allowed(g: &Graph<'_>, in_set: &dyn Fn(usize) -> bool, op: &SignedOp) -> bool
         Change::RemoveDevice { device, .. } => {
             g.member_of(&DeviceKey::from_bytes(*device), in_set).is_some()
         }
-        Change::Rekey { epoch, .. } => *epoch > g.current_epoch(in_set),
+        // Newer than what counts, and at most one past the newest epoch in its past, counted
+        // or not (an epoch number far ahead would leave no number for the next one).
+        Change::Rekey { epoch, .. } => {
+            *epoch > g.current_epoch(in_set) && *epoch <= g.seen_epoch[i].saturating_add(1)
+        }
     }
 }
 
@@ -1268,6 +1346,16 @@ mod oracle {
         let past: Vec<BTreeSet<usize>> = ancestors(&ops, &index);
         let concurrent =
             |a: usize, b: usize| a != b && !past[a].contains(&b) && !past[b].contains(&a);
+        let seen = |i: usize| {
+            past[i]
+                .iter()
+                .filter_map(|j| match ops[*j].change {
+                    Change::Rekey { epoch, .. } => Some(epoch),
+                    _ => None,
+                })
+                .max()
+                .unwrap_or(0)
+        };
         // The member of device `d` as operation `i` knew it (its valid causal past).
         let member_of = |valid: &[bool], i: usize, d: &DeviceKey| {
             let before: Vec<usize> = past[i].iter().copied().filter(|j| valid[*j]).collect();
@@ -1278,6 +1366,17 @@ mod oracle {
             Some(Revoked::Device(d)) => d == ops[i].author(),
             Some(Revoked::Member(m)) => Some(m) == member_of(valid, i, &ops[i].author()),
             None => false,
+        };
+        // Whether revocation `r` answers revocation `q`: it revokes `q`'s author, or a device
+        // of the same member.
+        let answers = |valid: &[bool], r: usize, q: usize| {
+            let target = match revokes(ops[r]) {
+                Some(Revoked::Member(m)) => Some(m),
+                Some(Revoked::Device(d)) => member_of(valid, r, &d),
+                None => None,
+            };
+            revokes_author(valid, r, q)
+                || (target.is_some() && target == member_of(valid, q, &ops[q].author()))
         };
 
         // What could count: rules 1 and 2 in each operation's own past, leaving out the
@@ -1297,11 +1396,11 @@ mod oracle {
                 revokes(ops[r]).is_some()
                     && past[i]
                         .iter()
-                        .any(|q| ok[*q] && concurrent(*q, r) && hits(*q, r) && !hits(r, *q))
+                        .any(|q| ok[*q] && concurrent(*q, r) && hits(*q, r) && !answers(&ok, r, *q))
             };
             let before: Vec<usize> =
                 past[i].iter().copied().filter(|j| ok[*j] && !disputed(*j)).collect();
-            ok[i] = allowed(&state(&ops, &past, &before), ops[i]);
+            ok[i] = allowed(&state(&ops, &past, &before), ops[i], seen(i));
         }
         let authorized: BTreeSet<OpId> =
             (0..ops.len()).filter(|i| ok[*i]).map(|i| ops[i].id()).collect();
@@ -1325,7 +1424,7 @@ mod oracle {
                     let before: Vec<usize> =
                         past[i].iter().copied().filter(|j| valid[*j]).collect();
                     valid[i] = i == 0 && matches!(ops[0].change, Change::Genesis { .. })
-                        || (i > 0 && allowed(&state(&ops, &past, &before), ops[i]));
+                        || (i > 0 && allowed(&state(&ops, &past, &before), ops[i], seen(i)));
                 }
                 // 3. A revocation of an author wins over that author's concurrent acts.
                 let revocations: Vec<usize> =
@@ -1349,13 +1448,14 @@ mod oracle {
             // disputed by one that nothing disputes loses.
             let revocations: Vec<usize> =
                 (1..ops.len()).filter(|i| valid[*i] && revokes(ops[*i]).is_some()).collect();
-            let answers = |r: usize, q: usize| revokes_author(&valid, r, q);
             let disputes_of = |r: usize| -> Vec<usize> {
                 revocations
                     .iter()
                     .copied()
                     .filter(|q| {
-                        concurrent(*q, r) && revokes_author(&valid, *q, r) && !answers(r, *q)
+                        concurrent(*q, r)
+                            && revokes_author(&valid, *q, r)
+                            && !answers(&valid, r, *q)
                     })
                     .collect()
             };
@@ -1425,8 +1525,9 @@ mod oracle {
         }
     }
 
-    /// Whether `op`'s author may make its change in membership `m` (its causal past).
-    fn allowed(m: &Membership, op: &SignedOp) -> bool {
+    /// Whether `op`'s author may make its change in membership `m` (its causal past), where
+    /// `seen` is the newest epoch any operation in its past started.
+    fn allowed(m: &Membership, op: &SignedOp, seen: u32) -> bool {
         if !m.is_admin(&op.author()) {
             return false;
         }
@@ -1449,7 +1550,9 @@ mod oracle {
             Change::RemoveDevice { device, .. } => {
                 m.member_of(&DeviceKey::from_bytes(*device)).is_some()
             }
-            Change::Rekey { epoch, .. } => *epoch > m.current_epoch(),
+            Change::Rekey { epoch, .. } => {
+                *epoch > m.current_epoch() && *epoch <= seen.saturating_add(1)
+            }
         }
     }
 
