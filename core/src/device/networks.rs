@@ -248,19 +248,16 @@ impl Device {
     ) -> Result<(), Error> {
         let (m, _) = self.membership(network)?;
         require_admin(&m, &self.device_key())?;
-        // After every head, or after the first ones when there are very many (an admin gone
-        // bad can make hundreds of concurrent operations, and an operation naming them all
-        // would not fit): what the new operation does not follow is concurrent with it, which
-        // is what a removal of that admin needs anyway (rule 3).
-        let mut parents = m.heads.clone();
-        parents.sort();
-        parents.truncate(membership::MAX_PARENTS);
+        // After every head, or after those that hold what counts when there are very many (an
+        // admin gone bad can make hundreds of concurrent operations, and an operation naming
+        // them all would not fit): what the new operation does not follow is concurrent with
+        // it, which is what a removal of that admin needs anyway (rule 3).
         let held = store::network_ops(&self.reader.lock(), network)?;
-        // A new epoch is newer than the one that counts, and one past the newest in its past,
-        // counted or not (one whose admin lost a dispute is in the past of what follows it).
-        let epoch = membership::newest_epoch_before(&held, &parents)
-            .max(m.current_epoch())
-            .saturating_add(1);
+        let mut parents = membership::choose_parents(&held, &m);
+        // A new epoch is one past the newest in its past, counted or not (one whose admin lost
+        // a dispute is in the past of what follows it), which is also newer than the one that
+        // counts there: the number is the parents', whatever this device knows beside them.
+        let epoch = membership::newest_epoch_before(&held, &parents).saturating_add(1);
         let changes = changes(&m, epoch)?;
         if changes.is_empty() {
             return Ok(());

@@ -62,6 +62,67 @@ pub const MAX_ROUNDS: usize = 16;
 /// [`MAX_OP_BYTES`]).
 pub const MAX_PARENTS: usize = 64;
 
+/// The parents a new operation names, given the network's operations and their membership:
+/// every head, or, when there are more than [`MAX_PARENTS`], the heads whose pasts hold the
+/// operations that count (greedily, most first), then the newest others. An operation whose
+/// past left out a removal that counts, or held only operations "from before" one (a removed
+/// admin can make hundreds of heads, with ids ground to sort first), would be judged in a past
+/// where its own author is not an admin, and would not count.
+pub fn choose_parents(ops: &[SignedOp], m: &Membership) -> Vec<OpId> {
+    let mut out: Vec<OpId>;
+    if m.heads.len() <= MAX_PARENTS {
+        out = m.heads.clone();
+    } else {
+        let by_id: BTreeMap<OpId, &SignedOp> = ops.iter().map(|o| (o.id(), o)).collect();
+        // What each head holds of the operations that count (itself included).
+        let holds: Vec<BTreeSet<OpId>> = m
+            .heads
+            .iter()
+            .map(|h| {
+                let mut seen = BTreeSet::new();
+                let mut todo = vec![*h];
+                while let Some(id) = todo.pop() {
+                    if !seen.insert(id) {
+                        continue;
+                    }
+                    if let Some(op) = by_id.get(&id) {
+                        todo.extend(op.body.parents.iter().copied());
+                    }
+                }
+                seen.retain(|id| m.valid.contains(id));
+                seen
+            })
+            .collect();
+        let mut covered: BTreeSet<OpId> = BTreeSet::new();
+        let mut chosen: Vec<usize> = Vec::new();
+        while chosen.len() < MAX_PARENTS {
+            // The newest of the heads that bring the most, so ties go to the newest.
+            let best = (0..m.heads.len())
+                .filter(|k| !chosen.contains(k))
+                .map(|k| (holds[k].difference(&covered).count(), k))
+                .max();
+            match best {
+                Some((gain, k)) if gain > 0 => {
+                    covered.extend(holds[k].iter().copied());
+                    chosen.push(k);
+                }
+                _ => break,
+            }
+        }
+        for k in (0..m.heads.len()).rev() {
+            if chosen.len() >= MAX_PARENTS {
+                break;
+            }
+            if !chosen.contains(&k) {
+                chosen.push(k);
+            }
+        }
+        out = chosen.into_iter().map(|k| m.heads[k]).collect();
+    }
+    out.sort();
+    out
+}
+
 /// The newest key epoch any of `ops` in the causal past of `parents` (them included) started:
 /// a new epoch signed on `parents` takes the next number (see the rule for `Rekey`).
 pub fn newest_epoch_before(ops: &[SignedOp], parents: &[OpId]) -> u32 {
@@ -517,7 +578,7 @@ pub struct Membership {
     pub known: u64,
     /// The operations that descend from the genesis and that no other one follows: what a new
     /// operation names as its parents (never one outside the graph, which would make it count
-    /// for no one).
+    /// for no one). In the resolved (topological) order, oldest first.
     pub heads: Vec<OpId>,
     /// Operations made by a device that was an admin in what its author had seen (rules 1 and
     /// 2, with the revocations that lose a dispute there left out), whether or not a
