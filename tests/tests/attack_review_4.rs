@@ -4,18 +4,18 @@
 //!
 //! Each `attack_` test states the promise as it should hold; each failed on the commit reviewed
 //! (6302b0d on that branch) and passes since its fix. Each `held_` test is an attack the
-//! defence held against. Three breaks this pass found are open: their tests, as the review
-//! wrote them, are in `tests/open/attack_review_4_open.rs` (not built; ARCHITECTURE.md, "Open
-//! after the fourth review").
+//! defence held against. One break this pass found is open: its test, as the review wrote
+//! it, is in `tests/open/attack_review_4_open.rs` (not built; ARCHITECTURE.md, "Open after the
+//! fourth review").
 
 use nabij_core::{
     Device, DeviceKey, DocId,
     membership::{self, Change, OpId, SignedOp},
     model::{Reason, Role},
-    test_utils::signing_key,
+    test_utils::{observation, signing_key},
 };
 use nabij_tests::{
-    attack::{case_in, hand, inject_ops, invite, ops_in},
+    attack::{case_in, hand, inject_ops, invite, ops_in, texts},
     meet, open_device,
 };
 
@@ -265,5 +265,149 @@ fn attack_64_old_heads_push_every_new_epoch_past_the_bound() {
     assert!(
         r.is_ok() && removed_on(&bram, network, &yara.device_key()),
         "an honest admin can still remove a device: {r:?}"
+    );
+}
+
+/// The thief's operations: with the phone's key on the heads it held, a puppet admin (member
+/// and device), and with the puppet's key the removal of each of `victims`.
+fn puppet_revocations(
+    thief: &Device,
+    network: DocId,
+    held: &[OpId],
+    victims: &[&Device],
+) -> Vec<SignedOp> {
+    let puppet = ed25519_dalek::SigningKey::from_bytes(&[66; 32]);
+    let member = [66u8; 16];
+    let key = signing_key(thief);
+    let add = SignedOp::sign(
+        &key,
+        network,
+        held,
+        Change::AddMember { member, name: "Beheer".into(), role: Role::Admin },
+    )
+    .expect("sign");
+    let dev = SignedOp::sign(
+        &key,
+        network,
+        &[add.id()],
+        Change::AddDevice { member, device: puppet.verifying_key().to_bytes() },
+    )
+    .expect("sign");
+    let mut out = vec![add, dev.clone()];
+    for v in victims {
+        out.push(
+            SignedOp::sign(
+                &puppet,
+                network,
+                &[dev.id()],
+                Change::RemoveDevice {
+                    device: *v.device_key().as_bytes(),
+                    reason: Reason::Compromised,
+                },
+            )
+            .expect("sign"),
+        );
+    }
+    out
+}
+
+/// FOUND AND FIXED (promises 4 and 5). Attacker: a thief with a removed admin's phone.
+///
+/// `resolve` voids a puppet admin the phone made "from before" its removal (rule 3 runs before
+/// the disputes: `a_removed_admin_cannot_dispute_its_removal_through_an_admin_it_makes`). But
+/// `could_count`, which decides `authorized` (what every device takes, and whether an admin's
+/// own new operation "would count"), judges each operation in its own past by rule 2 and the
+/// disputes only: no rule 3. There the puppet is an admin, its `RemoveDevice(Anna)` disputes
+/// Anna's removal of the phone (which does not answer it: the puppet is another member), and
+/// nothing disputes it. So in the past of every operation signed after these arrive, the
+/// phone's removal is "out", the puppet's removals of Anna and Bram count, and neither can
+/// sign anything again: no removal, no demotion, no re-key (`renew_keys` fails too), for good,
+/// whatever the heads. Globally the membership looks right (the puppet is void), which hides it.
+///
+/// Steps: Anna removes Xavier's phone; Bram gets it. The thief signs with the phone's key, on
+/// the heads it held, `AddMember(puppet, Admin)`, `AddDevice(puppet)`; with the puppet's key
+/// `RemoveDevice(Anna)` and `RemoveDevice(Bram)`; hands them to Yara (any carrier); Yara meets
+/// Bram and Anna. Yara's phone is lost: neither admin can remove it.
+///
+/// Severity: critical (every admin frozen by one removed phone with four operations; no later
+/// removal can take effect; promise 4's "no member can poison shared structures").
+/// Fix: run rule 3 in `could_count` too (an act of an author whose revocation is in the same
+/// past and concurrent with it is left out before the disputes, as `resolve` does); or judge
+/// `authorized` for an operation with the valid set of its own past as `resolve` computes it.
+#[test]
+fn attack_a_puppet_made_before_the_removal_freezes_every_admin() {
+    let dir = tempfile::tempdir().expect("dir");
+    let ([anna, bram, xavier, yara], network, _case) = network_of_four(dir.path());
+    let held = heads_of(&xavier, network);
+    anna.remove_device(network, xavier.device_key(), Reason::Lost).expect("remove phone");
+    meet(&anna, &bram).expect("Bram gets the removal");
+
+    let ops = puppet_revocations(&xavier, network, &held, &[&anna, &bram]);
+    inject_ops(&xavier, &yara, network, &ops).expect("Yara takes them");
+    meet(&yara, &bram).expect("meeting");
+    meet(&yara, &anna).expect("meeting");
+    for d in [&anna, &bram] {
+        assert!(!removed_on(d, network, &anna.device_key()), "Anna stays (the puppet is void)");
+        assert!(removed_on(d, network, &xavier.device_key()), "the phone stays out");
+    }
+    let by_bram = bram.remove_device(network, yara.device_key(), Reason::Lost);
+    let by_anna = anna.remove_device(network, yara.device_key(), Reason::Lost);
+    assert!(
+        by_bram.is_ok() && by_anna.is_ok(),
+        "honest admins can still remove a device: Bram {by_bram:?}, Anna {by_anna:?}"
+    );
+}
+
+/// FOUND AND FIXED (promise 5: a removed device cannot decrypt what is written after its removal).
+/// Attacker: a thief with a removed admin's phone. The freeze above, plus the documented
+/// answer.
+///
+/// The phone's answer `RemoveDevice(Anna)` "from before" voids Anna's re-key that followed her
+/// removal of the phone (documented: the epoch falls back to one the phone holds "until another
+/// admin's device renews it at its next contact"). `renew_key` says so on Bram, and
+/// `renew_keys` runs at his next contact, but the puppet's removals freeze him: his re-key
+/// "would not count" (a warning in the log), at this contact and every later one. Everything
+/// sealed for the network from now on is under a key the phone holds.
+///
+/// Steps: as above, the thief also hands the answer; Yara meets Bram (Bram's contact, where the
+/// renewal should happen), then again.
+///
+/// Severity: critical (new notes readable by the stolen phone through any relay blob).
+/// Fix: as above (rule 3 in `could_count`).
+#[test]
+fn attack_a_frozen_admin_cannot_renew_the_key_a_removed_phone_holds() {
+    let dir = tempfile::tempdir().expect("dir");
+    let ([anna, bram, xavier, yara], network, case) = network_of_four(dir.path());
+    let held = heads_of(&xavier, network);
+    let phone_epoch =
+        membership::resolve_network(network, None, &decoded(&xavier, network)).current_epoch();
+    anna.remove_device(network, xavier.device_key(), Reason::Lost).expect("remove phone");
+    meet(&anna, &bram).expect("Bram gets the removal");
+
+    let answer = SignedOp::sign(
+        &signing_key(&xavier),
+        network,
+        &held,
+        Change::RemoveDevice { device: *anna.device_key().as_bytes(), reason: Reason::Compromised },
+    )
+    .expect("sign");
+    let mut ops = puppet_revocations(&xavier, network, &held, &[&bram]);
+    ops.push(answer);
+    inject_ops(&xavier, &yara, network, &ops).expect("Yara takes them");
+    meet(&yara, &bram).expect("meeting");
+    meet(&yara, &bram).expect("meeting");
+    bram.add_note(case, observation("Na de diefstal: nieuw adres")).expect("note");
+    let _ = texts(&bram, case);
+
+    let m = membership::resolve_network(network, None, &decoded(&bram, network));
+    assert!(m.removed_devices.contains_key(&xavier.device_key()), "the phone stays out");
+    assert!(m.is_admin(&bram.device_key()), "Bram is an admin");
+    assert!(
+        m.current_epoch() > phone_epoch && !m.renew_key,
+        "after Bram's contact the key is one the phone never held: epoch {} (the phone's {}), \
+         renew_key {}",
+        m.current_epoch(),
+        phone_epoch,
+        m.renew_key
     );
 }

@@ -262,8 +262,8 @@ impl Device {
         if changes.is_empty() {
             return Ok(());
         }
-        // Signed here, checked here: an operation other devices would refuse (one that cannot
-        // count) is never written.
+        // Signed here, checked here: an operation that does not count (in everything this
+        // device holds) is never written.
         let mut signed: Vec<SignedOp> = Vec::new();
         for c in changes {
             let op = SignedOp::sign(self.identity.signing_key(), network, &parents, c)?;
@@ -282,7 +282,7 @@ impl Device {
         }
         let root = store::network_root(&self.reader.lock(), network)?;
         let after = membership::resolve_network(network, root.as_ref(), &all);
-        if let Some(op) = signed.iter().find(|o| !after.authorized.contains(&o.id())) {
+        if let Some(op) = signed.iter().find(|o| !after.valid.contains(&o.id())) {
             return Err(Error::NotAllowed(format!("{:?} would not count", op.change())));
         }
         self.edit(network, DocKind::Network, |d, _, now| {

@@ -580,10 +580,10 @@ pub struct Membership {
     /// operation names as its parents (never one outside the graph, which would make it count
     /// for no one). In the resolved (topological) order, oldest first.
     pub heads: Vec<OpId>,
-    /// Operations made by a device that was an admin in what its author had seen (rules 1 and
-    /// 2, with the revocations that lose a dispute there left out), whether or not a
-    /// concurrent revocation excludes them: any other can never count. Judged in each
-    /// operation's own past alone, so the same on every device.
+    /// Operations whose author was once made an admin device in what it had seen, by
+    /// operations of this set themselves: whatever else is true, any other can never count,
+    /// and devices store no other (see `could_count`). Judged in each operation's own past
+    /// alone, so the same on every device. Whether one counts is `valid`'s.
     pub authorized: BTreeSet<OpId>,
     /// The devices that made an operation in `authorized`: every device that was an admin at
     /// some point (a set that only grows, whatever the roles are now).
@@ -790,67 +790,59 @@ pub fn resolve_tagged(tag: [u8; 16], genesis: OpId, ops: &[SignedOp]) -> Members
     }
 }
 
-/// The operations that could count (`Membership::authorized`): each judged by rules 1 and 2 in
-/// its own causal past alone, so the same on every device whatever else it holds, with the
-/// revocations there that lose a dispute there left out. (Were they not, an admin whose
-/// removal "from before" by a removed admin lost its dispute could never sign again: every
-/// operation of hers has that removal in its past.) A revocation is left out when a valid
-/// revocation in the same past disputes it (see `disputed`).
+/// The operations that could count (`Membership::authorized`): those whose author, in the
+/// operation's own causal past, was once made an admin device by operations that could count
+/// themselves (the genesis; a device added to a member, and that member added as or made an
+/// admin), whatever happened to it since. Judged in each operation's own past alone, so the
+/// same on every device whatever else it holds.
+///
+/// Liberal on purpose: it bounds who can make devices store operations (no member who was
+/// never an admin, no stranger), and nothing more. Whether an operation counts is the rule's
+/// (`valid`). A stricter test, "valid in its own past", froze honest admins for good whenever
+/// exclusion raises a privilege: a removal by an admin that a removed device made "from
+/// before", or by a removed admin and disputed, stands in the past of every later operation
+/// of the admin it removed, though it never counts.
 fn could_count(g: &Graph<'_>) -> Bits {
     let n = g.ops.len();
     let mut ok = Bits::new(n);
-    // The revocations that dispute each revocation (both in `ok`), and those disputed at all.
-    let mut disputed_by: Vec<Option<Bits>> = vec![None; n];
-    let mut disputed: Vec<usize> = Vec::new();
-    // Each revocation in `ok`: where, what, its author's member and its target's member.
-    let mut revs: Vec<(usize, Revoked, Option<MemberId>, Option<MemberId>)> = Vec::new();
+    // By `ok` operations: the members each device was added to, and who made each member an
+    // admin.
+    let mut added: BTreeMap<DeviceKey, Vec<(usize, MemberId)>> = BTreeMap::new();
+    let mut made_admin: BTreeMap<MemberId, Vec<usize>> = BTreeMap::new();
     for i in 0..n {
-        let past = &g.past[i];
-        let fine = if i == 0 {
-            matches!(g.ops[0].change, Change::Genesis { .. })
-        } else {
-            let mut out = Bits::new(n);
-            for &r in &disputed {
-                if past.has(r) && disputed_by[r].as_ref().is_some_and(|by| past.meets(by)) {
-                    out.set(r);
-                }
+        let op = g.ops[i];
+        let fine = match &op.change {
+            Change::Genesis { .. } => i == 0,
+            _ => {
+                let past = &g.past[i];
+                added.get(&op.author()).is_some_and(|adds| {
+                    adds.iter().any(|(a, m)| {
+                        past.has(*a)
+                            && made_admin.get(m).is_some_and(|by| by.iter().any(|b| past.has(*b)))
+                    })
+                })
             }
-            allowed(g, &|j| ok.has(j) && past.has(j) && !out.has(j), i)
         };
         if !fine {
             continue;
         }
         ok.set(i);
-        let Some(what) = revokes(g.ops[i]) else { continue };
-        let author = g.ops[i].author();
-        let in_past = |j: usize| ok.has(j) && past.has(j);
-        let member = g.member_of(&author, &in_past);
-        let target = g.target_member(&what, &in_past);
-        for (r, theirs, their_member, their_target) in &revs {
-            if g.past[i].has(*r) {
-                continue;
+        match &op.change {
+            Change::Genesis { member, .. } => {
+                let m = MemberId::from_bytes(*member);
+                added.entry(op.author()).or_default().push((i, m));
+                made_admin.entry(m).or_default().push(i);
             }
-            // Concurrent (`r` comes earlier in the order, so it cannot follow `i`).
-            let hits = |what: &Revoked, author: &DeviceKey, member: Option<MemberId>| match what {
-                Revoked::Device(d) => d == author,
-                Revoked::Member(m) => member == Some(*m),
-            };
-            let r_author = g.ops[*r].author();
-            // `i` disputes `r` when it revokes `r`'s author and `r` does not answer it.
-            let i_disputes_r = hits(&what, &r_author, *their_member)
-                && !answers(theirs, *their_target, &author, member);
-            let r_disputes_i =
-                hits(theirs, &author, member) && !answers(&what, target, &r_author, *their_member);
-            for (by, of, yes) in [(i, *r, i_disputes_r), (*r, i, r_disputes_i)] {
-                if yes {
-                    if disputed_by[of].is_none() {
-                        disputed.push(of);
-                    }
-                    disputed_by[of].get_or_insert_with(|| Bits::new(n)).set(by);
-                }
+            Change::AddDevice { member, device } => {
+                let m = MemberId::from_bytes(*member);
+                added.entry(DeviceKey::from_bytes(*device)).or_default().push((i, m));
             }
+            Change::AddMember { member, role: Role::Admin, .. }
+            | Change::SetRole { member, role: Role::Admin } => {
+                made_admin.entry(MemberId::from_bytes(*member)).or_default().push(i);
+            }
+            _ => {}
         }
-        revs.push((i, what, member, target));
     }
     ok
 }
@@ -1033,11 +1025,6 @@ impl Bits {
         if let Some(w) = self.0.get_mut(i / 64) {
             *w |= 1 << (i % 64);
         }
-    }
-
-    /// Whether the two sets share an index.
-    fn meets(&self, other: &Bits) -> bool {
-        self.0.iter().zip(&other.0).any(|(a, b)| a & b != 0)
     }
 
     fn union(&mut self, other: &Bits) {
@@ -1440,28 +1427,39 @@ mod oracle {
                 || (target.is_some() && target == member_of(valid, q, &ops[q].author()))
         };
 
-        // What could count: rules 1 and 2 in each operation's own past, leaving out the
-        // revocations there that another one there disputes.
+        // What could count: whose author, in the operation's own past, was once made an admin
+        // device by operations that could count themselves.
         let mut ok: Vec<bool> = vec![false; ops.len()];
         for i in 0..ops.len() {
-            if i == 0 {
-                ok[0] = matches!(ops[0].change, Change::Genesis { .. });
-                continue;
-            }
-            let hits = |q: usize, r: usize| match revokes(ops[q]) {
-                Some(Revoked::Device(d)) => d == ops[r].author(),
-                Some(Revoked::Member(m)) => Some(m) == member_of(&ok, r, &ops[r].author()),
-                None => false,
+            let author = ops[i].author();
+            ok[i] = match &ops[i].change {
+                Change::Genesis { .. } => i == 0,
+                _ => past[i].iter().any(|a| {
+                    let member = match &ops[*a].change {
+                        Change::Genesis { member, .. } if ops[*a].author() == author => {
+                            Some(*member)
+                        }
+                        Change::AddDevice { member, device } if *device == *author.as_bytes() => {
+                            Some(*member)
+                        }
+                        _ => None,
+                    };
+                    ok[*a]
+                        && member.is_some_and(|m| {
+                            past[i].iter().any(|b| {
+                                ok[*b]
+                                    && match &ops[*b].change {
+                                        Change::Genesis { member, .. } => *member == m,
+                                        Change::AddMember { member, role: Role::Admin, .. }
+                                        | Change::SetRole { member, role: Role::Admin } => {
+                                            *member == m
+                                        }
+                                        _ => false,
+                                    }
+                            })
+                        })
+                }),
             };
-            let disputed = |r: usize| {
-                revokes(ops[r]).is_some()
-                    && past[i]
-                        .iter()
-                        .any(|q| ok[*q] && concurrent(*q, r) && hits(*q, r) && !answers(&ok, r, *q))
-            };
-            let before: Vec<usize> =
-                past[i].iter().copied().filter(|j| ok[*j] && !disputed(*j)).collect();
-            ok[i] = allowed(&state(&ops, &past, &before), ops[i], seen(i));
         }
         let authorized: BTreeSet<OpId> =
             (0..ops.len()).filter(|i| ok[*i]).map(|i| ops[i].id()).collect();
