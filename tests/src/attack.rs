@@ -4,11 +4,13 @@
 //! operations, and write operations of its own making into it.
 
 use automerge::{ActorId, AutoCommit, ROOT, ReadDoc, ScalarValue, transaction::Transactable};
+use std::sync::Arc;
+
 use nabij_core::{
-    Device, DocId, Error,
+    Device, DeviceKey, DocId, Error,
     authorship::seal_envelope,
     membership::SignedOp,
-    model::NewCase,
+    model::{NewCase, Role},
     test_utils::{load_exported, sign_fork},
 };
 use nabij_relay_proto::wire::{self, Request};
@@ -75,4 +77,40 @@ pub fn inject_ops(d: &Device, to: &Device, network: DocId, ops: &[SignedOp]) -> 
     fork.commit();
     let signed = sign_fork(d, network, &mut fork);
     to.merge_changes(network, &seal_envelope(&signed, &fork.save_after(&before))).map(|_| ())
+}
+
+/// The signed operations a network document carries, decoded (those that do not decode left
+/// out).
+pub fn decoded(d: &Device, network: DocId) -> Vec<SignedOp> {
+    ops_in(d, network).iter().filter_map(|b| SignedOp::decode(b).ok()).collect()
+}
+
+/// `who`'s role in `network` as `d` shows it (none if not a member).
+pub fn role_of(d: &Device, network: DocId, who: &Device) -> Option<Role> {
+    let n = d.network(network).expect("network");
+    n.members.iter().find(|m| m.id == who.member_id()).map(|m| m.role)
+}
+
+/// Whether `d` shows `device` as removed from `network`.
+pub fn removed_on(d: &Device, network: DocId, device: &DeviceKey) -> bool {
+    let n = d.network(network).expect("network");
+    n.removed.iter().any(|r| r.device == *device)
+}
+
+/// The cast of the removal attacks: Anna's network, with Bram and Xavier made admins and Yara a
+/// member, each holding the network document. `[anna, bram, xavier, yara]`.
+pub fn two_admins_and_a_member(dir: &std::path::Path) -> ([Arc<Device>; 4], DocId) {
+    let cast = ["Anna", "Bram", "Xavier", "Yara"].map(|n| crate::open_device(dir, n));
+    let [anna, bram, xavier, yara] = &cast;
+    let network = anna.create_network("Wijknetwerk Oost").expect("network");
+    for d in [bram, xavier, yara] {
+        invite(anna, network, d);
+    }
+    for d in [bram, xavier] {
+        anna.set_role(network, d.member_id(), Role::Admin).expect("promote");
+    }
+    for d in [bram, xavier, yara] {
+        hand(anna, d, network);
+    }
+    (cast, network)
 }

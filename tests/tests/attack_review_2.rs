@@ -23,7 +23,10 @@ use nabij_relay_proto::{
 };
 use nabij_sync_server::Limits;
 use nabij_tests::{
-    attack::{case_in, frame, hand, inject_ops, invite, ops_in},
+    attack::{
+        case_in, frame, hand, inject_ops, invite, ops_in, removed_on, role_of,
+        two_admins_and_a_member,
+    },
     meet, open_device,
     relay::{InProcessRelay, RawClient},
 };
@@ -297,16 +300,6 @@ fn attack_a_member_shares_into_another_network_under_a_padded_key() {
 // Promises 4 and 5: a removed admin's key signs removals "from before" its removal
 // ---------------------------------------------------------------------------------------------
 
-fn role_of(d: &Device, network: DocId, who: &Device) -> Option<Role> {
-    let n = d.network(network).expect("network");
-    n.members.iter().find(|m| m.id == who.member_id()).map(|m| m.role)
-}
-
-fn removed_on(d: &Device, network: DocId, who: &Device) -> bool {
-    let n = d.network(network).expect("network");
-    n.removed.iter().any(|r| r.device == who.device_key())
-}
-
 /// FOUND AND FIXED (promises 4 and 5; the design flaw issue 10 stayed open for). Attacker: a
 /// thief with a removed admin's phone (Xavier's, stolen and unlocked).
 ///
@@ -324,18 +317,9 @@ fn removed_on(d: &Device, network: DocId, who: &Device) -> bool {
 #[test]
 fn attack_a_removed_admin_s_backdated_removals_remove_the_other_admins() {
     let dir = tempfile::tempdir().expect("dir");
-    let [anna, bram, xavier, yara] =
-        ["Anna", "Bram", "Xavier", "Yara"].map(|n| open_device(dir.path(), n));
-    let network = anna.create_network("Wijknetwerk Oost").expect("network");
-    for d in [&bram, &xavier, &yara] {
-        invite(&anna, network, d);
-    }
-    for d in [&bram, &xavier] {
-        anna.set_role(network, d.member_id(), Role::Admin).expect("promote");
-    }
+    let ([anna, bram, xavier, yara], network) = two_admins_and_a_member(dir.path());
     let case = case_in(&anna, vec![network], "Mevrouw B.");
     for d in [&bram, &xavier, &yara] {
-        hand(&anna, d, network);
         hand(&anna, d, case);
     }
     // What the phone holds when it is stolen.
@@ -345,7 +329,7 @@ fn attack_a_removed_admin_s_backdated_removals_remove_the_other_admins() {
 
     anna.remove_device(network, xavier.device_key(), Reason::Lost).expect("remove");
     meet(&anna, &bram).expect("Bram gets the removal");
-    assert!(removed_on(&bram, network, &xavier));
+    assert!(removed_on(&bram, network, &xavier.device_key()));
 
     // The thief, "from before" the removal.
     let xk = signing_key(&xavier);
@@ -364,9 +348,12 @@ fn attack_a_removed_admin_s_backdated_removals_remove_the_other_admins() {
 
     for d in [&bram, &yara] {
         let who = d.display_name();
-        assert!(removed_on(d, network, &xavier), "{who}: the phone stays out");
+        assert!(removed_on(d, network, &xavier.device_key()), "{who}: the phone stays out");
         assert_eq!(role_of(d, network, &bram), Some(Role::Admin), "{who}: Bram stays an admin");
-        assert!(removed_on(d, network, &anna), "{who}: Anna's device, which removed it, goes");
+        assert!(
+            removed_on(d, network, &anna.device_key()),
+            "{who}: Anna's device, which removed it, goes"
+        );
     }
     assert!(bram.case(case).is_ok(), "Bram keeps the network's case");
     // Anna's new key epoch counts for nothing (her acts concurrent with the thief's answer are

@@ -18,7 +18,10 @@ use nabij_core::{
     test_utils::{observation, signing_key},
 };
 use nabij_tests::{
-    attack::{case_in, hand, inject_ops, invite, ops_in, texts},
+    attack::{
+        case_in, decoded, hand, inject_ops, invite, removed_on, role_of, texts,
+        two_admins_and_a_member,
+    },
     meet, open_device,
 };
 
@@ -30,20 +33,6 @@ use nabij_tests::{
 fn invite_as(admin: &Device, network: DocId, owner: &Device, d: &Device) {
     let inv = admin.invite(network, owner.member_id(), &owner.display_name(), d.device_key());
     d.join(&inv.expect("invite")).expect("join");
-}
-
-fn decoded(d: &Device, network: DocId) -> Vec<SignedOp> {
-    ops_in(d, network).iter().filter_map(|b| SignedOp::decode(b).ok()).collect()
-}
-
-fn role_of(d: &Device, network: DocId, who: &Device) -> Option<Role> {
-    let n = d.network(network).expect("network");
-    n.members.iter().find(|m| m.id == who.member_id()).map(|m| m.role)
-}
-
-fn removed_on(d: &Device, network: DocId, who: &DeviceKey) -> bool {
-    let n = d.network(network).expect("network");
-    n.removed.iter().any(|r| r.device == *who)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -321,18 +310,7 @@ fn attack_a_removed_phone_plants_operations_at_a_meeting() {
 #[test]
 fn attack_a_removed_admin_fills_the_room_so_no_one_can_be_removed() {
     let dir = tempfile::tempdir().expect("dir");
-    let [anna, bram, xavier, yara] =
-        ["Anna", "Bram", "Xavier", "Yara"].map(|n| open_device(dir.path(), n));
-    let network = anna.create_network("Wijknetwerk Oost").expect("network");
-    for d in [&bram, &xavier, &yara] {
-        invite(&anna, network, d);
-    }
-    for d in [&bram, &xavier] {
-        anna.set_role(network, d.member_id(), Role::Admin).expect("promote");
-    }
-    for d in [&bram, &xavier, &yara] {
-        hand(&anna, d, network);
-    }
+    let ([anna, bram, xavier, yara], network) = two_admins_and_a_member(dir.path());
     let old = membership::resolve_network(network, None, &decoded(&xavier, network));
     anna.remove_device(network, xavier.device_key(), Reason::Lost).expect("remove phone");
     meet(&anna, &bram).expect("Bram gets the removal");
@@ -388,18 +366,7 @@ fn attack_a_removed_admin_fills_the_room_so_no_one_can_be_removed() {
 #[test]
 fn attack_one_backdated_rekey_at_u32_max_freezes_every_removal() {
     let dir = tempfile::tempdir().expect("dir");
-    let [anna, bram, xavier, yara] =
-        ["Anna", "Bram", "Xavier", "Yara"].map(|n| open_device(dir.path(), n));
-    let network = anna.create_network("Wijknetwerk Oost").expect("network");
-    for d in [&bram, &xavier, &yara] {
-        invite(&anna, network, d);
-    }
-    for d in [&bram, &xavier] {
-        anna.set_role(network, d.member_id(), Role::Admin).expect("promote");
-    }
-    for d in [&bram, &xavier, &yara] {
-        hand(&anna, d, network);
-    }
+    let ([anna, bram, xavier, yara], network) = two_admins_and_a_member(dir.path());
     let old = membership::resolve_network(network, None, &decoded(&xavier, network));
     anna.remove_device(network, xavier.device_key(), Reason::Lost).expect("remove phone");
     meet(&anna, &bram).expect("Bram gets the removal");

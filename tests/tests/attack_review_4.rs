@@ -9,13 +9,13 @@
 //! fourth review").
 
 use nabij_core::{
-    Device, DeviceKey, DocId,
+    Device, DocId,
     membership::{self, Change, OpId, SignedOp},
     model::{Reason, Role},
     test_utils::{observation, signing_key},
 };
 use nabij_tests::{
-    attack::{case_in, hand, inject_ops, invite, ops_in, texts},
+    attack::{case_in, decoded, hand, inject_ops, invite, removed_on, texts},
     meet, open_device,
 };
 
@@ -23,17 +23,8 @@ use nabij_tests::{
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-fn decoded(d: &Device, network: DocId) -> Vec<SignedOp> {
-    ops_in(d, network).iter().filter_map(|b| SignedOp::decode(b).ok()).collect()
-}
-
 fn heads_of(d: &Device, network: DocId) -> Vec<OpId> {
     membership::resolve_network(network, None, &decoded(d, network)).heads
-}
-
-fn removed_on(d: &Device, network: DocId, who: &DeviceKey) -> bool {
-    let n = d.network(network).expect("network");
-    n.removed.iter().any(|r| r.device == *who)
 }
 
 /// `count` operations signed by `thief` on `parents`, each with an id below `below` (ground:
