@@ -498,12 +498,10 @@ impl Device {
         if self.kind_of(network).ok() != Some(DocKind::Network) {
             return Ok(false);
         }
-        let nd = self.read(network, DocKind::Network, |d| Ok(doc::read_network(d)?))?;
         let (mut all, root) = {
             let conn = self.reader.lock();
             (store::network_ops(&conn, network)?, store::network_root(&conn, network)?)
         };
-        all.extend(nd.ops.iter().cloned());
         // From a device removed here, nothing it signed itself: it would hand over what it
         // signed after its removal "from before" it (answers, a flood) without any carrier.
         // What others signed it may hand over (an admin this device wrongly takes for removed
@@ -517,14 +515,23 @@ impl Device {
                 refuse_author = Some(*peer);
             }
         }
-        let held: std::collections::BTreeSet<_> = all.iter().map(SignedOp::id).collect();
+        // What is new, against what is stored (which holds the document's operations too):
+        // at most relay syncs nothing is, and the document is not read.
+        let stored: std::collections::BTreeSet<_> = all.iter().map(SignedOp::id).collect();
         let mut new: Vec<SignedOp> = ops
             .iter()
             .take(super::engine::MAX_NETWORK_OPS + membership::REVOCATION_ROOM)
             .filter_map(|b| SignedOp::decode(b).ok())
-            .filter(|op| op.is_of(network) && !held.contains(&op.id()))
+            .filter(|op| op.is_of(network) && !stored.contains(&op.id()))
             .filter(|op| Some(op.author()) != refuse_author)
             .collect();
+        if new.is_empty() {
+            return Ok(false);
+        }
+        let nd = self.read(network, DocKind::Network, |d| Ok(doc::read_network(d)?))?;
+        all.extend(nd.ops.iter().cloned());
+        let held: std::collections::BTreeSet<_> = all.iter().map(SignedOp::id).collect();
+        new.retain(|op| !held.contains(&op.id()));
         new.sort_by_key(SignedOp::id);
         new.dedup_by_key(|o| o.id());
         if new.is_empty() {
