@@ -15,8 +15,8 @@ use nabij_core::{
     test_utils::{observation, signing_key},
 };
 use nabij_tests::{
-    attack::{case_in, decoded, hand, inject_ops, invite, removed_on, texts},
-    meet, open_device,
+    attack::{case_in, decoded, hand, inject_ops, removed_on, texts, two_admins_and_a_member},
+    meet,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -62,21 +62,12 @@ fn small_heads(
 
 /// Anna (creator), Bram and Xavier admins, Yara a member; everyone holds the network and a case.
 fn network_of_four(dir: &std::path::Path) -> ([std::sync::Arc<Device>; 4], DocId, DocId) {
-    let [anna, bram, xavier, yara] =
-        ["Anna", "Bram", "Xavier", "Yara"].map(|n| open_device(dir, n));
-    let network = anna.create_network("Wijknetwerk Oost").expect("network");
-    for d in [&bram, &xavier, &yara] {
-        invite(&anna, network, d);
+    let (cast, network) = two_admins_and_a_member(dir);
+    let case = case_in(&cast[0], vec![network], "Mevrouw B.");
+    for d in &cast[1..] {
+        hand(&cast[0], d, case);
     }
-    for d in [&bram, &xavier] {
-        anna.set_role(network, d.member_id(), Role::Admin).expect("promote");
-    }
-    let case = case_in(&anna, vec![network], "Mevrouw B.");
-    for d in [&bram, &xavier, &yara] {
-        hand(&anna, d, network);
-        hand(&anna, d, case);
-    }
-    ([anna, bram, xavier, yara], network, case)
+    (cast, network, case)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -141,123 +132,8 @@ fn attack_ground_small_heads_freeze_an_honest_admin() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// 2. could_count has no rule 3: a puppet made "from before" disputes in every later past
+// 2. `authorized` had no rule 3: a puppet made "from before" froze every later past
 // ---------------------------------------------------------------------------------------------
-
-// ---------------------------------------------------------------------------------------------
-// 3. Held
-// ---------------------------------------------------------------------------------------------
-
-/// HELD (promise 4, the epoch bound). Attacker: a thief with a removed admin's phone.
-/// It signs "from before" a `Rekey` with the same number as the one that followed its removal
-/// (allowed where it was made: one past what it had seen). Bram's next operations number their
-/// epoch past both (`newest_epoch_before`) and count.
-#[test]
-fn held_a_backdated_rekey_of_the_same_number_does_not_freeze_the_next_epoch() {
-    let dir = tempfile::tempdir().expect("dir");
-    let ([anna, bram, xavier, yara], network, _case) = network_of_four(dir.path());
-    let held = heads_of(&xavier, network);
-    anna.remove_device(network, xavier.device_key(), Reason::Lost).expect("remove phone");
-    meet(&anna, &bram).expect("Bram gets the removal");
-    let epoch =
-        membership::resolve_network(network, None, &decoded(&bram, network)).current_epoch();
-    let k = SignedOp::sign(
-        &signing_key(&xavier),
-        network,
-        &held,
-        Change::Rekey { epoch, key_commitment: [7; 32] },
-    )
-    .expect("sign");
-    let k2 = SignedOp::sign(
-        &signing_key(&xavier),
-        network,
-        &[k.id()],
-        Change::Rekey { epoch: epoch + 1, key_commitment: [8; 32] },
-    )
-    .expect("sign");
-    inject_ops(&xavier, &yara, network, &[k, k2]).expect("Yara takes them");
-    meet(&yara, &bram).expect("meeting");
-    bram.remove_device(network, yara.device_key(), Reason::Lost).expect("Bram removes Yara");
-    let m = membership::resolve_network(network, None, &decoded(&bram, network));
-    assert!(m.current_epoch() > epoch && m.removed_devices.contains_key(&yara.device_key()));
-}
-
-/// HELD (the control of `attack_a_frozen_admin_cannot_renew_the_key_a_removed_phone_holds`):
-/// the phone's answer alone voids Anna's re-key, and Bram renews the key at his next contact.
-#[test]
-fn held_without_the_puppet_bram_renews_the_key_at_his_next_contact() {
-    let dir = tempfile::tempdir().expect("dir");
-    let ([anna, bram, xavier, yara], network, _case) = network_of_four(dir.path());
-    let held = heads_of(&xavier, network);
-    let phone_epoch =
-        membership::resolve_network(network, None, &decoded(&xavier, network)).current_epoch();
-    anna.remove_device(network, xavier.device_key(), Reason::Lost).expect("remove phone");
-    meet(&anna, &bram).expect("Bram gets the removal");
-    let answer = SignedOp::sign(
-        &signing_key(&xavier),
-        network,
-        &held,
-        Change::RemoveDevice { device: *anna.device_key().as_bytes(), reason: Reason::Compromised },
-    )
-    .expect("sign");
-    inject_ops(&xavier, &yara, network, &[answer]).expect("Yara takes it");
-    meet(&yara, &bram).expect("meeting");
-    meet(&yara, &bram).expect("meeting");
-    let m = membership::resolve_network(network, None, &decoded(&bram, network));
-    assert!(
-        m.current_epoch() > phone_epoch && !m.renew_key,
-        "{} {}",
-        m.current_epoch(),
-        m.renew_key
-    );
-}
-
-// ---------------------------------------------------------------------------------------------
-// 4. One actor, two changes with one sequence number
-// ---------------------------------------------------------------------------------------------
-
-// ---------------------------------------------------------------------------------------------
-// 5. MAX_PARENTS and the epoch bound: 64 old heads and the epoch that counts
-// ---------------------------------------------------------------------------------------------
-
-/// FOUND AND FIXED (promises 4 and 5). Attacker: a thief with a removed admin's phone; no revocation
-/// needed, 64 plain operations (or, without grinding, a few hundred: the chance that the heads
-/// kept hold the newest epoch is 64 in their number).
-///
-/// `change_membership` numbers a new epoch `max(newest_epoch_before(parents), current) + 1`
-/// with `parents` the 64 smallest heads. The thief's backdated operations (on the heads the
-/// phone held, epoch 0) have the smallest ids, so the parents' past holds no epoch past 0
-/// while the epoch that counts is 1 (Anna's re-key after removing the phone): the new epoch is
-/// 2, and the rule wants it at most `seen_epoch + 1` = 1. Every removal (it re-keys) and every
-/// renewal by every honest admin "would not count", for good.
-///
-/// Steps: Anna removes Xavier's phone (epoch 1); Bram gets it. The thief hands 64 ground
-/// `AddMember`s "from before" to Yara; Yara meets Bram. Bram's `remove_device(Yara)` fails:
-/// "Rekey { epoch: 2, .. } would not count". (The flood of
-/// `attack_two_changes_with_one_sequence_number_split_the_network_for_good` shows a flood
-/// reaching a device; a few hundred ungrounded heads suffice with high probability.)
-///
-/// Severity: high (every admin frozen; no later removal takes effect).
-/// Fix: take the epoch from the parents actually named (`newest_epoch_before(parents) + 1`,
-/// and name a head holding the epoch that counts), or better never leave out heads holding
-/// the current epoch or a revocation when truncating to `MAX_PARENTS`.
-#[test]
-fn attack_64_old_heads_push_every_new_epoch_past_the_bound() {
-    let dir = tempfile::tempdir().expect("dir");
-    let ([anna, bram, xavier, yara], network, _case) = network_of_four(dir.path());
-    let held = heads_of(&xavier, network);
-    anna.remove_device(network, xavier.device_key(), Reason::Lost).expect("remove phone");
-    meet(&anna, &bram).expect("Bram gets the removal");
-    let honest_min = *heads_of(&bram, network).iter().min().expect("heads");
-    let ops = small_heads(&xavier, network, &held, honest_min, membership::MAX_PARENTS);
-    inject_ops(&xavier, &yara, network, &ops).expect("Yara takes them");
-    meet(&yara, &bram).expect("meeting");
-    let r = bram.remove_device(network, yara.device_key(), Reason::Lost);
-    assert!(
-        r.is_ok() && removed_on(&bram, network, &yara.device_key()),
-        "an honest admin can still remove a device: {r:?}"
-    );
-}
 
 /// The thief's operations: with the phone's key on the heads it held, a puppet admin (member
 /// and device), and with the puppet's key the removal of each of `victims`.
@@ -400,5 +276,116 @@ fn attack_a_frozen_admin_cannot_renew_the_key_a_removed_phone_holds() {
         m.current_epoch(),
         phone_epoch,
         m.renew_key
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Held
+// ---------------------------------------------------------------------------------------------
+
+/// HELD (promise 4, the epoch bound). Attacker: a thief with a removed admin's phone.
+/// It signs "from before" a `Rekey` with the same number as the one that followed its removal
+/// (allowed where it was made: one past what it had seen). Bram's next operations number their
+/// epoch past both (`newest_epoch_before`) and count.
+#[test]
+fn held_a_backdated_rekey_of_the_same_number_does_not_freeze_the_next_epoch() {
+    let dir = tempfile::tempdir().expect("dir");
+    let ([anna, bram, xavier, yara], network, _case) = network_of_four(dir.path());
+    let held = heads_of(&xavier, network);
+    anna.remove_device(network, xavier.device_key(), Reason::Lost).expect("remove phone");
+    meet(&anna, &bram).expect("Bram gets the removal");
+    let epoch =
+        membership::resolve_network(network, None, &decoded(&bram, network)).current_epoch();
+    let k = SignedOp::sign(
+        &signing_key(&xavier),
+        network,
+        &held,
+        Change::Rekey { epoch, key_commitment: [7; 32] },
+    )
+    .expect("sign");
+    let k2 = SignedOp::sign(
+        &signing_key(&xavier),
+        network,
+        &[k.id()],
+        Change::Rekey { epoch: epoch + 1, key_commitment: [8; 32] },
+    )
+    .expect("sign");
+    inject_ops(&xavier, &yara, network, &[k, k2]).expect("Yara takes them");
+    meet(&yara, &bram).expect("meeting");
+    bram.remove_device(network, yara.device_key(), Reason::Lost).expect("Bram removes Yara");
+    let m = membership::resolve_network(network, None, &decoded(&bram, network));
+    assert!(m.current_epoch() > epoch && m.removed_devices.contains_key(&yara.device_key()));
+}
+
+/// HELD (the control of `attack_a_frozen_admin_cannot_renew_the_key_a_removed_phone_holds`):
+/// the phone's answer alone voids Anna's re-key, and Bram renews the key at his next contact.
+#[test]
+fn held_without_the_puppet_bram_renews_the_key_at_his_next_contact() {
+    let dir = tempfile::tempdir().expect("dir");
+    let ([anna, bram, xavier, yara], network, _case) = network_of_four(dir.path());
+    let held = heads_of(&xavier, network);
+    let phone_epoch =
+        membership::resolve_network(network, None, &decoded(&xavier, network)).current_epoch();
+    anna.remove_device(network, xavier.device_key(), Reason::Lost).expect("remove phone");
+    meet(&anna, &bram).expect("Bram gets the removal");
+    let answer = SignedOp::sign(
+        &signing_key(&xavier),
+        network,
+        &held,
+        Change::RemoveDevice { device: *anna.device_key().as_bytes(), reason: Reason::Compromised },
+    )
+    .expect("sign");
+    inject_ops(&xavier, &yara, network, &[answer]).expect("Yara takes it");
+    meet(&yara, &bram).expect("meeting");
+    meet(&yara, &bram).expect("meeting");
+    let m = membership::resolve_network(network, None, &decoded(&bram, network));
+    assert!(
+        m.current_epoch() > phone_epoch && !m.renew_key,
+        "{} {}",
+        m.current_epoch(),
+        m.renew_key
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. MAX_PARENTS and the epoch bound: 64 old heads and the epoch that counts
+// ---------------------------------------------------------------------------------------------
+
+/// FOUND AND FIXED (promises 4 and 5). Attacker: a thief with a removed admin's phone; no revocation
+/// needed, 64 plain operations (or, without grinding, a few hundred: the chance that the heads
+/// kept hold the newest epoch is 64 in their number).
+///
+/// `change_membership` numbers a new epoch `max(newest_epoch_before(parents), current) + 1`
+/// with `parents` the 64 smallest heads. The thief's backdated operations (on the heads the
+/// phone held, epoch 0) have the smallest ids, so the parents' past holds no epoch past 0
+/// while the epoch that counts is 1 (Anna's re-key after removing the phone): the new epoch is
+/// 2, and the rule wants it at most `seen_epoch + 1` = 1. Every removal (it re-keys) and every
+/// renewal by every honest admin "would not count", for good.
+///
+/// Steps: Anna removes Xavier's phone (epoch 1); Bram gets it. The thief hands 64 ground
+/// `AddMember`s "from before" to Yara; Yara meets Bram. Bram's `remove_device(Yara)` fails:
+/// "Rekey { epoch: 2, .. } would not count". (The flood of
+/// `attack_two_changes_with_one_sequence_number_split_the_network_for_good` shows a flood
+/// reaching a device; a few hundred ungrounded heads suffice with high probability.)
+///
+/// Severity: high (every admin frozen; no later removal takes effect).
+/// Fix: take the epoch from the parents actually named (`newest_epoch_before(parents) + 1`,
+/// and name a head holding the epoch that counts), or better never leave out heads holding
+/// the current epoch or a revocation when truncating to `MAX_PARENTS`.
+#[test]
+fn attack_64_old_heads_push_every_new_epoch_past_the_bound() {
+    let dir = tempfile::tempdir().expect("dir");
+    let ([anna, bram, xavier, yara], network, _case) = network_of_four(dir.path());
+    let held = heads_of(&xavier, network);
+    anna.remove_device(network, xavier.device_key(), Reason::Lost).expect("remove phone");
+    meet(&anna, &bram).expect("Bram gets the removal");
+    let honest_min = *heads_of(&bram, network).iter().min().expect("heads");
+    let ops = small_heads(&xavier, network, &held, honest_min, membership::MAX_PARENTS);
+    inject_ops(&xavier, &yara, network, &ops).expect("Yara takes them");
+    meet(&yara, &bram).expect("meeting");
+    let r = bram.remove_device(network, yara.device_key(), Reason::Lost);
+    assert!(
+        r.is_ok() && removed_on(&bram, network, &yara.device_key()),
+        "an honest admin can still remove a device: {r:?}"
     );
 }

@@ -508,10 +508,11 @@ impl Device {
         // brings the removal that says otherwise).
         let mut refuse_author = None;
         if let Some(peer) = from {
-            if !self.was_in(network, peer)? {
-                return Ok(false);
-            }
-            if self.membership(network)?.0.member_of(peer).is_none() {
+            let (m, _) = self.membership(network)?;
+            if m.member_of(peer).is_none() {
+                if !m.removed_devices.contains_key(peer) {
+                    return Ok(false);
+                }
                 refuse_author = Some(*peer);
             }
         }
