@@ -13,6 +13,7 @@
 pub mod ticket;
 pub mod tls;
 
+mod connect;
 mod driver;
 mod relay;
 

@@ -305,11 +305,9 @@ pub async fn sync_with(
     let config = tls::client_config(&creds, ticket.device)?;
     // Every address on the ticket at once (one socket per address family); the first
     // handshake to complete wins. A LAN address from another room costs nothing then, and
-    // a slow, lossy link gets the whole timeout for its handshake retransmissions.
+    // a slow, lossy link gets fresh attempts for the whole bound (`connect`).
     let mut endpoints: Vec<quinn::Endpoint> = Vec::new();
-    let mut attempts = JoinSet::new();
-    let mut last = NetError::Connect("the ticket has no address".into());
-    let connect_timeout = options.connect_timeout.unwrap_or(CONNECT_TIMEOUT);
+    let mut targets = Vec::new();
     for addr in &ticket.addrs {
         let bind = options.bind.unwrap_or_else(|| {
             let ip = if addr.is_ipv4() {
@@ -330,34 +328,10 @@ pub async fn sync_with(
                 e
             }
         };
-        match endpoint.connect_with(config.clone(), *addr, tls::SERVER_NAME) {
-            Ok(connecting) => {
-                let addr = *addr;
-                attempts.spawn(async move {
-                    match tokio::time::timeout(connect_timeout, connecting).await {
-                        Ok(Ok(conn)) => Ok(conn),
-                        Ok(Err(e)) => Err(connect_error(e)),
-                        Err(_) => Err(NetError::Timeout(format!("no answer from {addr}"))),
-                    }
-                });
-            }
-            Err(e) => last = NetError::Connect(format!("{addr}: {e}")),
-        }
+        targets.push((endpoint, *addr));
     }
-    let mut conn = None;
-    while let Some(attempt) = attempts.join_next().await {
-        match attempt {
-            Ok(Ok(c)) => {
-                conn = Some(c);
-                break;
-            }
-            Ok(Err(e)) => last = e,
-            Err(e) => last = NetError::Internal(e.to_string()),
-        }
-    }
-    // The other attempts are abandoned.
-    attempts.abort_all();
-    let Some(conn) = conn else { return Err(last) };
+    let bound = options.connect_timeout.unwrap_or(CONNECT_TIMEOUT);
+    let conn = super::connect::first_handshake(&targets, &config, tls::SERVER_NAME, bound).await?;
     let result = async {
         let (send, recv) = conn.open_bi().await.map_err(connection_error)?;
         let progress = options.progress.clone();

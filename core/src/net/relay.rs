@@ -110,15 +110,10 @@ pub async fn sync_with_relay(
         0,
     );
     let endpoint = quinn::Endpoint::client(bind)?;
-    let connecting = endpoint
-        .connect_with(config, addr, RELAY_NAME)
-        .map_err(|e| NetError::Connect(format!("{addr}: {e}")))?;
     let timeout = options.connect_timeout.unwrap_or(CONNECT_TIMEOUT);
-    let conn = match tokio::time::timeout(timeout, connecting).await {
-        Ok(Ok(c)) => c,
-        Ok(Err(e)) => return Err(super::driver::connect_error(e)),
-        Err(_) => return Err(NetError::Timeout(format!("no answer from the relay at {addr}"))),
-    };
+    let conn =
+        super::connect::first_handshake(&[(endpoint.clone(), addr)], &config, RELAY_NAME, timeout)
+            .await?;
     let result = exchange(device, &conn, relay_key, options.progress).await;
     match &result {
         Ok(_) => conn.close(0u32.into(), b"done"),

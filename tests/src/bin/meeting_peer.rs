@@ -3,8 +3,10 @@
 //!
 //! Usage:
 //! - `meeting_peer listen STORE BIND TICKET_FILE SESSIONS`: listens on BIND, writes the ticket
-//!   to TICKET_FILE, serves SESSIONS sessions, prints `served ok|error …` for each.
-//! - `meeting_peer sync STORE TICKET`: syncs once, prints `report <received> <sent> <ms>`.
+//!   to TICKET_FILE, serves SESSIONS sessions, prints `served ok|error …` for each (and
+//!   `dropped attempt …` for each handshake the guest gave up for a fresher one).
+//! - `meeting_peer sync STORE TICKET [CONNECT_TIMEOUT_MS]`: syncs once, prints
+//!   `report <received> <sent> <ms>`.
 //!
 //! Exit code 0 when every session succeeded, 1 otherwise, 2 on bad usage.
 
@@ -50,8 +52,16 @@ fn main() {
                     .and_then(|()| std::fs::rename(&tmp, ticket_file))
                     .unwrap_or_else(|e| fail(&format!("ticket file: {e}"), 1));
                 let mut ok = true;
-                for _ in 0..sessions {
+                let mut served = 0;
+                while served < sessions {
                     let Some(s) = listener.next_session().await else { break };
+                    // A handshake that never completed is an attempt the guest dropped for a
+                    // fresher one (a lossy link), not a session.
+                    if s.peer.is_none() {
+                        println!("dropped attempt {:?}", s.result.err());
+                        continue;
+                    }
+                    served += 1;
                     match s.result {
                         Ok(r) => {
                             println!("served ok {} {}", r.documents_sent, r.documents_received)
@@ -68,7 +78,13 @@ fn main() {
         }
         "sync" => {
             let ticket = Ticket::parse(arg(3)).unwrap_or_else(|e| fail(&e.to_string(), 2));
-            match rt.block_on(net::sync_with(device, &ticket, SyncOptions::default())) {
+            let connect_timeout = args.get(4).map(|ms| {
+                std::time::Duration::from_millis(
+                    ms.parse().unwrap_or_else(|_| fail("bad connect timeout", 2)),
+                )
+            });
+            let options = SyncOptions { connect_timeout, ..SyncOptions::default() };
+            match rt.block_on(net::sync_with(device, &ticket, options)) {
                 Ok(r) => {
                     println!(
                         "report {} {} {}",
