@@ -27,6 +27,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 mod cases;
 mod engine;
 mod exchange;
+mod forks;
 mod learning_points;
 mod maintenance;
 mod meetings;

@@ -99,6 +99,16 @@ pub enum DocError {
     /// Changes arrived whose earlier changes this device does not have; nothing was applied.
     #[error("{0} changes depend on changes this device does not have")]
     MissingDependencies(usize),
+    /// A device wrote two different changes with one number in its chain of this document (a
+    /// modified app, or one device's store copied onto two phones): Automerge holds one change
+    /// per device and number, so the two histories cannot merge into one document.
+    #[error("device {device} wrote two different histories of this document (change {seq})")]
+    Forked {
+        /// The device (its actor id), hex.
+        device: String,
+        /// The number both changes carry.
+        seq: u64,
+    },
     /// Automerge refused an operation.
     #[error("automerge: {0}")]
     Automerge(Box<automerge::AutomergeError>),
@@ -106,7 +116,12 @@ pub enum DocError {
 
 impl From<automerge::AutomergeError> for DocError {
     fn from(e: automerge::AutomergeError) -> Self {
-        DocError::Automerge(Box::new(e))
+        match e {
+            automerge::AutomergeError::DuplicateSeqNumber(seq, actor) => {
+                DocError::Forked { device: actor.to_hex_string(), seq }
+            }
+            e => DocError::Automerge(Box::new(e)),
+        }
     }
 }
 
@@ -221,9 +236,14 @@ pub(crate) struct Header {
 
 /// Reads and checks a document's header: known kind, parseable id, schema not newer than ours.
 pub(crate) fn header(doc: &AutoCommit) -> Result<Header, DocError> {
-    // Two values for a header field means changes of another document were merged in.
+    // Two values for a header field means changes of another document were merged in. (Two
+    // devices that moved the same forked history under its new id wrote the same id: one
+    // value, twice.)
     for field in ["id", "kind", "schema"] {
-        if doc.get_all(&ROOT, field)?.len() > 1 {
+        let mut values: Vec<Value<'_>> =
+            doc.get_all(&ROOT, field)?.into_iter().map(|(v, _)| v).collect();
+        values.dedup();
+        if values.len() > 1 {
             return Err(DocError::Malformed(format!(
                 "conflicting `{field}` values: mixed documents"
             )));
@@ -245,6 +265,63 @@ pub(crate) fn header(doc: &AutoCommit) -> Result<Header, DocError> {
     let kind = DocKind::parse(&scalar_str(doc, &ROOT, "kind")?)
         .map_err(|e| DocError::Malformed(e.to_string()))?;
     Ok(Header { id, kind })
+}
+
+/// The documents a forked document's history went on from, oldest first (none for a document
+/// that was never forked): the signatures over its earlier changes name those ids.
+pub(crate) fn lineage(doc: &AutoCommit) -> Result<Vec<DocId>, DocError> {
+    match doc.get(&ROOT, "lineage")? {
+        None => Ok(Vec::new()),
+        Some(_) => scalar_str(doc, &ROOT, "lineage")?
+            .split_whitespace()
+            .map(|s| s.parse().map_err(|e| DocError::Malformed(format!("lineage: {e}"))))
+            .collect(),
+    }
+}
+
+/// Moves a forked document's history under the id `fork` ([`crate::device`]'s forks): the
+/// header names the new id and the ids it went on from (`lineage`, the document's own last).
+pub(crate) fn mark_fork(
+    doc: &mut AutoCommit,
+    fork: DocId,
+    lineage: &[DocId],
+    now: Timestamp,
+) -> Result<(), DocError> {
+    doc.put(ROOT, "id", fork.to_string())?;
+    let ids: Vec<String> = lineage.iter().map(DocId::to_string).collect();
+    doc.put(ROOT, "lineage", ids.join(" "))?;
+    commit(
+        doc,
+        format!("Split off from {}: a writer made two histories", lineage_tail(lineage)),
+        now,
+    );
+    Ok(())
+}
+
+fn lineage_tail(lineage: &[DocId]) -> String {
+    lineage.last().map(DocId::to_string).unwrap_or_default()
+}
+
+/// The changes in `bytes` (whole documents or changes, as [`apply_chunks`] takes them).
+pub(crate) fn changes_in(bytes: &[u8]) -> Result<Vec<automerge::Change>, DocError> {
+    let mut out = Vec::new();
+    for (kind, chunk) in split_chunks(bytes)? {
+        match kind {
+            0 => {
+                let options = automerge::LoadOptions::new()
+                    .on_partial_load(automerge::OnPartialLoad::Error)
+                    .text_encoding(ENCODING);
+                let mut d = AutoCommit::load_with_options(chunk, options)
+                    .map_err(|e| DocError::Corrupt(e.to_string()))?;
+                out.extend(d.get_changes(&[]));
+            }
+            1 | 2 => out.push(
+                automerge::Change::try_from(chunk).map_err(|e| DocError::Corrupt(e.to_string()))?,
+            ),
+            other => return Err(DocError::Corrupt(format!("unsupported chunk type {other}"))),
+        }
+    }
+    Ok(out)
 }
 
 /// Checks that `doc` is a `expected` document.

@@ -178,7 +178,15 @@ pub(crate) fn listen(dev: Device, store: &Path, args: ListenArgs, json: bool) ->
                 _ = tokio::signal::ctrl_c() => None,
             };
             let Some(s) = next else { break };
-            let who = s.peer.map_or_else(|| "unknown device".to_string(), |p| peer_name(&dev, &p));
+            // A handshake that never completed (a guest on a lossy link gives one up for a
+            // fresher one; a device no shared network lists is refused in it) is no session.
+            let Some(peer) = s.peer else {
+                if let (Err(e), false) = (&s.result, json) {
+                    print(&format!("· a handshake did not complete: {e}\n"))?;
+                }
+                continue;
+            };
+            let who = peer_name(&dev, &peer);
             match &s.result {
                 Ok(r) if !json => print(&format!("✓ {}\n", report_line(&who, r)))?,
                 Err(e) if !json => print(&format!("✗ {who}: {e}\n"))?,
@@ -186,7 +194,7 @@ pub(crate) fn listen(dev: Device, store: &Path, args: ListenArgs, json: bool) ->
             }
             served.push(match s.result {
                 Ok(r) => report_json(&r),
-                Err(e) => json!({ "peer": s.peer.map(|p| p.to_string()), "error": e.to_string() }),
+                Err(e) => json!({ "peer": peer.to_string(), "error": e.to_string() }),
             });
         }
         listener.close().await;

@@ -89,8 +89,11 @@ impl From<nabij_core::Error> for NabijError {
                 DocError::WrongKind { .. } | DocError::TextRange { .. } => {
                     NabijError::InvalidInput { message }
                 }
-                // Changes from elsewhere that are not signed by a device that may write them.
-                DocError::Unauthorized(_) => NabijError::InvalidInput { message },
+                // Changes from elsewhere that are not signed by a device that may write them,
+                // or a second history a device wrote of a document.
+                DocError::Unauthorized(_) | DocError::Forked { .. } => {
+                    NabijError::InvalidInput { message }
+                }
                 // A document this version cannot change.
                 DocError::Corrupt(_)
                 | DocError::NewerSchema { .. }

@@ -234,6 +234,9 @@ impl<'a> RawPeer<'a> {
                 Message::Hello { .. } => "hello".into(),
                 Message::Digest { .. } => "digest".into(),
                 Message::Removed { network, .. } => format!("removed {}", short(network)),
+                Message::Roster { network, ops } => {
+                    format!("roster {} ({} ops)", short(network), ops.len())
+                }
                 Message::Done { .. } => "done".into(),
                 Message::Ack { .. } => "ack".into(),
                 Message::Refused { doc } => format!("refused {}", short(doc)),
@@ -357,6 +360,19 @@ impl SyncStore for ForgingStore<'_> {
         ops: &[Vec<u8>],
     ) -> Result<RemovalOutcome, StoreFailure> {
         SyncStore::apply_removal(&mut self.device, network, peer, ops)
+    }
+
+    fn roster(&mut self, network: DocId) -> Result<Vec<Vec<u8>>, StoreFailure> {
+        SyncStore::roster(&mut self.device, network)
+    }
+
+    fn learn_roster(
+        &mut self,
+        network: DocId,
+        peer: &DeviceKey,
+        ops: &[Vec<u8>],
+    ) -> Result<bool, StoreFailure> {
+        SyncStore::learn_roster(&mut self.device, network, peer, ops)
     }
 
     fn export(&mut self, doc: DocId) -> Result<Vec<u8>, StoreFailure> {

@@ -4,9 +4,8 @@
 //!
 //! Each `attack_` test states the promise as it should hold; each failed on the commit reviewed
 //! (6302b0d on that branch) and passes since its fix. Each `held_` test is an attack the
-//! defence held against. One break this pass found is open: its test, as the review wrote
-//! it, is in `tests/open/attack_review_4_open.rs` (not built; ARCHITECTURE.md, "Open after the
-//! fourth review").
+//! defence held against. The last break (two histories of the network document) was fixed a
+//! session later; documents other than networks forked so are `forked_documents.rs`'.
 
 use nabij_core::{
     Device, DocId,
@@ -388,4 +387,66 @@ fn attack_64_old_heads_push_every_new_epoch_past_the_bound() {
         r.is_ok() && removed_on(&bram, network, &yara.device_key()),
         "an honest admin can still remove a device: {r:?}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Two changes with one sequence number
+// ---------------------------------------------------------------------------------------------
+
+/// `count` backdated `AddMember`s signed by `thief` on `parents`, members numbered from `from`.
+fn flood(thief: &Device, network: DocId, parents: &[OpId], from: u64, count: u64) -> Vec<SignedOp> {
+    let key = signing_key(thief);
+    (from..from + count)
+        .map(|n| {
+            let mut member = [0u8; 16];
+            member[..8].copy_from_slice(&n.to_le_bytes());
+            member[8] = 0xf1;
+            SignedOp::sign(
+                &key,
+                network,
+                parents,
+                Change::AddMember { member, name: format!("f{n}"), role: Role::Member },
+            )
+            .expect("sign")
+        })
+        .collect()
+}
+
+/// FOUND AND FIXED (promise 4: everyone agrees on the membership; promise 5). Attacker: a
+/// thief with a removed admin's phone (its modified app), before the two halves of the network
+/// hear of its removal; any member in any document.
+///
+/// A device's changes to a document carry its Automerge actor and a sequence number. The
+/// phone writes two different changes with the same actor and sequence number (each carrying
+/// a few backdated operations it may sign) and hands one to each half of the network. Each half
+/// takes its own; from then on every change of the network document from the other half fails
+/// to merge (`DuplicateSeqNumber`). A removal made in one half (here the phone's own) never
+/// reached the other: the halves disagreed on the membership for good, and the removed phone
+/// was active at every meeting of the other half.
+///
+/// Fix: the network document still does not merge across the halves (its id is the network's,
+/// so neither history can move as other documents' do, `forked_documents.rs`), but when a
+/// network's document is refused either way in a meeting, each side hands the other its signed
+/// operations (`Roster`), checked as any handed operations: the membership converges.
+#[test]
+fn attack_two_changes_with_one_sequence_number_split_the_network_for_good() {
+    let dir = tempfile::tempdir().expect("dir");
+    let ([anna, bram, xavier, yara], network, _case) = network_of_four(dir.path());
+    let held = heads_of(&xavier, network);
+    anna.remove_device(network, xavier.device_key(), Reason::Lost).expect("remove phone");
+    meet(&anna, &bram).expect("Bram gets the removal");
+
+    inject_ops(&xavier, &yara, network, &flood(&xavier, network, &held, 0, 3)).expect("A");
+    inject_ops(&xavier, &bram, network, &flood(&xavier, network, &held, 100, 3)).expect("B");
+
+    meet(&bram, &yara).expect("the meeting completes");
+    let hop = nabij_tests::attack::hop(&bram, &yara, network).expect_err("two histories");
+    assert!(hop.to_string().contains("two different histories"), "a typed refusal: {hop}");
+    assert!(
+        removed_on(&yara, network, &xavier.device_key()),
+        "Yara learns the phone's removal from Bram"
+    );
+    let (at_bram, at_yara) = (bram.network(network).expect("n"), yara.network(network).expect("n"));
+    assert_eq!(at_bram.members, at_yara.members, "they agree on the members");
+    assert_eq!(at_bram.removed, at_yara.removed, "and on the removals");
 }

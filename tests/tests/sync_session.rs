@@ -245,6 +245,39 @@ fn a_sync_message_for_a_document_never_sent_is_the_peers_fault() {
     assert_eq!(a.document_ids().expect("ids"), before, "nothing stored");
 }
 
+/// A network's operations come in a meeting only after its document was refused one way or
+/// the other: a roster sent otherwise (to slip operations past the network document's checks,
+/// or to make the receiver resolve a membership for nothing) ends the session, and nothing of
+/// it is stored.
+#[test]
+fn a_roster_not_called_for_is_the_peers_fault() {
+    use nabij_core::sync::{Message, frame::encode};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = device(&dir, "a.db", "Fatima");
+    let b = device(&dir, "b.db", "Sem");
+    let (n, _, _) = world(&a, &b);
+    let before = a.network(n).expect("network");
+    let mut s = Session::new(a.device_key(), b.device_key(), 0);
+    let mut store = &a;
+    let ops = nabij_tests::attack::ops_in(&a, n);
+    let frames = [
+        Message::Hello {
+            protocol: nabij_core::sync::session::PROTOCOL,
+            device: *b.device_key().as_bytes(),
+        },
+        Message::Roster { network: *n.as_bytes(), ops },
+    ];
+    let mut result = Ok(());
+    for (seq, m) in frames.iter().enumerate() {
+        result = s.handle_bytes(&mut store, 0, &encode(seq as u64, m).expect("encode"));
+        if result.is_err() {
+            break;
+        }
+    }
+    assert!(matches!(result, Err(SyncError::Protocol(_))), "{result:?}");
+    assert_eq!(a.network(n).expect("network"), before, "the membership is as it was");
+}
+
 #[test]
 fn bad_frames_end_the_session_with_a_typed_error_and_change_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");

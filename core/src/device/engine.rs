@@ -147,11 +147,23 @@ impl Device {
         offered: &[SignedHead],
     ) -> Result<MergeOutcome, Error> {
         let mut w = self.writer.lock();
-        let result = guard(|| self.merge_locked(&mut w, id, kind, bytes, preloaded, offered));
+        let mut result = guard(|| self.merge_locked(&mut w, id, kind, bytes, preloaded, offered));
         if result.is_err() {
             w.cache.pop(&id);
         }
         drop(w);
+        // Two histories of the document: if the one held here moved, what arrived goes in now.
+        if let Err(e) = &result
+            && self.after_refusal(id, e, || doc::changes_in(bytes), offered)
+        {
+            let mut w = self.writer.lock();
+            result = guard(|| self.merge_locked(&mut w, id, kind, bytes, None, offered));
+            if result.is_err() {
+                w.cache.pop(&id);
+                drop(w);
+                self.drop_parted(id);
+            }
+        }
         let outcome = result?;
         if outcome.changed {
             self.notify(&[id]);
@@ -358,9 +370,15 @@ pub(super) fn check_changes(
         return Ok(Vec::new());
     }
     let stored = store::signed_heads(tx, id)?;
+    // A forked document's changes from before the fork were signed under the ids its history
+    // went on from (`forks`).
+    let lineage = doc::lineage(doc).map_err(Error::Merge)?;
     let keep: Vec<SignedHead> = offered
         .iter()
-        .filter(|h| new_changes.get(&h.hash) == Some(&(h.actor, h.seq)) && h.verify(id))
+        .filter(|h| {
+            new_changes.get(&h.hash) == Some(&(h.actor, h.seq))
+                && (h.verify(id) || lineage.iter().any(|l| h.verify(*l)))
+        })
         .cloned()
         .collect();
     // Who may write is judged by the networks the document was shared with before these

@@ -741,7 +741,29 @@ impl DeviceRelay<'_> {
                     applied.changed.extend(outcomes.iter().filter(|o| o.changed).map(|o| o.doc_id));
                 }
                 Err(e) if is_local(&e) => return Err(failed(e)),
-                Err(e) => applied.rejected.push(RejectedBlob { seq: *seq, reason: e.to_string() }),
+                Err(e) => {
+                    // Two histories of the document: if the one held here moved, the blob goes
+                    // in now.
+                    let (doc, bytes, _, signed) = &item;
+                    let retried = self
+                        .device
+                        .after_refusal(*doc, &e, || doc::changes_in(bytes), signed)
+                        .then(|| self.device.merge_from_relay(at, std::slice::from_ref(&item)));
+                    match retried {
+                        Some(Ok(outcomes)) => applied
+                            .changed
+                            .extend(outcomes.iter().filter(|o| o.changed).map(|o| o.doc_id)),
+                        Some(Err(again)) => {
+                            self.device.drop_parted(*doc);
+                            applied
+                                .rejected
+                                .push(RejectedBlob { seq: *seq, reason: again.to_string() });
+                        }
+                        None => {
+                            applied.rejected.push(RejectedBlob { seq: *seq, reason: e.to_string() })
+                        }
+                    }
+                }
             }
         }
         Ok(())

@@ -97,11 +97,12 @@ impl Device {
                 .ok_or(Error::NotFound { kind: "document", id: id.to_string() })?;
             let cached = load_cached(cache, &tx, id, &st, &key)?;
             let before = cached.doc.get_heads();
-            cached
-                .doc
-                .sync()
-                .receive_sync_message(state, message)
-                .map_err(|e| Error::Merge(DocError::Corrupt(e.to_string())))?;
+            cached.doc.sync().receive_sync_message(state, message).map_err(|e| {
+                Error::Merge(match e {
+                    e @ automerge::AutomergeError::DuplicateSeqNumber(..) => DocError::from(e),
+                    e => DocError::Corrupt(e.to_string()),
+                })
+            })?;
             check_merged(&cached.doc, id, st.kind)?;
             let keep = check_changes(&tx, &mut cached.doc, id, st.kind, &before, offered, &key)?;
             store::put_signed_heads(&tx, id, &keep)?;
@@ -325,6 +326,21 @@ impl SyncStore for &Device {
         Ok(RemovalOutcome::Answer(self.removal_ops(network).map_err(storage)?))
     }
 
+    fn roster(&mut self, network: DocId) -> Result<Vec<Vec<u8>>, StoreFailure> {
+        let ops =
+            store::network_ops(&self.reader.lock(), network).map_err(|e| storage(e.into()))?;
+        Ok(ops.iter().map(|o| o.bytes().to_vec()).collect())
+    }
+
+    fn learn_roster(
+        &mut self,
+        network: DocId,
+        peer: &DeviceKey,
+        ops: &[Vec<u8>],
+    ) -> Result<bool, StoreFailure> {
+        self.learn_ops(network, Some(peer), ops).map_err(storage)
+    }
+
     fn accepted(&mut self, network: DocId) -> Result<bool, StoreFailure> {
         store::invitation_accepted(&self.reader.lock(), network)
             .map_err(|e| StoreFailure::Storage(e.to_string()))
@@ -413,8 +429,28 @@ impl SyncStore for &Device {
         message: &[u8],
         signed: &[SignedHead],
     ) -> Result<bool, StoreFailure> {
-        let message =
-            SyncMessage::decode(message).map_err(|e| StoreFailure::Refused(e.to_string()))?;
-        self.receive_sync(peer, doc, state, message, signed).map_err(storage)
+        let decode =
+            || SyncMessage::decode(message).map_err(|e| StoreFailure::Refused(e.to_string()));
+        let mut received = self.receive_sync(peer, doc, state, decode()?, signed);
+        // Two histories of the document: if the one held here moved, what arrived goes in now
+        // (decoded again: the first decoding went into the failed merge).
+        if let Err(e) = &received {
+            let arrived = || {
+                let m =
+                    SyncMessage::decode(message).map_err(|e| DocError::Corrupt(e.to_string()))?;
+                let mut changes = Vec::new();
+                for chunk in m.changes.iter() {
+                    changes.extend(doc::changes_in(chunk)?);
+                }
+                Ok(changes)
+            };
+            if self.after_refusal(doc, e, arrived, signed) {
+                received = self.receive_sync(peer, doc, state, decode()?, signed);
+                if received.is_err() {
+                    self.drop_parted(doc);
+                }
+            }
+        }
+        received.map_err(storage)
     }
 }

@@ -90,7 +90,7 @@ pub(crate) fn index_notes(tx: &Transaction<'_>, notes: &[Note]) -> Result<()> {
     let mut ins = tx.prepare_cached(
         "INSERT INTO notes (note_id, case_id, created_at, edited_at, kind, author_member, author_name, author_device, text)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-         ON CONFLICT (note_id) DO UPDATE SET edited_at = excluded.edited_at, kind = excluded.kind, text = excluded.text",
+         ON CONFLICT (case_id, note_id) DO UPDATE SET edited_at = excluded.edited_at, kind = excluded.kind, text = excluded.text",
     )?;
     for n in notes {
         ins.execute(params![
@@ -116,7 +116,10 @@ pub(crate) fn remove_other_notes(tx: &Transaction<'_>, case: DocId, keep: &[Note
         .query_map([case.as_bytes()], |r| note_id_col(r, 0))?
         .collect::<rusqlite::Result<_>>()?;
     for n in existing.into_iter().filter(|n| !keep.contains(n)) {
-        tx.execute("DELETE FROM notes WHERE note_id = ?1", [n.as_bytes()])?;
+        tx.execute(
+            "DELETE FROM notes WHERE case_id = ?1 AND note_id = ?2",
+            [case.as_bytes(), n.as_bytes()],
+        )?;
         delete_search(tx, case, n.as_bytes())?;
     }
     Ok(())

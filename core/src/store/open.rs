@@ -20,6 +20,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (5, include_str!("migrations/005_folded_search.sql")),
     (6, include_str!("migrations/006_signed_membership.sql")),
     (7, include_str!("migrations/007_relay_deferred.sql")),
+    (8, include_str!("migrations/008_notes_by_case.sql")),
 ];
 
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";

@@ -51,16 +51,18 @@ CREATE TABLE doc_networks (
 ) WITHOUT ROWID;
 CREATE INDEX doc_networks_by_doc ON doc_networks (doc_id);
 
-CREATE TABLE notes (
-    note_id BLOB PRIMARY KEY,
+-- Quoted as SQLite writes a renamed table (migration 8), so both schemas read alike.
+CREATE TABLE "notes" (
     case_id BLOB NOT NULL,
+    note_id BLOB NOT NULL,
     created_at INTEGER NOT NULL,
     edited_at INTEGER NOT NULL,
     kind TEXT NOT NULL,
     author_member BLOB NOT NULL,
     author_name TEXT NOT NULL,
     author_device BLOB NOT NULL,
-    text TEXT NOT NULL
+    text TEXT NOT NULL,
+    PRIMARY KEY (case_id, note_id)
 );
 CREATE INDEX notes_by_case ON notes (case_id, created_at);
 

@@ -79,6 +79,16 @@ pub enum Message {
         /// Signed membership operations that remove devices or members.
         ops: Vec<Vec<u8>>,
     },
+    /// A network's own document did not merge between the two sides (refused by one of
+    /// them): the sender's signed membership operations of it, so that the two agree on the
+    /// membership (removals above all) even while the document does not merge. The receiver
+    /// checks them as any operations it is handed.
+    Roster {
+        /// The network.
+        network: WireDocId,
+        /// Signed membership operations, as signed.
+        ops: Vec<Vec<u8>>,
+    },
     /// The sender has nothing more to send until something changes, having handled the
     /// first `seen` frames of the receiver (so a `Done` crossing a later frame is not taken
     /// as an answer to it).

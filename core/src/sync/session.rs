@@ -42,8 +42,8 @@ use crate::{
 };
 
 /// The sync protocol version this build speaks. 3: the `Refused` message (a peer of version 2
-/// cannot decode it, and would wait for an answer about the refused document).
-pub const PROTOCOL: u16 = 3;
+/// cannot decode it, and would wait for an answer about the refused document). 4: `Roster`.
+pub const PROTOCOL: u16 = 4;
 
 /// Most documents in Automerge sync at once.
 pub const WINDOW: usize = 32;
@@ -113,6 +113,17 @@ pub trait SyncStore {
     /// Networks this device is in that `peer` was removed from, with their signed removals (to
     /// hand the peer, which then wipes them).
     fn removals_for(&mut self, peer: &DeviceKey) -> Result<Removals, StoreFailure>;
+    /// The signed membership operations of `network` held here, as signed (handed to a peer
+    /// when the network's document does not merge between the two).
+    fn roster(&mut self, network: DocId) -> Result<Vec<Vec<u8>>, StoreFailure>;
+    /// Takes in the membership operations of `network` that `peer` handed over, those that
+    /// could count; whether any was new.
+    fn learn_roster(
+        &mut self,
+        network: DocId,
+        peer: &DeviceKey,
+        ops: &[Vec<u8>],
+    ) -> Result<bool, StoreFailure>;
     /// Checks removals `peer` handed over; if one removes this device from `network`, wipes
     /// the network here; otherwise keeps those of its operations that could count, and gives
     /// the answer for the peer.
@@ -284,6 +295,8 @@ pub struct Session {
     sent_done: bool,
     /// Networks whose operations this side handed the peer (a removal, or an answer to one).
     told: BTreeSet<DocId>,
+    /// Networks whose roster this side handed the peer (their document did not merge).
+    rostered: BTreeSet<DocId>,
     peer_done: bool,
     /// Sequence number of the last frame we sent that was not `Done` (the hello at least).
     last_said: u64,
@@ -353,6 +366,7 @@ impl Session {
             recv_seq: 0,
             sent_done: false,
             told: BTreeSet::new(),
+            rostered: BTreeSet::new(),
             peer_done: false,
             last_said: 0,
             round_sent: false,
@@ -727,7 +741,7 @@ impl Session {
                     // the peer says nothing it did not know.
                     Err(StoreFailure::Refused(reason)) => {
                         self.refuse(doc, reason, true);
-                        return Ok(());
+                        return self.send_roster(store, doc);
                     }
                     Err(e) => return Err(e.into()),
                 }
@@ -746,7 +760,7 @@ impl Session {
                     self.stop(doc);
                     self.events.push_back(Event::DocumentRefusedByPeer(doc));
                 }
-                Ok(())
+                self.send_roster(store, doc)
             }
             (Phase::Running, Message::Removed { network, ops }) => {
                 let network = doc_id(&network);
@@ -768,6 +782,21 @@ impl Session {
                     RemovalOutcome::Ignored => {}
                 }
                 Ok(())
+            }
+            (Phase::Running, Message::Roster { network, ops }) => {
+                let network = doc_id(&network);
+                // Only about a network both sides share, and only once its document was
+                // refused one way or the other: otherwise the document carries the operations,
+                // and an honest peer does not send them twice.
+                if !self.mine.contains_key(&network)
+                    || !(self.refused.contains(&network) || self.refused_by_peer.contains(&network))
+                {
+                    return Err(SyncError::Protocol("a roster not called for".into()));
+                }
+                if store.learn_roster(network, &self.peer, &ops)? {
+                    self.events.push_back(Event::DocumentUpdated(network));
+                }
+                self.send_roster(store, network)
             }
             (Phase::Running, Message::Done { seen }) => {
                 if seen > self.send_seq {
@@ -858,6 +887,17 @@ impl Session {
         if tell {
             self.send(&Message::Refused { doc: *doc.as_bytes() });
         }
+    }
+
+    /// When `doc` is the document of a network both sides share and it did not merge one way
+    /// or the other: hands the peer this side's membership operations of it, once per session.
+    fn send_roster(&mut self, store: &mut impl SyncStore, doc: DocId) -> Result<(), SyncError> {
+        if !self.mine.contains_key(&doc) || !self.rostered.insert(doc) {
+            return Ok(());
+        }
+        let ops = store.roster(doc)?;
+        self.send(&Message::Roster { network: *doc.as_bytes(), ops });
+        Ok(())
     }
 
     /// Ends the exchange about `doc`: nothing waits for it, nothing more is sent of it. Its
@@ -962,5 +1002,6 @@ fn name(m: &Message) -> &'static str {
         Message::Done { .. } => "done",
         Message::Ack { .. } => "ack",
         Message::Refused { .. } => "refused",
+        Message::Roster { .. } => "roster",
     }
 }
