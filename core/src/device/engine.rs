@@ -152,17 +152,18 @@ impl Device {
             w.cache.pop(&id);
         }
         drop(w);
-        // Two histories of the document: if the one held here moved, what arrived goes in now.
+        // Two histories of the document: if the one held here gave way, what arrived goes in
+        // now.
         if let Err(e) = &result
-            && self.after_refusal(id, e, || doc::changes_in(bytes), offered)
+            && let Some(split) = self.after_refusal(id, e, || doc::changes_in(bytes), offered)
         {
             let mut w = self.writer.lock();
             result = guard(|| self.merge_locked(&mut w, id, kind, bytes, None, offered));
             if result.is_err() {
                 w.cache.pop(&id);
-                drop(w);
-                self.drop_parted(id);
             }
+            drop(w);
+            self.after_retry(id, split, result.is_ok());
         }
         let outcome = result?;
         if outcome.changed {

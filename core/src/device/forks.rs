@@ -6,8 +6,8 @@
 //!
 //! The rule, the same on every device: where the two histories part (the first change that
 //! differs, by writer and number, with nothing before it that differs), the history whose
-//! change there has the smaller hash keeps the document's id; the other goes on as a new
-//! document, [`fork_id`] of the id and its parting change, which every device that holds it
+//! change there has the smaller hash keeps the document's id; the other gives way and goes on
+//! as a new document, [`fork_id`] of the id and its parting change, which every device that holds it
 //! computes alike. A device that holds the history that moves marks it so (the header names
 //! the new id and the ids it went on from, in one change of its own), stores it under the new
 //! id and lets the old id go; the kept history comes to it whole at the next exchange, as any
@@ -18,8 +18,12 @@
 //! there must be covered by a signed head of its writer that came with it. A member cannot make
 //! a device move a document by sending a change in another's name.
 //!
-//! Network documents do not move (their id is the network's): their membership converges
-//! through the session's `Roster` exchange instead.
+//! A network's document cannot move (its id is the network's). Its content is entries of
+//! write-once maps that each prove themselves (signed operations, sealed keys), so the device
+//! whose history gives way takes the document back to where the two part, takes the other
+//! history, and writes back, as its own change, the entries only its history held. (Meetings
+//! also hand over signed operations whenever a network's document is refused, `Roster`, so
+//! the membership converges even if this cannot run.)
 //!
 //! Owns the rule and the move; the merge paths call [`Device::split_fork`] when a merge failed
 //! as forked.
@@ -65,6 +69,17 @@ pub(super) struct Parting {
     /// The held change there, and the arrived one.
     pub held: ChangeHash,
     pub arrived: ChangeHash,
+}
+
+/// What [`Device::split_fork`] did to the held history, which gave way.
+#[derive(Debug)]
+pub(super) enum Split {
+    /// It went on under the fork's id; the document went back to where the histories part.
+    Moved,
+    /// A network's document went back to where the histories part (its id cannot change);
+    /// the entries of its write-once maps that only the history that gave way held, to write
+    /// back once the other history is in.
+    Rewound(Vec<doc::WriteOnceEntry>),
 }
 
 /// Where `held` and the `arrived` changes part: among the arrived changes whose writer and
@@ -182,16 +197,17 @@ fn from_parting(
 
 impl Device {
     /// After a merge into `id` failed as forked ([`DocError::Forked`]): if the held history is
-    /// the one that moves (see the module doc), in one transaction, moves it under its fork's
-    /// id and takes the document back to where the two histories part, and returns the fork's
-    /// id: the caller then merges what arrived again. Nothing moves when the held history
-    /// keeps the id, when the parting is not proven, or for a network document.
+    /// the one that gives way (see the module doc), in one transaction, moves it under its
+    /// fork's id (a network's document: keeps what only it held of the write-once maps) and
+    /// takes the document back to where the two histories part. The caller then merges what
+    /// arrived again, and calls [`Device::after_retry`]. Nothing changes when the held history
+    /// keeps the id or when the parting is not proven.
     pub(super) fn split_fork(
         &self,
         id: DocId,
         arrived: &[Change],
         offered: &[SignedHead],
-    ) -> Result<Option<DocId>, Error> {
+    ) -> Result<Option<Split>, Error> {
         let key = self.device_key();
         let signing = self.identity.signing_key();
         let me = signing.verifying_key().to_bytes();
@@ -201,9 +217,6 @@ impl Device {
             let Writer { conn, cache } = &mut *w;
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let Some(state) = store::doc_state(&tx, id)? else { return Ok(None) };
-            if state.kind == DocKind::Network {
-                return Ok(None);
-            }
             let mut held = load_cached(cache, &tx, id, &state, &key)?.doc.clone();
             let Some(p) = parting(&mut held, arrived) else { return Ok(None) };
             if p.held < p.arrived {
@@ -219,19 +232,34 @@ impl Device {
             let (kept_heads, moved) = from_parting(&mut held, p.held);
             let mut kept = held.fork_at(&kept_heads).map_err(|e| Error::Merge(e.into()))?;
 
-            // The held history goes on under the fork's id, with the signatures over its
-            // changes (valid under the ids it went on from) and this device's own over the
-            // change that marks it.
-            let before = held.get_heads();
-            doc::mark_fork(&mut held, fork, &lineage, now).map_err(Error::Merge)?;
-            let mut signed = stored.clone();
-            let mine =
-                held.get_changes_meta(&before).into_iter().find(|c| c.actor.to_bytes() == me);
-            if let Some(c) = mine {
-                signed.retain(|h| h.actor != me);
-                signed.push(SignedHead::sign(signing, fork, c.seq, c.hash.0));
-            }
-            merge_in(&tx, cache, &key, fork, Some(state.kind), &held.save(), None, &signed)?;
+            let split = if state.kind == DocKind::Network {
+                // What only the history that gives way held of the write-once maps
+                // (operations, sealed keys): written back once the other is in.
+                let in_kept: HashSet<(&str, String)> = doc::write_once_entries(&kept)
+                    .map_err(Error::Merge)?
+                    .into_iter()
+                    .map(|(m, k, _)| (m, k))
+                    .collect();
+                let mut only_here = doc::write_once_entries(&held).map_err(Error::Merge)?;
+                only_here.retain(|(m, k, _)| !in_kept.contains(&(*m, k.clone())));
+                Split::Rewound(only_here)
+            } else {
+                // The held history goes on under the fork's id, with the signatures over its
+                // changes (valid under the ids it went on from) and this device's own over
+                // the change that marks it.
+                let before = held.get_heads();
+                doc::mark_fork(&mut held, fork, &lineage, now).map_err(Error::Merge)?;
+                let mut signed = stored.clone();
+                let mine =
+                    held.get_changes_meta(&before).into_iter().find(|c| c.actor.to_bytes() == me);
+                if let Some(c) = mine {
+                    signed.retain(|h| h.actor != me);
+                    signed.push(SignedHead::sign(signing, fork, c.seq, c.hash.0));
+                }
+                merge_in(&tx, cache, &key, fork, Some(state.kind), &held.save(), None, &signed)?;
+                mark_persisted(cache, fork);
+                Split::Moved
+            };
 
             // The document itself goes back to where the histories part, keeping the
             // signatures over what is left (this device's own signed again: its latest change
@@ -255,42 +283,81 @@ impl Device {
             store::put_signed_heads(&tx, id, &left)?;
             index_doc(&tx, &kept, state.kind, Notes::All).map_err(as_merge_error)?;
             tx.commit()?;
-            mark_persisted(cache, fork);
-            Ok(Some(fork))
+            Ok(Some((split, fork)))
         });
         if result.is_err() {
             w.cache.pop(&id);
         }
         drop(w);
-        if let Ok(Some(fork)) = &result {
-            tracing::warn!(
-                doc = %id,
-                fork = %fork,
-                "a writer made two histories of a document: the one held here goes on as a new document"
-            );
-            self.notify(&[id, *fork]);
+        let Some((split, fork)) = result? else { return Ok(None) };
+        match &split {
+            Split::Moved => {
+                tracing::warn!(
+                    doc = %id,
+                    fork = %fork,
+                    "a writer made two histories of a document: the one held here goes on as a \
+                     new document"
+                );
+                self.notify(&[id, fork]);
+            }
+            Split::Rewound(_) => {
+                tracing::warn!(
+                    network = %id,
+                    "a writer made two histories of a network's document: the one held here \
+                     gives way"
+                );
+                self.notify(&[id]);
+            }
         }
-        result
+        Ok(Some(split))
     }
 
-    /// What every merge path does with a refusal: a merge into `id` refused as forked may move
-    /// the held history ([`Device::split_fork`]). Whether it did: the caller then merges what
-    /// arrived again, and if that fails too, calls [`Device::drop_parted`].
+    /// What every merge path does with a refusal: a merge into `id` refused as forked may split
+    /// the held history off ([`Device::split_fork`]); if it did, the caller merges what arrived
+    /// again and calls [`Device::after_retry`].
     pub(super) fn after_refusal(
         &self,
         id: DocId,
         error: &Error,
         arrived: impl FnOnce() -> Result<Vec<Change>, DocError>,
         offered: &[SignedHead],
-    ) -> bool {
+    ) -> Option<Split> {
         if !matches!(error, Error::Merge(DocError::Forked { .. })) {
-            return false;
+            return None;
         }
         match arrived().map_err(Error::Merge).and_then(|c| self.split_fork(id, &c, offered)) {
-            Ok(moved) => moved.is_some(),
+            Ok(split) => split,
             Err(e) => {
                 tracing::warn!(doc = %id, error = %e, "a forked document could not be split");
-                false
+                None
+            }
+        }
+    }
+
+    /// After a split and the merge of what arrived, tried again (`merged`: whether it went
+    /// in): a moved document whose other history did not go in after all is let go
+    /// ([`Device::drop_parted`]); a network's document gets back the entries only its own
+    /// history held, written by this device on top of the other history (or, if that did not
+    /// go in, on what is left).
+    pub(super) fn after_retry(&self, id: DocId, split: Split, merged: bool) {
+        match split {
+            Split::Moved if !merged => self.drop_parted(id),
+            Split::Moved => {}
+            Split::Rewound(entries) if entries.is_empty() => {}
+            Split::Rewound(entries) => {
+                let restored = self.edit(id, DocKind::Network, |d, _, now| {
+                    let n = doc::restore_entries(d, &entries).map_err(Error::Document)?;
+                    let message = format!("Wrote back {n} entries of a history that gave way");
+                    doc::commit_pending(d, message, now).map_err(Error::Document)?;
+                    Ok(n)
+                });
+                if let Err(e) = restored {
+                    tracing::warn!(
+                        network = %id,
+                        error = %e,
+                        "entries of a network's history that gave way were not written back"
+                    );
+                }
             }
         }
     }

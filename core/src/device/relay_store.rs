@@ -745,23 +745,22 @@ impl DeviceRelay<'_> {
                     // Two histories of the document: if the one held here moved, the blob goes
                     // in now.
                     let (doc, bytes, _, signed) = &item;
-                    let retried = self
-                        .device
-                        .after_refusal(*doc, &e, || doc::changes_in(bytes), signed)
-                        .then(|| self.device.merge_from_relay(at, std::slice::from_ref(&item)));
-                    match retried {
-                        Some(Ok(outcomes)) => applied
+                    let split =
+                        self.device.after_refusal(*doc, &e, || doc::changes_in(bytes), signed);
+                    let Some(split) = split else {
+                        applied.rejected.push(RejectedBlob { seq: *seq, reason: e.to_string() });
+                        continue;
+                    };
+                    let again = self.device.merge_from_relay(at, std::slice::from_ref(&item));
+                    self.device.after_retry(*doc, split, again.is_ok());
+                    match again {
+                        Ok(outcomes) => applied
                             .changed
                             .extend(outcomes.iter().filter(|o| o.changed).map(|o| o.doc_id)),
-                        Some(Err(again)) => {
-                            self.device.drop_parted(*doc);
-                            applied
-                                .rejected
-                                .push(RejectedBlob { seq: *seq, reason: again.to_string() });
-                        }
-                        None => {
-                            applied.rejected.push(RejectedBlob { seq: *seq, reason: e.to_string() })
-                        }
+                        Err(again) if is_local(&again) => return Err(failed(again)),
+                        Err(again) => applied
+                            .rejected
+                            .push(RejectedBlob { seq: *seq, reason: again.to_string() }),
                     }
                 }
             }

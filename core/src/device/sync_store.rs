@@ -444,11 +444,9 @@ impl SyncStore for &Device {
                 }
                 Ok(changes)
             };
-            if self.after_refusal(doc, e, arrived, signed) {
+            if let Some(split) = self.after_refusal(doc, e, arrived, signed) {
                 received = self.receive_sync(peer, doc, state, decode()?, signed);
-                if received.is_err() {
-                    self.drop_parted(doc);
-                }
+                self.after_retry(doc, split, received.is_ok());
             }
         }
         received.map_err(storage)

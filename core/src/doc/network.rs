@@ -265,6 +265,43 @@ pub(crate) fn content_keys(
     Ok(out)
 }
 
+/// An entry of a write-once map: the map, the entry's key, its bytes.
+pub(crate) type WriteOnceEntry = (&'static str, String, Vec<u8>);
+
+/// Every entry of the network document's write-once maps that is bytes (what else is there is
+/// someone's garbage, passed over as `bytes_at` does).
+pub(crate) fn write_once_entries(doc: &AutoCommit) -> Result<Vec<WriteOnceEntry>, DocError> {
+    let mut out = Vec::new();
+    for map in WRITE_ONCE {
+        let Some(obj) = key_map(doc, map)? else { continue };
+        let keys: Vec<String> = doc.keys(&obj).collect();
+        for k in keys {
+            if let Some(b) = bytes_at(doc, &obj, &k)? {
+                out.push((map, k, b));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Writes back entries of write-once maps that the document lacks (none it holds is touched):
+/// what a device's own history of the document carried, after that history gave way to
+/// another (`device/forks.rs`). Each entry proves itself when read, as any member's does.
+pub(crate) fn restore_entries(
+    doc: &mut AutoCommit,
+    entries: &[WriteOnceEntry],
+) -> Result<usize, DocError> {
+    let mut written = 0;
+    for (map, key, bytes) in entries {
+        let Some(obj) = key_map(doc, map)? else { continue };
+        if doc.get(&obj, key.as_str())?.is_none() {
+            doc.put(&obj, key.as_str(), ScalarValue::Bytes(bytes.clone()))?;
+            written += 1;
+        }
+    }
+    Ok(written)
+}
+
 /// The network document's maps whose entries are written once and never changed: membership
 /// operations, sealed network keys and sealed content keys. Any member can write to them;
 /// overwriting or deleting an entry (or replacing a map) could make devices that had not seen
