@@ -270,13 +270,41 @@ pub(crate) fn header(doc: &AutoCommit) -> Result<Header, DocError> {
 /// The documents a forked document's history went on from, oldest first (none for a document
 /// that was never forked): the signatures over its earlier changes name those ids.
 pub(crate) fn lineage(doc: &AutoCommit) -> Result<Vec<DocId>, DocError> {
-    match doc.get(&ROOT, "lineage")? {
-        None => Ok(Vec::new()),
-        Some(_) => scalar_str(doc, &ROOT, "lineage")?
-            .split_whitespace()
-            .map(|s| s.parse().map_err(|e| DocError::Malformed(format!("lineage: {e}"))))
-            .collect(),
-    }
+    parse_lineage(doc.get(&ROOT, "lineage")?)
+}
+
+/// The document's id as it was at `heads` (a header that does not read: an error).
+pub(crate) fn header_at(doc: &AutoCommit, heads: &[ChangeHash]) -> Result<Header, DocError> {
+    let id = match doc.get_at(&ROOT, "id", heads)? {
+        Some((Value::Scalar(s), _)) => match s.as_ref() {
+            ScalarValue::Str(t) => {
+                t.parse().map_err(|e| DocError::Malformed(format!("id: {e}")))?
+            }
+            _ => return Err(DocError::Malformed("id is not a string".into())),
+        },
+        _ => return Err(DocError::Malformed("no id".into())),
+    };
+    let kind = header(doc)?.kind;
+    Ok(Header { id, kind })
+}
+
+/// [`lineage`] as it was at `heads`.
+pub(crate) fn lineage_at(doc: &AutoCommit, heads: &[ChangeHash]) -> Result<Vec<DocId>, DocError> {
+    parse_lineage(doc.get_at(&ROOT, "lineage", heads)?)
+}
+
+fn parse_lineage(value: Option<(Value<'_>, automerge::ObjId)>) -> Result<Vec<DocId>, DocError> {
+    let text = match value {
+        None => return Ok(Vec::new()),
+        Some((Value::Scalar(s), _)) => match s.as_ref() {
+            ScalarValue::Str(t) => t.to_string(),
+            _ => return Err(DocError::Malformed("lineage is not a string".into())),
+        },
+        Some(_) => return Err(DocError::Malformed("lineage is not a string".into())),
+    };
+    text.split_whitespace()
+        .map(|s| s.parse().map_err(|e| DocError::Malformed(format!("lineage: {e}"))))
+        .collect()
 }
 
 /// Moves a forked document's history under the id `fork` ([`crate::device`]'s forks): the

@@ -18,8 +18,8 @@ use nabij_core::{
 };
 use nabij_sync_server::Limits;
 use nabij_tests::{
-    attack::{case_in, hand, texts, two_admins_and_a_member},
-    doc_heads, meet,
+    attack::{case_in, hand, invite, texts, two_admins_and_a_member},
+    doc_heads, meet, open_device,
     relay::{InProcessRelay, sync_once},
 };
 
@@ -124,6 +124,21 @@ fn two_histories_of_a_case_become_two_cases_with_every_note_on_every_device() {
     // The case keeps its id on every device (one of the histories stays under it).
     for d in [&anna, &bram, &yara] {
         assert!(d.case_timeline(case).is_ok(), "{} holds the case under its id", d.display_name());
+    }
+    // Each of them hands both documents on whole, signatures and all: a new member who meets
+    // only one of them (whichever history gave way there) ends with what everyone holds.
+    for (i, d) in [&anna, &bram, &yara].into_iter().enumerate() {
+        let newcomer = open_device(dir.path(), &format!("Nieuw {i}"));
+        invite(&anna, network, &newcomer);
+        hand(&anna, &newcomer, network);
+        if i > 0 {
+            meet(&anna, d).expect("the roster that lists the newcomer");
+        }
+        // Two meetings: a split-off document that comes before the one it split from (they
+        // come in the order of the giver's list) is taken at the next meeting.
+        meet(d, &newcomer).expect("meeting");
+        meet(d, &newcomer).expect("meeting");
+        assert_eq!(doc_heads(&newcomer), doc_heads(d), "{} hands on everything", d.display_name());
     }
 }
 

@@ -152,18 +152,16 @@ impl Device {
             w.cache.pop(&id);
         }
         drop(w);
-        // Two histories of the document: if the one held here gave way, what arrived goes in
-        // now.
+        // Two histories of the document: if the one held here gave way, what arrived went in
+        // with it; the merge runs again to say so.
         if let Err(e) = &result
-            && let Some(split) = self.after_refusal(id, e, || doc::changes_in(bytes), offered)
+            && self.after_refusal(id, e, bytes, offered)
         {
             let mut w = self.writer.lock();
             result = guard(|| self.merge_locked(&mut w, id, kind, bytes, None, offered));
             if result.is_err() {
                 w.cache.pop(&id);
             }
-            drop(w);
-            self.after_retry(id, split, result.is_ok());
         }
         let outcome = result?;
         if outcome.changed {
@@ -372,8 +370,19 @@ pub(super) fn check_changes(
     }
     let stored = store::signed_heads(tx, id)?;
     // A forked document's changes from before the fork were signed under the ids its history
-    // went on from (`forks`).
+    // went on from (`forks`): taken only from a split this device can see for itself.
     let lineage = doc::lineage(doc).map_err(Error::Merge)?;
+    if before.is_empty() {
+        if !lineage.is_empty() {
+            super::forks::check_split_off(tx, doc, id, &lineage, me)?;
+        }
+    } else if doc::lineage_at(doc, before).map_err(Error::Merge)? != lineage
+        // (A document taken back to before the change that split it off another, by a split
+        // of its own, takes that change again from what arrives: `forks`.)
+        && doc::header_at(doc, before).is_ok_and(|h| h.id == id)
+    {
+        return Err(refuse("a change to the ids a document went on from".into()));
+    }
     let keep: Vec<SignedHead> = offered
         .iter()
         .filter(|h| {
@@ -382,6 +391,26 @@ pub(super) fn check_changes(
         })
         .cloned()
         .collect();
+    // Signatures over changes held here, of devices this device holds none for: a document
+    // taken back to where two histories part (`forks`) lost the heads that covered its
+    // devices' changes from the history that gave way; the other side's cover what is left,
+    // and this device needs them to hand the document on whole.
+    let unsigned_here: Vec<&SignedHead> = offered
+        .iter()
+        .filter(|h| !newest.contains_key(&h.actor) && !stored.iter().any(|s| s.actor == h.actor))
+        .collect();
+    let mut refreshed: Vec<SignedHead> = Vec::new();
+    for h in unsigned_here {
+        let held = doc
+            .get_change_by_hash(&ChangeHash(h.hash))
+            .is_some_and(|c| c.actor_id().to_bytes() == h.actor.as_slice() && c.seq() == h.seq);
+        if held
+            && (h.verify(id) || lineage.iter().any(|l| h.verify(*l)))
+            && !refreshed.iter().any(|r| r.actor == h.actor)
+        {
+            refreshed.push(h.clone());
+        }
+    }
     // Who may write is judged by the networks the document was shared with before these
     // changes (what this device stored), not by what they say: a change must not bring the
     // network that then lets it in. A document new here: the networks it says it is shared
@@ -479,7 +508,7 @@ pub(super) fn check_changes(
     if kind == DocKind::Network {
         doc::check_write_once(doc, before).map_err(Error::Merge)?;
     }
-    Ok(keep)
+    Ok(keep.into_iter().chain(refreshed).collect())
 }
 
 /// Refuses to share a document into a network this device is not an active device of: the

@@ -7,12 +7,18 @@
 //! The rule, the same on every device: where the two histories part (the first change that
 //! differs, by writer and number, with nothing before it that differs), the history whose
 //! change there has the smaller hash keeps the document's id; the other gives way and goes on
-//! as a new document, [`fork_id`] of the id and its parting change, which every device that holds it
-//! computes alike. A device that holds the history that moves marks it so (the header names
-//! the new id and the ids it went on from, in one change of its own), stores it under the new
-//! id and lets the old id go; the kept history comes to it whole at the next exchange, as any
-//! document it lacks. Both documents then sync everywhere as any other: every note written on
-//! either side reaches every device, in one of the two.
+//! as a new document, [`fork_id`] of the id and its parting change, which every device that
+//! holds it computes alike. A device that holds the history that gives way, in one
+//! transaction: marks it so (the header names the new id and the ids it went on from, in one
+//! change of its own) and stores it under the new id, takes the document back to where the two
+//! part, and merges the other history into it; if that does not go in, nothing changes. Both
+//! documents then sync everywhere as any other: every note written on either side reaches every
+//! device, in one of the two. A device that keeps its history sends it whole to a peer whose
+//! history gives way (the session's `TwoHistories` refusal), so that the peer can take it.
+//!
+//! A split-off document new here is taken only if this device sees the two histories itself
+//! (it holds the document split from, with the other change there: [`check_split_off`]), so no
+//! member can put a document's history, signatures and all, under an id of its choosing.
 //!
 //! Only a parting proven by the writer's own signature moves anything: the arriving change
 //! there must be covered by a signed head of its writer that came with it. A member cannot make
@@ -35,7 +41,10 @@ use rusqlite::TransactionBehavior;
 
 use super::{
     Device,
-    engine::{Writer, as_merge_error, guard, load_cached, mark_persisted, merge_in},
+    engine::{
+        Writer, as_merge_error, check_changes, check_merged, guard, load_cached, mark_persisted,
+        merge_in,
+    },
     heads_bytes,
     projection::{Notes, index_doc},
 };
@@ -43,7 +52,7 @@ use crate::{
     authorship::SignedHead,
     doc::{self, DocError},
     error::Error,
-    ids::DocId,
+    ids::{DeviceKey, DocId},
     model::DocKind,
     store,
 };
@@ -71,15 +80,42 @@ pub(super) struct Parting {
     pub arrived: ChangeHash,
 }
 
-/// What [`Device::split_fork`] did to the held history, which gave way.
-#[derive(Debug)]
-pub(super) enum Split {
-    /// It went on under the fork's id; the document went back to where the histories part.
-    Moved,
-    /// A network's document went back to where the histories part (its id cannot change);
-    /// the entries of its write-once maps that only the history that gave way held, to write
-    /// back once the other history is in.
-    Rewound(Vec<doc::WriteOnceEntry>),
+/// Checks a split-off document new here (one whose header names ids it went on from): its id
+/// must be [`fork_id`] of the document it split from and one of its own changes, and this
+/// device must hold that document with another change of the same writer and number there
+/// (the other history). Otherwise a member could put any document's history, signatures and
+/// all, under an id of its choosing: a copy that shows its authors sharing it where they never
+/// did. A device that does not hold the other history yet takes the split once it does.
+pub(super) fn check_split_off(
+    tx: &rusqlite::Transaction<'_>,
+    doc: &mut AutoCommit,
+    id: DocId,
+    lineage: &[DocId],
+    me: &DeviceKey,
+) -> Result<(), Error> {
+    let refuse = |why: &str| Err(Error::Merge(DocError::Unauthorized(why.into())));
+    let Some(parent) = lineage.last().copied() else { return Ok(()) };
+    let Some(parting) = doc
+        .get_changes_meta(&[])
+        .into_iter()
+        .find(|c| fork_id(parent, &c.hash) == id)
+        .map(|c| (c.actor.to_bytes().to_vec(), c.seq, c.hash))
+    else {
+        return refuse("a split-off document whose id is not its split's");
+    };
+    if store::doc_state(tx, parent)?.is_none() {
+        return refuse("a split-off document whose other history is not held here");
+    }
+    let bytes = store::load_bytes(tx, parent)?;
+    let mut other = doc::load(&bytes, me)
+        .map_err(|source| Error::StoredDocument { id: parent.to_string(), source })?;
+    let two = other.get_changes_meta(&[]).into_iter().any(|c| {
+        c.actor.to_bytes() == parting.0.as_slice() && c.seq == parting.1 && c.hash != parting.2
+    });
+    if !two {
+        return refuse("a split-off document whose other history is not held here");
+    }
+    Ok(())
 }
 
 /// Where `held` and the `arrived` changes part: among the arrived changes whose writer and
@@ -197,22 +233,28 @@ fn from_parting(
 
 impl Device {
     /// After a merge into `id` failed as forked ([`DocError::Forked`]): if the held history is
-    /// the one that gives way (see the module doc), in one transaction, moves it under its
-    /// fork's id (a network's document: keeps what only it held of the write-once maps) and
-    /// takes the document back to where the two histories part. The caller then merges what
-    /// arrived again, and calls [`Device::after_retry`]. Nothing changes when the held history
-    /// keeps the id or when the parting is not proven.
+    /// the one that gives way (see the module doc), in one transaction: moves it under its
+    /// fork's id (a network's document: keeps what only it held of the write-once maps), takes
+    /// the document back to where the two histories part, merges what arrived
+    /// (`arrived_bytes`, whole documents or changes), and for a network's document writes the
+    /// kept entries back on top. All of it or nothing: if what arrived does not go in after
+    /// all, nothing changes. Whether it did. Nothing changes either when the held history
+    /// keeps the id or when the parting is not proven. (A writer removed here splits a document
+    /// as any other: refusing to would leave the halves apart for good; the split keeps both
+    /// histories, the thief's under the id if its change there has the smaller hash.)
     pub(super) fn split_fork(
         &self,
         id: DocId,
         arrived: &[Change],
+        arrived_bytes: &[u8],
         offered: &[SignedHead],
-    ) -> Result<Option<Split>, Error> {
+    ) -> Result<bool, Error> {
         let key = self.device_key();
         let signing = self.identity.signing_key();
         let me = signing.verifying_key().to_bytes();
         let now = self.now();
         let mut w = self.writer.lock();
+        let mut fork = None;
         let result = guard(|| {
             let Writer { conn, cache } = &mut *w;
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -227,12 +269,48 @@ impl Device {
             if !proven(&p, arrived, offered, &lineage) {
                 return Ok(None);
             }
-            let fork = fork_id(id, &p.held);
             let stored = store::signed_heads(&tx, id)?;
             let (kept_heads, moved) = from_parting(&mut held, p.held);
-            let mut kept = held.fork_at(&kept_heads).map_err(|e| Error::Merge(e.into()))?;
+            let mut kept = held
+                .fork_at(&kept_heads)
+                .map_err(|e| Error::Merge(e.into()))?
+                .with_actor(automerge::ActorId::from(me.to_vec()));
 
-            let split = if state.kind == DocKind::Network {
+            // What arrived goes on top of what is kept, checked as on any merge (against what
+            // is stored: the signatures and networks held here). If it does not go in, nothing
+            // of this stays.
+            let mut merged = kept.clone();
+            doc::apply_chunks(&mut merged, arrived_bytes).map_err(Error::Merge)?;
+            let missing = merged.get_missing_deps(&[]).len();
+            if missing > 0 {
+                return Err(Error::Merge(DocError::MissingDependencies(missing)));
+            }
+            // A split-off document parting again before the change that made it one: if what
+            // arrived does not make it this document again, this device does (the same header
+            // values, written again), under its own signature.
+            let mut mine_offered = offered.to_vec();
+            if !doc::header(&merged).is_ok_and(|h| h.id == id) {
+                let before = merged.get_heads();
+                let earlier = &lineage[..lineage.len() - 1];
+                doc::mark_fork(&mut merged, id, earlier, now).map_err(Error::Merge)?;
+                if let Some(c) =
+                    merged.get_changes_meta(&before).into_iter().find(|c| c.actor.to_bytes() == me)
+                {
+                    mine_offered.push(SignedHead::sign(signing, id, c.seq, c.hash.0));
+                }
+            }
+            check_merged(&merged, id, state.kind)?;
+            let taken = check_changes(
+                &tx,
+                &mut merged,
+                id,
+                state.kind,
+                &kept.get_heads(),
+                &mine_offered,
+                &key,
+            )?;
+
+            let write_back = if state.kind == DocKind::Network {
                 // What only the history that gives way held of the write-once maps
                 // (operations, sealed keys): written back once the other is in.
                 let in_kept: HashSet<(&str, String)> = doc::write_once_entries(&kept)
@@ -242,65 +320,113 @@ impl Device {
                     .collect();
                 let mut only_here = doc::write_once_entries(&held).map_err(Error::Merge)?;
                 only_here.retain(|(m, k, _)| !in_kept.contains(&(*m, k.clone())));
-                Split::Rewound(only_here)
+                only_here
             } else {
                 // The held history goes on under the fork's id, with the signatures over its
                 // changes (valid under the ids it went on from) and this device's own over
                 // the change that marks it.
+                let to = fork_id(id, &p.held);
                 let before = held.get_heads();
-                doc::mark_fork(&mut held, fork, &lineage, now).map_err(Error::Merge)?;
+                doc::mark_fork(&mut held, to, &lineage, now).map_err(Error::Merge)?;
                 let mut signed = stored.clone();
                 let mine =
                     held.get_changes_meta(&before).into_iter().find(|c| c.actor.to_bytes() == me);
                 if let Some(c) = mine {
                     signed.retain(|h| h.actor != me);
-                    signed.push(SignedHead::sign(signing, fork, c.seq, c.hash.0));
+                    signed.push(SignedHead::sign(signing, to, c.seq, c.hash.0));
                 }
-                merge_in(&tx, cache, &key, fork, Some(state.kind), &held.save(), None, &signed)?;
-                mark_persisted(cache, fork);
-                Split::Moved
+                if store::doc_state(&tx, to)?.is_some() {
+                    // Moved here before (this history came back under the old id since).
+                    merge_in(&tx, cache, &key, to, Some(state.kind), &held.save(), None, &signed)?;
+                } else {
+                    // This device's own history, checked when it came: stored as it is (the
+                    // check of a split-off document new here asks for the other history, which
+                    // this device does not hold yet).
+                    let heads = held.get_heads();
+                    store::insert_document(
+                        &tx,
+                        to,
+                        state.kind,
+                        &held.save(),
+                        &heads_bytes(&heads),
+                    )?;
+                    store::put_signed_heads(&tx, to, &signed)?;
+                    index_doc(&tx, &held, state.kind, Notes::All).map_err(as_merge_error)?;
+                }
+                fork = Some(to);
+                Vec::new()
             };
 
-            // The document itself goes back to where the histories part, keeping the
-            // signatures over what is left (this device's own signed again: its latest change
-            // may have moved).
+            // A network's document: the entries only the history that gave way held, written
+            // back on top by this device.
+            if !write_back.is_empty() {
+                let n = doc::restore_entries(&mut merged, &write_back).map_err(Error::Merge)?;
+                let message = format!("Wrote back {n} entries of a history that gave way");
+                doc::commit_pending(&mut merged, message, now).map_err(Error::Merge)?;
+            }
+
+            // The document is now what is kept and what arrived: stored whole, with the
+            // signatures over what is left, those that came with what arrived, and this
+            // device's own over its newest change (its latest may have moved).
             cache.pop(&id);
             store::delete_documents(&tx, &[id])?;
-            let mut left: Vec<SignedHead> =
+            let mut signed: Vec<SignedHead> =
                 stored.into_iter().filter(|h| !moved.contains(&ChangeHash(h.hash))).collect();
-            let newest_mine = kept
+            signed.extend(taken);
+            // A device whose newest change moved has its signature over what is left only in
+            // what arrived (the other side's copy of it).
+            for h in offered {
+                if signed.iter().any(|s| s.actor == h.actor) {
+                    continue;
+                }
+                let held = merged.get_change_by_hash(&ChangeHash(h.hash)).is_some_and(|c| {
+                    c.actor_id().to_bytes() == h.actor.as_slice() && c.seq() == h.seq
+                });
+                if held && lineage.iter().any(|l| h.verify(*l)) {
+                    signed.push(h.clone());
+                }
+            }
+            signed.retain(|h| h.actor != me);
+            let newest_mine = merged
                 .get_changes_meta(&[])
                 .into_iter()
                 .filter(|c| c.actor.to_bytes() == me)
                 .max_by_key(|c| c.seq)
                 .map(|c| (c.seq, c.hash));
-            left.retain(|h| h.actor != me);
             if let Some((seq, hash)) = newest_mine {
-                left.push(SignedHead::sign(signing, id, seq, hash.0));
+                signed.push(SignedHead::sign(signing, id, seq, hash.0));
             }
-            let heads = kept.get_heads();
-            store::insert_document(&tx, id, state.kind, &kept.save(), &heads_bytes(&heads))?;
-            store::put_signed_heads(&tx, id, &left)?;
-            index_doc(&tx, &kept, state.kind, Notes::All).map_err(as_merge_error)?;
+            let heads = merged.get_heads();
+            store::insert_document(&tx, id, state.kind, &merged.save(), &heads_bytes(&heads))?;
+            store::put_signed_heads(&tx, id, &signed)?;
+            index_doc(&tx, &merged, state.kind, Notes::All).map_err(as_merge_error)?;
             tx.commit()?;
-            Ok(Some((split, fork)))
+            if let Some(to) = fork {
+                mark_persisted(cache, to);
+            }
+            Ok(Some(()))
         });
         if result.is_err() {
             w.cache.pop(&id);
+            if let Some(to) = fork {
+                w.cache.pop(&to);
+            }
         }
         drop(w);
-        let Some((split, fork)) = result? else { return Ok(None) };
-        match &split {
-            Split::Moved => {
+        if result?.is_none() {
+            return Ok(false);
+        }
+        match fork {
+            Some(to) => {
                 tracing::warn!(
                     doc = %id,
-                    fork = %fork,
+                    fork = %to,
                     "a writer made two histories of a document: the one held here goes on as a \
                      new document"
                 );
-                self.notify(&[id, fork]);
+                self.notify(&[id, to]);
             }
-            Split::Rewound(_) => {
+            None => {
                 tracing::warn!(
                     network = %id,
                     "a writer made two histories of a network's document: the one held here \
@@ -309,78 +435,41 @@ impl Device {
                 self.notify(&[id]);
             }
         }
-        Ok(Some(split))
+        Ok(true)
     }
 
     /// What every merge path does with a refusal: a merge into `id` refused as forked may split
-    /// the held history off ([`Device::split_fork`]); if it did, the caller merges what arrived
-    /// again and calls [`Device::after_retry`].
+    /// the held history off and take what arrived ([`Device::split_fork`]). Whether it did
+    /// (the caller may then run its merge again, which finds the changes in).
     pub(super) fn after_refusal(
         &self,
         id: DocId,
         error: &Error,
-        arrived: impl FnOnce() -> Result<Vec<Change>, DocError>,
+        arrived_bytes: &[u8],
         offered: &[SignedHead],
-    ) -> Option<Split> {
+    ) -> bool {
         if !matches!(error, Error::Merge(DocError::Forked { .. })) {
-            return None;
+            return false;
         }
-        match arrived().map_err(Error::Merge).and_then(|c| self.split_fork(id, &c, offered)) {
-            Ok(split) => split,
-            Err(e) => {
-                tracing::warn!(doc = %id, error = %e, "a forked document could not be split");
-                None
-            }
-        }
+        self.take_other_history(id, arrived_bytes, offered)
     }
 
-    /// After a split and the merge of what arrived, tried again (`merged`: whether it went
-    /// in): a moved document whose other history did not go in after all is let go
-    /// ([`Device::drop_parted`]); a network's document gets back the entries only its own
-    /// history held, written by this device on top of the other history (or, if that did not
-    /// go in, on what is left).
-    pub(super) fn after_retry(&self, id: DocId, split: Split, merged: bool) {
+    /// [`Device::split_fork`] for whole documents or changes, `arrived_bytes`, refused as
+    /// another history of `id`. Whether the held history gave way and they went in.
+    pub(super) fn take_other_history(
+        &self,
+        id: DocId,
+        arrived_bytes: &[u8],
+        offered: &[SignedHead],
+    ) -> bool {
+        let split = doc::changes_in(arrived_bytes)
+            .map_err(Error::Merge)
+            .and_then(|c| self.split_fork(id, &c, arrived_bytes, offered));
         match split {
-            Split::Moved if !merged => self.drop_parted(id),
-            Split::Moved => {}
-            Split::Rewound(entries) if entries.is_empty() => {}
-            Split::Rewound(entries) => {
-                let restored = self.edit(id, DocKind::Network, |d, _, now| {
-                    let n = doc::restore_entries(d, &entries).map_err(Error::Document)?;
-                    let message = format!("Wrote back {n} entries of a history that gave way");
-                    doc::commit_pending(d, message, now).map_err(Error::Document)?;
-                    Ok(n)
-                });
-                if let Err(e) = restored {
-                    tracing::warn!(
-                        network = %id,
-                        error = %e,
-                        "entries of a network's history that gave way were not written back"
-                    );
-                }
-            }
-        }
-    }
-
-    /// A document taken back to where two histories part, whose other history then did not
-    /// merge after all: let go whole (it comes whole at the next exchange), so that nothing is
-    /// written into it that the other history's holders would take for a second history of
-    /// this device's own.
-    pub(super) fn drop_parted(&self, id: DocId) {
-        let mut w = self.writer.lock();
-        let result = guard(|| {
-            let Writer { conn, cache } = &mut *w;
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            cache.pop(&id);
-            store::delete_documents(&tx, &[id])?;
-            tx.commit()?;
-            Ok(())
-        });
-        drop(w);
-        match result {
-            Ok(()) => self.notify(&[id]),
+            Ok(done) => done,
             Err(e) => {
-                tracing::warn!(doc = %id, error = %e, "a parted document could not be let go")
+                tracing::info!(doc = %id, error = %e, "a document with two histories stays so");
+                false
             }
         }
     }

@@ -742,25 +742,21 @@ impl DeviceRelay<'_> {
                 }
                 Err(e) if is_local(&e) => return Err(failed(e)),
                 Err(e) => {
-                    // Two histories of the document: if the one held here moved, the blob goes
-                    // in now.
+                    // Two histories of the document: if the one held here gave way, the blob
+                    // went in with it; the merge runs again for the relay's bookkeeping.
                     let (doc, bytes, _, signed) = &item;
-                    let split =
-                        self.device.after_refusal(*doc, &e, || doc::changes_in(bytes), signed);
-                    let Some(split) = split else {
-                        applied.rejected.push(RejectedBlob { seq: *seq, reason: e.to_string() });
-                        continue;
-                    };
-                    let again = self.device.merge_from_relay(at, std::slice::from_ref(&item));
-                    self.device.after_retry(*doc, split, again.is_ok());
-                    match again {
+                    let retried = self
+                        .device
+                        .after_refusal(*doc, &e, bytes, signed)
+                        .then(|| self.device.merge_from_relay(at, std::slice::from_ref(&item)));
+                    match retried.unwrap_or(Err(e)) {
                         Ok(outcomes) => applied
                             .changed
                             .extend(outcomes.iter().filter(|o| o.changed).map(|o| o.doc_id)),
-                        Err(again) if is_local(&again) => return Err(failed(again)),
-                        Err(again) => applied
-                            .rejected
-                            .push(RejectedBlob { seq: *seq, reason: again.to_string() }),
+                        Err(e) if is_local(&e) => return Err(failed(e)),
+                        Err(e) => {
+                            applied.rejected.push(RejectedBlob { seq: *seq, reason: e.to_string() })
+                        }
                     }
                 }
             }
@@ -789,16 +785,25 @@ impl DeviceRelay<'_> {
                 return Ok(());
             }
             Err(StoreFailure::Storage(e)) => return Err(RelayError::Store(e)),
-            Err(StoreFailure::Refused(_)) => {}
+            Err(StoreFailure::Refused(_) | StoreFailure::TwoHistories(_)) => {}
         }
         // One refused document refuses the batch: store the others one by one.
         for (seq, d) in docs {
             let id = d.1;
-            match self.device.import_batch(&[d], Some(at)) {
+            match self.device.import_batch(std::slice::from_ref(&d), Some(at)) {
                 Ok(()) => applied.changed.push(id),
                 Err(StoreFailure::Storage(e)) => return Err(RelayError::Store(e)),
                 Err(StoreFailure::Refused(reason)) => {
                     applied.rejected.push(RejectedBlob { seq, reason });
+                }
+                // Another history of a document held here: it goes in if the one held here
+                // gives way (`forks`).
+                Err(StoreFailure::TwoHistories(reason)) => {
+                    if self.device.take_other_history(id, &d.2, &d.3) {
+                        applied.changed.push(id);
+                    } else {
+                        applied.rejected.push(RejectedBlob { seq, reason });
+                    }
                 }
             }
         }

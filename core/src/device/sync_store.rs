@@ -241,7 +241,12 @@ impl Device {
                 let outcome = guard(|| {
                     merge_in(&txn, cache, &key, id, Some(kind), bytes, Some((doc, derived)), signed)
                 })
-                .map_err(storage)?;
+                .map_err(|e| match e {
+                    Error::Merge(DocError::Forked { .. }) => {
+                        StoreFailure::TwoHistories(e.to_string())
+                    }
+                    e => storage(e),
+                })?;
                 outcomes.push(outcome);
             }
             if outcomes.len() != docs.len() {
@@ -383,21 +388,38 @@ impl SyncStore for &Device {
     fn import_many(&mut self, docs: Vec<Incoming>) -> Result<Vec<Refusal>, StoreFailure> {
         match self.import_batch(&docs, None) {
             Ok(()) => return Ok(Vec::new()),
-            Err(StoreFailure::Refused(_)) => {}
+            Err(StoreFailure::Refused(_) | StoreFailure::TwoHistories(_)) => {}
             Err(e) => return Err(e),
         }
         // One refused document refuses the batch: the others are stored one by one, in the
         // order they came (a network before what is shared with it), as the relay pull does.
         // It costs a transaction each, only when a peer sent something refused.
-        let mut refused = Vec::new();
-        for d in &docs {
-            match self.import_batch(std::slice::from_ref(d), None) {
-                Ok(()) => {}
-                Err(StoreFailure::Refused(reason)) => refused.push(Refusal { doc: d.1, reason }),
-                Err(e) => return Err(e),
+        // Refused documents get one more try after the others: a document split off another
+        // is taken only once the other's history is held here, and it may have come later in
+        // the same batch.
+        let mut refused: Vec<(&Incoming, String)> = Vec::new();
+        for pass in 0..2 {
+            let todo: Vec<&Incoming> = if pass == 0 {
+                docs.iter().collect()
+            } else {
+                std::mem::take(&mut refused).into_iter().map(|(d, _)| d).collect()
+            };
+            for d in todo {
+                match self.import_batch(std::slice::from_ref(d), None) {
+                    Ok(()) => {}
+                    Err(StoreFailure::Refused(reason)) => refused.push((d, reason)),
+                    // Another history of a document held here: it goes in if the one held
+                    // here gives way (`forks`).
+                    Err(StoreFailure::TwoHistories(reason)) => {
+                        if !self.take_other_history(d.1, &d.2, &d.3) {
+                            refused.push((d, reason));
+                        }
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         }
-        Ok(refused)
+        Ok(refused.into_iter().map(|(d, reason)| Refusal { doc: d.1, reason }).collect())
     }
 
     fn generate(
@@ -432,23 +454,18 @@ impl SyncStore for &Device {
         let decode =
             || SyncMessage::decode(message).map_err(|e| StoreFailure::Refused(e.to_string()));
         let mut received = self.receive_sync(peer, doc, state, decode()?, signed);
-        // Two histories of the document: if the one held here moved, what arrived goes in now
-        // (decoded again: the first decoding went into the failed merge).
+        // Two histories of the document: if the one held here gave way, what arrived went in
+        // with it; the message is taken again (it brings nothing new now) for the sync state.
         if let Err(e) = &received {
-            let arrived = || {
-                let m =
-                    SyncMessage::decode(message).map_err(|e| DocError::Corrupt(e.to_string()))?;
-                let mut changes = Vec::new();
-                for chunk in m.changes.iter() {
-                    changes.extend(doc::changes_in(chunk)?);
-                }
-                Ok(changes)
-            };
-            if let Some(split) = self.after_refusal(doc, e, arrived, signed) {
+            let m = decode()?;
+            let arrived: Vec<u8> = m.changes.iter().flatten().copied().collect();
+            if self.after_refusal(doc, e, &arrived, signed) {
                 received = self.receive_sync(peer, doc, state, decode()?, signed);
-                self.after_retry(doc, split, received.is_ok());
             }
         }
-        received.map_err(storage)
+        received.map_err(|e| match e {
+            Error::Merge(DocError::Forked { .. }) => StoreFailure::TwoHistories(e.to_string()),
+            e => storage(e),
+        })
     }
 }

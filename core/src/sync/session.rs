@@ -78,6 +78,12 @@ pub enum StoreFailure {
     /// [`SyncStore::import_many`], about one document: that document alone is refused. From
     /// anything else: a protocol error by the peer, which ends the session.
     Refused(String),
+    /// The peer's changes to a document are another history of one of its writers (two
+    /// changes with one number in the writer's chain), and this side keeps its own: refused as
+    /// [`StoreFailure::Refused`], and this side's document goes to the peer whole, so that the
+    /// peer, whose history gives way, can take it (`device/forks.rs`). From
+    /// [`SyncStore::receive`] only.
+    TwoHistories(String),
     /// A local storage failure.
     Storage(String),
 }
@@ -216,7 +222,7 @@ pub enum SyncError {
 impl From<StoreFailure> for SyncError {
     fn from(f: StoreFailure) -> Self {
         match f {
-            StoreFailure::Refused(m) => SyncError::Refused(m),
+            StoreFailure::Refused(m) | StoreFailure::TwoHistories(m) => SyncError::Refused(m),
             StoreFailure::Storage(m) => SyncError::Storage(m),
         }
     }
@@ -297,6 +303,10 @@ pub struct Session {
     told: BTreeSet<DocId>,
     /// Networks whose roster this side handed the peer (their document did not merge).
     rostered: BTreeSet<DocId>,
+    /// Documents this side kept its own history of against the peer's and sent whole; those
+    /// the peer sent so.
+    histories_sent: BTreeSet<DocId>,
+    histories_taken: BTreeSet<DocId>,
     peer_done: bool,
     /// Sequence number of the last frame we sent that was not `Done` (the hello at least).
     last_said: u64,
@@ -367,6 +377,8 @@ impl Session {
             sent_done: false,
             told: BTreeSet::new(),
             rostered: BTreeSet::new(),
+            histories_sent: BTreeSet::new(),
+            histories_taken: BTreeSet::new(),
             peer_done: false,
             last_said: 0,
             round_sent: false,
@@ -690,6 +702,18 @@ impl Session {
             }
             (Phase::Running, Message::Document { doc, bytes, signed }) => {
                 let doc = doc_id(&doc);
+                // The peer refused our history of a document both hold, keeping its own, and
+                // sends that whole (once): taken as any whole document, checked by the store,
+                // which lets this side's history give way if it is the one to.
+                if self.refused_by_peer.contains(&doc)
+                    && let Some(network) = self.allowed.get(&doc).copied()
+                {
+                    if !self.histories_taken.insert(doc) {
+                        return Err(SyncError::Protocol("a document sent whole twice".into()));
+                    }
+                    self.incoming.push((network, doc, bytes, signed));
+                    return Ok(());
+                }
                 // Refused already (the same document offered in two networks' inventories, say):
                 // not looked at again.
                 if self.stopped(doc) {
@@ -741,6 +765,18 @@ impl Session {
                     // the peer says nothing it did not know.
                     Err(StoreFailure::Refused(reason)) => {
                         self.refuse(doc, reason, true);
+                        return self.send_roster(store, doc);
+                    }
+                    // The peer's history gives way to ours: it gets ours whole (once), as its
+                    // Automerge sync messages would not bring it now that the document is
+                    // refused both ways.
+                    Err(StoreFailure::TwoHistories(reason)) => {
+                        self.refuse(doc, reason, true);
+                        if self.histories_sent.insert(doc) {
+                            let bytes = store.export(doc)?;
+                            let signed = store.signed_heads(doc)?;
+                            self.send(&Message::Document { doc: *doc.as_bytes(), bytes, signed });
+                        }
                         return self.send_roster(store, doc);
                     }
                     Err(e) => return Err(e.into()),
