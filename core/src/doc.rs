@@ -196,11 +196,10 @@ fn split_chunks(bytes: &[u8]) -> Result<Vec<(u8, &[u8])>, DocError> {
     Ok(chunks)
 }
 
-/// Applies whole documents and changes from another device. Every chunk is parsed and checked
-/// before anything is applied; then changes whose dependencies are present are applied.
-pub(crate) fn apply_chunks(doc: &mut AutoCommit, bytes: &[u8]) -> Result<(), DocError> {
-    let mut changes = Vec::new();
+/// Whole documents and changes in `bytes`, each chunk parsed and checked.
+fn parse_chunks(bytes: &[u8]) -> Result<(Vec<AutoCommit>, Vec<automerge::Change>), DocError> {
     let mut documents = Vec::new();
+    let mut changes = Vec::new();
     for (kind, chunk) in split_chunks(bytes)? {
         match kind {
             0 => {
@@ -218,11 +217,27 @@ pub(crate) fn apply_chunks(doc: &mut AutoCommit, bytes: &[u8]) -> Result<(), Doc
             other => return Err(DocError::Corrupt(format!("unsupported chunk type {other}"))),
         }
     }
+    Ok((documents, changes))
+}
+
+/// Applies whole documents and changes from another device. Every chunk is parsed and checked
+/// before anything is applied; then changes whose dependencies are present are applied.
+pub(crate) fn apply_chunks(doc: &mut AutoCommit, bytes: &[u8]) -> Result<(), DocError> {
+    let (documents, changes) = parse_chunks(bytes)?;
     for mut d in documents {
         doc.merge(&mut d)?;
     }
     doc.apply_changes(changes)?;
     Ok(())
+}
+
+/// The changes in `bytes` (whole documents or changes, as [`apply_chunks`] takes them).
+pub(crate) fn changes_in(bytes: &[u8]) -> Result<Vec<automerge::Change>, DocError> {
+    let (documents, mut changes) = parse_chunks(bytes)?;
+    for mut d in documents {
+        changes.extend(d.get_changes(&[]));
+    }
+    Ok(changes)
 }
 
 /// What a document says about itself: id, kind and schema version, checked.
@@ -328,28 +343,6 @@ pub(crate) fn mark_fork(
 
 fn lineage_tail(lineage: &[DocId]) -> String {
     lineage.last().map(DocId::to_string).unwrap_or_default()
-}
-
-/// The changes in `bytes` (whole documents or changes, as [`apply_chunks`] takes them).
-pub(crate) fn changes_in(bytes: &[u8]) -> Result<Vec<automerge::Change>, DocError> {
-    let mut out = Vec::new();
-    for (kind, chunk) in split_chunks(bytes)? {
-        match kind {
-            0 => {
-                let options = automerge::LoadOptions::new()
-                    .on_partial_load(automerge::OnPartialLoad::Error)
-                    .text_encoding(ENCODING);
-                let mut d = AutoCommit::load_with_options(chunk, options)
-                    .map_err(|e| DocError::Corrupt(e.to_string()))?;
-                out.extend(d.get_changes(&[]));
-            }
-            1 | 2 => out.push(
-                automerge::Change::try_from(chunk).map_err(|e| DocError::Corrupt(e.to_string()))?,
-            ),
-            other => return Err(DocError::Corrupt(format!("unsupported chunk type {other}"))),
-        }
-    }
-    Ok(out)
 }
 
 /// Checks that `doc` is a `expected` document.

@@ -114,3 +114,22 @@ pub fn two_admins_and_a_member(dir: &std::path::Path) -> ([Arc<Device>; 4], DocI
     }
     (cast, network)
 }
+
+/// Copies a store's files (the database, its write-ahead log and shared memory, where there are)
+/// from `from` to `to`: one store on a second phone, as after a restore from a backup or a
+/// thief's copy. Its device is best closed (or idle) meanwhile.
+pub fn copy_store_files(from: &std::path::Path, to: &std::path::Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let f = std::path::PathBuf::from(format!("{}{suffix}", from.display()));
+        if f.exists() {
+            std::fs::copy(&f, format!("{}{suffix}", to.display())).expect("copy the store");
+        }
+    }
+}
+
+/// A copy of `name`'s store in `dir` (same device key, same chain numbers), opened as `copy`.
+/// `name`'s device must be closed.
+pub fn copy_store(dir: &std::path::Path, name: &str, copy: &str) -> Arc<Device> {
+    copy_store_files(&dir.join(name), &dir.join(copy));
+    Arc::new(Device::open(dir.join(copy)).expect("open the copy"))
+}

@@ -15,7 +15,7 @@ use nabij_core::{
     test_utils::{load_exported, observation, signing_key},
 };
 use nabij_tests::{
-    attack::{case_in, hand, invite, texts},
+    attack::{case_in, copy_store, hand, invite, texts},
     meet, open_device,
 };
 
@@ -35,15 +35,19 @@ fn subjects(d: &Device) -> Vec<String> {
     s
 }
 
-/// A copy of `name`'s store (same device key, same chain numbers). `name` must be closed.
-fn copy_store(dir: &Path, name: &str, copy: &str) -> Arc<Device> {
-    for suffix in ["", "-wal", "-shm"] {
-        let from = dir.join(format!("{name}{suffix}"));
-        if from.exists() {
-            std::fs::copy(&from, dir.join(format!("{copy}{suffix}"))).expect("copy");
-        }
+/// The cast with a case handed to everyone; Yara's copy of it as it was (exported), then her
+/// note "Y1: gesprek", which Bram has from a meeting.
+fn case_with_yara_s_note(dir: &Path) -> ([Arc<Device>; 4], DocId, DocId, Vec<u8>) {
+    let (cast, network) = nabij_tests::attack::two_admins_and_a_member(dir);
+    let [anna, bram, xavier, yara] = &cast;
+    let case = case_in(anna, vec![network], "Mevrouw B.");
+    for d in [bram, xavier, yara] {
+        hand(anna, d, case);
     }
-    Arc::new(Device::open(dir.join(copy)).expect("open the copy"))
+    let base = yara.export_document(case).expect("export");
+    yara.add_notes(case, vec![observation("Y1: gesprek")]).expect("note");
+    meet(yara, bram).expect("meeting");
+    (cast, network, case, base)
 }
 
 /// `d`'s newest change to `doc` as `holder` holds it: (seq, hash).
@@ -345,15 +349,7 @@ fn second_history(
 #[test]
 fn attack_a_second_history_that_never_goes_in_still_copies_the_case_every_time() {
     let dir = tempfile::tempdir().expect("dir");
-    let ([anna, bram, xavier, yara], network) =
-        nabij_tests::attack::two_admins_and_a_member(dir.path());
-    let case = case_in(&anna, vec![network], "Mevrouw B.");
-    for d in [&bram, &xavier, &yara] {
-        hand(&anna, d, case);
-    }
-    let base = yara.export_document(case).expect("export");
-    yara.add_notes(case, vec![observation("Y1: gesprek")]).expect("note");
-    meet(&yara, &bram).expect("meeting");
+    let ([anna, bram, _xavier, yara], _network, case, base) = case_with_yara_s_note(dir.path());
     meet(&yara, &anna).expect("meeting");
     anna.add_notes(case, vec![observation("A1: dossier")]).expect("note");
     meet(&anna, &bram).expect("meeting");
@@ -399,15 +395,7 @@ fn attack_a_second_history_that_never_goes_in_still_copies_the_case_every_time()
 #[test]
 fn rule_a_removed_phone_s_second_history_splits_a_case_and_loses_nothing() {
     let dir = tempfile::tempdir().expect("dir");
-    let ([anna, bram, xavier, yara], network) =
-        nabij_tests::attack::two_admins_and_a_member(dir.path());
-    let case = case_in(&anna, vec![network], "Mevrouw B.");
-    for d in [&bram, &xavier, &yara] {
-        hand(&anna, d, case);
-    }
-    let base = yara.export_document(case).expect("export");
-    yara.add_notes(case, vec![observation("Y1: gesprek")]).expect("note");
-    meet(&yara, &bram).expect("meeting");
+    let ([anna, bram, _xavier, yara], network, case, base) = case_with_yara_s_note(dir.path());
     anna.remove_device(network, yara.device_key(), nabij_core::model::Reason::Lost)
         .expect("remove");
     meet(&anna, &bram).expect("Bram gets the removal");

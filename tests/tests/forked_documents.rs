@@ -7,7 +7,7 @@
 //! id; the other goes on as a new case, on every device alike); and no one can make a device
 //! move a document without the writer's own signature over the other history.
 
-use std::{path::Path, sync::Arc};
+use std::sync::Arc;
 
 use automerge::{ActorId, ROOT, transaction::Transactable};
 use nabij_core::{
@@ -18,7 +18,7 @@ use nabij_core::{
 };
 use nabij_sync_server::Limits;
 use nabij_tests::{
-    attack::{case_in, hand, invite, texts, two_admins_and_a_member},
+    attack::{case_in, copy_store, hand, invite, texts, two_admins_and_a_member},
     doc_heads, meet, open_device,
     relay::{InProcessRelay, sync_once},
 };
@@ -30,18 +30,6 @@ fn notes_about(d: &Device, subject: &str) -> (usize, Vec<String>) {
     let mut all: Vec<String> = mine.iter().flat_map(|c| texts(d, *c)).collect();
     all.sort();
     (mine.len(), all)
-}
-
-/// A copy of `name`'s store, as another phone would hold it after a restore from a backup (or a
-/// thief's copy): same device key, same chain numbers. `name`'s device must be closed.
-fn copy_store(dir: &Path, name: &str, copy: &str) -> Arc<Device> {
-    for suffix in ["", "-wal", "-shm"] {
-        let from = dir.join(format!("{name}{suffix}"));
-        if from.exists() {
-            std::fs::copy(&from, dir.join(format!("{copy}{suffix}"))).expect("copy");
-        }
-    }
-    Arc::new(Device::open(dir.join(copy)).expect("open the copy"))
 }
 
 /// Meetings among `devices`, every pair both ways, until every device holds the same documents

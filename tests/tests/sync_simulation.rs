@@ -333,13 +333,7 @@ fn simulate(seed: u64) -> Trace {
             // must survive, in the case or in the case's split.
             let c = cases[copy_rng.below(cases.len() as u64) as usize];
             let copy_path = dir.path().join(format!("copy{step}.db"));
-            for suffix in ["", "-wal", "-shm"] {
-                let from = format!("{}{suffix}", paths[who].display());
-                if std::path::Path::new(&from).exists() {
-                    let to = format!("{}{suffix}", copy_path.display());
-                    std::fs::copy(&from, &to).expect("copy the store");
-                }
-            }
+            nabij_tests::attack::copy_store_files(&paths[who], &copy_path);
             let copy_seed = seed.wrapping_mul(16).wrapping_add(1000 + step);
             let copy = Device::open_with(
                 &copy_path,
