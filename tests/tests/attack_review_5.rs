@@ -35,6 +35,18 @@ fn subjects(d: &Device) -> Vec<String> {
     s
 }
 
+/// Anna in two networks, Oost (with Yara) and West (with Bram), each holding its network.
+fn oost_and_west(dir: &Path) -> ([Arc<Device>; 3], DocId, DocId) {
+    let [anna, bram, yara] = ["Anna", "Bram", "Yara"].map(|n| open_device(dir, n));
+    let oost = anna.create_network("Oost").expect("oost");
+    let west = anna.create_network("West").expect("west");
+    invite(&anna, oost, &yara);
+    invite(&anna, west, &bram);
+    hand(&anna, &yara, oost);
+    hand(&anna, &bram, west);
+    ([anna, bram, yara], oost, west)
+}
+
 /// The cast with a case handed to everyone; Yara's copy of it as it was (exported), then her
 /// note "Y1: gesprek", which Bram has from a meeting.
 fn case_with_yara_s_note(dir: &Path) -> ([Arc<Device>; 4], DocId, DocId, Vec<u8>) {
@@ -126,13 +138,7 @@ fn copy_under_lineage(
 #[test]
 fn attack_lineage_lets_a_member_copy_a_case_into_a_network_it_is_not_in() {
     let dir = tempfile::tempdir().expect("dir");
-    let [anna, bram, yara] = ["Anna", "Bram", "Yara"].map(|n| open_device(dir.path(), n));
-    let oost = anna.create_network("Oost").expect("oost");
-    let west = anna.create_network("West").expect("west");
-    invite(&anna, oost, &yara);
-    invite(&anna, west, &bram);
-    hand(&anna, &yara, oost);
-    hand(&anna, &bram, west);
+    let ([anna, bram, yara], oost, west) = oost_and_west(dir.path());
     let x = case_in(&anna, vec![oost, west], "Mevrouw B.");
     anna.add_notes(x, vec![observation("A: eerste gesprek")]).expect("note");
     hand(&anna, &yara, x);
@@ -427,13 +433,7 @@ fn doc_heads_of(d: &Device) -> Vec<(DocId, Vec<[u8; 32]>)> {
 #[test]
 fn held_a_copy_under_lineage_cannot_be_shared_into_another_network_by_its_copier() {
     let dir = tempfile::tempdir().expect("dir");
-    let [anna, bram, yara] = ["Anna", "Bram", "Yara"].map(|n| open_device(dir.path(), n));
-    let oost = anna.create_network("Oost").expect("oost");
-    let west = anna.create_network("West").expect("west");
-    invite(&anna, oost, &yara);
-    invite(&anna, west, &bram);
-    hand(&anna, &yara, oost);
-    hand(&anna, &bram, west);
+    let ([anna, bram, yara], oost, west) = oost_and_west(dir.path());
     let x = case_in(&anna, vec![oost], "Mevrouw B.");
     hand(&anna, &yara, x);
     let z = DocId::from_bytes([0x5b; 16]);
