@@ -405,6 +405,99 @@ fn live_mode_pushes_a_local_change_while_the_session_stays_open() {
     assert!(p.sa.is_complete() && p.sb.is_complete());
 }
 
+/// Found by the meeting demo: a live change (brought by another session, say) can come before
+/// the peer has said which documents it holds. Sent then, as a sync message, it would name a
+/// document the peer does not hold, and the peer would end the session as a protocol breach.
+#[test]
+fn a_live_change_before_the_peer_said_what_it_holds_waits_for_its_answer() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = device(&dir, "a.db", "Fatima");
+    let b = device(&dir, "b.db", "Sem");
+    let (_, case, _) = world(&a, &b);
+    let mut p = Pair::new(&a, &b);
+    let (mut sa_store, mut sb_store) = (&a, &b);
+    // Only b's hello reaches a: a runs and has sent its digests, and knows nothing of b's store.
+    while let Some(f) = p.sb.poll_transmit() {
+        p.sa.handle_bytes(&mut sa_store, 1, &f).expect("hello");
+    }
+    let id = a.add_note(case, note("Net binnen: moeder belt zelf de school.")).expect("note");
+    p.sa.local_change(&mut sa_store, case).expect("live");
+    // What a sent reaches b only now.
+    while let Some(f) = p.sa.poll_transmit() {
+        p.sb.handle_bytes(&mut sb_store, 1, &f).expect("b takes what a sent before it knew b");
+    }
+    p.run().expect("sync");
+    assert_eq!(b.note(case, id).expect("arrived").text, "Net binnen: moeder belt zelf de school.");
+    assert_eq!(b.case_timeline(case).expect("timeline"), a.case_timeline(case).expect("timeline"));
+    assert!(p.sa.is_complete() && p.sb.is_complete());
+}
+
+/// x shares a case with n2, b gets it so, then x shares it with n1 as well and a gets it so:
+/// a's copy of the case is shared with n1, b's not yet. a is in n1 (and in n2 if `a_in_n2`),
+/// b in both. Returns (a, b, case).
+fn shared_later(dir: &tempfile::TempDir, a_in_n2: bool) -> (Device, Device, DocId) {
+    let x = device(dir, "x.db", "Fatima");
+    let a = device(dir, "a.db", "Sem");
+    let b = device(dir, "b.db", "Daan");
+    let n1 = x.create_network("Wijknetwerk Oost").expect("network");
+    let n2 = x.create_network("Jeugdteam").expect("network");
+    let a_networks = if a_in_n2 { vec![n1, n2] } else { vec![n1] };
+    for (d, networks) in [(&a, a_networks), (&b, vec![n1, n2])] {
+        for n in networks {
+            d.join(&x.invite(n, d.member_id(), &d.display_name(), d.device_key()).expect("invite"))
+                .expect("joins");
+        }
+    }
+    let case = x
+        .create_case(NewCase {
+            subject: "Moeder R. en dochter L.".into(),
+            networks: vec![n2],
+            ..NewCase::default()
+        })
+        .expect("case");
+    Pair::new(&x, &b).run().expect("x and b");
+    assert!(b.case(case).is_ok());
+    x.update_case(case, CaseUpdate { share_with: vec![n1], ..CaseUpdate::default() })
+        .expect("share");
+    Pair::new(&x, &a).run().expect("x and a");
+    assert_eq!(a.case(case).expect("case").networks.len(), 2);
+    assert_eq!(b.case(case).expect("case").networks.len(), 1);
+    (a, b, case)
+}
+
+/// A peer may send whole a document this device holds but does not share with it (its copy is
+/// shared with that network, ours not yet): passed over in silence, and so must the peer's live
+/// changes to it be, not taken for a protocol breach.
+#[test]
+fn live_changes_to_a_document_passed_over_are_passed_over_too() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b, case) = shared_later(&dir, false);
+    // a and b share n1 only; b's copy of the case is not shared with n1, so b passes it over.
+    let mut p = Pair::new(&a, &b);
+    p.run().expect("a and b");
+    let mut sa_store = &a;
+    let id = a.add_note(case, note("Net binnen: moeder belt zelf de school.")).expect("note");
+    p.sa.local_change(&mut sa_store, case).expect("live");
+    p.run().expect("b passes the live change over as it passed the document over");
+    assert!(b.note(case, id).is_err(), "nothing of it taken");
+    assert_eq!(b.case(case).expect("case").networks.len(), 1);
+    assert!(p.sa.is_complete() && p.sb.is_complete());
+}
+
+/// The same, where both share the case through another network: the whole copy offered in the
+/// network b does not list it in is passed over, and the case syncs through the other.
+#[test]
+fn a_document_shared_through_another_network_syncs_there() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b, case) = shared_later(&dir, true);
+    let id = a.add_note(case, note("Net binnen: moeder belt zelf de school.")).expect("note");
+    let mut p = Pair::new(&a, &b);
+    p.run().expect("a and b share the case through n2");
+    assert!(p.sa.is_complete() && p.sb.is_complete());
+    assert_eq!(b.note(case, id).expect("arrived").text, "Net binnen: moeder belt zelf de school.");
+    assert_eq!(b.case(case).expect("case"), a.case(case).expect("case"));
+}
+
 mod fuzzed {
     use proptest::prelude::*;
 

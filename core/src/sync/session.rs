@@ -285,6 +285,19 @@ pub struct Session {
     theirs: BTreeMap<DocId, BTreeMap<DocId, Vec<[u8; 32]>>>,
     /// Documents the peer may name, with their network.
     allowed: BTreeMap<DocId, DocId>,
+    /// Networks whose documents the peer has told us of (its digest matched ours, or its
+    /// inventory came): only then do we know which of ours it holds.
+    answered: BTreeSet<DocId>,
+    /// Documents changed here (live) before the peer told us of their network: synced once it
+    /// has, as a sync message could name a document the peer does not hold.
+    early: BTreeSet<DocId>,
+    /// Documents the peer named in a network that this device holds but did not list there
+    /// (its copy is shared with that network, ours not yet): whole copies of them are passed
+    /// over in silence, as they sync through another network if shared with the peer at all.
+    held_unlisted: BTreeSet<DocId>,
+    /// Documents the peer sent whole that this device holds and does not share with it: passed
+    /// over, and so are the peer's sync messages for them (it cannot know).
+    passed_over: BTreeSet<DocId>,
     /// Automerge sync state per document.
     states: BTreeMap<DocId, State>,
     /// Documents waiting to generate a sync message, in priority order.
@@ -366,6 +379,10 @@ impl Session {
             sent_inventory: BTreeSet::new(),
             theirs: BTreeMap::new(),
             allowed: BTreeMap::new(),
+            answered: BTreeSet::new(),
+            early: BTreeSet::new(),
+            held_unlisted: BTreeSet::new(),
+            passed_over: BTreeSet::new(),
             states: BTreeMap::new(),
             pending: VecDeque::new(),
             queued: BTreeSet::new(),
@@ -533,7 +550,14 @@ impl Session {
         store: &mut impl SyncStore,
         doc: DocId,
     ) -> Result<(), SyncError> {
-        if self.phase != Phase::Running || !self.allowed.contains_key(&doc) || self.stopped(doc) {
+        if self.phase != Phase::Running || self.stopped(doc) {
+            return Ok(());
+        }
+        let Some(network) = self.allowed.get(&doc) else {
+            return Ok(());
+        };
+        if !self.answered.contains(network) {
+            self.early.insert(doc);
             return Ok(());
         }
         self.round_sent = false;
@@ -648,6 +672,10 @@ impl Session {
                 }
                 if self.mine.get(&network).is_some_and(|inv| digest(inv) != theirs) {
                     self.send_inventory(network);
+                } else {
+                    // The peer holds what we hold of this network, as we held it.
+                    self.answered.insert(network);
+                    self.sync_early(network, |_| true);
                 }
                 Ok(())
             }
@@ -666,6 +694,8 @@ impl Session {
                     let doc = doc_id(&d);
                     if listed.contains(&doc) || !store.holds(doc)? {
                         theirs.insert(doc, h);
+                    } else {
+                        self.held_unlisted.insert(doc);
                     }
                 }
                 // The peer accepts whole documents only when offered in our inventory first.
@@ -697,6 +727,10 @@ impl Session {
                 for doc in theirs.keys().filter(|d| !listed.contains(d)) {
                     self.needed.insert(*doc);
                 }
+                // Changed here since our inventory: what the peer holds too gets the change as
+                // a sync message; what it lacks went whole just now, change included.
+                self.answered.insert(network);
+                self.sync_early(network, |d| theirs.contains_key(d));
                 self.theirs.insert(network, theirs);
                 Ok(())
             }
@@ -719,6 +753,14 @@ impl Session {
                 if self.stopped(doc) {
                     return Ok(());
                 }
+                // Held here, not listed in the network the peer named it in: passed over in
+                // silence (shared with the peer through another network, it syncs there).
+                if self.held_unlisted.contains(&doc) {
+                    if !self.allowed.contains_key(&doc) {
+                        self.passed_over.insert(doc);
+                    }
+                    return Ok(());
+                }
                 let network = self
                     .theirs
                     .iter()
@@ -731,6 +773,7 @@ impl Session {
                 // Named when this device did not hold it; held since (another session, the
                 // relay) but not shared with that network here: passed over, never merged.
                 if store.holds(doc)? && !self.allowed.contains_key(&doc) {
+                    self.passed_over.insert(doc);
                     return Ok(());
                 }
                 self.incoming.push((network, doc, bytes, signed));
@@ -745,9 +788,14 @@ impl Session {
                 if self.stopped(doc) {
                     return Ok(());
                 }
-                // Naming a document this side did not agree to sync is no honest peer's doing
-                // (promise 2): the session ends, whatever else it would have brought.
                 if !self.allowed.contains_key(&doc) {
+                    // A document the peer sent whole that we passed over: its live changes too,
+                    // and as silently (an honest peer sends them; it cannot know).
+                    if self.passed_over.contains(&doc) {
+                        return Ok(());
+                    }
+                    // Naming a document this side did not agree to sync is no honest peer's
+                    // doing (promise 2): the session ends, whatever else it would have brought.
                     return Err(SyncError::Protocol("sync for a document not shared".into()));
                 }
                 let peer = self.peer;
@@ -904,6 +952,19 @@ impl Session {
         }
         self.progress();
         Ok(())
+    }
+
+    /// Queues the documents of `network` changed here before the peer told us of it, those
+    /// that `peer_holds`.
+    fn sync_early(&mut self, network: DocId, peer_holds: impl Fn(&DocId) -> bool) {
+        let ready: Vec<DocId> =
+            self.early.iter().filter(|d| self.allowed.get(d) == Some(&network)).copied().collect();
+        for doc in ready {
+            self.early.remove(&doc);
+            if peer_holds(&doc) {
+                self.enqueue(doc);
+            }
+        }
     }
 
     /// Whether either side refused `doc`'s data in this session: nothing more about it is
