@@ -49,10 +49,11 @@ pub struct NetworkAccess {
     /// Its keys by epoch, as this device holds them (epoch 0's included). What this device
     /// writes is sealed under the newest.
     pub keys: std::collections::BTreeMap<u32, SecretKey>,
-    /// Keys the relay's roster offers this device that its network document does not give it
-    /// yet (a new epoch's): used only to open network-document blobs, whose contents are
-    /// then checked like any other; never to seal.
-    pub offered: std::collections::BTreeMap<u32, SecretKey>,
+    /// Keys the relay's rosters (registered and contributed) offer this device for epochs its
+    /// network document does not give it yet (a new epoch's), by epoch, perhaps several for
+    /// one: used only to open network-document blobs, whose contents are then checked like any
+    /// other; never to seal.
+    pub offered: Vec<(u32, SecretKey)>,
     /// Whether this device holds the network document (and so may push and register).
     pub held: bool,
 }
@@ -383,16 +384,26 @@ impl<S: RelayStore> RelaySession<S> {
         rosters: Vec<SignedRoster>,
         out: &mut Vec<Request>,
     ) -> Result<(), RelayError> {
+        // Each network's registered roster comes first, then the rosters other devices of it
+        // contributed (registered while the registered one's signer was an admin and they were
+        // not): their operations and the keys they seal count too, never their word on who
+        // may register.
         let signers: Vec<(NetworkId, PublicKey)> =
             rosters.iter().filter_map(|r| verified(r).map(|v| (v.network, r.signer))).collect();
-        let at_relay: Vec<Roster> = rosters.iter().filter_map(verified).collect();
+        let all: Vec<Roster> = rosters.iter().filter_map(verified).collect();
+        let mut at_relay: Vec<Roster> = Vec::new();
+        for r in &all {
+            if !at_relay.iter().any(|a| a.network == r.network) {
+                at_relay.push(r.clone());
+            }
+        }
         let me = self.store.device();
         for (mut access, roster) in self.store.local_networks()? {
             let theirs = at_relay.iter().find(|r| r.network == access.relay_id);
             // Operations a member registered that have not reached this device in the network
             // document: a view of the membership that differs (one that takes an admin for
             // removed, say) meets the others' here.
-            if let Some(t) = theirs {
+            for t in all.iter().filter(|r| r.network == access.relay_id) {
                 self.store.learn(&access, t)?;
             }
             // Removed from the network: the roster says so with a signed removal; wipe it.
@@ -424,8 +435,11 @@ impl<S: RelayStore> RelaySession<S> {
             // the network's devices once the registered one's signer is no admin; from any
             // other device of the network it takes the operations only (so a removal reaches
             // it from whoever holds it).
-            if let Some(t) = theirs {
-                access.offered = self.store.offered_keys(&access, t);
+            // The keys sealed to this device, for epochs it lacks: from the registered roster
+            // first, then from contributed ones (only to try on the network's document: what
+            // opens under one is checked as any network document change).
+            for t in all.iter().filter(|r| r.network == access.relay_id) {
+                access.offered.extend(self.store.offered_keys(&access, t));
             }
             if differs && fresher {
                 let mut roster = roster;

@@ -91,6 +91,17 @@ fn listed(m: &Membership) -> Vec<PublicKey> {
     devices
 }
 
+/// The contributed rosters to keep: those of devices still active in the membership, but
+/// `registering`'s (its new roster replaces it).
+fn contributed(m: &Membership, kept: &[SignedRoster], registering: PublicKey) -> Vec<SignedRoster> {
+    kept.iter()
+        .filter(|r| {
+            r.signer != registering && m.member_of(&DeviceKey::from_bytes(r.signer)).is_some()
+        })
+        .cloned()
+        .collect()
+}
+
 /// Whether `op` is the signed genesis the relay id `network` derives from.
 fn is_genesis_for(op: &SignedOp, network: &NetworkId) -> bool {
     membership::relay_id_of(op).as_ref() == Some(network) && op.signature_holds()
@@ -266,14 +277,21 @@ impl<S: Storage> Relay<S> {
             // and once the registered roster's signer is no admin any more (demoted, removed,
             // or the network has no admin left), any device of the network may replace it, so
             // a new key epoch's keys still reach the others through the relay.
+            // Its roster is kept beside the registered one (contributed): the keys it seals
+            // may be a new epoch's that its starter, an admin demoted since, sealed (no one else
+            // can), and the registered signer may not hold them.
             let signer = DeviceKey::from_bytes(current.signed.signer);
             if !m.is_admin(&me) && m.is_admin(&signer) {
+                let mut contributed = contributed(&m, &current.contributed, *device);
+                contributed.push(signed.clone());
+                contributed.sort_by_key(|r| r.signer);
                 let stored = StoredRoster {
                     signed: current.signed.clone(),
                     issued_at: current.issued_at,
                     devices: listed(&m),
                     active: active(&m),
                     ops,
+                    contributed,
                 };
                 return match self.storage.put_roster(&roster.network, &stored) {
                     Ok(()) => Response::Registered {
@@ -301,12 +319,15 @@ impl<S: Storage> Relay<S> {
         } else if roster.issued_at != 1 {
             return refused(Refusal::BadRoster, "a network's first roster is number 1");
         }
+        let contributed =
+            current.as_ref().map(|c| contributed(&m, &c.contributed, *device)).unwrap_or_default();
         let stored = StoredRoster {
             signed: signed.clone(),
             issued_at: roster.issued_at,
             devices: listed(&m),
             active: active(&m),
             ops,
+            contributed,
         };
         match self.storage.put_roster(&roster.network, &stored) {
             Ok(()) => {
@@ -552,6 +573,38 @@ mod tests {
             Response::Networks { rosters } => assert_eq!(rosters.len(), 1),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// A member's roster, while an admin's is registered, is kept beside it (contributed) and
+    /// listed after it: the keys it seals reach the others (an admin that started a new
+    /// epoch's key may have been demoted since). One per device, the newest; gone once its
+    /// device is no member.
+    #[test]
+    fn a_members_roster_is_listed_after_the_admins_until_it_is_removed() {
+        let r = relay(1 << 30);
+        let (a, b, c) = (device(1), device(2), device(3));
+        let mut net = Net::new([8; 32], &a);
+        net.add(&a, &b, 2, Role::Member);
+        net.add(&a, &c, 3, Role::Member);
+        let admins = net.roster(1, &net.ops, &[&a, &b, &c], &a);
+        assert!(matches!(r.handle(&pk(&a), vec![admins.clone()])[0], Response::Registered { .. }));
+        let listing = |d: &SigningKey| match &r.handle(&pk(d), vec![Request::Networks])[0] {
+            Response::Networks { rosters } => rosters.iter().map(|x| x.signer).collect::<Vec<_>>(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(listing(&c), vec![pk(&a)]);
+        for issued_at in [2, 3] {
+            let out = r.handle(&pk(&b), vec![net.roster(issued_at, &net.ops, &[&a, &b, &c], &b)]);
+            assert!(matches!(out[0], Response::Registered { .. }), "{out:?}");
+            assert_eq!(listing(&c), vec![pk(&a), pk(&b)], "the newest of b's, once");
+        }
+        let stored = r.storage().roster(&net.relay).unwrap().unwrap();
+        assert_eq!(stored.signed.signer, pk(&a), "the admin's stays the registered one");
+        // The admin's next roster keeps b's beside it; removing b drops it.
+        net.sign(&a, Change::RemoveMember { member: [2; 16], reason: membership::Reason::Left });
+        let out = r.handle(&pk(&a), vec![net.roster(2, &net.ops, &[&a, &c], &a)]);
+        assert!(matches!(out[0], Response::Registered { .. }), "{out:?}");
+        assert_eq!(listing(&c), vec![pk(&a)]);
     }
 
     /// A network's relay id derives from its genesis; operations of another network, or a

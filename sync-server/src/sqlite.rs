@@ -17,7 +17,7 @@ use crate::storage::{NewBlob, PutOutcome, Storage, StorageError, StoredRoster};
 
 /// `PRAGMA application_id` of a relay database ("NBJR").
 const APPLICATION_ID: i32 = 0x4E42_4A52;
-const SCHEMA_VERSION: u32 = 2;
+const SCHEMA_VERSION: u32 = 3;
 const READERS: usize = 4;
 
 const SCHEMA: &str = "
@@ -27,7 +27,8 @@ CREATE TABLE rosters (
     body BLOB NOT NULL,
     signer BLOB NOT NULL,
     signature BLOB NOT NULL,
-    ops BLOB NOT NULL DEFAULT x''
+    ops BLOB NOT NULL DEFAULT x'',
+    contributed BLOB NOT NULL DEFAULT x''
 ) WITHOUT ROWID;
 CREATE TABLE roster_devices (
     device BLOB NOT NULL,
@@ -50,6 +51,19 @@ CREATE TABLE usage (
     bytes INTEGER NOT NULL
 ) WITHOUT ROWID;
 ";
+
+/// Schema 2 to 3: the contributed rosters.
+const ADD_CONTRIBUTED: &str =
+    "ALTER TABLE rosters ADD COLUMN contributed BLOB NOT NULL DEFAULT x'';";
+
+/// Contributed rosters as stored: postcard, or nothing for none.
+fn decode_contributed(bytes: &[u8]) -> Result<Vec<SignedRoster>, StorageError> {
+    if bytes.is_empty() {
+        return Ok(Vec::new());
+    }
+    postcard::from_bytes(bytes)
+        .map_err(|e| StorageError(format!("corrupt row: contributed rosters: {e}")))
+}
 
 /// SQLite storage in a data directory.
 #[derive(Debug)]
@@ -95,6 +109,13 @@ impl SqliteStorage {
                 tx.commit()?;
             }
             (APPLICATION_ID, SCHEMA_VERSION) => {}
+            // Schema 2 kept no contributed rosters: none, until devices register again.
+            (APPLICATION_ID, 2) => {
+                let tx = writer.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+                tx.execute_batch(ADD_CONTRIBUTED)?;
+                tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+                tx.commit()?;
+            }
             // Schema 1 kept no membership operations: its rosters stay as registered, their
             // devices admitted as each roster said, until an admin registers one with them.
             (APPLICATION_ID, 1) => {
@@ -103,6 +124,7 @@ impl SqliteStorage {
                     "ALTER TABLE rosters ADD COLUMN ops BLOB NOT NULL DEFAULT x'';
                      ALTER TABLE roster_devices ADD COLUMN active INTEGER NOT NULL DEFAULT 1;",
                 )?;
+                tx.execute_batch(ADD_CONTRIBUTED)?;
                 let rosters: Vec<(Vec<u8>, SignedRoster)> = {
                     let mut stmt =
                         tx.prepare("SELECT network, body, signer, signature FROM rosters")?;
@@ -212,13 +234,24 @@ impl Storage for SqliteStorage {
         self.with_reader(|c| {
             let row = c
                 .prepare_cached(
-                    "SELECT issued_at, body, signer, signature, ops FROM rosters WHERE network = ?1",
+                    "SELECT issued_at, body, signer, signature, ops, contributed FROM rosters
+                     WHERE network = ?1",
                 )?
                 .query_row([&network[..]], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get::<_, Vec<u8>>(4)?))
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get::<_, Vec<u8>>(4)?,
+                        r.get::<_, Vec<u8>>(5)?,
+                    ))
                 })
                 .optional()?;
-            let Some((issued_at, body, signer, signature, ops)) = row else { return Ok(None) };
+            let Some((issued_at, body, signer, signature, ops, contributed)) = row else {
+                return Ok(None);
+            };
+            let contributed = decode_contributed(&contributed)?;
             let ops: Vec<Vec<u8>> = if ops.is_empty() {
                 Vec::new()
             } else {
@@ -241,25 +274,33 @@ impl Storage for SqliteStorage {
                 }
             }
             let signed = SignedRoster { body, signer: key32(signer)?, signature };
-            Ok(Some(StoredRoster { signed, issued_at, devices, active, ops }))
+            Ok(Some(StoredRoster { signed, issued_at, devices, active, ops, contributed }))
         })
     }
 
     fn put_roster(&self, network: &NetworkId, roster: &StoredRoster) -> Result<(), StorageError> {
         let ops = postcard::to_stdvec(&roster.ops)
             .map_err(|e| StorageError(format!("encoding membership operations: {e}")))?;
+        let contributed = if roster.contributed.is_empty() {
+            Vec::new()
+        } else {
+            postcard::to_stdvec(&roster.contributed)
+                .map_err(|e| StorageError(format!("encoding contributed rosters: {e}")))?
+        };
         let mut w = self.writer.lock();
         let tx = w.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
-            "INSERT OR REPLACE INTO rosters (network, issued_at, body, signer, signature, ops)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT OR REPLACE INTO rosters
+             (network, issued_at, body, signer, signature, ops, contributed)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 &network[..],
                 roster.issued_at,
                 roster.signed.body,
                 &roster.signed.signer[..],
                 roster.signed.signature,
-                ops
+                ops,
+                contributed
             ],
         )?;
         tx.execute("DELETE FROM roster_devices WHERE network = ?1", [&network[..]])?;
@@ -279,17 +320,23 @@ impl Storage for SqliteStorage {
     fn rosters_listing(&self, device: &PublicKey) -> Result<Vec<SignedRoster>, StorageError> {
         self.with_reader(|c| {
             let mut stmt = c.prepare_cached(
-                "SELECT r.body, r.signer, r.signature FROM roster_devices d
+                "SELECT r.body, r.signer, r.signature, r.contributed FROM roster_devices d
                  JOIN rosters r ON r.network = d.network
                  WHERE d.device = ?1 ORDER BY d.network",
             )?;
             let rows = stmt.query_map([&device[..]], |r| {
-                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, Vec<u8>>(2)?))
+                Ok((
+                    r.get::<_, Vec<u8>>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                    r.get::<_, Vec<u8>>(3)?,
+                ))
             })?;
             let mut out = Vec::new();
             for row in rows {
-                let (body, signer, signature) = row?;
+                let (body, signer, signature, contributed) = row?;
                 out.push(SignedRoster { body, signer: key32(signer)?, signature });
+                out.extend(decode_contributed(&contributed)?);
             }
             Ok(out)
         })
@@ -464,9 +511,45 @@ mod tests {
         assert_eq!(r.issued_at, 3);
         assert_eq!(r.active, vec![a.verifying_key().to_bytes()]);
         assert_eq!(r.devices.len(), 2);
-        assert!(r.ops.is_empty());
+        assert!(r.ops.is_empty() && r.contributed.is_empty());
         drop(store);
-        SqliteStorage::open(dir.path()).expect("opens again at schema 2");
+        SqliteStorage::open(dir.path()).expect("opens again at schema 3");
+    }
+
+    /// A relay database of schema 2 (no contributed rosters) opens with its rosters as they
+    /// were, none contributed, and takes contributed rosters from then on.
+    #[test]
+    fn a_schema_2_database_is_upgraded_in_place() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let roster = |contributed| StoredRoster {
+            signed: SignedRoster { body: vec![1; 30], signer: [2; 32], signature: vec![3; 64] },
+            issued_at: 4,
+            devices: vec![[2; 32], [5; 32]],
+            active: vec![[2; 32]],
+            ops: vec![vec![7; 90]],
+            contributed,
+        };
+        {
+            let store = SqliteStorage::open(dir.path()).expect("open");
+            store.put_roster(&[4; 32], &roster(Vec::new())).expect("put");
+            let w = store.writer.lock();
+            // Back to schema 2: without the column, as a relay of before wrote it.
+            w.execute_batch(
+                "ALTER TABLE rosters DROP COLUMN contributed; PRAGMA user_version = 2;",
+            )
+            .expect("schema 2");
+        }
+        let store = SqliteStorage::open(dir.path()).expect("upgraded");
+        assert_eq!(store.roster(&[4; 32]).expect("read"), Some(roster(Vec::new())));
+        let with = roster(vec![SignedRoster {
+            body: vec![8; 10],
+            signer: [5; 32],
+            signature: vec![9; 64],
+        }]);
+        store.put_roster(&[4; 32], &with).expect("put");
+        drop(store);
+        let store = SqliteStorage::open(dir.path()).expect("opens again at schema 3");
+        assert_eq!(store.roster(&[4; 32]).expect("read"), Some(with));
     }
 
     /// What makes an acknowledgement mean "on disk": WAL with a full fsync at each commit.

@@ -43,6 +43,11 @@ pub struct StoredRoster {
     /// Every signed membership operation the relay was given for the network (without names),
     /// in the order it took them, the network's genesis first.
     pub ops: Vec<Vec<u8>>,
+    /// The latest roster of each other active device whose registration was taken for its
+    /// operations only (the registered roster's signer being an admin), sorted by signer:
+    /// listed after the registered one, so that the keys it seals still reach the others (a
+    /// new key epoch started by an admin demoted since) and so do its operations.
+    pub contributed: Vec<SignedRoster>,
 }
 
 /// A blob to store.
@@ -74,7 +79,8 @@ pub trait Storage: Send + Sync + 'static {
     /// Registers `roster` as the network's, replacing any other (whether it is newer is the
     /// caller's rule).
     fn put_roster(&self, network: &NetworkId, roster: &StoredRoster) -> Result<(), StorageError>;
-    /// Every registered roster that lists `device`, each once, ordered by network id.
+    /// Every registered roster that lists `device`, ordered by network id, each followed by the
+    /// network's contributed rosters ([`StoredRoster::contributed`]).
     fn rosters_listing(&self, device: &PublicKey) -> Result<Vec<SignedRoster>, StorageError>;
     /// Stores blobs, each network's within `quota` bytes, durably, before returning; one
     /// outcome per blob, in order. Sequence numbers are above 0 and grow in batch order. A blob
@@ -137,7 +143,10 @@ impl Storage for MemoryStorage {
         let mut found: Vec<(&NetworkId, &StoredRoster)> =
             m.rosters.iter().filter(|(_, r)| r.devices.contains(device)).collect();
         found.sort_by_key(|(n, _)| **n);
-        Ok(found.into_iter().map(|(_, r)| r.signed.clone()).collect())
+        Ok(found
+            .into_iter()
+            .flat_map(|(_, r)| std::iter::once(&r.signed).chain(&r.contributed).cloned())
+            .collect())
     }
 
     fn put_blobs(&self, blobs: &[NewBlob], quota: u64) -> Result<Vec<PutOutcome>, StorageError> {

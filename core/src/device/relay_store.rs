@@ -322,7 +322,7 @@ impl RelayStore for DeviceRelay<'_> {
                     return Ok(None);
                 };
                 let roster = self.device.roster_for(id, relay_id)?;
-                let offered = BTreeMap::new();
+                let offered = Vec::new();
                 let access =
                     NetworkAccess { network: id, relay_id, key, keys, offered, held: true };
                 Ok(Some((access, roster)))
@@ -413,7 +413,7 @@ impl RelayStore for DeviceRelay<'_> {
             relay_id: roster.network,
             key,
             keys,
-            offered: BTreeMap::new(),
+            offered: Vec::new(),
             held,
         })
     }
@@ -533,7 +533,13 @@ impl RelayStore for DeviceRelay<'_> {
             let keys: Vec<(u32, SecretKey)> = if b.doc == network_doc {
                 // Whichever epoch it was written in, newest first; a new epoch's key the
                 // roster offers opens it before the document itself holds that key.
-                let offered = net.offered.iter().filter(|(e, _)| !held_keys.contains_key(e));
+                let mut offered: Vec<(&u32, &SecretKey)> = net
+                    .offered
+                    .iter()
+                    .filter(|(e, _)| !held_keys.contains_key(e))
+                    .map(|(e, k)| (e, k))
+                    .collect();
+                offered.sort_by_key(|(e, _)| **e);
                 held_keys
                     .iter()
                     .chain(offered)
@@ -579,6 +585,28 @@ impl RelayStore for DeviceRelay<'_> {
                 .iter()
                 .find_map(|(e, k)| crypto::decrypt_blob(k, &context(net, b.doc, *e), &blob).ok());
             let Some(plain) = opened else {
+                // The network's document written under a new epoch's key that has not reached
+                // this device: the relay's roster seals it only once an admin that holds it
+                // registers one (the admin registered last may have started the epoch's key
+                // after its roster, or been demoted). Kept, like a content blob without its key,
+                // to open at a later sync; passed over for good, it left this device without
+                // what the document brought (removals, keys, content keys).
+                if b.doc == network_doc {
+                    match pass {
+                        Pass::Kept => {
+                            let_go.pop();
+                        }
+                        Pass::Pulled => {
+                            let b = PulledBlob { seq: b.seq, doc: b.doc, bytes: blob.bytes };
+                            queue.push_back((b, Pass::Again));
+                        }
+                        Pass::Again => {
+                            applied.deferred.push(b.seq);
+                            to_keep.push((b.seq, b.doc, blob.bytes));
+                        }
+                    }
+                    continue;
+                }
                 tracing::warn!(seq = b.seq, "a pulled blob did not open");
                 applied.rejected.push(reject(
                     "authentication failed: the blob does not open under a key held here".into(),
@@ -614,6 +642,7 @@ impl RelayStore for DeviceRelay<'_> {
                 let heads: Vec<ChangeHash> = heads.iter().map(|h| ChangeHash(*h)).collect();
                 held.ids.insert(doc);
                 held.merges.push((b.seq, (doc, bytes.to_vec(), heads, signed)));
+                held.blobs.push((b.doc, blob.bytes.clone()));
             } else {
                 batch.ids.insert(doc);
                 batch.docs.push((b.seq, (net.network, doc, bytes.to_vec(), signed)));
@@ -641,6 +670,15 @@ impl RelayStore for DeviceRelay<'_> {
         }
         self.flush(net, &mut batch, &mut applied)?;
         self.flush_held(net, &mut held, &mut applied)?;
+        for (seq, doc, bytes) in held.waiting {
+            // Kept already (retried now): stays kept.
+            if let Some(i) = let_go.iter().position(|s| *s == seq) {
+                let_go.remove(i);
+            } else {
+                applied.deferred.push(seq);
+                to_keep.push((seq, doc, bytes));
+            }
+        }
         let retried: HashSet<u64> = let_go.iter().copied().collect();
         applied.opened_later = applied_later(&applied, &retried);
         let (relay, network) = (self.relay, net.relay_id);
@@ -695,6 +733,12 @@ fn applied_later(applied: &Applied, retried: &HashSet<u64>) -> usize {
 struct HeldMerges {
     ids: HashSet<DocId>,
     merges: Vec<(u64, PulledChanges)>,
+    /// Each merge's blob as pulled (relay document id, ciphertext): kept if its changes
+    /// depend on changes that have not come yet.
+    blobs: Vec<([u8; 32], Vec<u8>)>,
+    /// Blobs whose changes depend on changes this device does not have: kept, to merge at a
+    /// later sync (the blob they depend on may be kept for want of its key).
+    waiting: Vec<(u64, [u8; 32], Vec<u8>)>,
 }
 
 /// Pulled changes to one document: its id, the Automerge bytes, the heads the sender had, and
@@ -721,6 +765,7 @@ impl DeviceRelay<'_> {
             return Ok(());
         }
         let merges = std::mem::take(&mut held.merges);
+        let blobs = std::mem::take(&mut held.blobs);
         held.ids.clear();
         let at = (&self.relay, &net.relay_id);
         let items: Vec<RelayMerge<'_>> = merges
@@ -735,7 +780,7 @@ impl DeviceRelay<'_> {
             Err(e) if is_local(&e) => return Err(failed(e)),
             Err(_) => {}
         }
-        for ((seq, _), item) in merges.iter().zip(items) {
+        for (((seq, _), item), (relay_doc, blob)) in merges.iter().zip(items).zip(blobs) {
             match self.device.merge_from_relay(at, std::slice::from_ref(&item)) {
                 Ok(outcomes) => {
                     applied.changed.extend(outcomes.iter().filter(|o| o.changed).map(|o| o.doc_id));
@@ -754,6 +799,9 @@ impl DeviceRelay<'_> {
                             .changed
                             .extend(outcomes.iter().filter(|o| o.changed).map(|o| o.doc_id)),
                         Err(e) if is_local(&e) => return Err(failed(e)),
+                        Err(Error::Merge(DocError::MissingDependencies(_))) => {
+                            held.waiting.push((*seq, relay_doc, blob));
+                        }
                         Err(e) => {
                             applied.rejected.push(RejectedBlob { seq: *seq, reason: e.to_string() })
                         }

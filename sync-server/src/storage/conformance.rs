@@ -38,6 +38,7 @@ macro_rules! storage_conformance_tests {
             a_registered_roster_reads_back_as_registered,
             a_roster_replaces_the_one_before_whatever_its_date,
             rosters_listing_names_each_listing_network_once_in_network_order,
+            contributed_rosters_read_back_and_follow_their_networks_roster,
             pushed_blobs_are_stored_in_batch_order_and_pulled_back_as_pushed,
             an_empty_batch_stores_nothing,
             a_blob_pushed_twice_is_stored_once,
@@ -137,6 +138,7 @@ fn roster(issued_at: i64, devices: &[u8]) -> StoredRoster {
         devices: devices.iter().map(|&d| device(d)).collect(),
         active: devices[..devices.len().saturating_sub(1)].iter().map(|&d| device(d)).collect(),
         ops: vec![vec![9; 70], issued_at.to_le_bytes().to_vec(), vec![1; 200], Vec::new()],
+        contributed: Vec::new(),
     }
 }
 
@@ -251,6 +253,37 @@ pub(crate) fn a_roster_replaces_the_one_before_whatever_its_date<S: Storage>(sto
         assert!(store.rosters_listing(&device(gone)).expect("listing").is_empty());
     }
     assert_eq!(store.rosters_listing(&device(4)).expect("listing"), vec![older.signed]);
+}
+
+/// Contributed rosters read back as put, in their order, and the listing serves each right
+/// after its network's registered roster; replacing the roster replaces them too.
+pub(crate) fn contributed_rosters_read_back_and_follow_their_networks_roster<S: Storage>(
+    store: &S,
+) {
+    let signed =
+        |n: u8| SignedRoster { body: vec![n; 40], signer: device(n), signature: vec![n; 64] };
+    let mut first = roster(1, &[1, 2, 3]);
+    first.contributed = vec![signed(2), signed(3)];
+    let other = roster(2, &[1]);
+    store.put_roster(&net(5), &first).expect("put_roster");
+    store.put_roster(&net(2), &other).expect("put_roster");
+    assert_eq!(store.roster(&net(5)).expect("roster"), Some(first.clone()));
+    assert_eq!(
+        store.rosters_listing(&device(1)).expect("listing"),
+        vec![other.signed.clone(), first.signed.clone(), signed(2), signed(3)]
+    );
+    assert_eq!(
+        store.rosters_listing(&device(2)).expect("listing"),
+        vec![first.signed.clone(), signed(2), signed(3)]
+    );
+    let mut second = roster(2, &[1, 2]);
+    second.contributed = vec![signed(1)];
+    store.put_roster(&net(5), &second).expect("put_roster");
+    assert_eq!(store.roster(&net(5)).expect("roster"), Some(second.clone()));
+    assert_eq!(
+        store.rosters_listing(&device(2)).expect("listing"),
+        vec![second.signed.clone(), signed(1)]
+    );
 }
 
 /// `rosters_listing` names every network whose roster lists the device, each once, ordered by
