@@ -179,11 +179,7 @@ pub trait RelayStore {
     fn learn(&mut self, net: &NetworkAccess, roster: &Roster) -> Result<(), RelayError>;
     /// Keys of `net` the relay's roster for it offers this device beyond those it holds (see
     /// [`NetworkAccess::offered`]).
-    fn offered_keys(
-        &mut self,
-        net: &NetworkAccess,
-        roster: &Roster,
-    ) -> std::collections::BTreeMap<u32, SecretKey>;
+    fn offered_keys(&mut self, net: &NetworkAccess, roster: &Roster) -> Vec<(u32, SecretKey)>;
     /// Signs a roster with the device key.
     fn sign(&mut self, roster: Roster) -> Result<SignedRoster, RelayError>;
     /// Documents of a held network with changes the relay lacks, the network document first.

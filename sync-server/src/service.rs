@@ -91,6 +91,10 @@ fn listed(m: &Membership) -> Vec<PublicKey> {
     devices
 }
 
+/// Bytes of contributed rosters a network keeps at most (their bodies): served with every
+/// listing to every device of the network.
+const CONTRIBUTED_MAX_BYTES: usize = 1024 * 1024;
+
 /// The contributed rosters to keep: those of devices still active in the membership, but
 /// `registering`'s (its new roster replaces it).
 fn contributed(m: &Membership, kept: &[SignedRoster], registering: PublicKey) -> Vec<SignedRoster> {
@@ -283,7 +287,18 @@ impl<S: Storage> Relay<S> {
             let signer = DeviceKey::from_bytes(current.signed.signer);
             if !m.is_admin(&me) && m.is_admin(&signer) {
                 let mut contributed = contributed(&m, &current.contributed, *device);
-                contributed.push(signed.clone());
+                // Every device listed gets them with each listing: bounded, so that members
+                // cannot make the answer outgrow a frame (a roster over the bound still brings
+                // its operations).
+                let bytes: usize = contributed.iter().map(|r| r.body.len()).sum();
+                if bytes + signed.body.len() <= CONTRIBUTED_MAX_BYTES {
+                    contributed.push(signed.clone());
+                } else {
+                    tracing::warn!(
+                        bytes = signed.body.len(),
+                        "a contributed roster over the network's bound: its operations only"
+                    );
+                }
                 contributed.sort_by_key(|r| r.signer);
                 let stored = StoredRoster {
                     signed: current.signed.clone(),
@@ -600,6 +615,21 @@ mod tests {
         }
         let stored = r.storage().roster(&net.relay).unwrap().unwrap();
         assert_eq!(stored.signed.signer, pk(&a), "the admin's stays the registered one");
+        // A roster beyond the network's bound brings its operations, not itself.
+        let mut big = net.roster(2, &net.ops, &[&a, &b, &c], &c);
+        if let Request::Register { roster } = &mut big {
+            let mut body: Roster = postcard::from_bytes(&roster.body).unwrap();
+            let filler = body.devices[0].clone();
+            for i in 0..600u16 {
+                let mut key = [0xee; 32];
+                key[..2].copy_from_slice(&i.to_be_bytes());
+                body.devices.push(RosterDevice { key, sealed: vec![7; 2048], ..filler.clone() });
+            }
+            *roster = body.sign(&c).unwrap();
+            assert!(roster.body.len() > CONTRIBUTED_MAX_BYTES);
+        }
+        assert!(matches!(r.handle(&pk(&c), vec![big])[0], Response::Registered { .. }));
+        assert_eq!(listing(&c), vec![pk(&a), pk(&b)]);
         // The admin's next roster keeps b's beside it; removing b drops it.
         net.sign(&a, Change::RemoveMember { member: [2; 16], reason: membership::Reason::Left });
         let out = r.handle(&pk(&a), vec![net.roster(2, &net.ops, &[&a, &c], &a)]);

@@ -313,20 +313,53 @@ impl Device {
         network: DocId,
         m: &Membership,
     ) -> Result<BTreeMap<u32, SecretKey>, Error> {
+        let mut out = BTreeMap::new();
+        for (epoch, key) in self.every_network_key_in(d, network, m, 1, true)? {
+            out.entry(epoch).or_insert(key);
+        }
+        Ok(out)
+    }
+
+    /// Like [`Device::network_keys_in`], but up to `per_epoch` keys of each epoch, in the
+    /// order of their entries: two admins that started one epoch at once, while apart, each
+    /// sealed a key of its own to this device, and what each wrote at the relay opens under
+    /// its own only (until an admin starts the next epoch). With `committed` false, also keys
+    /// the membership no longer commits to (their starter's revocation lost its dispute), if an
+    /// admin (ever) sealed them: for opening only, never for sealing, as what its starter wrote
+    /// under one before it learned so is readable by no other key.
+    pub(crate) fn every_network_key_in(
+        &self,
+        d: &AutoCommit,
+        network: DocId,
+        m: &Membership,
+        per_epoch: usize,
+        committed: bool,
+    ) -> Result<Vec<(u32, SecretKey)>, Error> {
         let legacy = m.valid.is_empty();
         let epochs: Vec<u32> = if legacy { vec![0] } else { m.epochs.keys().copied().collect() };
         let me = self.device_key();
-        let mut out = BTreeMap::new();
+        let mut out = Vec::new();
         for epoch in epochs {
-            for (_, sealed) in doc::sealed_network_keys(d, epoch, &me)? {
+            let mut found: Vec<[u8; 32]> = Vec::new();
+            for (by, sealed) in doc::sealed_network_keys(d, epoch, &me)? {
+                if found.len() >= per_epoch {
+                    break;
+                }
                 let Ok((key, id)) = crypto::open_network_key(&self.identity, &sealed, epoch) else {
                     tracing::debug!(epoch, "a network key entry that does not open is ignored");
                     continue;
                 };
-                if id == network && (legacy || m.commits_to(epoch, &crypto::relay_network_id(&key)))
+                let commitment = crypto::relay_network_id(&key);
+                if found.contains(&commitment) {
+                    continue;
+                }
+                let sealer_counts = by.is_none_or(|by| by == me || m.admins_ever.contains(&by));
+                if id == network
+                    && (legacy || m.commits_to(epoch, &commitment) || (!committed && sealer_counts))
                 {
-                    out.insert(epoch, key);
-                    break;
+                    found.push(commitment);
+                    out.push((epoch, key));
+                    continue;
                 }
                 tracing::warn!(
                     epoch,

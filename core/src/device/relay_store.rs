@@ -93,7 +93,8 @@ fn first_that_opens(
 
 /// A device's network keys for a roster: each epoch's entry sealed to it that counts (by
 /// itself, an admin, or written before entries named their sealer), so a device that finds its
-/// network at the relay can open every blob of it. Epoch 0 and the newest fifteen fit.
+/// network at the relay can open every blob of it. Epoch 0 and the newest fifteen fit; other
+/// keys of an epoch (after the first) as far as the roster's bound for an entry allows.
 fn roster_bundle(
     d: &automerge::AutoCommit,
     m: &crate::membership::Membership,
@@ -103,16 +104,40 @@ fn roster_bundle(
     let mut entries: Vec<(u32, Vec<u8>)> = Vec::new();
     let epochs: Vec<u32> = m.epochs.keys().copied().collect();
     let keep = |e: &u32| *e == 0 || epochs.iter().rev().take(15).any(|x| x == e);
+    let mut others: Vec<(u32, Vec<u8>)> = Vec::new();
     for &epoch in epochs.iter().filter(|e| keep(e)) {
-        let found = doc::sealed_network_keys(d, epoch, device)?
+        // The first key of each epoch; then, as far as the roster's bound for a device's entry
+        // allows, newest epochs first, the epoch's other keys (two admins may have started it
+        // at once, while apart), a few at most.
+        let mut found = doc::sealed_network_keys(d, epoch, device)?
             .into_iter()
-            .find(|(by, _)| by.is_none_or(|by| by == *me || m.admins_ever.contains(&by)));
-        if let Some((_, sealed)) = found {
+            .filter(|(by, _)| by.is_none_or(|by| by == *me || m.admins_ever.contains(&by)))
+            .take(KEYS_PER_EPOCH);
+        if let Some((_, sealed)) = found.next() {
             entries.push((epoch, sealed));
         }
+        others.extend(found.map(|(_, sealed)| (epoch, sealed)));
     }
-    Ok(postcard::to_stdvec(&entries).map_err(|e| DocError::Malformed(e.to_string()))?)
+    let encode = |e: &Vec<(u32, Vec<u8>)>| {
+        postcard::to_stdvec(e).map_err(|e| Error::from(DocError::Malformed(e.to_string())))
+    };
+    for other in others.into_iter().rev() {
+        entries.push(other);
+        if encode(&entries)?.len() > nabij_relay_proto::roster::MAX_SEALED {
+            entries.pop();
+        }
+    }
+    encode(&entries)
 }
+
+/// A network key with its epoch.
+type EpochKey = (u32, SecretKey);
+
+/// Keys of one epoch a roster carries for a device, and a device opens with: two admins that
+/// started an epoch at once each sealed one; a member's garbage entries must not crowd out the
+/// admins' (only an admin's, the device's own, or an entry from before sealers were named
+/// count in a roster).
+const KEYS_PER_EPOCH: usize = 4;
 
 /// The entries of a roster bundle ([`roster_bundle`]); none if it does not decode.
 fn bundle_entries(bytes: &[u8]) -> Vec<(u32, Vec<u8>)> {
@@ -120,12 +145,12 @@ fn bundle_entries(bytes: &[u8]) -> Vec<(u32, Vec<u8>)> {
 }
 
 impl Device {
-    /// The keys sealed to this device on a relay roster, by epoch, and the network they name
-    /// (None if none opens, or they name different networks).
-    fn roster_keys(&self, roster: &Roster) -> Option<(DocId, BTreeMap<u32, SecretKey>)> {
+    /// The keys sealed to this device on a relay roster, with their epochs (perhaps several for
+    /// one), and the network they name (None if none opens, or they name different networks).
+    fn roster_keys(&self, roster: &Roster) -> Option<(DocId, Vec<(u32, SecretKey)>)> {
         let me = self.device_key();
         let mut network = None;
-        let mut keys = BTreeMap::new();
+        let mut keys = Vec::new();
         for (epoch, sealed) in bundle_entries(roster.sealed_for(me.as_bytes())?) {
             let Ok((key, id)) = crypto::open_network_key(&self.identity, &sealed, epoch) else {
                 continue;
@@ -133,7 +158,7 @@ impl Device {
             if *network.get_or_insert(id) != id {
                 return None;
             }
-            keys.insert(epoch, key);
+            keys.push((epoch, key));
         }
         Some((network?, keys))
     }
@@ -188,15 +213,19 @@ impl Device {
         &self,
         net: &NetworkAccess,
         relay_doc: &[u8; 32],
-        key_id: Option<(&[u8], &BTreeMap<u32, SecretKey>)>,
+        key_id: Option<(&[u8], &[EpochKey])>,
     ) -> Result<Option<(u32, SecretKey)>, Error> {
         let keys =
             self.read(net.network, DocKind::Network, |d| Ok(doc::content_keys(d, relay_doc)?))?;
         Ok(match key_id {
             // Pulling: whichever epoch sealed it, among the keys held now.
-            Some((id, held)) => {
-                first_that_opens(net, relay_doc, keys, Some(id), &mut held.iter().rev())
-            }
+            Some((id, held)) => first_that_opens(
+                net,
+                relay_doc,
+                keys,
+                Some(id),
+                &mut held.iter().map(|(e, k)| (e, k)),
+            ),
             // Pushing: only a key of the newest epoch, so a device removed since cannot read
             // what is written now.
             None => {
@@ -204,6 +233,30 @@ impl Device {
                 first_that_opens(net, relay_doc, keys, None, &mut std::iter::once((&epoch, key)))
             }
         })
+    }
+
+    /// Every network key this device can open with, newest epoch first: those it holds (`held`,
+    /// the first of each epoch) and any other its network document seals to it for an epoch
+    /// (two admins started it at once).
+    fn opening_keys(
+        &self,
+        network: DocId,
+        held: &BTreeMap<u32, SecretKey>,
+    ) -> Vec<(u32, SecretKey)> {
+        let mut out: Vec<(u32, SecretKey)> = held.iter().map(|(e, k)| (*e, k.clone())).collect();
+        let others = self.membership(network).and_then(|(m, _)| {
+            self.read(network, DocKind::Network, |d| {
+                self.every_network_key_in(d, network, &m, KEYS_PER_EPOCH, false)
+            })
+        });
+        // A network not held here (found at the relay) has only what its roster sealed.
+        for (epoch, key) in others.unwrap_or_default() {
+            if !out.iter().any(|(e, k)| *e == epoch && *k == key) {
+                out.push((epoch, key));
+            }
+        }
+        out.sort_by_key(|(e, _)| std::cmp::Reverse(*e));
+        out
     }
 
     /// Gives each document without a content key of the newest epoch one (one change to the
@@ -368,17 +421,28 @@ impl RelayStore for DeviceRelay<'_> {
         }
     }
 
-    fn offered_keys(&mut self, net: &NetworkAccess, roster: &Roster) -> BTreeMap<u32, SecretKey> {
+    fn offered_keys(&mut self, net: &NetworkAccess, roster: &Roster) -> Vec<(u32, SecretKey)> {
         match self.device.roster_keys(roster) {
             Some((network, keys)) if network == net.network => {
-                keys.into_iter().filter(|(e, _)| !net.keys.contains_key(e)).collect()
+                keys.into_iter().filter(|(e, k)| net.keys.get(e) != Some(k)).collect()
             }
-            _ => BTreeMap::new(),
+            _ => Vec::new(),
         }
     }
 
     fn open_roster(&mut self, roster: &Roster) -> Option<NetworkAccess> {
-        let (network, keys) = self.device.roster_keys(roster)?;
+        let (network, all) = self.device.roster_keys(roster)?;
+        // The first key of each epoch is taken; any other (two admins started the epoch at
+        // once) is offered, to open what was sealed under it.
+        let (mut keys, mut offered) = (BTreeMap::new(), Vec::new());
+        for (epoch, key) in all {
+            match keys.entry(epoch) {
+                std::collections::btree_map::Entry::Occupied(_) => offered.push((epoch, key)),
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    v.insert(key);
+                }
+            }
+        }
         // The roster's network must be the one its relay id derives from: the network's own
         // genesis (its id commits to it), committing to epoch 0's key.
         let key = keys.get(&0)?.clone();
@@ -408,14 +472,7 @@ impl RelayStore for DeviceRelay<'_> {
             tracing::info!(network = %network, "a relay roster names a network this device was not invited to: ignored");
             return None;
         }
-        Some(NetworkAccess {
-            network,
-            relay_id: roster.network,
-            key,
-            keys,
-            offered: Vec::new(),
-            held,
-        })
+        Some(NetworkAccess { network, relay_id: roster.network, key, keys, offered, held })
     }
 
     fn sign(&mut self, roster: Roster) -> Result<SignedRoster, RelayError> {
@@ -510,6 +567,7 @@ impl RelayStore for DeviceRelay<'_> {
         // The keys content keys open under: refreshed from the network document (verified
         // against its membership) once a pulled change of it is stored.
         let mut held_keys = net.keys.clone();
+        let mut opening = self.device.opening_keys(net.network, &held_keys);
         // Blobs an earlier sync kept for want of their key come after the pulled ones (whose
         // network document may bring it); those that open, or fail otherwise, are let go.
         let at = (&self.relay, &net.relay_id);
@@ -533,19 +591,15 @@ impl RelayStore for DeviceRelay<'_> {
             let keys: Vec<(u32, SecretKey)> = if b.doc == network_doc {
                 // Whichever epoch it was written in, newest first; a new epoch's key the
                 // roster offers opens it before the document itself holds that key.
-                let mut offered: Vec<(&u32, &SecretKey)> = net
-                    .offered
-                    .iter()
-                    .filter(|(e, _)| !held_keys.contains_key(e))
-                    .map(|(e, k)| (e, k))
-                    .collect();
-                offered.sort_by_key(|(e, _)| **e);
-                held_keys
-                    .iter()
-                    .chain(offered)
-                    .rev()
-                    .map(|(e, k)| (*e, crypto::network_doc_key(k)))
-                    .collect()
+                let mut all: Vec<(u32, &SecretKey)> =
+                    opening.iter().map(|(e, k)| (*e, k)).collect();
+                for (e, k) in &net.offered {
+                    if !all.iter().any(|(x, y)| x == e && *y == k) {
+                        all.push((*e, k));
+                    }
+                }
+                all.sort_by_key(|(e, _)| std::cmp::Reverse(*e));
+                all.into_iter().map(|(e, k)| (e, crypto::network_doc_key(k))).collect()
             } else {
                 // (A pulled network document is stored, and the keys read again, as soon as it
                 // comes: see below.)
@@ -556,7 +610,7 @@ impl RelayStore for DeviceRelay<'_> {
                         continue;
                     }
                 };
-                match self.device.content_key(net, &b.doc, Some((&key_id, &held_keys))) {
+                match self.device.content_key(net, &b.doc, Some((&key_id, &opening))) {
                     Ok(Some(k)) => vec![k],
                     Ok(None) if retried => {
                         let_go.pop();
@@ -660,6 +714,7 @@ impl RelayStore for DeviceRelay<'_> {
                         for (e, key) in &k {
                             held_keys.entry(*e).or_insert_with(|| key.clone());
                         }
+                        opening = self.device.opening_keys(net.network, &held_keys);
                         applied.keys = Some(k);
                     }
                     Ok(_) => {}
