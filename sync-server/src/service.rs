@@ -95,6 +95,18 @@ fn listed(m: &Membership) -> Vec<PublicKey> {
 /// listing to every device of the network.
 const CONTRIBUTED_MAX_BYTES: usize = 1024 * 1024;
 
+/// Adds `roster` to `contributed` (sorted by signer) if their bodies stay within
+/// [`CONTRIBUTED_MAX_BYTES`]; whether it did.
+fn keep_within_bound(contributed: &mut Vec<SignedRoster>, roster: SignedRoster) -> bool {
+    let bytes: usize = contributed.iter().map(|r| r.body.len()).sum();
+    if bytes + roster.body.len() > CONTRIBUTED_MAX_BYTES {
+        return false;
+    }
+    contributed.push(roster);
+    contributed.sort_by_key(|r| r.signer);
+    true
+}
+
 /// The contributed rosters to keep: those of devices still active in the membership, but
 /// `registering`'s (its new roster replaces it).
 fn contributed(m: &Membership, kept: &[SignedRoster], registering: PublicKey) -> Vec<SignedRoster> {
@@ -286,20 +298,20 @@ impl<S: Storage> Relay<S> {
             // can), and the registered signer may not hold them.
             let signer = DeviceKey::from_bytes(current.signed.signer);
             if !m.is_admin(&me) && m.is_admin(&signer) {
-                let mut contributed = contributed(&m, &current.contributed, *device);
                 // Every device listed gets them with each listing: bounded, so that members
                 // cannot make the answer outgrow a frame (a roster over the bound still brings
-                // its operations).
-                let bytes: usize = contributed.iter().map(|r| r.body.len()).sum();
-                if bytes + signed.body.len() <= CONTRIBUTED_MAX_BYTES {
-                    contributed.push(signed.clone());
-                } else {
+                // its operations, and the device's earlier one stays).
+                let mut contributed = contributed(&m, &current.contributed, *device);
+                if !keep_within_bound(&mut contributed, signed.clone()) {
                     tracing::warn!(
                         bytes = signed.body.len(),
                         "a contributed roster over the network's bound: its operations only"
                     );
+                    let earlier = current.contributed.iter().find(|r| r.signer == *device);
+                    if let Some(earlier) = earlier {
+                        keep_within_bound(&mut contributed, earlier.clone());
+                    }
                 }
-                contributed.sort_by_key(|r| r.signer);
                 let stored = StoredRoster {
                     signed: current.signed.clone(),
                     issued_at: current.issued_at,
@@ -334,8 +346,19 @@ impl<S: Storage> Relay<S> {
         } else if roster.issued_at != 1 {
             return refused(Refusal::BadRoster, "a network's first roster is number 1");
         }
-        let contributed =
+        // The roster this one replaces stays beside it if its signer is a member but no admin
+        // any more: it may be the only one that seals a new epoch's key (its admin started the
+        // epoch, then was demoted, and this device registered before it pulled that epoch).
+        let mut contributed =
             current.as_ref().map(|c| contributed(&m, &c.contributed, *device)).unwrap_or_default();
+        if let Some(c) = &current
+            && c.signed.signer != *device
+            && m.member_of(&DeviceKey::from_bytes(c.signed.signer)).is_some()
+            && !m.is_admin(&DeviceKey::from_bytes(c.signed.signer))
+        {
+            contributed.retain(|r| r.signer != c.signed.signer);
+            keep_within_bound(&mut contributed, c.signed.clone());
+        }
         let stored = StoredRoster {
             signed: signed.clone(),
             issued_at: roster.issued_at,
@@ -635,6 +658,30 @@ mod tests {
         let out = r.handle(&pk(&a), vec![net.roster(2, &net.ops, &[&a, &c], &a)]);
         assert!(matches!(out[0], Response::Registered { .. }), "{out:?}");
         assert_eq!(listing(&c), vec![pk(&a)]);
+    }
+
+    /// An admin's roster replaced once that admin is no admin (here it made another admin and
+    /// stepped down) stays beside the new one: it may be the only one sealing the keys of an
+    /// epoch that admin started.
+    #[test]
+    fn a_demoted_admins_roster_stays_beside_the_one_that_replaces_it() {
+        let r = relay(1 << 30);
+        let (a, b) = (device(1), device(2));
+        let mut net = Net::new([8; 32], &a);
+        net.add(&a, &b, 2, Role::Member);
+        let out = r.handle(&pk(&a), vec![net.roster(1, &net.ops, &[&a, &b], &a)]);
+        assert!(matches!(out[0], Response::Registered { .. }), "{out:?}");
+        net.sign(&a, Change::SetRole { member: [2; 16], role: Role::Admin });
+        net.sign(&a, Change::SetRole { member: [1; 16], role: Role::Member });
+        let out = r.handle(&pk(&b), vec![net.roster(2, &net.ops, &[&a, &b], &b)]);
+        assert!(matches!(out[0], Response::Registered { .. }), "{out:?}");
+        match &r.handle(&pk(&a), vec![Request::Networks])[0] {
+            Response::Networks { rosters } => {
+                let signers: Vec<PublicKey> = rosters.iter().map(|x| x.signer).collect();
+                assert_eq!(signers, vec![pk(&b), pk(&a)]);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     /// A network's relay id derives from its genesis; operations of another network, or a

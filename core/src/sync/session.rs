@@ -553,10 +553,14 @@ impl Session {
         if self.phase != Phase::Running || self.stopped(doc) {
             return Ok(());
         }
-        let Some(network) = self.allowed.get(&doc) else {
+        if !self.allowed.contains_key(&doc) {
             return Ok(());
-        };
-        if !self.answered.contains(network) {
+        }
+        // Listed in networks of ours of which the peer has not said what it holds: it waits
+        // for the first such answer (one answered network that lists it is enough). A document
+        // not listed in any (it came whole from the peer) the peer holds.
+        let listed_in: Vec<DocId> = self.networks_listing(doc).collect();
+        if !listed_in.is_empty() && !listed_in.iter().any(|n| self.answered.contains(n)) {
             self.early.insert(doc);
             return Ok(());
         }
@@ -954,11 +958,17 @@ impl Session {
         Ok(())
     }
 
+    /// The networks whose inventory of ours (as sent) lists `doc`.
+    fn networks_listing(&self, doc: DocId) -> impl Iterator<Item = DocId> + '_ {
+        self.mine.iter().filter(move |(_, inv)| inv.iter().any(|(d, _)| *d == doc)).map(|(n, _)| *n)
+    }
+
     /// Queues the documents of `network` changed here before the peer told us of it, those
     /// that `peer_holds`.
     fn sync_early(&mut self, network: DocId, peer_holds: impl Fn(&DocId) -> bool) {
-        let ready: Vec<DocId> =
-            self.early.iter().filter(|d| self.allowed.get(d) == Some(&network)).copied().collect();
+        let listed =
+            |d: &DocId| self.mine.get(&network).is_some_and(|inv| inv.iter().any(|(x, _)| x == d));
+        let ready: Vec<DocId> = self.early.iter().filter(|d| listed(d)).copied().collect();
         for doc in ready {
             self.early.remove(&doc);
             if peer_holds(&doc) {
