@@ -37,6 +37,29 @@ pub async fn sync_once(
     .expect("relay sync did not finish in time")
 }
 
+/// One relay sync of `d` through its real relay session against `relay`'s rules in memory,
+/// with no transport; `rewrite` may change each answer before the device sees it (a relay
+/// operator reordering, say). A stall fails the test.
+pub fn sync_in_memory(
+    d: &nabij_core::Device,
+    relay: &nabij_sync_server::Relay<nabij_sync_server::storage::MemoryStorage>,
+    relay_key: PublicKey,
+    mut rewrite: impl FnMut(&mut Response),
+) -> nabij_core::relay::RelayReport {
+    let me = *d.device_key().as_bytes();
+    let mut session =
+        nabij_core::relay::RelaySession::new(nabij_core::device::DeviceRelay::new(d, relay_key));
+    let mut pending = session.start();
+    while !session.is_done() {
+        assert!(!pending.is_empty(), "stalled: {:?}", session.report());
+        for mut a in relay.handle(&me, std::mem::take(&mut pending)) {
+            rewrite(&mut a);
+            pending.extend(session.handle(a).expect("relay session"));
+        }
+    }
+    session.report().clone()
+}
+
 /// A relay running in this process.
 pub struct InProcessRelay {
     /// `host:port` for devices.

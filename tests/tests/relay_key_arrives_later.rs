@@ -5,8 +5,8 @@
 //! Driven through the device's real relay session against the relay's own rules in process,
 //! with the relay's answers reordered the way a relay operator may.
 
-use nabij_core::{Device, device::DeviceRelay, model::Reason, relay::RelaySession};
-use nabij_relay_proto::wire::{Request, Response};
+use nabij_core::{Device, model::Reason};
+use nabij_relay_proto::wire::Response;
 use nabij_sync_server::{Limits, Relay, storage::MemoryStorage};
 use nabij_tests::{case_with_notes, observation, open_device};
 
@@ -16,19 +16,9 @@ const RELAY_KEY: [u8; 32] = [0x52; 32];
 fn sync(
     d: &Device,
     relay: &Relay<MemoryStorage>,
-    mut reorder: impl FnMut(&mut Response),
+    reorder: impl FnMut(&mut Response),
 ) -> nabij_core::relay::RelayReport {
-    let me = *d.device_key().as_bytes();
-    let mut session = RelaySession::new(DeviceRelay::new(d, RELAY_KEY));
-    let mut pending: Vec<Request> = session.start();
-    while !session.is_done() {
-        assert!(!pending.is_empty(), "stalled: {:?}", session.report());
-        for mut a in relay.handle(&me, std::mem::take(&mut pending)) {
-            reorder(&mut a);
-            pending.extend(session.handle(a).expect("relay session"));
-        }
-    }
-    session.report().clone()
+    nabij_tests::relay::sync_in_memory(d, relay, RELAY_KEY, reorder)
 }
 
 #[test]

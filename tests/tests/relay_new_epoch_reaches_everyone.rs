@@ -8,27 +8,16 @@
 
 use nabij_core::{
     Device, DocId,
-    device::DeviceRelay,
     model::{Reason, Role},
-    relay::{RelayReport, RelaySession},
+    relay::RelayReport,
 };
-use nabij_relay_proto::wire::Request;
 use nabij_sync_server::{Limits, Relay, storage::MemoryStorage};
 use nabij_tests::{case_with_notes, meet, observation, open_device};
 
 const RELAY_KEY: [u8; 32] = [0x52; 32];
 
 fn sync(d: &Device, relay: &Relay<MemoryStorage>) -> RelayReport {
-    let me = *d.device_key().as_bytes();
-    let mut session = RelaySession::new(DeviceRelay::new(d, RELAY_KEY));
-    let mut pending: Vec<Request> = session.start();
-    while !session.is_done() {
-        assert!(!pending.is_empty(), "stalled: {:?}", session.report());
-        for a in relay.handle(&me, std::mem::take(&mut pending)) {
-            pending.extend(session.handle(a).expect("relay session"));
-        }
-    }
-    session.report().clone()
+    nabij_tests::relay::sync_in_memory(d, relay, RELAY_KEY, |_| {})
 }
 
 fn has(d: &Device, case: DocId, text: &str) -> bool {
