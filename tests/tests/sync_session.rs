@@ -432,6 +432,38 @@ fn a_live_change_before_the_peer_said_what_it_holds_waits_for_its_answer() {
     assert!(p.sa.is_complete() && p.sb.is_complete());
 }
 
+/// A document shared through two networks, one of which the peer never answers for (it was
+/// invited to it and has not accepted): a live change goes through the other.
+#[test]
+fn a_live_change_goes_through_a_network_the_peer_answered() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = device(&dir, "a.db", "Fatima");
+    let b = device(&dir, "b.db", "Sem");
+    let (x, y) =
+        (a.create_network("Wijknetwerk Oost").expect("n"), a.create_network("Jeugd").expect("n"));
+    // The session keys each document to the last of its networks (by id): make that the one
+    // b does not answer for.
+    let (answered, silent) = if x.as_bytes() < y.as_bytes() { (x, y) } else { (y, x) };
+    b.join(&a.invite(answered, b.member_id(), &b.display_name(), b.device_key()).expect("invite"))
+        .expect("b joins");
+    a.invite(silent, b.member_id(), &b.display_name(), b.device_key()).expect("invited only");
+    let case = a
+        .create_case(NewCase {
+            subject: "Moeder R. en dochter L.".into(),
+            networks: vec![answered, silent],
+            ..NewCase::default()
+        })
+        .expect("case");
+    let mut p = Pair::new(&a, &b);
+    p.run().expect("sync");
+    assert!(b.case(case).is_ok());
+    let mut sa_store = &a;
+    let id = a.add_note(case, note("Net binnen: moeder belt zelf de school.")).expect("note");
+    p.sa.local_change(&mut sa_store, case).expect("live");
+    p.run().expect("live sync");
+    assert_eq!(b.note(case, id).expect("arrived").text, "Net binnen: moeder belt zelf de school.");
+}
+
 /// x shares a case with n2, b gets it so, then x shares it with n1 as well and a gets it so:
 /// a's copy of the case is shared with n1, b's not yet. a is in n1 (and in n2 if `a_in_n2`),
 /// b in both. Returns (a, b, case).
