@@ -12,12 +12,14 @@ use automerge::{
 use nabij_core::{
     Device, DocId,
     authorship::seal_envelope,
+    model::Reason,
     net::{NetError, RelaySyncReport},
-    test_utils::{load_exported, sign_fork},
+    test_utils::{key_epochs, load_exported, sign_fork},
 };
 use nabij_sync_server::Limits;
 use nabij_tests::{
-    ForgingStore, case_with_notes, meet_stores, observation, open_device, relay::InProcessRelay,
+    ForgingStore, case_with_notes, meet, meet_stores, observation, open_device,
+    relay::InProcessRelay,
 };
 
 async fn relay_sync(d: &Arc<Device>, relay: &InProcessRelay) -> Result<RelaySyncReport, NetError> {
@@ -196,4 +198,43 @@ fn promise_4_an_overwrite_brought_to_a_meeting_stops_nothing_else() {
     assert_eq!(sanne.heads(new).expect("new case"), mallory.heads(new).expect("new case"));
     // Sanne goes on meeting honest members: the roster she holds is whole.
     assert!(sanne.shares_network_with(&mallory.device_key()).expect("check"));
+}
+
+/// A sealed network key names its sealer, and an admin's entry counts as the device served: a
+/// member that writes garbage for a device under an admin's name, for the next epoch, would
+/// lock that device out of it (the admin seals nowhere it finds its own name). Found by the
+/// review of session 20 and seen working: the admin took the entry, and after a removal the
+/// device had no key of the new epoch. Only the sealer may write its entries now.
+#[test]
+fn promise_4_a_member_cannot_seal_in_an_admins_name() {
+    let dir = tempfile::tempdir().expect("dir");
+    let [anna, bram, kees, lost] =
+        ["Anna", "Bram", "Kees", "Lost"].map(|n| open_device(dir.path(), n));
+    let network = anna.create_network("Wijknetwerk Oost").expect("network");
+    for d in [&bram, &kees, &lost] {
+        let inv = anna.invite(network, d.member_id(), &d.display_name(), d.device_key());
+        d.join(&inv.expect("invite")).expect("join");
+        meet(&anna, d).expect("meet");
+    }
+    assert_eq!(key_epochs(&kees, network), vec![0]);
+    // Bram's modified app writes garbage sealed to Kees for epoch 1, in Anna's name.
+    let mut doc = load_exported(&bram.export_document(network).expect("export"))
+        .with_actor(automerge::ActorId::from(bram.device_key().as_bytes().to_vec()));
+    let base = doc.get_heads();
+    let keys = match doc.get(ROOT, "keys").expect("get") {
+        Some((Value::Object(ObjType::Map), id)) => id,
+        other => panic!("no key map: {other:?}"),
+    };
+    let entry = format!("1.{}.{}", kees.device_key(), anna.device_key());
+    doc.put(&keys, entry.as_str(), ScalarValue::Bytes(vec![7; 120])).expect("put");
+    doc.commit();
+    let signed = sign_fork(&bram, network, &mut doc);
+    let heads = anna.heads(network).expect("heads");
+    let merged = anna.merge_changes(network, &seal_envelope(&signed, &doc.save_after(&base)));
+    assert!(merged.is_err(), "Anna took an entry in her name that Bram wrote: {merged:?}");
+    assert_eq!(anna.heads(network).expect("heads"), heads, "nothing of it stored");
+    // The next epoch reaches Kees.
+    anna.remove_device(network, lost.device_key(), Reason::Lost).expect("remove");
+    meet(&anna, &kees).expect("meet");
+    assert_eq!(key_epochs(&kees, network), vec![0, 1], "Kees holds the new epoch's key");
 }

@@ -320,6 +320,11 @@ impl Device {
                     .collect();
                 let mut only_here = doc::write_once_entries(&held).map_err(Error::Merge)?;
                 only_here.retain(|(m, k, _)| !in_kept.contains(&(*m, k.clone())));
+                // A sealed key only its sealer writes (the others refuse it from anyone else):
+                // this device writes back its own; the other sealers write back theirs when
+                // their history gives way, and an admin seals again what a device lacks.
+                let mine = format!(".{}", DeviceKey::from_bytes(me));
+                only_here.retain(|(m, k, _)| *m != "keys" || k.ends_with(&mine));
                 only_here
             } else {
                 // The held history goes on under the fork's id, with the signatures over its

@@ -313,18 +313,46 @@ const WRITE_ONCE: [&str; 3] = ["ops", "keys", "content_keys"];
 /// leave two concurrent copies of one (one would hide the other's entries).
 pub(crate) fn check_write_once(doc: &mut AutoCommit, since: &[ChangeHash]) -> Result<(), DocError> {
     let mut maps: Vec<String> = Vec::new();
+    let mut keys_map = None;
     for name in WRITE_ONCE {
         let all = doc.get_all(ROOT, name)?;
         if all.len() > 1 {
             return Err(DocError::Malformed(format!("two concurrent `{name}` maps")));
         }
         if let Some((Value::Object(ObjType::Map), id)) = all.into_iter().next() {
+            if name == "keys" {
+                keys_map = Some(id.to_string());
+            }
             maps.push(id.to_string());
         }
     }
     for change in doc.get_changes(since) {
+        let writer = <[u8; 32]>::try_from(change.actor_id().to_bytes()).ok();
         for op in change.decode().operations {
             let replaces = !op.pred.is_empty() || matches!(op.action, legacy::OpType::Delete);
+            // A sealed network key names its sealer, whom devices trust by that name (an
+            // admin's entry counts as the device served): only the sealer may write it, or a
+            // member could write garbage for a device under an admin's name before the admin
+            // seals there, and lock the device out of that epoch (promise 4). An entry naming
+            // no sealer (written before entries named one) is taken only with the document
+            // whole, never as a new change.
+            if !replaces
+                && let (legacy::ObjectId::Id(obj), legacy::Key::Map(k)) = (&op.obj, &op.key)
+                && keys_map.as_deref() == Some(obj.to_string().as_str())
+            {
+                let parts: Vec<&str> = k.split('.').collect();
+                let named = match parts.as_slice() {
+                    [_, _, sealer] => sealer.parse::<DeviceKey>().ok(),
+                    _ => None,
+                };
+                let by_writer = named.is_some_and(|n| Some(*n.as_bytes()) == writer);
+                if !by_writer && (named.is_some() || !since.is_empty()) {
+                    return Err(DocError::Malformed(
+                        "a network key entry names another sealer than the device that wrote it"
+                            .into(),
+                    ));
+                }
+            }
             if !replaces {
                 continue;
             }
