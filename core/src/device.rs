@@ -38,7 +38,8 @@ mod relay_store;
 mod sync_store;
 
 use engine::{
-    Writer, check_changes, check_merged, guard, load_cached, mark_persisted, merge_in, persist,
+    Writer, check_changes, check_changes_as_new, check_merged, guard, load_cached, mark_persisted,
+    merge_in, persist,
 };
 pub(crate) use projection::{Derived, derive};
 use projection::{Notes, Touched, index_doc, write_derived};

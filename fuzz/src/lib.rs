@@ -224,6 +224,16 @@ impl SyncStore for MemStore {
         Ok(())
     }
 
+    fn check_as_new(
+        &mut self,
+        _network: DocId,
+        _doc: DocId,
+        bytes: &[u8],
+        _signed: &[SignedHead],
+    ) -> Result<(), StoreFailure> {
+        load(bytes).map(|_| ()).map_err(StoreFailure::Refused)
+    }
+
     fn generate(
         &mut self,
         doc: DocId,

@@ -245,6 +245,17 @@ impl<'a> RawPeer<'a> {
         parts.join("; ")
     }
 
+    /// Whether any answer listed the document, carried it or carried changes to it (a refusal
+    /// names only what the peer sent, and does not count).
+    pub fn sent_about(&self, doc: DocId) -> bool {
+        use nabij_core::sync::Message;
+        self.answers.iter().any(|m| match m {
+            Message::Inventory { docs, .. } => docs.iter().any(|(d, _)| d == doc.as_bytes()),
+            Message::Document { doc: d, .. } | Message::Sync { doc: d, .. } => d == doc.as_bytes(),
+            _ => false,
+        })
+    }
+
     /// Whether any answer named the document, carried it, carried changes to it or refused it.
     pub fn named(&self, doc: DocId) -> bool {
         use nabij_core::sync::Message;
@@ -405,6 +416,16 @@ impl SyncStore for ForgingStore<'_> {
         docs: Vec<(DocId, DocId, Vec<u8>, Vec<SignedHead>)>,
     ) -> Result<Vec<Refusal>, StoreFailure> {
         SyncStore::import_many(&mut self.device, docs)
+    }
+
+    fn check_as_new(
+        &mut self,
+        network: DocId,
+        doc: DocId,
+        bytes: &[u8],
+        signed: &[SignedHead],
+    ) -> Result<(), StoreFailure> {
+        SyncStore::check_as_new(&mut self.device, network, doc, bytes, signed)
     }
 
     fn generate(

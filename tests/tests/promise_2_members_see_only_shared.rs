@@ -261,5 +261,68 @@ fn promise_2_a_case_named_before_the_victim_held_it_is_not_merged_or_sent_after(
     let _ = attack.send(Message::Done { seen: 0 });
     assert_eq!(w.victim.heads(x).expect("heads"), heads, "the case was merged with the fork");
     assert_eq!(w.victim.case(x).expect("case").subject, "Meneer V.");
-    assert!(!attack.named(x), "the victim sent the case: {}", attack.summary());
+    // Refused aloud, as a device that never held the case would refuse that fork (changes no
+    // signature covers): nothing of the case itself went to the attacker.
+    assert!(!attack.sent_about(x), "the victim sent the case: {}", attack.summary());
+}
+
+/// What the victim answers a member of A that names `doc` in A's inventory, sends `bytes` as
+/// that document whole, then asks for its changes: the answers with `doc` written `X`, and how
+/// the session took each message.
+fn probe(w: &World, doc: DocId, bytes: &[u8]) -> (String, Vec<bool>) {
+    let mut attack = attack(w);
+    let id = *doc.as_bytes();
+    let verdicts = [
+        attack.send(Message::Inventory { network: *w.a.as_bytes(), docs: vec![(id, vec![])] }),
+        attack.send(Message::Document { doc: id, bytes: bytes.to_vec(), signed: Vec::new() }),
+        attack.send(Message::Done { seen: 0 }),
+        attack.send(Message::Sync { doc: id, message: ask_for_everything(), signed: Vec::new() }),
+        attack.send(Message::Done { seen: 0 }),
+    ];
+    let said = attack.summary().replace(&doc.to_string(), "X");
+    (said, verdicts.iter().map(Result::is_ok).collect())
+}
+
+/// Found by review: a member of A that learnt the id of a case of B (a learning point shared
+/// with A cites it) sent bytes that do not load as that case. A victim that held the case
+/// passed them over in silence; one that did not refused them aloud. So the member learnt which
+/// colleagues' phones hold the case: who works on it. Whatever the member sends, the victim
+/// now answers as it would about a document it does not hold, and keeps its case as it was.
+#[test]
+fn promise_2_a_member_of_a_cannot_tell_whether_the_victim_holds_a_case_of_b() {
+    let w = world();
+    let own = w
+        .attacker
+        .create_case(NewCase {
+            subject: "Eigen casus".into(),
+            networks: vec![w.a],
+            ..NewCase::default()
+        })
+        .expect("the attacker's own case in A");
+    w.attacker.add_note(own, observation("een notitie")).expect("note");
+    let whole = load_exported(&w.attacker.export_document(own).expect("export")).save();
+    let heads = w.victim.heads(w.secret).expect("heads");
+    let mut rng = nabij_core::test_utils::Rng::new(20_261_130);
+    for seed in 0..40u64 {
+        let mut bytes = whole.clone();
+        match seed % 4 {
+            // Bytes that are no document.
+            0 => bytes = (0..rng.below(200)).map(|_| rng.below(256) as u8).collect(),
+            // A document cut short.
+            1 => bytes.truncate(rng.below(bytes.len() as u64) as usize),
+            // A document with a byte changed.
+            2 => {
+                let i = rng.below(bytes.len() as u64) as usize;
+                bytes[i] ^= 1 + rng.below(255) as u8;
+            }
+            // A whole, valid document of A: another document than it is sent as.
+            _ => {}
+        }
+        let unknown = DocId::from_bytes((rng.next_u64() as u128 | 1 << 127).to_be_bytes());
+        let held = probe(&w, w.secret, &bytes);
+        let not_held = probe(&w, unknown, &bytes);
+        assert_eq!(held, not_held, "seed {seed}: the answers tell the two apart");
+        assert_eq!(w.victim.heads(w.secret).expect("heads"), heads, "seed {seed}");
+    }
+    assert_eq!(w.victim.case(w.secret).expect("case").subject, "Mevrouw B.");
 }

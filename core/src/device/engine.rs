@@ -349,6 +349,34 @@ pub(super) fn check_changes(
     offered: &[SignedHead],
     me: &DeviceKey,
 ) -> Result<Vec<SignedHead>, Error> {
+    check_changes_over(tx, doc, id, kind, before, offered, me, || Ok(store::signed_heads(tx, id)?))
+}
+
+/// [`check_changes`] for a whole document, as if this device did not hold it (none of its
+/// stored signatures count): what a device that lacks the document would refuse of it.
+pub(super) fn check_changes_as_new(
+    tx: &Transaction<'_>,
+    doc: &mut AutoCommit,
+    id: DocId,
+    kind: DocKind,
+    offered: &[SignedHead],
+    me: &DeviceKey,
+) -> Result<Vec<SignedHead>, Error> {
+    check_changes_over(tx, doc, id, kind, &[], offered, me, || Ok(Vec::new()))
+}
+
+/// [`check_changes`], with the signed heads held here for the document read by `held`.
+#[allow(clippy::too_many_arguments)]
+fn check_changes_over(
+    tx: &Transaction<'_>,
+    doc: &mut AutoCommit,
+    id: DocId,
+    kind: DocKind,
+    before: &[ChangeHash],
+    offered: &[SignedHead],
+    me: &DeviceKey,
+    held: impl FnOnce() -> Result<Vec<SignedHead>, Error>,
+) -> Result<Vec<SignedHead>, Error> {
     let refuse = |why: String| Error::Merge(DocError::Unauthorized(why));
     // The newest change number of each device among the new changes: a signature over a later
     // (or that) change of the same device covers it, through the hash chain.
@@ -368,7 +396,7 @@ pub(super) fn check_changes(
     if newest.is_empty() {
         return Ok(Vec::new());
     }
-    let stored = store::signed_heads(tx, id)?;
+    let stored = held()?;
     // A forked document's changes from before the fork were signed under the ids its history
     // went on from (`forks`): taken only from a split this device can see for itself.
     let lineage = doc::lineage(doc).map_err(Error::Merge)?;

@@ -10,8 +10,8 @@ use automerge::{
 use rusqlite::TransactionBehavior;
 
 use super::{
-    Derived, Device, Notes, Writer, check_changes, check_merged, derive, guard, heads_bytes,
-    index_doc, load_cached, mark_persisted, merge_in, persist,
+    Derived, Device, Notes, Writer, check_changes, check_changes_as_new, check_merged, derive,
+    guard, heads_bytes, index_doc, load_cached, mark_persisted, merge_in, persist,
 };
 use crate::{
     authorship::SignedHead,
@@ -383,6 +383,38 @@ impl SyncStore for &Device {
         self.merge_into(doc, Some(kind), bytes, Some((incoming, None)), signed)
             .map(|_| ())
             .map_err(storage)
+    }
+
+    fn check_as_new(
+        &mut self,
+        network: DocId,
+        doc: DocId,
+        bytes: &[u8],
+        signed: &[SignedHead],
+    ) -> Result<(), StoreFailure> {
+        // The checks a whole document new here goes through before it is stored, in the same
+        // order (`import_batch`, `merge_in`), with nothing written: a read transaction, rolled
+        // back when dropped.
+        let (mut loaded, derived) = self.prepare_import(network, doc, bytes)?;
+        let kind = doc::header(&loaded).map_err(|e| StoreFailure::Refused(e.to_string()))?.kind;
+        let conn = self.reader.lock();
+        if kind == DocKind::Network
+            && !store::invitation_accepted(&conn, doc)
+                .map_err(|e| StoreFailure::Storage(e.to_string()))?
+        {
+            return Err(StoreFailure::Refused(format!(
+                "network {doc}: this device was not invited to it, or its user did not accept"
+            )));
+        }
+        let tx = conn.unchecked_transaction().map_err(|e| StoreFailure::Storage(e.to_string()))?;
+        check_merged(&loaded, doc, kind).map_err(storage)?;
+        check_changes_as_new(&tx, &mut loaded, doc, kind, signed, &self.device_key())
+            .map_err(storage)?;
+        // Rows that cannot be read refuse a new document when it is indexed.
+        if derived.is_none() {
+            derive(&loaded, kind).map_err(|e| StoreFailure::Refused(e.to_string()))?;
+        }
+        Ok(())
     }
 
     fn import_many(&mut self, docs: Vec<Incoming>) -> Result<Vec<Refusal>, StoreFailure> {

@@ -152,6 +152,17 @@ pub trait SyncStore {
         bytes: &[u8],
         signed: &[SignedHead],
     ) -> Result<(), StoreFailure>;
+    /// Checks a whole document the peer sent as [`SyncStore::import`] would if this device did
+    /// not hold `doc`, storing nothing. For a document held here outside `network`: refused
+    /// where a device that lacks it would refuse it, so the peer cannot tell the two apart
+    /// (promise 2).
+    fn check_as_new(
+        &mut self,
+        network: DocId,
+        doc: DocId,
+        bytes: &[u8],
+        signed: &[SignedHead],
+    ) -> Result<(), StoreFailure>;
     /// Stores several whole documents (network, document, bytes, signatures), each checked as
     /// [`SyncStore::import`] does, ideally in one transaction. A document refused is left out,
     /// nothing of it stored, and returned with why; the others are stored. An error only for
@@ -291,12 +302,14 @@ pub struct Session {
     /// Documents changed here (live) before the peer told us of their network: synced once it
     /// has, as a sync message could name a document the peer does not hold.
     early: BTreeSet<DocId>,
-    /// Documents the peer named in a network that this device holds but did not list there
-    /// (its copy is shared with that network, ours not yet): whole copies of them are passed
-    /// over in silence, as they sync through another network if shared with the peer at all.
-    held_unlisted: BTreeSet<DocId>,
-    /// Documents the peer sent whole that this device holds and does not share with it: passed
-    /// over, and so are the peer's sync messages for them (it cannot know).
+    /// Documents the peer named in a network (the first it named them in) that this device
+    /// holds but did not list there (the peer's copy is shared with that network, ours not yet;
+    /// or the peer is probing): whole copies of them are never stored or merged. They sync
+    /// through another network if shared with the peer at all.
+    held_unlisted: BTreeMap<DocId, DocId>,
+    /// Documents the peer sent whole that this device holds and does not share with it, and
+    /// would have taken had it not held them: passed over in silence, and so are the peer's
+    /// sync messages for them (it cannot know).
     passed_over: BTreeSet<DocId>,
     /// Automerge sync state per document.
     states: BTreeMap<DocId, State>,
@@ -381,7 +394,7 @@ impl Session {
             allowed: BTreeMap::new(),
             answered: BTreeSet::new(),
             early: BTreeSet::new(),
-            held_unlisted: BTreeSet::new(),
+            held_unlisted: BTreeMap::new(),
             passed_over: BTreeSet::new(),
             states: BTreeMap::new(),
             pending: VecDeque::new(),
@@ -699,7 +712,7 @@ impl Session {
                     if listed.contains(&doc) || !store.holds(doc)? {
                         theirs.insert(doc, h);
                     } else {
-                        self.held_unlisted.insert(doc);
+                        self.held_unlisted.entry(doc).or_insert(network);
                     }
                 }
                 // The peer accepts whole documents only when offered in our inventory first.
@@ -757,11 +770,13 @@ impl Session {
                 if self.stopped(doc) {
                     return Ok(());
                 }
-                // Held here, not listed in the network the peer named it in: passed over in
-                // silence (shared with the peer through another network, it syncs there).
-                if self.held_unlisted.contains(&doc) {
+                // Held here, not listed in the network the peer named it in: never merged.
+                // Shared with the peer through another network, it syncs there; otherwise it
+                // is judged with the round's other whole documents as if it were not held
+                // (`flush_documents`).
+                if let Some(network) = self.held_unlisted.get(&doc).copied() {
                     if !self.allowed.contains_key(&doc) {
-                        self.passed_over.insert(doc);
+                        self.incoming.push((network, doc, bytes, signed));
                     }
                     return Ok(());
                 }
@@ -774,12 +789,8 @@ impl Session {
                     })
                     .map(|(n, _)| *n)
                     .ok_or_else(|| SyncError::Protocol("a document that was not offered".into()))?;
-                // Named when this device did not hold it; held since (another session, the
-                // relay) but not shared with that network here: passed over, never merged.
-                if store.holds(doc)? && !self.allowed.contains_key(&doc) {
-                    self.passed_over.insert(doc);
-                    return Ok(());
-                }
+                // (Named when this device did not hold it and held since, by another session or
+                // the relay: judged as above, never merged, in `flush_documents`.)
                 self.incoming.push((network, doc, bytes, signed));
                 Ok(())
             }
@@ -930,19 +941,45 @@ impl Session {
         // the first is checked, so a document refused is not stored from a second copy.
         let mut seen = BTreeSet::new();
         batch.retain(|(_, doc, ..)| seen.insert(*doc));
-        let ids: Vec<(DocId, DocId)> = batch.iter().map(|(n, d, ..)| (*d, *n)).collect();
-        let refused = store.import_many(batch)?;
+        // A document held here that the peer may not sync (not listed in the network it came
+        // through, and shared with the peer through no other) is never stored or merged, and
+        // the peer must not learn that it is held (promise 2): it is judged as if it were not.
+        // What a device that lacks it would refuse is refused aloud all the same; what it would
+        // take is passed over in silence. Such a device would tell the peer too.
+        let order: BTreeMap<DocId, usize> =
+            batch.iter().enumerate().map(|(i, (_, d, ..))| (*d, i)).collect();
+        let mut held = Vec::new();
+        let mut new = Vec::with_capacity(batch.len());
+        for d in batch {
+            if !self.allowed.contains_key(&d.1) && store.holds(d.1)? {
+                held.push(d);
+            } else {
+                new.push(d);
+            }
+        }
+        let ids: Vec<(DocId, DocId)> = new.iter().map(|(n, d, ..)| (*d, *n)).collect();
+        let mut refused = store.import_many(new)?;
+        for (network, doc, bytes, signed) in held {
+            match store.check_as_new(network, doc, &bytes, &signed) {
+                Ok(()) => {
+                    self.passed_over.insert(doc);
+                    self.finished.insert(doc);
+                }
+                Err(StoreFailure::Refused(reason) | StoreFailure::TwoHistories(reason)) => {
+                    refused.push(Refusal { doc, reason });
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        // In the order the documents came, whichever were held.
+        refused.sort_by_key(|r| order.get(&r.doc).copied().unwrap_or(usize::MAX));
         for Refusal { doc, reason } in refused {
-            // A document held here but not shared with the network it came through is passed
-            // over in silence when it arrives (promise 2); held since (another session, the
-            // relay), the store refuses it instead, and the peer must not learn that either.
-            // Anything else refused is about the bytes the peer sent (they do not load, are
-            // another document, are not shared with that network, carry changes no signature
-            // covers): telling it reveals nothing of this device. Not fatal: an honest peer
-            // sends a document not shared with the network it offered it in when its user
-            // unshared it between the peer's inventory and its sending it.
-            let silent = store.holds(doc)? && !self.allowed.contains_key(&doc);
-            self.refuse(doc, reason, !silent);
+            // About the bytes the peer sent (they do not load, are another document, are not
+            // shared with that network, carry changes no signature covers): telling it reveals
+            // nothing of this device. Not fatal: an honest peer sends a document not shared
+            // with the network it offered it in when its user unshared it between the peer's
+            // inventory and its sending it.
+            self.refuse(doc, reason, true);
         }
         for (doc, network) in ids {
             if self.refused.contains(&doc) {
