@@ -12,6 +12,10 @@
 //!    first and alone (it carries the content keys the others need), then a window at a
 //!    time; each is recorded as held by the relay only when the relay says it is durable.
 //!
+//! When a pull changed a network document (its membership or keys), the sync goes through
+//! 1–4 once more, so that what that change calls for (a roster carrying a new key epoch,
+//! changes sealed under it) reaches the relay in this sync rather than the device's next.
+//!
 //! Owns the order of the exchange and what counts as done. Knows nothing of sockets, SQLite or
 //! Automerge: the driver (`net::relay`) carries the messages, the store does the rest.
 
@@ -30,6 +34,9 @@ pub use nabij_relay_proto::wire::Refusal;
 /// How a relay's key is written for people (`nabijrelay1…`, with a checksum) and read back.
 pub use nabij_relay_proto::{RelayKeyError, parse_relay_key, relay_key_to_string};
 
+/// Most passes through the exchange in one sync (a second when a pull changed a network
+/// document).
+const MAX_PASSES: u8 = 2;
 /// Most pushes awaiting the relay's answer at once.
 const PUSH_WINDOW: usize = 32;
 /// Bytes of blobs asked for per pull (the relay may send less).
@@ -103,6 +110,9 @@ pub struct Applied {
     /// changed them: what is pushed next is sealed under the newest of these (an epoch that
     /// a pulled operation made void, say its admin's demotion concurrent with it, is not).
     pub keys: Option<std::collections::BTreeMap<u32, SecretKey>>,
+    /// Whether the pulled changes brought membership operations new here, or changed the keys
+    /// that count: what this device registers or seals may differ now.
+    pub membership_moved: bool,
 }
 
 /// A refusal by the relay.
@@ -246,6 +256,10 @@ pub struct RelaySession<S> {
     report: RelayReport,
     docs_total: usize,
     docs_done: usize,
+    /// Passes through the exchange begun.
+    passes: u8,
+    /// Whether a pull in this pass changed a network document or its keys.
+    membership_moved: bool,
 }
 
 fn verified(signed: &SignedRoster) -> Option<Roster> {
@@ -263,11 +277,16 @@ impl<S: RelayStore> RelaySession<S> {
             report: RelayReport::default(),
             docs_total: 0,
             docs_done: 0,
+            passes: 0,
+            membership_moved: false,
         }
     }
 
     /// The first requests.
     pub fn start(&mut self) -> Vec<Request> {
+        self.passes += 1;
+        self.membership_moved = false;
+        self.nets.clear();
         self.phase = Phase::Networks;
         self.expect.push_back(Expect::Networks);
         vec![Request::Networks]
@@ -332,6 +351,7 @@ impl<S: RelayStore> RelaySession<S> {
                 if let Some(keys) = applied.keys.take() {
                     self.nets[net].access.keys = keys;
                 }
+                self.membership_moved |= applied.membership_moved;
                 self.docs_done += applied.changed.len();
                 self.docs_total += applied.changed.len();
                 self.report.documents_changed += applied.changed.len();
@@ -533,6 +553,14 @@ impl<S: RelayStore> RelaySession<S> {
             }
         }
         if flying == 0 && self.nets.iter().all(|n| n.queue.is_empty()) {
+            // A network document that changed in the pull may call for a new key epoch, a
+            // roster that carries it, or changes sealed anew: once more, so that they reach
+            // the relay now (two admins that started epochs apart settled a relay round
+            // sooner each time, seed 8247 of the simulation).
+            if self.membership_moved && self.passes < MAX_PASSES && self.expect.is_empty() {
+                out.extend(self.start());
+                return Ok(());
+            }
             self.phase = Phase::Done;
         }
         Ok(())

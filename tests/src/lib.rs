@@ -147,6 +147,43 @@ pub fn open_device(dir: &std::path::Path, name: &str) -> Arc<Device> {
     Arc::new(d)
 }
 
+/// Devices opened on `dir` under `names`, the first of which creates a network and invites the
+/// others (each joins as its own member): the devices and the network. Nothing is exchanged
+/// yet.
+pub fn network_of<const N: usize>(
+    dir: &std::path::Path,
+    names: [&str; N],
+) -> ([Arc<Device>; N], DocId) {
+    invite_all(names.map(|n| open_device(dir, n)))
+}
+
+/// [`network_of`] with devices whose keys, ids and clocks come from `seed`: the same run each
+/// time for one seed.
+pub fn seeded_network_of<const N: usize>(
+    dir: &std::path::Path,
+    names: [&str; N],
+    seed: u64,
+) -> ([Arc<Device>; N], DocId) {
+    let clock = StepClock::new(1_700_000_000_000);
+    let mut i = 0;
+    invite_all(names.map(|n| {
+        i += 1;
+        let opts = DeviceOptions::deterministic_for_tests(clock.clone(), seed * 16 + i);
+        let d = Device::open_with(dir.join(n), opts).expect("open");
+        d.set_display_name(n).expect("name");
+        Arc::new(d)
+    }))
+}
+
+fn invite_all<const N: usize>(devices: [Arc<Device>; N]) -> ([Arc<Device>; N], DocId) {
+    let network = devices[0].create_network("Wijknetwerk Oost").expect("network");
+    for d in &devices[1..] {
+        let inv = devices[0].invite(network, d.member_id(), &d.display_name(), d.device_key());
+        d.join(&inv.expect("invite")).expect("join");
+    }
+    (devices, network)
+}
+
 /// A case shared with `network`, with `notes` notes about debts and school.
 pub fn case_with_notes(d: &Device, network: DocId, subject: &str, notes: usize) -> DocId {
     let case = shared_case(d, network, subject);

@@ -18,7 +18,7 @@ use nabij_core::{
 };
 use nabij_sync_server::Limits;
 use nabij_tests::{
-    ForgingStore, case_with_notes, meet, meet_stores, observation, open_device,
+    ForgingStore, case_with_notes, meet, meet_stores, network_of, observation, open_device,
     relay::InProcessRelay,
 };
 
@@ -208,12 +208,9 @@ fn promise_4_an_overwrite_brought_to_a_meeting_stops_nothing_else() {
 #[test]
 fn promise_4_a_member_cannot_seal_in_an_admins_name() {
     let dir = tempfile::tempdir().expect("dir");
-    let [anna, bram, kees, lost] =
-        ["Anna", "Bram", "Kees", "Lost"].map(|n| open_device(dir.path(), n));
-    let network = anna.create_network("Wijknetwerk Oost").expect("network");
+    let ([anna, bram, kees, lost], network) =
+        network_of(dir.path(), ["Anna", "Bram", "Kees", "Lost"]);
     for d in [&bram, &kees, &lost] {
-        let inv = anna.invite(network, d.member_id(), &d.display_name(), d.device_key());
-        d.join(&inv.expect("invite")).expect("join");
         meet(&anna, d).expect("meet");
     }
     assert_eq!(key_epochs(&kees, network), vec![0]);

@@ -8,7 +8,7 @@
 use nabij_core::{Device, model::Reason};
 use nabij_relay_proto::wire::Response;
 use nabij_sync_server::{Limits, Relay, storage::MemoryStorage};
-use nabij_tests::{case_with_notes, observation, open_device};
+use nabij_tests::{case_with_notes, network_of, observation, open_device};
 
 const RELAY_KEY: [u8; 32] = [0x52; 32];
 
@@ -25,12 +25,7 @@ fn sync(
 fn a_blob_sealed_under_a_key_not_here_yet_opens_once_the_key_comes() {
     let dir = tempfile::tempdir().expect("dir");
     let relay = Relay::new(MemoryStorage::new(), Limits::default());
-    let [anna, bram, kees] = ["Anna", "Bram", "Kees"].map(|n| open_device(dir.path(), n));
-    let network = anna.create_network("Wijknetwerk Oost").expect("network");
-    for d in [&bram, &kees] {
-        let inv = anna.invite(network, d.member_id(), &d.display_name(), d.device_key());
-        d.join(&inv.expect("invite")).expect("join");
-    }
+    let ([anna, bram, kees], network) = network_of(dir.path(), ["Anna", "Bram", "Kees"]);
     let case = case_with_notes(&anna, network, "Mevrouw B.", 1);
     for d in [&anna, &bram, &kees] {
         sync(d, &relay, |_| {});

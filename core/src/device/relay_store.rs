@@ -561,6 +561,8 @@ impl RelayStore for DeviceRelay<'_> {
         next: u64,
     ) -> Result<Applied, RelayError> {
         let mut applied = Applied::default();
+        let ops_before =
+            store::network_op_count(&self.device.reader.lock(), net.network).map_err(failed)?;
         let mut batch = NewDocs::default();
         let mut held = HeldMerges::default();
         let network_doc = crypto::relay_doc_id(&net.key, net.network);
@@ -736,6 +738,9 @@ impl RelayStore for DeviceRelay<'_> {
         }
         let retried: HashSet<u64> = let_go.iter().copied().collect();
         applied.opened_later = applied_later(&applied, &retried);
+        applied.membership_moved = applied.keys.as_ref().is_some_and(|k| *k != net.keys)
+            || store::network_op_count(&self.device.reader.lock(), net.network).map_err(failed)?
+                != ops_before;
         let (relay, network) = (self.relay, net.relay_id);
         let mut full = Vec::new();
         self.device

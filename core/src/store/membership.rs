@@ -30,6 +30,14 @@ pub(crate) fn put_network_ops(
     Ok(())
 }
 
+/// How many operations of `network` this device has seen.
+pub(crate) fn network_op_count(conn: &Connection, network: DocId) -> Result<u64> {
+    Ok(conn
+        .prepare_cached("SELECT COUNT(*) FROM network_ops WHERE network_id = ?1")?
+        .query_row([network.as_bytes()], |r| r.get::<_, i64>(0))?
+        .max(0) as u64)
+}
+
 /// Every operation of `network` this device has seen. One that no longer decodes (written by
 /// a newer version, say) is passed over: it cannot count here either way.
 pub(crate) fn network_ops(conn: &Connection, network: DocId) -> Result<Vec<SignedOp>> {
