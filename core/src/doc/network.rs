@@ -195,7 +195,8 @@ pub(crate) fn sealed_network_keys(
         .map(|i| i.key.to_string())
         .collect();
     for key in entries {
-        let Some(sealer) = key.rsplit('.').next().and_then(|s| s.parse().ok()) else { continue };
+        // `<epoch>.<device>.<sealer>` and nothing more (`check_write_once` refuses the rest).
+        let Some(sealer) = key[base.len() + 1..].parse().ok() else { continue };
         if let Some(b) = bytes_at(doc, &keys, &key)? {
             out.push((Some(sealer), b));
         }
@@ -314,6 +315,7 @@ const WRITE_ONCE: [&str; 3] = ["ops", "keys", "content_keys"];
 pub(crate) fn check_write_once(doc: &mut AutoCommit, since: &[ChangeHash]) -> Result<(), DocError> {
     let mut maps: Vec<String> = Vec::new();
     let mut keys_map = None;
+    let mut ops_map = None;
     for name in WRITE_ONCE {
         let all = doc.get_all(ROOT, name)?;
         if all.len() > 1 {
@@ -323,30 +325,53 @@ pub(crate) fn check_write_once(doc: &mut AutoCommit, since: &[ChangeHash]) -> Re
             if name == "keys" {
                 keys_map = Some(id.to_string());
             }
+            if name == "ops" {
+                ops_map = Some(id.clone());
+            }
             maps.push(id.to_string());
         }
     }
-    for change in doc.get_changes(since) {
-        let writer = <[u8; 32]>::try_from(change.actor_id().to_bytes()).ok();
-        for op in change.decode().operations {
+    let changes: Vec<(Option<[u8; 32]>, Vec<ChangeHash>, _)> = doc
+        .get_changes(since)
+        .into_iter()
+        .map(|c| {
+            let writer = <[u8; 32]>::try_from(c.actor_id().to_bytes()).ok();
+            (writer, c.deps().to_vec(), c.decode().operations)
+        })
+        .collect();
+    for (writer, deps, operations) in changes {
+        for op in operations {
             let replaces = !op.pred.is_empty() || matches!(op.action, legacy::OpType::Delete);
             // A sealed network key names its sealer, whom devices trust by that name (an
             // admin's entry counts as the device served): only the sealer may write it, or a
             // member could write garbage for a device under an admin's name before the admin
             // seals there, and lock the device out of that epoch (promise 4). An entry naming
-            // no sealer (written before entries named one) is taken only with the document
-            // whole, never as a new change.
+            // no sealer was written before entries named one: taken only from a change made
+            // before the network had signed operations (whatever path it comes by: a rule on
+            // the change, not on how it arrived, or a whole copy planted on a new member would
+            // carry what every other device refuses, and never merge with theirs again). An
+            // entry of any other shape is no device's.
             if !replaces
                 && let (legacy::ObjectId::Id(obj), legacy::Key::Map(k)) = (&op.obj, &op.key)
                 && keys_map.as_deref() == Some(obj.to_string().as_str())
             {
                 let parts: Vec<&str> = k.split('.').collect();
-                let named = match parts.as_slice() {
-                    [_, _, sealer] => sealer.parse::<DeviceKey>().ok(),
-                    _ => None,
+                let ok = match parts.as_slice() {
+                    [epoch, device, sealer] => {
+                        epoch.parse::<u32>().is_ok()
+                            && device.parse::<DeviceKey>().is_ok()
+                            && sealer
+                                .parse::<DeviceKey>()
+                                .is_ok_and(|n| Some(*n.as_bytes()) == writer)
+                    }
+                    [epoch, device] => {
+                        epoch.parse::<u32>().is_ok()
+                            && device.parse::<DeviceKey>().is_ok()
+                            && ops_map.as_ref().is_none_or(|m| doc.length_at(m, &deps) == 0)
+                    }
+                    _ => false,
                 };
-                let by_writer = named.is_some_and(|n| Some(*n.as_bytes()) == writer);
-                if !by_writer && (named.is_some() || !since.is_empty()) {
+                if !ok {
                     return Err(DocError::Malformed(
                         "a network key entry names another sealer than the device that wrote it"
                             .into(),

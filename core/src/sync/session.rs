@@ -307,6 +307,11 @@ pub struct Session {
     /// or the peer is probing): whole copies of them are never stored or merged. They sync
     /// through another network if shared with the peer at all.
     held_unlisted: BTreeMap<DocId, DocId>,
+    /// Documents the peer named in a network that this device does not hold, with the first
+    /// network it named them in: a whole copy is judged against that one, as a copy of a
+    /// document held here is against the first network it was named in (`held_unlisted`), so
+    /// the order in which a peer names a document tells it nothing (promise 2).
+    named_in: BTreeMap<DocId, DocId>,
     /// Documents the peer sent whole that this device holds and does not share with it, and
     /// would have taken had it not held them: passed over in silence, and so are the peer's
     /// sync messages for them (it cannot know).
@@ -395,6 +400,7 @@ impl Session {
             answered: BTreeSet::new(),
             early: BTreeSet::new(),
             held_unlisted: BTreeMap::new(),
+            named_in: BTreeMap::new(),
             passed_over: BTreeSet::new(),
             states: BTreeMap::new(),
             pending: VecDeque::new(),
@@ -563,10 +569,16 @@ impl Session {
         store: &mut impl SyncStore,
         doc: DocId,
     ) -> Result<(), SyncError> {
-        if self.phase != Phase::Running || self.stopped(doc) {
+        if self.phase != Phase::Running {
             return Ok(());
         }
-        if !self.allowed.contains_key(&doc) {
+        // A network's document changed here: its membership may no longer hold the peer.
+        if self.mine.contains_key(&doc)
+            && let Err(e) = self.recheck_networks(store)
+        {
+            return Err(self.fail(e));
+        }
+        if self.stopped(doc) || !self.allowed.contains_key(&doc) {
             return Ok(());
         }
         // Listed in networks of ours of which the peer has not said what it holds: it waits
@@ -616,6 +628,48 @@ impl Session {
             let digest = digest(&inv);
             self.mine.insert(network, inv);
             self.send(&Message::Digest { network: *network.as_bytes(), digest });
+        }
+        Ok(())
+    }
+
+    /// Drops the networks shared with the peer at the start that it is no longer a device of
+    /// here (a removal of it, or of this device, reached this device during the session, by
+    /// another session, the relay or this device's own admin): the peer is handed its removal,
+    /// and every document this session would sync only through those networks is refused from
+    /// now on, both ways, so a removed device neither receives what is written after its
+    /// removal nor writes into what it was removed from (promise 5).
+    fn recheck_networks(&mut self, store: &mut impl SyncStore) -> Result<(), SyncError> {
+        let now: BTreeSet<DocId> = store.shared_networks(&self.peer)?.into_iter().collect();
+        let gone: BTreeSet<DocId> =
+            self.mine.keys().filter(|n| !now.contains(n)).copied().collect();
+        if gone.is_empty() {
+            return Ok(());
+        }
+        for (network, ops) in store.removals_for(&self.peer)? {
+            if gone.contains(&network) && self.told.insert(network) {
+                self.send(&Message::Removed { network: *network.as_bytes(), ops });
+            }
+        }
+        for n in &gone {
+            self.mine.remove(n);
+            self.theirs.remove(n);
+            self.answered.remove(n);
+        }
+        self.held_unlisted.retain(|_, n| !gone.contains(n));
+        self.named_in.retain(|_, n| !gone.contains(n));
+        self.incoming.retain(|(n, ..)| !gone.contains(n));
+        let through: Vec<(DocId, DocId)> =
+            self.allowed.iter().filter(|(_, n)| gone.contains(n)).map(|(d, n)| (*d, *n)).collect();
+        for (doc, network) in through {
+            let other = self.networks_listing(doc).next();
+            if let Some(other) = other {
+                self.allowed.insert(doc, other);
+                continue;
+            }
+            self.allowed.remove(&doc);
+            self.early.remove(&doc);
+            let why = format!("the peer is no longer a device of network {network} here");
+            self.refuse(doc, why, false);
         }
         Ok(())
     }
@@ -743,6 +797,7 @@ impl Session {
                 }
                 for doc in theirs.keys().filter(|d| !listed.contains(d)) {
                     self.needed.insert(*doc);
+                    self.named_in.entry(*doc).or_insert(network);
                 }
                 // Changed here since our inventory: what the peer holds too gets the change as
                 // a sync message; what it lacks went whole just now, change included.
@@ -780,15 +835,10 @@ impl Session {
                     }
                     return Ok(());
                 }
-                let network = self
-                    .theirs
-                    .iter()
-                    .find(|(n, inv)| {
-                        inv.contains_key(&doc)
-                            && !self.mine.get(n).is_some_and(|m| m.iter().any(|(d, _)| *d == doc))
-                    })
-                    .map(|(n, _)| *n)
-                    .ok_or_else(|| SyncError::Protocol("a document that was not offered".into()))?;
+                let network =
+                    self.named_in.get(&doc).copied().ok_or_else(|| {
+                        SyncError::Protocol("a document that was not offered".into())
+                    })?;
                 // (Named when this device did not hold it and held since, by another session or
                 // the relay: judged as above, never merged, in `flush_documents`.)
                 self.incoming.push((network, doc, bytes, signed));
@@ -819,6 +869,12 @@ impl Session {
                     Ok(true) => {
                         self.updated_docs.insert(doc);
                         self.events.push_back(Event::DocumentUpdated(doc));
+                        if self.mine.contains_key(&doc) {
+                            self.recheck_networks(store)?;
+                            if self.stopped(doc) {
+                                return Ok(());
+                            }
+                        }
                     }
                     Ok(false) => {}
                     // This document's data did not pass the store's checks (nothing of it was
