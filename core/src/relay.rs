@@ -189,7 +189,14 @@ pub trait RelayStore {
     fn learn(&mut self, net: &NetworkAccess, roster: &Roster) -> Result<(), RelayError>;
     /// Keys of `net` the relay's roster for it offers this device beyond those it holds (see
     /// [`NetworkAccess::offered`]).
-    fn offered_keys(&mut self, net: &NetworkAccess, roster: &Roster) -> Vec<(u32, SecretKey)>;
+    /// Only keys the membership held here commits to, or sealed by a device that is or was an
+    /// admin of the network here (`signer`, who signed the roster): a roster any key may sign.
+    fn offered_keys(
+        &mut self,
+        net: &NetworkAccess,
+        roster: &Roster,
+        signer: &PublicKey,
+    ) -> Vec<(u32, SecretKey)>;
     /// Signs a roster with the device key.
     fn sign(&mut self, roster: Roster) -> Result<SignedRoster, RelayError>;
     /// Documents of a held network with changes the relay lacks, the network document first.
@@ -454,8 +461,12 @@ impl<S: RelayStore> RelaySession<S> {
             // The keys sealed to this device, for epochs it lacks: from the registered roster
             // first, then from contributed ones (only to try on the network's document: what
             // opens under one is checked as any network document change).
-            for t in all.iter().filter(|r| r.network == access.relay_id) {
-                access.offered.extend(self.store.offered_keys(&access, t));
+            for (t, by) in rosters
+                .iter()
+                .filter_map(|r| verified(r).map(|v| (v, r.signer)))
+                .filter(|(r, _)| r.network == access.relay_id)
+            {
+                access.offered.extend(self.store.offered_keys(&access, &t, &by));
             }
             if differs && fresher {
                 let mut roster = roster;

@@ -327,6 +327,17 @@ pub fn meet_stores(
     let mut sx = Session::new(kx, ky, 0);
     let mut sy = Session::new(ky, kx, 0);
     sx.start(dx)?;
+    exchange((&mut sx, dx), (&mut sy, dy))?;
+    Ok((sx, sy))
+}
+
+/// Delivers frames both ways between two sessions already going, each with its store, until
+/// neither has anything to say (within 200 rounds): whether they fell quiet.
+pub fn exchange(
+    x: (&mut Session, &mut impl SyncStore),
+    y: (&mut Session, &mut impl SyncStore),
+) -> Result<bool, nabij_core::sync::SyncError> {
+    let ((sx, dx), (sy, dy)) = (x, y);
     for _ in 0..200 {
         let mut moved = false;
         while let Some(f) = sx.poll_transmit() {
@@ -338,10 +349,10 @@ pub fn meet_stores(
             moved = true;
         }
         if !moved {
-            break;
+            return Ok(true);
         }
     }
-    Ok((sx, sy))
+    Ok(false)
 }
 
 /// A member's modified app at a meeting: its device's real store, except for one document, of

@@ -122,7 +122,9 @@ impl Device {
                 let known = store::relay_pushed(&tx, at, *id)?;
                 let Some(cached) = cache.get_mut(id) else { continue };
                 let doc = &mut cached.doc;
-                if at_relay.iter().all(|h| doc.get_change_by_hash(h).is_some()) {
+                if at_relay.iter().all(|h| doc.get_change_by_hash(h).is_some())
+                    && carried_what_it_claims(doc, &known, at_relay, bytes)?
+                {
                     let mut held: Vec<ChangeHash> = known
                         .iter()
                         .map(|h| ChangeHash(*h))
@@ -155,4 +157,33 @@ impl Device {
         self.notify(&changed);
         Ok(outcomes)
     }
+}
+
+/// Whether a pulled blob carried every change its sender's heads (`at_relay`) cover that this
+/// device did not know the relay held (`known`). The heads are the sender's word that the relay
+/// holds all they cover: a member could otherwise claim a colleague's note it got at a meeting
+/// and never pushed, and this device, believing the relay held it, would never push it either
+/// (an attacker review). Where the word does not hold, what the relay holds stays as known
+/// here, and this device pushes the rest (at worst again).
+fn carried_what_it_claims(
+    doc: &mut automerge::AutoCommit,
+    known: &[[u8; 32]],
+    at_relay: &[ChangeHash],
+    bytes: &[u8],
+) -> Result<bool, Error> {
+    let known: Vec<ChangeHash> = known.iter().map(|h| ChangeHash(*h)).collect();
+    let beyond: std::collections::HashSet<ChangeHash> =
+        doc.get_changes_meta(at_relay).into_iter().map(|c| c.hash).collect();
+    let claimed: Vec<ChangeHash> = doc
+        .get_changes_meta(&known)
+        .into_iter()
+        .map(|c| c.hash)
+        .filter(|h| !beyond.contains(h))
+        .collect();
+    if claimed.is_empty() {
+        return Ok(true);
+    }
+    let sent: std::collections::HashSet<ChangeHash> =
+        doc::changes_in(bytes).map_err(Error::Merge)?.iter().map(|c| c.hash()).collect();
+    Ok(claimed.iter().all(|h| sent.contains(h)))
 }

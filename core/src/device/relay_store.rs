@@ -421,11 +421,23 @@ impl RelayStore for DeviceRelay<'_> {
         }
     }
 
-    fn offered_keys(&mut self, net: &NetworkAccess, roster: &Roster) -> Vec<(u32, SecretKey)> {
+    fn offered_keys(
+        &mut self,
+        net: &NetworkAccess,
+        roster: &Roster,
+        signer: &PublicKey,
+    ) -> Vec<(u32, SecretKey)> {
+        let Ok((m, _)) = self.device.membership(net.network) else { return Vec::new() };
+        // Any key may sign a roster that lists itself (the relay operator's, say): its keys are
+        // tried only if the membership commits to them or an admin, ever, sealed them. Else the
+        // operator opened and merged a network document blob it made up (an attacker review).
+        let by_admin = m.admins_ever.iter().any(|a| a.as_bytes() == signer);
         match self.device.roster_keys(roster) {
-            Some((network, keys)) if network == net.network => {
-                keys.into_iter().filter(|(e, k)| net.keys.get(e) != Some(k)).collect()
-            }
+            Some((network, keys)) if network == net.network => keys
+                .into_iter()
+                .filter(|(e, k)| net.keys.get(e) != Some(k))
+                .filter(|(e, k)| by_admin || m.commits_to(*e, &crypto::relay_network_id(k)))
+                .collect(),
             _ => Vec::new(),
         }
     }
@@ -749,14 +761,16 @@ impl RelayStore for DeviceRelay<'_> {
                     store::drop_deferred(tx, (&relay, &network), *seq)?;
                 }
                 for (seq, doc, bytes) in &to_keep {
-                    if !store::defer_blob(tx, (&relay, &network), (*seq, doc, bytes))? {
-                        full.push(*seq);
+                    match store::defer_blob(tx, (&relay, &network), (*seq, doc, bytes))? {
+                        Some(let_go) => full.extend(let_go),
+                        None => full.push(*seq),
                     }
                 }
                 store::set_relay_cursor(tx, &relay, &network, next)
             })
             .map_err(failed)?;
-        // Beyond the network's share: passed over, as before there was a share.
+        // Beyond the network's share, or let go to make room in it: passed over, as before
+        // there was a share.
         for seq in full {
             applied.deferred.retain(|s| *s != seq);
             applied.rejected.push(RejectedBlob {

@@ -94,29 +94,50 @@ pub(crate) const MAX_DEFERRED: (usize, usize) = (256, 32 << 20);
 /// it), its ciphertext.
 pub(crate) type DeferredBlob = (u64, [u8; 32], Vec<u8>);
 
-/// Keeps a pulled blob that no key held here opens yet. False, and nothing kept, when the
-/// network's share ([`MAX_DEFERRED`]) is full.
+/// Keeps a pulled blob that no key held here opens yet, making room in the network's share
+/// ([`MAX_DEFERRED`]) by letting go of the oldest kept blobs: their numbers (empty when there
+/// was room). None, and nothing kept, for a blob larger than the whole share.
+///
+/// The oldest go first: a blob whose key comes at all comes within a few syncs, while garbage a
+/// member pushed (made-up key ids: it never opens) stays and ages. Letting the newest go
+/// instead let a member fill the share once, for good, and every later blob waiting for a new
+/// epoch's key was lost (an attacker review). A member who keeps pushing garbage after each
+/// blob that waits can still crowd it out: the relay's quota per member bounds that (issue 12).
 pub(crate) fn defer_blob(
     tx: &Transaction<'_>,
     at: RelayScope<'_>,
     (seq, doc, bytes): (u64, &[u8; 32], &[u8]),
-) -> Result<bool> {
-    let (count, size): (i64, i64) = tx
-        .prepare_cached(
-            "SELECT count(*), coalesce(sum(length(bytes)), 0) FROM relay_deferred
-             WHERE relay = ?1 AND network = ?2",
-        )?
-        .query_row(params![&at.0[..], &at.1[..]], |r| Ok((r.get(0)?, r.get(1)?)))?;
+) -> Result<Option<Vec<u64>>> {
     let (max_count, max_bytes) = MAX_DEFERRED;
-    if count as usize >= max_count || size as usize + bytes.len() > max_bytes {
-        return Ok(false);
+    if bytes.len() > max_bytes {
+        return Ok(None);
+    }
+    let mut let_go = Vec::new();
+    loop {
+        let (count, size): (i64, i64) = tx
+            .prepare_cached(
+                "SELECT count(*), coalesce(sum(length(bytes)), 0) FROM relay_deferred
+                 WHERE relay = ?1 AND network = ?2",
+            )?
+            .query_row(params![&at.0[..], &at.1[..]], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        if (count as usize) < max_count && size as usize + bytes.len() <= max_bytes {
+            break;
+        }
+        let oldest: Option<i64> = tx
+            .prepare_cached(
+                "SELECT min(seq) FROM relay_deferred WHERE relay = ?1 AND network = ?2",
+            )?
+            .query_row(params![&at.0[..], &at.1[..]], |r| r.get(0))?;
+        let Some(oldest) = oldest else { break };
+        drop_deferred(tx, at, oldest as u64)?;
+        let_go.push(oldest as u64);
     }
     tx.prepare_cached(
         "INSERT OR IGNORE INTO relay_deferred (relay, network, seq, doc, bytes)
          VALUES (?1, ?2, ?3, ?4, ?5)",
     )?
     .execute(params![&at.0[..], &at.1[..], seq as i64, &doc[..], bytes])?;
-    Ok(true)
+    Ok(Some(let_go))
 }
 
 /// The blobs kept to open later, oldest first.
