@@ -12,9 +12,10 @@
 //!    first and alone (it carries the content keys the others need), then a window at a
 //!    time; each is recorded as held by the relay only when the relay says it is durable.
 //!
-//! When a pull changed a network document (its membership or keys), the sync goes through
-//! 1–4 once more, so that what that change calls for (a roster carrying a new key epoch,
-//! changes sealed under it) reaches the relay in this sync rather than the device's next.
+//! When a pull changed a network document's membership or keys on an admin's device, the sync
+//! goes through 1–4 once more, so that what that change calls for (a roster carrying a new key
+//! epoch, changes sealed under it) reaches the relay in this sync rather than the device's
+//! next.
 //!
 //! Owns the order of the exchange and what counts as done. Knows nothing of sockets, SQLite or
 //! Automerge: the driver (`net::relay`) carries the messages, the store does the rest.
@@ -358,7 +359,12 @@ impl<S: RelayStore> RelaySession<S> {
                 if let Some(keys) = applied.keys.take() {
                     self.nets[net].access.keys = keys;
                 }
-                self.membership_moved |= applied.membership_moved;
+                // Only an admin has more to do for it (a new epoch, a roster that carries it,
+                // content sealed under it): a member's second round would change nothing.
+                if applied.membership_moved {
+                    let me = self.store.device();
+                    self.membership_moved |= self.store.is_admin(&access, &me);
+                }
                 self.docs_done += applied.changed.len();
                 self.docs_total += applied.changed.len();
                 self.report.documents_changed += applied.changed.len();
