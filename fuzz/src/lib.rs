@@ -147,6 +147,10 @@ impl SyncStore for MemStore {
         Ok(self.shared.clone())
     }
 
+    fn shared_now(&mut self, _peer: &DeviceKey) -> Result<Vec<DocId>, StoreFailure> {
+        Ok(self.shared.clone())
+    }
+
     fn inventory(&mut self, network: DocId) -> Result<Inventory, StoreFailure> {
         let ids = self.networks.get(&network).cloned().unwrap_or_default();
         Ok(ids.into_iter().filter_map(|d| Some((d, self.heads(d)?))).collect())

@@ -389,6 +389,10 @@ impl SyncStore for ForgingStore<'_> {
         SyncStore::shared_networks(&mut self.device, peer)
     }
 
+    fn shared_now(&mut self, peer: &DeviceKey) -> Result<Vec<DocId>, StoreFailure> {
+        SyncStore::shared_now(&mut self.device, peer)
+    }
+
     fn inventory(&mut self, network: DocId) -> Result<Inventory, StoreFailure> {
         let mut inv = SyncStore::inventory(&mut self.device, network)?;
         // The fork's heads, so that the digests differ and the document is synced.

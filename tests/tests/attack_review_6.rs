@@ -99,7 +99,29 @@ fn attack_a_live_meeting_keeps_pushing_new_notes_to_a_device_whose_removal_reach
     // ... and of the note Vera writes after the removal.
     vera.add_note(case, observation("Na de verwijdering: nieuw adres in de opvang.")).expect("n");
     sv.local_change(&mut dv, case).expect("live");
-    let _ = pump(&mut sv, &mut dv, &mut sm, &mut dm);
+    // What Vera's session sends now, read before Mallory gets it: a compromised phone would
+    // not wipe on the removal it is handed, so the note must not be in it at all.
+    let mut decoder = nabij_core::sync::FrameDecoder::new();
+    let mut frames = Vec::new();
+    let mut said = Vec::new();
+    while let Some(f) = sv.poll_transmit() {
+        said.extend(decoder.feed(&f).expect("frames decode").into_iter().map(|(_, m)| m));
+        frames.push(f);
+    }
+    assert!(
+        said.iter()
+            .any(|m| matches!(m, Message::Removed { network: n, .. } if n == network.as_bytes())),
+        "the removed device was not handed its removal"
+    );
+    assert!(
+        !said.iter().any(|m| matches!(m,
+            Message::Sync { doc, .. } | Message::Document { doc, .. } if doc == case.as_bytes())),
+        "the session sent the case to a device whose removal reached the victim"
+    );
+    for f in frames {
+        sm.handle_bytes(&mut dm, 0, &f).expect("Mallory takes her removal");
+    }
+    pump(&mut sv, &mut dv, &mut sm, &mut dm).expect("the session goes on");
     let got = texts(&mallory, case);
     assert!(
         !got.iter().any(|t| t.contains("nieuw adres")),
@@ -123,7 +145,7 @@ fn attack_a_removed_devices_live_changes_are_taken_after_its_removal_reached_the
     sv.local_change(&mut dv, network).expect("live");
     mallory.add_note(case, observation("Door Mallory, na haar verwijdering.")).expect("note");
     sm.local_change(&mut dm, case).expect("live");
-    let _ = pump(&mut sv, &mut dv, &mut sm, &mut dm);
+    pump(&mut sv, &mut dv, &mut sm, &mut dm).expect("refused, not ended");
     assert!(
         !texts(&vera, case).iter().any(|t| t.contains("Mallory")),
         "the victim took a note by a device it knows removed"
@@ -290,4 +312,39 @@ fn held_control_a_joiner_given_an_honest_whole_network_document_converges() {
     hj.sort();
     ha.sort();
     assert_eq!(hj, ha);
+}
+
+/// Found by review of the fix above: a live session rechecks the peer's membership whenever a
+/// network document changes, and a network the peer is bringing this device (an invitation it
+/// accepted, the network not held yet) is not shared by the store's word: it was dropped, and
+/// the peer's documents for it then ended the session ("a document that was not offered"). Only
+/// networks shared when the session started are rechecked.
+#[test]
+fn held_a_network_being_joined_survives_a_recheck_during_the_meeting() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let anna = open_device(dir.path(), "Anna");
+    let jan = open_device(dir.path(), "Jan");
+    let kees = open_device(dir.path(), "Kees");
+    let a = anna.create_network("Wijknetwerk Oost").expect("network A");
+    invite(&anna, a, &jan);
+    hand(&anna, &jan, a);
+    let n = anna.create_network("Jeugdteam").expect("network N");
+    invite(&anna, n, &jan);
+    let case = case_in(&anna, vec![n], "Familie K.");
+    assert!(jan.case(case).is_err(), "Jan holds nothing of N yet");
+    let mut sa = Session::new(anna.device_key(), jan.device_key(), 0);
+    let mut sj = Session::new(jan.device_key(), anna.device_key(), 0);
+    let (mut da, mut dj) = (&*anna, &*jan);
+    sa.start(&mut da).expect("start");
+    // Anna's hello and digests reach Jan, who answers them (N among them, as accepted).
+    while let Some(f) = sa.poll_transmit() {
+        sj.handle_bytes(&mut dj, 0, &f).expect("Jan");
+    }
+    // Meanwhile A's document changes on Jan's phone (Anna adds Kees; it reaches Jan by another
+    // session), and the driver tells this session.
+    invite(&anna, a, &kees);
+    hop(&anna, &jan, a).expect("A's change");
+    sj.local_change(&mut dj, a).expect("live");
+    pump(&mut sa, &mut da, &mut sj, &mut dj).expect("the meeting goes on");
+    assert_eq!(jan.case(case).expect("Jan got N's case").subject, "Familie K.");
 }

@@ -354,7 +354,7 @@ fn held_a_removal_learnt_at_the_relay_mid_meeting_ends_the_exchange_both_ways() 
     sv.local_change(&mut dv, case).expect("live");
     mallory.add_note(case, observation("Door Mallory na verwijdering.")).expect("note");
     sm.local_change(&mut dm, case).expect("live");
-    let _ = pump(&mut sv, &mut dv, &mut sm, &mut dm);
+    pump(&mut sv, &mut dv, &mut sm, &mut dm).expect("refused, not ended");
     assert!(!has(&mallory, case, "Na de verwijdering: geheim adres."));
     assert!(!has(&vera, case, "Door Mallory na verwijdering."));
     let events: Vec<Event> = std::iter::from_fn(|| sv.poll_event()).collect();

@@ -353,9 +353,10 @@ impl Device {
                 if found.contains(&commitment) {
                     continue;
                 }
-                let sealer_counts = by.is_none_or(|by| by == me || m.admins_ever.contains(&by));
                 if id == network
-                    && (legacy || m.commits_to(epoch, &commitment) || (!committed && sealer_counts))
+                    && (legacy
+                        || m.commits_to(epoch, &commitment)
+                        || (!committed && sealer_counts(m, &me, &by)))
                 {
                     found.push(commitment);
                     out.push((epoch, key));
@@ -411,13 +412,11 @@ impl Device {
             for dev in m.devices() {
                 for &epoch in keys.keys() {
                     let entries = doc::sealed_network_keys(d, epoch, dev)?;
-                    // An entry by this device, a device that was ever an admin, or from before
-                    // entries named their sealer counts; one by anyone else may be garbage and
-                    // does not. (Ever: a demotion must not make every member seal again, and
-                    // change the network document with every role change.)
-                    let sealed = entries
-                        .iter()
-                        .any(|(by, _)| by.is_none_or(|by| by == me || m.admins_ever.contains(&by)));
+                    // An entry by this device or a device that was ever an admin counts (ever: a
+                    // demotion must not make every member seal again, and change the network
+                    // document with every role change); one naming no sealer only in a network
+                    // without signed operations; one by anyone else may be garbage and does not.
+                    let sealed = entries.iter().any(|(by, _)| sealer_counts(&m, &me, by));
                     if !sealed {
                         missing.push((epoch, *dev));
                     }
@@ -738,4 +737,16 @@ pub(super) fn resolve_network(
         created_at: nd.created_at,
     };
     Ok((m, network))
+}
+
+/// Whether a sealed network key entry's sealer (`by`, as the entry names it) is trusted for it:
+/// this device, or a device that was ever an admin of the network. An entry naming no sealer
+/// (written before entries named one) only in a network without signed operations: a change
+/// can still bring one (a change that names no parents has none of the network's operations in
+/// its past), and in a network with signed membership any member could then have written it.
+pub(crate) fn sealer_counts(m: &Membership, me: &DeviceKey, by: &Option<DeviceKey>) -> bool {
+    match by {
+        Some(by) => by == me || m.admins_ever.contains(by),
+        None => m.valid.is_empty(),
+    }
 }

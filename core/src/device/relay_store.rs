@@ -111,7 +111,7 @@ fn roster_bundle(
         // at once, while apart), a few at most.
         let mut found = doc::sealed_network_keys(d, epoch, device)?
             .into_iter()
-            .filter(|(by, _)| by.is_none_or(|by| by == *me || m.admins_ever.contains(&by)))
+            .filter(|(by, _)| super::networks::sealer_counts(m, me, by))
             .take(KEYS_PER_EPOCH);
         if let Some((_, sealed)) = found.next() {
             entries.push((epoch, sealed));
@@ -761,7 +761,8 @@ impl RelayStore for DeviceRelay<'_> {
                     store::drop_deferred(tx, (&relay, &network), *seq)?;
                 }
                 for (seq, doc, bytes) in &to_keep {
-                    match store::defer_blob(tx, (&relay, &network), (*seq, doc, bytes))? {
+                    let kept = (*seq, doc, bytes.as_slice());
+                    match store::defer_blob(tx, (&relay, &network), kept, &network_doc)? {
                         Some(let_go) => full.extend(let_go),
                         None => full.push(*seq),
                     }

@@ -299,6 +299,11 @@ impl SyncStore for &Device {
             .map_err(|e| StoreFailure::Storage(e.to_string()))
     }
 
+    fn shared_now(&mut self, peer: &DeviceKey) -> Result<Vec<DocId>, StoreFailure> {
+        store::shared_networks(&self.reader.lock(), &self.device_key(), peer)
+            .map_err(|e| StoreFailure::Storage(e.to_string()))
+    }
+
     fn inventory(&mut self, network: DocId) -> Result<Inventory, StoreFailure> {
         store::network_inventory(&self.reader.lock(), network)
             .map_err(|e| StoreFailure::Storage(e.to_string()))

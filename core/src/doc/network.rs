@@ -196,7 +196,10 @@ pub(crate) fn sealed_network_keys(
         .collect();
     for key in entries {
         // `<epoch>.<device>.<sealer>` and nothing more (`check_write_once` refuses the rest).
-        let Some(sealer) = key[base.len() + 1..].parse().ok() else { continue };
+        let Some(sealer) = key.strip_prefix(&format!("{base}.")).and_then(|s| s.parse().ok())
+        else {
+            continue;
+        };
         if let Some(b) = bytes_at(doc, &keys, &key)? {
             out.push((Some(sealer), b));
         }

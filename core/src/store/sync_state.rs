@@ -98,8 +98,10 @@ pub(crate) type DeferredBlob = (u64, [u8; 32], Vec<u8>);
 /// ([`MAX_DEFERRED`]) by letting go of the oldest kept blobs: their numbers (empty when there
 /// was room). None, and nothing kept, for a blob larger than the whole share.
 ///
-/// The oldest go first: a blob whose key comes at all comes within a few syncs, while garbage a
-/// member pushed (made-up key ids: it never opens) stays and ages. Letting the newest go
+/// The oldest go first, the network document's blobs (`network_doc`, the document as the relay
+/// knows it) last: a blob whose key comes at all comes within a few syncs, while garbage a
+/// member pushed (made-up key ids: it never opens) stays and ages; and a network document's
+/// blob may bring the keys of many others. Letting the newest go
 /// instead let a member fill the share once, for good, and every later blob waiting for a new
 /// epoch's key was lost (an attacker review). A member who keeps pushing garbage after each
 /// blob that waits can still crowd it out: the relay's quota per member bounds that (issue 12).
@@ -107,6 +109,7 @@ pub(crate) fn defer_blob(
     tx: &Transaction<'_>,
     at: RelayScope<'_>,
     (seq, doc, bytes): (u64, &[u8; 32], &[u8]),
+    network_doc: &[u8; 32],
 ) -> Result<Option<Vec<u64>>> {
     let (max_count, max_bytes) = MAX_DEFERRED;
     if bytes.len() > max_bytes {
@@ -125,9 +128,11 @@ pub(crate) fn defer_blob(
         }
         let oldest: Option<i64> = tx
             .prepare_cached(
-                "SELECT min(seq) FROM relay_deferred WHERE relay = ?1 AND network = ?2",
+                "SELECT seq FROM relay_deferred WHERE relay = ?1 AND network = ?2
+                 ORDER BY doc = ?3, seq LIMIT 1",
             )?
-            .query_row(params![&at.0[..], &at.1[..]], |r| r.get(0))?;
+            .query_row(params![&at.0[..], &at.1[..], &network_doc[..]], |r| r.get(0))
+            .optional()?;
         let Some(oldest) = oldest else { break };
         drop_deferred(tx, at, oldest as u64)?;
         let_go.push(oldest as u64);

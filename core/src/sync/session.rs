@@ -110,6 +110,9 @@ pub struct Outgoing {
 pub trait SyncStore {
     /// Networks whose roster, as this device holds it, lists both this device and `peer`.
     fn shared_networks(&mut self, peer: &DeviceKey) -> Result<Vec<DocId>, StoreFailure>;
+    /// The same, as the store holds it now, and nothing else done (during a session: the
+    /// removals and re-keying `shared_networks` sees to wait for the next).
+    fn shared_now(&mut self, peer: &DeviceKey) -> Result<Vec<DocId>, StoreFailure>;
     /// The documents of a network with their heads, most urgent first.
     fn inventory(&mut self, network: DocId) -> Result<Inventory, StoreFailure>;
     /// Whether this device holds `doc` at all.
@@ -312,6 +315,10 @@ pub struct Session {
     /// document held here is against the first network it was named in (`held_unlisted`), so
     /// the order in which a peer names a document tells it nothing (promise 2).
     named_in: BTreeMap<DocId, DocId>,
+    /// Networks shared with the peer when the session started (`shared_networks`), and those
+    /// of them dropped since because their membership no longer holds the peer.
+    started_with: BTreeSet<DocId>,
+    dropped: BTreeSet<DocId>,
     /// Documents the peer sent whole that this device holds and does not share with it, and
     /// would have taken had it not held them: passed over in silence, and so are the peer's
     /// sync messages for them (it cannot know).
@@ -401,6 +408,8 @@ impl Session {
             early: BTreeSet::new(),
             held_unlisted: BTreeMap::new(),
             named_in: BTreeMap::new(),
+            started_with: BTreeSet::new(),
+            dropped: BTreeSet::new(),
             passed_over: BTreeSet::new(),
             states: BTreeMap::new(),
             pending: VecDeque::new(),
@@ -621,6 +630,7 @@ impl Session {
             self.send(&Message::Removed { network: *network.as_bytes(), ops });
         }
         for network in store.shared_networks(&self.peer)? {
+            self.started_with.insert(network);
             let inv = store.inventory(network)?;
             for (doc, _) in &inv {
                 self.allowed.insert(*doc, network);
@@ -638,13 +648,22 @@ impl Session {
     /// and every document this session would sync only through those networks is refused from
     /// now on, both ways, so a removed device neither receives what is written after its
     /// removal nor writes into what it was removed from (promise 5).
+    ///
+    /// Only networks shared at the start count (one the peer is bringing this device, joining,
+    /// is not held yet, and not shared by the store's word). What the peer sends about a
+    /// dropped network afterwards (it may be on its way) is passed over in silence.
     fn recheck_networks(&mut self, store: &mut impl SyncStore) -> Result<(), SyncError> {
-        let now: BTreeSet<DocId> = store.shared_networks(&self.peer)?.into_iter().collect();
-        let gone: BTreeSet<DocId> =
-            self.mine.keys().filter(|n| !now.contains(n)).copied().collect();
+        let now: BTreeSet<DocId> = store.shared_now(&self.peer)?.into_iter().collect();
+        let gone: BTreeSet<DocId> = self
+            .mine
+            .keys()
+            .filter(|n| self.started_with.contains(n) && !now.contains(n))
+            .copied()
+            .collect();
         if gone.is_empty() {
             return Ok(());
         }
+        self.dropped.extend(gone.iter().copied());
         for (network, ops) in store.removals_for(&self.peer)? {
             if gone.contains(&network) && self.told.insert(network) {
                 self.send(&Message::Removed { network: *network.as_bytes(), ops });
@@ -655,9 +674,16 @@ impl Session {
             self.theirs.remove(n);
             self.answered.remove(n);
         }
-        self.held_unlisted.retain(|_, n| !gone.contains(n));
-        self.named_in.retain(|_, n| !gone.contains(n));
         self.incoming.retain(|(n, ..)| !gone.contains(n));
+        // Documents the peer named there that it was to send whole: they will not be taken.
+        let named: Vec<DocId> = self
+            .named_in
+            .iter()
+            .chain(self.held_unlisted.iter())
+            .filter(|(_, n)| gone.contains(n))
+            .map(|(d, _)| *d)
+            .collect();
+        self.finished.extend(named);
         let through: Vec<(DocId, DocId)> =
             self.allowed.iter().filter(|(_, n)| gone.contains(n)).map(|(d, n)| (*d, *n)).collect();
         for (doc, network) in through {
@@ -829,6 +855,17 @@ impl Session {
                 // Shared with the peer through another network, it syncs there; otherwise it
                 // is judged with the round's other whole documents as if it were not held
                 // (`flush_documents`).
+                // Named in a network dropped since (its membership no longer holds the peer):
+                // what was on its way is passed over.
+                if self
+                    .held_unlisted
+                    .get(&doc)
+                    .or_else(|| self.named_in.get(&doc))
+                    .is_some_and(|n| self.dropped.contains(n))
+                    && !self.allowed.contains_key(&doc)
+                {
+                    return Ok(());
+                }
                 if let Some(network) = self.held_unlisted.get(&doc).copied() {
                     if !self.allowed.contains_key(&doc) {
                         self.incoming.push((network, doc, bytes, signed));
