@@ -316,21 +316,8 @@ fn pump(
     sy: &mut Session,
     dy: &mut impl SyncStore,
 ) -> Result<(), SyncError> {
-    for _ in 0..500 {
-        let mut moved = false;
-        while let Some(f) = sx.poll_transmit() {
-            sy.handle_bytes(dy, 0, &f)?;
-            moved = true;
-        }
-        while let Some(f) = sy.poll_transmit() {
-            sx.handle_bytes(dx, 0, &f)?;
-            moved = true;
-        }
-        if !moved {
-            return Ok(());
-        }
-    }
-    panic!("no quiescence");
+    assert!(nabij_tests::exchange((sx, dx), (sy, dy))?, "no quiescence");
+    Ok(())
 }
 
 /// A live meeting between Vera and Mallory; Anna removes Mallory and the removal reaches Vera
