@@ -331,6 +331,18 @@ pub fn meet_stores(
     Ok((sx, sy))
 }
 
+/// Delivers frames both ways between two real sessions until neither says anything (a test
+/// helper: panics if they do not fall quiet within [`exchange`]'s bound).
+pub fn pump(
+    sx: &mut Session,
+    dx: &mut impl SyncStore,
+    sy: &mut Session,
+    dy: &mut impl SyncStore,
+) -> Result<(), nabij_core::sync::SyncError> {
+    assert!(exchange((sx, dx), (sy, dy))?, "no quiescence");
+    Ok(())
+}
+
 /// Delivers frames both ways between two sessions already going, each with its store, until
 /// neither has anything to say (within 200 rounds): whether they fell quiet.
 pub fn exchange(

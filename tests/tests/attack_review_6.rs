@@ -17,29 +17,18 @@ use nabij_core::{
     Device, DocId,
     authorship::{open_envelope, seal_envelope},
     model::Reason,
-    sync::{Event, Message, Session, SyncError, SyncStore},
+    sync::{Event, Message, Session},
     test_utils::{load_exported, observation, sign_fork},
 };
 use nabij_tests::{
     RawPeer,
     attack::{case_in, hand, hop, invite, removed_on, texts},
-    meet, open_device,
+    meet, open_device, pump,
 };
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------------------------
-
-/// Delivers frames both ways between two real sessions until neither says anything.
-fn pump(
-    sx: &mut Session,
-    dx: &mut impl SyncStore,
-    sy: &mut Session,
-    dy: &mut impl SyncStore,
-) -> Result<(), SyncError> {
-    assert!(nabij_tests::exchange((sx, dx), (sy, dy))?, "no quiescence");
-    Ok(())
-}
 
 fn drain(s: &mut Session) -> Vec<Event> {
     std::iter::from_fn(|| s.poll_event()).collect()

@@ -18,7 +18,7 @@ use nabij_core::{
     ids::Randomness,
     model::Reason,
     relay::{RelayReport, RelayStore},
-    sync::{Event, Session, SyncError, SyncStore},
+    sync::{Event, Session},
     test_utils::observation,
 };
 use nabij_relay_proto::{
@@ -26,7 +26,7 @@ use nabij_relay_proto::{
     wire::{PulledBlob, Request, Response},
 };
 use nabij_sync_server::{Limits, Relay, storage::MemoryStorage};
-use nabij_tests::{attack::removed_on, meet, network_of, open_device};
+use nabij_tests::{attack::removed_on, meet, network_of, open_device, pump};
 
 const RELAY_KEY: [u8; 32] = [0x52; 32];
 
@@ -308,17 +308,6 @@ fn attack_a_relay_operator_invents_a_network_document_blob_that_opens_under_a_ke
 // ---------------------------------------------------------------------------------------------
 // Promise 5: the live meeting's recheck
 // ---------------------------------------------------------------------------------------------
-
-/// Delivers frames both ways between two real sessions until neither says anything.
-fn pump(
-    sx: &mut Session,
-    dx: &mut impl SyncStore,
-    sy: &mut Session,
-    dy: &mut impl SyncStore,
-) -> Result<(), SyncError> {
-    assert!(nabij_tests::exchange((sx, dx), (sy, dy))?, "no quiescence");
-    Ok(())
-}
 
 /// A live meeting between Vera and Mallory; Anna removes Mallory and the removal reaches Vera
 /// through the relay (the driver tells the session of the change). The removed phone keeps its
