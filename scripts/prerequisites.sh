@@ -2,8 +2,8 @@
 # Installs what the test command needs beyond the Rust toolchain, only where it is missing:
 # pytest (Python binding tests), the Kotlin compiler (npm package `kotlin-compiler`, which
 # brings `kotlinc-jvm`), JNA (Debian `libjna-java`) for the Kotlin binding test, and the
-# rustfmt/clippy components, cargo-nextest, and iproute2 + iptables for the network-namespace
-# tests. Needs
+# rustfmt/clippy components, cargo-nextest, iproute2 + iptables for the network-namespace
+# tests, and OpenSSL's headers (libssl-dev) for SQLCipher. Needs
 # python3, npm and a Java runtime. Safe to run again.
 set -euo pipefail
 
@@ -45,6 +45,12 @@ fi
 if ! command -v ip >/dev/null 2>&1 || ! command -v iptables >/dev/null 2>&1 ||
   ! command -v tc >/dev/null 2>&1; then
   apt_install iproute2 iptables
+fi
+
+# SQLCipher (the encrypted store) is built from source and links the system's OpenSSL libcrypto
+# on this kind of machine (mobile builds bundle OpenSSL instead: ffi/README.md).
+if [ ! -f /usr/include/openssl/crypto.h ]; then
+  apt_install libssl-dev
 fi
 
 # The full run uses cargo-nextest (each test in its own process, spread over the cores).

@@ -24,6 +24,7 @@ use lru::LruCache;
 use parking_lot::{Mutex, RwLock};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
 
+mod at_rest;
 mod cases;
 mod engine;
 mod exchange;
@@ -44,6 +45,7 @@ use engine::{
 pub(crate) use projection::{Derived, derive};
 use projection::{Notes, Touched, index_doc, write_derived};
 
+pub use at_rest::StoreState;
 pub use relay_store::DeviceRelay;
 
 use crate::{
@@ -59,7 +61,7 @@ use crate::{
         MeetingUpdate, Network, NetworkSummary, NewCase, NewLearningPoint, NewMeeting, NewNote,
         Note, SearchHit, Timestamp, ValidationError,
     },
-    store::{self, DocState},
+    store::{self, DocState, StoreKey},
 };
 
 /// Where time comes from: the system clock in apps, a fake one in deterministic tests.
@@ -92,6 +94,10 @@ pub struct DeviceOptions {
     /// OS random source by default. Only tests and simulations set
     /// [`Randomness::deterministic_for_tests`] (see [`DeviceOptions::deterministic_for_tests`]).
     pub randomness: Randomness,
+    /// The key the store is encrypted with (SQLCipher), from the platform keystore. `None`
+    /// opens (or creates) a plain store: only for tests and stores not yet encrypted (see
+    /// [`Device::encrypt_store`]). A new store is created encrypted when a key is given.
+    pub key: Option<StoreKey>,
 }
 
 impl Default for DeviceOptions {
@@ -100,6 +106,7 @@ impl Default for DeviceOptions {
             clock: Arc::new(SystemClock),
             cache_capacity: NonZeroUsize::new(64).unwrap_or(NonZeroUsize::MIN),
             randomness: Randomness::os(),
+            key: None,
         }
     }
 }
@@ -169,8 +176,12 @@ pub struct HistoryEntry {
 /// One device: a store, an identity, and every operation an app performs.
 pub struct Device {
     path: PathBuf,
-    writer: Mutex<Writer>,
+    /// The store's key, kept to open more connections (the integrity check, after a rekey).
+    key: RwLock<Option<StoreKey>>,
+    /// Declared before the writer so that it closes first: the last connection to close folds
+    /// the WAL into the store and deletes it, and only the writer may (the reader is read-only).
     reader: Mutex<Connection>,
+    writer: Mutex<Writer>,
     identity: DeviceIdentity,
     member: MemberId,
     name: RwLock<String>,
@@ -204,10 +215,17 @@ impl Device {
         Self::open_with(path, DeviceOptions::default())
     }
 
-    /// Opens with explicit options (clock, cache size).
+    /// Opens the store at `path` encrypted with `key`, creating it (encrypted, and the
+    /// device's key inside it) on first use. A wrong key is [`store::OpenError::WrongKey`]
+    /// and leaves the file as it was.
+    pub fn open_encrypted(path: impl AsRef<Path>, key: StoreKey) -> Result<Self, Error> {
+        Self::open_with(path, DeviceOptions { key: Some(key), ..DeviceOptions::default() })
+    }
+
+    /// Opens with explicit options (clock, cache size, store key).
     pub fn open_with(path: impl AsRef<Path>, options: DeviceOptions) -> Result<Self, Error> {
         let path = path.as_ref().to_path_buf();
-        let (mut conn, reader, needs_reindex) = store::open(&path)?;
+        let (mut conn, reader, needs_reindex) = store::open(&path, options.key.as_ref())?;
         let (identity, member, name) = {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let identity = match store::meta_get(&tx, "device_secret")? {
@@ -239,6 +257,7 @@ impl Device {
         };
         let device = Self {
             path,
+            key: RwLock::new(options.key),
             writer: Mutex::new(Writer { conn, cache: LruCache::new(options.cache_capacity) }),
             reader: Mutex::new(reader),
             identity,

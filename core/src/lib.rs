@@ -46,6 +46,9 @@ pub mod sync;
 #[cfg(feature = "test-utils")]
 pub mod test_utils;
 
-pub use device::{Clock, Device, DeviceOptions, DeviceRelay, Subscription, SystemClock};
+pub use device::{
+    Clock, Device, DeviceOptions, DeviceRelay, StoreState, Subscription, SystemClock,
+};
 pub use error::Error;
 pub use ids::{DeviceKey, DocId, ItemId, MemberId, NoteId, ParseIdError};
+pub use store::{InvalidStoreKey, StoreKey};

@@ -12,6 +12,7 @@
 //!
 //! # Layout
 //! - `open`: file checks, the schema and its numbered migrations.
+//! - `cipher`: the store key, SQLCipher, owner-only files, encrypting and rekeying a store.
 //! - `membership`: the signed membership operations seen, grow-only.
 //! - `meta`: small per-store values (device key, display name, flags).
 //! - `chunks`: documents and their chunks, compaction into snapshots.
@@ -64,6 +65,20 @@ pub enum OpenError {
     /// The stored device key is damaged.
     #[error(transparent)]
     Identity(#[from] crate::identity::IdentityError),
+    /// The store is encrypted and the key given is not its key, or no key was given. Nothing
+    /// was written.
+    #[error("{0} is encrypted and this is not its key (or no key was given)")]
+    WrongKey(PathBuf),
+    /// A key was given for a store that is not encrypted: encrypt it first
+    /// (`Device::encrypt_store`, `nabij migrate-encrypt`).
+    #[error("{0} is not encrypted: encrypt it first (migrate-encrypt), then open it with the key")]
+    NotEncrypted(PathBuf),
+    /// There is no store at the path (for operations that need one).
+    #[error("there is no store at {0}")]
+    NoStore(PathBuf),
+    /// Another connection has the store open, so it cannot be rewritten now.
+    #[error("{0} is open elsewhere: close the other app or process and try again")]
+    InUse(PathBuf),
 }
 
 impl From<rusqlite::Error> for OpenError {
@@ -107,6 +122,7 @@ impl From<rusqlite::Error> for StoreError {
 type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 mod chunks;
+mod cipher;
 mod index;
 mod membership;
 mod meta;
@@ -116,8 +132,17 @@ mod search;
 mod sync_state;
 mod wipe;
 
+pub use self::cipher::{InvalidStoreKey, StoreKey};
 pub(crate) use self::{
-    chunks::*, index::*, membership::*, meta::*, open::*, queries::*, search::*, sync_state::*,
+    chunks::*,
+    cipher::{FileState, could_be_encrypted, encrypt_store, file_state, rekey_store},
+    index::*,
+    membership::*,
+    meta::*,
+    open::*,
+    queries::*,
+    search::*,
+    sync_state::*,
     wipe::*,
 };
 

@@ -26,6 +26,12 @@ pub(crate) struct Cli {
     #[arg(long, global = true)]
     pub(crate) json: bool,
 
+    /// A file holding the store's key (64 hex digits, owner-only) [default:
+    /// $NABIJ_STORE_KEY_FILE, else the key in $NABIJ_STORE_KEY; without a key the store is not
+    /// encrypted]. Never the key itself on the command line: other users see it in `ps`.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub(crate) key_file: Option<PathBuf>,
+
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -87,6 +93,28 @@ pub(crate) enum Command {
     },
     /// Sync through a relay (`nabij-relay`): push what it lacks, pull what is new
     RelaySync(RelaySyncArgs),
+    /// Store keys: make a new one
+    #[command(subcommand)]
+    Key(KeyCmd),
+    /// Encrypt a store made without a key, in place, with the key given (--key-file,
+    /// $NABIJ_STORE_KEY_FILE or $NABIJ_STORE_KEY); a crash leaves the old or the new store
+    MigrateEncrypt,
+    /// Re-encrypt the store under a new key (the old one from --key-file or the environment)
+    Rekey {
+        /// The file holding the new key (64 hex digits; `nabij key new` makes one)
+        #[arg(long, value_name = "FILE")]
+        new_key_file: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeyCmd {
+    /// Write a new random store key to FILE (owner-only; an existing file is not overwritten)
+    New {
+        /// Where to write it
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Args)]

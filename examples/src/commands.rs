@@ -7,7 +7,8 @@ use std::{
 };
 
 use nabij_core::{
-    Device, DocId, MemberId,
+    Device, DeviceOptions, DocId, MemberId, StoreKey,
+    error::OpenError,
     model::CaseFilter,
     model::{
         CAIMER_FIELDS, CaseItem, CaseUpdate, Consent, ConsentStatus, DocKind, LearningPointUpdate,
@@ -49,14 +50,36 @@ pub(crate) fn print(s: &str) -> Result<()> {
 
 /// Opens the store. Commands that only read refuse a store that does not exist yet, instead
 /// of silently creating an empty one at a mistyped path.
-pub(crate) fn open(path: &Path, may_create: bool) -> Result<Device> {
-    if !may_create && !path.exists() {
+pub(crate) fn open(path: &Path, may_create: bool, key: Option<StoreKey>) -> Result<Device> {
+    let exists = path.exists();
+    if !may_create && !exists {
         return Err(CliError::storage(format!(
             "no store at {} (it is created by the first write; see `nabij --help`)",
             path.display()
         )));
     }
-    Device::open(path).map_err(|e| CliError::from(e).context(format!("store {}", path.display())))
+    let encrypted = key.is_some();
+    let device = Device::open_with(path, DeviceOptions { key, ..DeviceOptions::default() })
+        .map_err(|e| {
+            let hint = match &e {
+                nabij_core::Error::Open(OpenError::WrongKey(_)) if !encrypted => {
+                    " (give its key: --key-file FILE, $NABIJ_STORE_KEY_FILE or $NABIJ_STORE_KEY)"
+                }
+                _ => "",
+            };
+            let e = CliError::from(e).context(format!("store {}", path.display()));
+            CliError { message: format!("{}{hint}", e.message), ..e }
+        })?;
+    if !exists && !encrypted {
+        // Not an error (tests and throwaway stores), but never silent.
+        let _ = writeln!(
+            std::io::stderr(),
+            "nabij: created {} without encryption; give a key (--key-file, \
+             $NABIJ_STORE_KEY_FILE or $NABIJ_STORE_KEY) to encrypt a store",
+            path.display()
+        );
+    }
+    Ok(device)
 }
 
 /// Whether a command writes (and so may create the store).
@@ -74,9 +97,13 @@ pub(crate) fn may_create(cmd: &Command) -> bool {
         Command::Note(c) => matches!(c, NoteCmd::Add { .. } | NoteCmd::Edit { .. }),
         Command::Lp(c) => matches!(c, LpCmd::Create { .. } | LpCmd::Update(_)),
         Command::Meeting(c) => matches!(c, MeetingCmd::Create { .. } | MeetingCmd::Update(_)),
-        Command::Search { .. } | Command::History { .. } | Command::Reindex | Command::Check => {
-            false
-        }
+        Command::Search { .. }
+        | Command::History { .. }
+        | Command::Reindex
+        | Command::Check
+        | Command::Key(_)
+        | Command::MigrateEncrypt
+        | Command::Rekey { .. } => false,
     }
 }
 
@@ -211,6 +238,9 @@ impl App {
             Command::Demo { .. } => Err(CliError::failure("the demos run on their own stores")),
             Command::Card | Command::Listen(_) | Command::Sync { .. } | Command::RelaySync(_) => {
                 Err(CliError::failure("meeting commands run outside the app"))
+            }
+            Command::Key(_) | Command::MigrateEncrypt | Command::Rekey { .. } => {
+                Err(CliError::failure("key commands run outside the app"))
             }
         }
     }

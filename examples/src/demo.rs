@@ -14,7 +14,7 @@ use std::{
 };
 
 use nabij_core::{
-    Clock, Device, DeviceOptions, DocId,
+    Clock, Device, DeviceOptions, DocId, StoreKey,
     model::CaseFilter,
     model::{
         CaseItem, CaseUpdate, Consent, ConsentStatus, LearningPointStatus, LearningPointUpdate,
@@ -109,14 +109,19 @@ fn sync_all(devices: &[&Device]) -> Result<()> {
 }
 
 /// The demo: seed, then show.
-pub(crate) fn run(store: Option<PathBuf>, json: bool, width: usize) -> Result<()> {
+pub(crate) fn run(
+    store: Option<PathBuf>,
+    key: Option<StoreKey>,
+    json: bool,
+    width: usize,
+) -> Result<()> {
     let (path, explicit) = match store {
         Some(p) => (p, true),
         None => (PathBuf::from("nabij-demo.db"), false),
     };
     if explicit {
         if path.exists() {
-            let dev = crate::commands::open(&path, false)?;
+            let dev = crate::commands::open(&path, false, key.clone())?;
             let n = dev.document_ids()?.len();
             if n > 0 {
                 return Err(CliError::invalid(format!(
@@ -135,7 +140,8 @@ pub(crate) fn run(store: Option<PathBuf>, json: bool, width: usize) -> Result<()
 
     let clock = Arc::new(ScriptClock::default());
     let script = Script { clock: clock.clone(), day: text::day_of(text::now_ms()) - 1 };
-    let options = DeviceOptions { clock: clock.clone(), ..DeviceOptions::default() };
+    let options =
+        DeviceOptions { clock: clock.clone(), key: key.clone(), ..DeviceOptions::default() };
     let peers_dir = std::env::temp_dir().join(format!(
         "nabij-demo-peers-{}-{}",
         std::process::id(),
@@ -150,7 +156,7 @@ pub(crate) fn run(store: Option<PathBuf>, json: bool, width: usize) -> Result<()
     drop(me);
 
     // Show it as the worker's own device opens it, on the real clock.
-    let dev = crate::commands::open(&path, false)?;
+    let dev = crate::commands::open(&path, false, key)?;
     let app = App { dev, json, store: path.clone(), width };
     show(&app, &ids, &path)
 }

@@ -8,6 +8,7 @@
 //! `nabij demo` seeds a store with a day in a neighbourhood network and shows it.
 
 mod args;
+mod at_rest;
 mod commands;
 mod demo;
 mod error;
@@ -23,7 +24,7 @@ use std::{io::Write, path::PathBuf, process::ExitCode};
 use clap::Parser;
 
 use crate::{
-    args::{Cli, Command, DemoCmd},
+    args::{Cli, Command, DemoCmd, KeyCmd},
     commands::App,
     error::{CliError, Result},
 };
@@ -40,16 +41,26 @@ fn store_path(cli: &Cli) -> PathBuf {
 
 fn run(cli: Cli) -> Result<()> {
     let width = text::width();
+    if let Command::Key(KeyCmd::New { out }) = &cli.command {
+        return at_rest::new_key(out, cli.json);
+    }
+    let key = at_rest::store_key(cli.key_file.as_deref())?;
     match cli.command {
-        Command::Demo { which: None } => return demo::run(cli.store, cli.json, width),
+        Command::Demo { which: None } => return demo::run(cli.store, key, cli.json, width),
         Command::Demo { which: Some(DemoCmd::Meeting(args)) } => {
             return meeting::run(args, cli.json);
         }
         _ => {}
     }
     let store = store_path(&cli);
-    let dev = commands::open(&store, commands::may_create(&cli.command))?;
+    if let Command::MigrateEncrypt = cli.command {
+        return at_rest::migrate_encrypt(&store, key, cli.json);
+    }
+    let dev = commands::open(&store, commands::may_create(&cli.command), key)?;
     match cli.command {
+        Command::Rekey { new_key_file } => {
+            return at_rest::rekey(&dev, &store, &new_key_file, cli.json);
+        }
         Command::Card => return meet::card(&dev, cli.json),
         Command::Listen(args) => return meet::listen(dev, &store, args, cli.json),
         Command::Sync { ticket } => return meet::sync(dev, &ticket, cli.json),

@@ -9,6 +9,9 @@ use std::{
 use serde_json::Value;
 use tempfile::TempDir;
 
+/// The key the tests' stores are encrypted with (64 hex digits).
+const TEST_KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
 /// A scratch folder with a store in it, and the binary run there.
 struct Cli {
     dir: TempDir,
@@ -24,9 +27,20 @@ impl Cli {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_nabij"));
-        c.current_dir(self.dir.path()).env_remove("NABIJ_STORE").env_remove("COLUMNS");
+        let mut c = self.bare();
         c.arg("--store").arg(self.store()).args(args);
+        c
+    }
+
+    /// The binary in the scratch folder with the tests' store key in the environment (as a
+    /// user's shell profile would set it) and nothing else of ours.
+    fn bare(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_nabij"));
+        c.current_dir(self.dir.path())
+            .env_remove("NABIJ_STORE")
+            .env_remove("COLUMNS")
+            .env_remove("NABIJ_STORE_KEY_FILE")
+            .env("NABIJ_STORE_KEY", TEST_KEY);
         c
     }
 
@@ -659,4 +673,96 @@ impl Drop for KillOnDrop {
             let _ = c.wait();
         }
     }
+}
+
+#[test]
+fn a_coordinator_encrypts_an_old_store_and_a_wrong_or_missing_key_is_refused() {
+    let cli = Cli::new();
+    let store = cli.store();
+    // A store made before encryption at rest, without a key: it says so.
+    let mut plain = cli.bare();
+    plain.env_remove("NABIJ_STORE_KEY").args(["--store", &store, "--json"]);
+    let out = plain.args(["case", "create", "--subject", "Familie Oudeweg"]).output().expect("run");
+    let case = s(&parse_ok(&out, &["case", "create"])["id"]).to_string();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("without encryption"));
+    assert!(std::fs::read(&store).expect("read").windows(7).any(|w| w == b"Oudeweg"));
+
+    // A key file, made by the CLI, owner-only.
+    let key_file = cli.dir.path().join("store.key");
+    let key_path = key_file.display().to_string();
+    let made = parse_ok(
+        &cli.bare().args(["--json", "key", "new", "--out", &key_path]).output().expect("run"),
+        &["key"],
+    );
+    assert_eq!(s(&made["key_file"]), key_path);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let again = cli.bare().args(["key", "new", "--out", &key_path]).output().expect("run");
+    assert_eq!(failure(&again, &["key", "new"]).0, 2, "an existing key file is not overwritten");
+
+    let with_file = |args: &[&str]| {
+        let mut c = cli.bare();
+        c.env_remove("NABIJ_STORE_KEY")
+            .args(["--store", &store, "--key-file", &key_path])
+            .args(args);
+        c.output().expect("run")
+    };
+    let out = with_file(&["--json", "migrate-encrypt"]);
+    assert_eq!(parse_ok(&out, &["migrate-encrypt"])["encrypted"], true);
+    let shown = parse_ok(&with_file(&["--json", "case", "show", &case]), &["case", "show"]);
+    assert_eq!(s(&shown["case"]["subject"]), "Familie Oudeweg");
+    let bytes = std::fs::read(&store).expect("read");
+    assert!(!bytes.windows(7).any(|w| w == b"Oudeweg"), "the store is encrypted");
+
+    // No key: exit 4 (storage), saying a key is needed; a wrong key: the same, nothing changed.
+    let mut none = cli.bare();
+    none.env_remove("NABIJ_STORE_KEY").args(["--store", &store, "case", "list"]);
+    let (code, err) = failure(&none.output().expect("run"), &["case", "list"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("encrypted") && err.contains("--key-file"), "{err}");
+    let (code, err) = cli.fail(&["case", "list"]);
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("not its key"), "{err}");
+    assert!(!err.contains(TEST_KEY), "the message must not show a key: {err}");
+    assert!(std::fs::read(&store).expect("read") == bytes, "a refused open changed the store");
+
+    // A key file others may read is refused; a malformed key says so without echoing it.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let loose = cli.dir.path().join("loose.key");
+        std::fs::write(&loose, format!("{TEST_KEY}\n")).expect("write");
+        std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let mut c = cli.bare();
+        c.args(["--store", &store, "--key-file", &loose.display().to_string(), "case", "list"]);
+        let (code, err) = failure(&c.output().expect("run"), &["--key-file"]);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("chmod 600"), "{err}");
+    }
+    let mut bad = cli.bare();
+    bad.env("NABIJ_STORE_KEY", "abc123").args(["--store", &store, "case", "list"]);
+    let (code, err) = failure(&bad.output().expect("run"), &["NABIJ_STORE_KEY"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("NABIJ_STORE_KEY") && !err.contains("abc123"), "{err}");
+
+    // A new key: the old one no longer opens the store.
+    let new_key = cli.dir.path().join("new.key");
+    let new_path = new_key.display().to_string();
+    assert!(
+        cli.bare().args(["key", "new", "--out", &new_path]).output().expect("run").status.success()
+    );
+    let out = with_file(&["--json", "rekey", "--new-key-file", &new_path]);
+    assert_eq!(parse_ok(&out, &["rekey"])["rekeyed"], true);
+    assert_eq!(failure(&with_file(&["case", "list"]), &["old key"]).0, 4);
+    let mut c = cli.bare();
+    c.env_remove("NABIJ_STORE_KEY").env("NABIJ_STORE_KEY_FILE", &new_path);
+    let listed = parse_ok(
+        &c.args(["--store", &store, "--json", "case", "list"]).output().expect("run"),
+        &["list"],
+    );
+    assert_eq!(listed.as_array().map(Vec::len), Some(1));
 }

@@ -96,10 +96,33 @@ pub struct Device {
 
 #[uniffi::export]
 impl Device {
-    /// Opens the store at `path`, creating it (and this device's key) on first use.
+    /// Opens the store at `path`, encrypted with `key` (32 bytes the app keeps in the Android
+    /// Keystore or iOS Keychain), creating it (encrypted, with this device's key inside) on
+    /// first use. A wrong key, or a store that needs none, fails with `WrongKey` or `Storage`
+    /// and leaves the file as it was; `store_state` tells which a path holds.
     #[uniffi::constructor]
-    pub fn open(path: String) -> Result<Arc<Self>> {
+    pub fn open(path: String, key: Vec<u8>) -> Result<Arc<Self>> {
+        let key = store_key(&key)?;
+        Ok(Arc::new(Self { inner: Arc::new(nabij_core::Device::open_encrypted(path, key)?) }))
+    }
+
+    /// Opens (or creates) a store that is not encrypted. Only for stores made before
+    /// encryption at rest, until `encrypt_store` has encrypted them, and for tests: a plain
+    /// store gives a thief every note.
+    #[uniffi::constructor]
+    pub fn open_unencrypted(path: String) -> Result<Arc<Self>> {
         Ok(Arc::new(Self { inner: Arc::new(nabij_core::Device::open(path)?) }))
+    }
+
+    /// Whether the store is encrypted.
+    pub fn is_encrypted(&self) -> bool {
+        self.inner.is_encrypted()
+    }
+
+    /// Re-encrypts the store under `new_key` (32 bytes). The whole file is rewritten and
+    /// swapped in atomically; nothing else may have the store open meanwhile.
+    pub fn rekey(&self, new_key: Vec<u8>) -> Result<()> {
+        Ok(self.inner.change_store_key(&store_key(&new_key)?)?)
     }
 
     /// Where the store is.
@@ -448,6 +471,50 @@ impl Device {
     pub fn check_integrity(&self) -> Result<Vec<String>> {
         Ok(self.inner.check_integrity()?)
     }
+}
+
+fn store_key(bytes: &[u8]) -> Result<nabij_core::StoreKey> {
+    nabij_core::StoreKey::from_slice(bytes)
+        .map_err(|e| NabijError::InvalidInput { message: format!("store key: {e}") })
+}
+
+/// What a store path holds, read without opening or changing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum StoreState {
+    /// No store yet: `Device.open` creates one.
+    Absent,
+    /// A store made before encryption at rest: encrypt it with `encrypt_store`.
+    Plain,
+    /// An encrypted store: it opens only with its key.
+    Encrypted,
+}
+
+/// What is at `path`: no store, a plain one, or an encrypted one.
+#[uniffi::export]
+pub fn store_state(path: String) -> Result<StoreState> {
+    Ok(match nabij_core::Device::store_state(path)? {
+        nabij_core::StoreState::Absent => StoreState::Absent,
+        nabij_core::StoreState::Plain => StoreState::Plain,
+        nabij_core::StoreState::Encrypted => StoreState::Encrypted,
+    })
+}
+
+/// Encrypts the plain store at `path` with `key` (32 bytes), in place and atomically: after a
+/// crash at any point, either the plain store or the encrypted one opens (call again to
+/// finish). No `Device` may have the store open. Repeating it on a store already encrypted with
+/// `key` does nothing.
+#[uniffi::export]
+pub fn encrypt_store(path: String, key: Vec<u8>) -> Result<()> {
+    Ok(nabij_core::Device::encrypt_store(path, &store_key(&key)?)?)
+}
+
+/// A new random 32-byte store key from the operating system's random source, for apps that do
+/// not make one with the platform's own (keep it in the Keystore or Keychain).
+#[uniffi::export]
+pub fn new_store_key() -> Result<Vec<u8>> {
+    let key = nabij_core::StoreKey::generate()
+        .map_err(|e| NabijError::Other { message: format!("no randomness: {e}") })?;
+    Ok(key.as_bytes().to_vec())
 }
 
 /// The CAIMeR field names accepted by `CaseUpdate.caimer`.

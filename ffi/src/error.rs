@@ -65,6 +65,13 @@ pub enum NabijError {
         /// What was refused.
         message: String,
     },
+    /// The store is encrypted and the key given is not its key. Nothing was written; ask the
+    /// keystore again (or the store was copied from another phone).
+    #[error("{message}")]
+    WrongKey {
+        /// Which store.
+        message: String,
+    },
     /// Anything else.
     #[error("{message}")]
     Other {
@@ -80,6 +87,7 @@ impl From<nabij_core::Error> for NabijError {
         match e {
             E::Invalid(_) => NabijError::InvalidInput { message },
             E::NotFound { .. } => NabijError::NotFound { message },
+            E::Open(nabij_core::error::OpenError::WrongKey(_)) => NabijError::WrongKey { message },
             E::Open(_) | E::Store(_) | E::StoredDocument { .. } => NabijError::Storage { message },
             // Bytes from another device were refused as a whole: bad input, nothing applied.
             E::Merge(_) => NabijError::InvalidInput { message },
@@ -227,6 +235,7 @@ mod tests {
             NabijError::Storage { message } => ("Storage", message),
             NabijError::Network { message } => ("Network", message),
             NabijError::NotAllowed { message } => ("NotAllowed", message),
+            NabijError::WrongKey { message } => ("WrongKey", message),
             NabijError::Other { message } => ("Other", message),
         }
     }
@@ -243,6 +252,10 @@ mod tests {
         let missing = E::NotFound { kind: "case", id: "x".into() };
         assert_eq!(mapped(missing), ("NotFound", "case x not found".into()));
         assert_eq!(mapped(E::Open(OpenError::NotADatabase("f".into()))).0, "Storage");
+        assert_eq!(mapped(E::Open(OpenError::WrongKey("f".into()))).0, "WrongKey");
+        let (kind, message) = mapped(E::Open(OpenError::NotEncrypted("f".into())));
+        assert_eq!(kind, "Storage");
+        assert!(message.contains("migrate-encrypt"), "{message}");
         assert_eq!(mapped(E::Store(StoreError::Corrupt("bad".into()))).0, "Storage");
         let stored = E::StoredDocument { id: "x".into(), source: DocError::Corrupt("c".into()) };
         assert_eq!(mapped(stored).0, "Storage");

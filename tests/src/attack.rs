@@ -131,5 +131,5 @@ pub fn copy_store_files(from: &std::path::Path, to: &std::path::Path) {
 /// `name`'s device must be closed.
 pub fn copy_store(dir: &std::path::Path, name: &str, copy: &str) -> Arc<Device> {
     copy_store_files(&dir.join(name), &dir.join(copy));
-    Arc::new(Device::open(dir.join(copy)).expect("open the copy"))
+    Arc::new(crate::reopen(&dir.join(copy)))
 }

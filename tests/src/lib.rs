@@ -49,7 +49,21 @@ impl Clock for StepClock {
 
 /// Device options with a stepping clock.
 pub fn options(clock: Arc<StepClock>) -> DeviceOptions {
-    DeviceOptions { clock, ..DeviceOptions::default() }
+    DeviceOptions { clock, key: Some(store_key()), ..DeviceOptions::default() }
+}
+
+/// The key every scenario test's store is encrypted with, as apps' stores are (one key for all,
+/// so that a copied store opens like the original). Derived from a fixed text: never for a
+/// real device.
+pub fn store_key() -> nabij_core::StoreKey {
+    let text: &[u8; 32] = b"nabij scenario tests: store key!";
+    nabij_core::StoreKey::from_slice(text).expect("32 bytes")
+}
+
+/// Opens the encrypted test store at `path` (see [`store_key`]) with default options.
+pub fn reopen(path: &std::path::Path) -> Device {
+    Device::open_with(path, DeviceOptions { key: Some(store_key()), ..DeviceOptions::default() })
+        .expect("open the store")
 }
 
 /// Everything the app's screens show, for comparing devices.
@@ -142,7 +156,7 @@ pub fn case_ids(d: &Device) -> Vec<DocId> {
 
 /// Opens a device on `dir/name` with `name` as its display name.
 pub fn open_device(dir: &std::path::Path, name: &str) -> Arc<Device> {
-    let d = Device::open(dir.join(name)).expect("open");
+    let d = reopen(&dir.join(name));
     d.set_display_name(name).expect("name");
     Arc::new(d)
 }
@@ -168,7 +182,10 @@ pub fn seeded_network_of<const N: usize>(
     let mut i = 0;
     invite_all(names.map(|n| {
         i += 1;
-        let opts = DeviceOptions::deterministic_for_tests(clock.clone(), seed * 16 + i);
+        let opts = DeviceOptions {
+            key: Some(store_key()),
+            ..DeviceOptions::deterministic_for_tests(clock.clone(), seed * 16 + i)
+        };
         let d = Device::open_with(dir.join(n), opts).expect("open");
         d.set_display_name(n).expect("name");
         Arc::new(d)

@@ -191,7 +191,7 @@ impl Forked {
             hand(&anna, d, case);
         }
         drop(xavier);
-        let xavier = Arc::new(Device::open(dir.join("Xavier")).expect("reopen"));
+        let xavier = Arc::new(nabij_tests::reopen(&dir.join("Xavier")));
         let copy = copy_store(dir, "Xavier", "Xavier-copy");
         xavier.add_notes(case, vec![observation("X1: huisbezoek")]).expect("note");
         copy.add_notes(case, vec![observation("X2: belafspraak")]).expect("note");

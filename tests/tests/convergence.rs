@@ -285,7 +285,7 @@ fn check(ops: Vec<Op>, n: usize) {
     let World { devices, paths, _dir, .. } = world;
     drop(devices);
     for p in &paths {
-        let d = Device::open(p).expect("reopen");
+        let d = nabij_tests::reopen(p);
         assert_eq!(screens(&d, WORDS), reference, "reopened {} differs", p.display());
         d.reindex().expect("reindex");
         assert_eq!(screens(&d, WORDS), reference, "reindexed {} differs", p.display());

@@ -64,7 +64,7 @@ fn two_histories_of_a_case_become_two_cases_with_every_note_on_every_device() {
         hand(&anna, d, case);
     }
     drop(xavier);
-    let xavier = Arc::new(Device::open(dir.path().join("Xavier")).expect("reopen"));
+    let xavier = Arc::new(nabij_tests::reopen(&dir.path().join("Xavier")));
     let copy = copy_store(dir.path(), "Xavier", "Xavier-copy");
     assert_eq!(copy.device_key(), xavier.device_key());
 
@@ -195,7 +195,7 @@ async fn two_histories_through_the_relay_alone_end_the_same_everywhere() {
     }
     xavier.case_timeline(case).expect("Xavier holds the case");
     drop(xavier);
-    let xavier = Arc::new(Device::open(dir.path().join("Xavier")).expect("reopen"));
+    let xavier = Arc::new(nabij_tests::reopen(&dir.path().join("Xavier")));
     let copy = copy_store(dir.path(), "Xavier", "Xavier-copy");
 
     xavier.add_notes(case, vec![observation("X1: huisbezoek, post ongeopend")]).expect("note");

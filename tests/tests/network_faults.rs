@@ -20,7 +20,6 @@ use std::{
 };
 
 use nabij_core::{
-    Device,
     model::{NewCase, NewNote, NoteKind},
     net::{self, SyncOptions, Ticket},
     test_utils::{loopback, wait_for_file},
@@ -34,8 +33,8 @@ use nabij_tests::{
 /// A host and a guest that share a network; the host holds `cases` cases of `notes` notes,
 /// the guest a few of its own, so data flows both ways.
 fn two_stores(dir: &Path, cases: usize, notes: usize) {
-    let host = Device::open(dir.join("host.db")).expect("host");
-    let guest = Device::open(dir.join("guest.db")).expect("guest");
+    let host = nabij_tests::reopen(&dir.join("host.db"));
+    let guest = nabij_tests::reopen(&dir.join("guest.db"));
     let network = host.create_network("Wijknetwerk Oost").expect("network");
     guest
         .join(&host.invite(network, guest.member_id(), "gast", guest.device_key()).expect("invite"))
@@ -63,8 +62,8 @@ fn two_stores(dir: &Path, cases: usize, notes: usize) {
 }
 
 fn assert_converged(dir: &Path) {
-    let host = Device::open(dir.join("host.db")).expect("host");
-    let guest = Device::open(dir.join("guest.db")).expect("guest");
+    let host = nabij_tests::reopen(&dir.join("host.db"));
+    let guest = nabij_tests::reopen(&dir.join("guest.db"));
     let (h, g) = (doc_heads(&host), doc_heads(&guest));
     assert!(h.len() > 3);
     assert_eq!(h, g, "host and guest converged");
@@ -79,8 +78,8 @@ async fn delay_reordering_and_duplication_from_the_fault_proxy() {
     for seed in [1u64, 2, 3] {
         let dir = tempfile::tempdir().expect("dir");
         two_stores(dir.path(), 40, 10);
-        let host = Arc::new(Device::open(dir.path().join("host.db")).expect("host"));
-        let guest = Arc::new(Device::open(dir.path().join("guest.db")).expect("guest"));
+        let host = Arc::new(nabij_tests::reopen(&dir.path().join("host.db")));
+        let guest = Arc::new(nabij_tests::reopen(&dir.path().join("guest.db")));
         let listener = net::listen(host.clone(), loopback()).await.expect("listen");
         let upstream = listener.ticket().addrs[0];
         // Delays of 0-40 ms per datagram reorder any two sent closer than that; one in eight

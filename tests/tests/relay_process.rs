@@ -20,7 +20,7 @@ const BOUND: Duration = Duration::from_secs(120);
 const RELAY: &str = env!("CARGO_BIN_EXE_relay_node");
 
 fn open(dir: &Path, name: &str) -> Arc<Device> {
-    let d = Device::open(dir.join(format!("{name}.db"))).expect("open");
+    let d = nabij_tests::reopen(&dir.join(format!("{name}.db")));
     d.set_display_name(name).expect("name");
     Arc::new(d)
 }
@@ -41,6 +41,8 @@ fn acknowledged(store: &Path) -> Vec<(DocId, Vec<[u8; 32]>)> {
     let db =
         rusqlite::Connection::open_with_flags(store, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .expect("store");
+    let key = format!("PRAGMA key = \"x'{}'\";", nabij_tests::store_key().to_hex().as_str());
+    db.execute_batch(&key).expect("key");
     let mut stmt = db.prepare("SELECT doc_id, heads FROM relay_pushed").expect("query");
     let rows = stmt
         .query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?)))

@@ -315,7 +315,10 @@ fn simulate(seed: u64) -> Trace {
     let opts: Vec<DeviceOptions> = (0..count)
         .map(|i| {
             let device_seed = seed.wrapping_mul(16).wrapping_add(i as u64);
-            DeviceOptions::deterministic_for_tests(clock.clone(), device_seed)
+            DeviceOptions {
+                key: Some(nabij_tests::store_key()),
+                ..DeviceOptions::deterministic_for_tests(clock.clone(), device_seed)
+            }
         })
         .collect();
     let open = |i: usize| Device::open_with(&paths[i], opts[i].clone()).expect("open");
@@ -374,7 +377,10 @@ fn simulate(seed: u64) -> Trace {
             let copy_seed = seed.wrapping_mul(16).wrapping_add(1000 + step);
             let copy = Device::open_with(
                 &copy_path,
-                DeviceOptions::deterministic_for_tests(clock.clone(), copy_seed),
+                DeviceOptions {
+                    key: Some(nabij_tests::store_key()),
+                    ..DeviceOptions::deterministic_for_tests(clock.clone(), copy_seed)
+                },
             )
             .expect("open the copy");
             let text = format!("Kopie {step} over {}", WORDS[copy_rng.below(5) as usize]);

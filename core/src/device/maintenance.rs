@@ -141,7 +141,8 @@ impl Device {
         // per connection, and the long-lived reader's cache can predate the writer's segment
         // merges, so checking through it reported blobs the writer had merged away as
         // corruption of a healthy index.
-        let mut conn = store::open_reader(&self.path)?;
+        let key = self.key.read().clone();
+        let mut conn = store::open_reader(&self.path, key.as_ref())?;
         let r = conn.transaction()?;
         let mut stmt = r.prepare("PRAGMA integrity_check")?;
         for row in stmt.query_map([], |r| r.get::<_, String>(0))? {

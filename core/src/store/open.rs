@@ -7,6 +7,10 @@ use rusqlite::{Connection, OpenFlags};
 
 use super::{
     APPLICATION_ID, OpenError, SCHEMA_VERSION, StoreError,
+    cipher::{
+        FileState, StoreKey, apply_key, could_be_encrypted, create_owner_only, file_state,
+        narrow_to_owner, probe,
+    },
     meta::{meta_delete, meta_get},
     search::refold_search,
 };
@@ -23,36 +27,39 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (8, include_str!("migrations/008_notes_by_case.sql")),
 ];
 
-const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
-
-/// Checks, without writing anything, that `path` is absent, empty, or an SQLite database.
-fn check_file(path: &Path) -> Result<(), OpenError> {
-    use std::io::Read;
-    let mut f = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(OpenError::Io(path.to_path_buf(), e)),
-    };
-    let mut head = [0u8; 16];
-    let mut read = 0;
-    while read < head.len() {
-        match f.read(&mut head[read..]) {
-            Ok(0) => break,
-            Ok(n) => read += n,
-            Err(e) => return Err(OpenError::Io(path.to_path_buf(), e)),
-        }
-    }
-    if read == 0 || &head == SQLITE_MAGIC {
-        Ok(())
-    } else {
-        Err(OpenError::NotADatabase(path.to_path_buf()))
-    }
-}
-
-fn configure(conn: &Connection) -> Result<(), rusqlite::Error> {
+/// Keys a new connection and reads its first page: a wrong key fails here, before anything
+/// is written.
+fn configure(conn: &Connection, path: &Path, key: Option<&StoreKey>) -> Result<(), OpenError> {
+    apply_key(conn, key)?;
+    probe(conn, path, key.is_some())?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     Ok(())
+}
+
+/// Refuses, before SQLite sees the file, what cannot be opened with `key`: a plain store with a
+/// key, an encrypted one without, and what is neither. Creates a new store's file owner-only.
+fn check_file(path: &Path, key: Option<&StoreKey>) -> Result<(), OpenError> {
+    super::cipher::recover(path)?;
+    match (file_state(path)?, key) {
+        (FileState::Plain, Some(_)) => return Err(OpenError::NotEncrypted(path.to_path_buf())),
+        (FileState::Opaque, _) if !could_be_encrypted(path)? => {
+            return Err(OpenError::NotADatabase(path.to_path_buf()));
+        }
+        (FileState::Opaque, None) => return Err(OpenError::WrongKey(path.to_path_buf())),
+        (FileState::Opaque, Some(_)) => {
+            // Try the key on a read-only connection first: a read-write one would, on close,
+            // fold a WAL left by a crash into the file even when the key is wrong.
+            let probe = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            apply_key(&probe, key)?;
+            super::cipher::probe(&probe, path, true)?;
+        }
+        _ => {}
+    }
+    create_owner_only(path)
 }
 
 /// Opens (creating if absent) the store at `path`: the writer connection and a reader.
@@ -60,15 +67,18 @@ fn configure(conn: &Connection) -> Result<(), rusqlite::Error> {
 /// Refuses, leaving the file untouched, a file that is not SQLite and a store from a newer
 /// schema. Upgrades an older schema by its numbered migrations in one transaction. Returns
 /// whether derived tables must be rebuilt (a migration added one).
-pub(crate) fn open(path: &Path) -> Result<(Connection, Connection, bool), OpenError> {
-    check_file(path)?;
+pub(crate) fn open(
+    path: &Path,
+    key: Option<&StoreKey>,
+) -> Result<(Connection, Connection, bool), OpenError> {
+    check_file(path, key)?;
     let writer = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    configure(&writer)?;
+    configure(&writer, path, key)?;
     // Read the version before anything writes (journal mode changes the file header).
     let version: u32 = writer.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let app: i32 = writer.pragma_query_value(None, "application_id", |r| r.get(0))?;
@@ -91,6 +101,7 @@ pub(crate) fn open(path: &Path) -> Result<(Connection, Connection, bool), OpenEr
     writer.pragma_update(None, "synchronous", "FULL")?;
     let mut writer = writer;
     migrate(&mut writer, version)?;
+    narrow_to_owner(path)?;
     let as_open = |e| match e {
         StoreError::Corrupt(m) => OpenError::Corrupt(m),
         StoreError::Sqlite(e) => OpenError::Sqlite(e),
@@ -104,17 +115,17 @@ pub(crate) fn open(path: &Path) -> Result<(Connection, Connection, bool), OpenEr
         tx.commit()?;
     }
     let needs_reindex = meta_get(&writer, "needs_reindex").map_err(as_open)?;
-    let reader = open_reader(path)?;
+    let reader = open_reader(path, key)?;
     Ok((writer, reader, needs_reindex.is_some()))
 }
 
 /// A read-only connection to a store that [`open`] has opened (and migrated) before.
-pub(crate) fn open_reader(path: &Path) -> Result<Connection, OpenError> {
+pub(crate) fn open_reader(path: &Path, key: Option<&StoreKey>) -> Result<Connection, OpenError> {
     let reader = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    configure(&reader)?;
+    configure(&reader, path, key)?;
     Ok(reader)
 }
 
@@ -183,11 +194,11 @@ mod tests {
     #[test]
     fn migrated_schema_equals_fresh_schema() {
         let dir = tempfile::tempdir().unwrap();
-        let (fresh, _, _) = open(&dir.path().join("fresh.db")).unwrap();
+        let (fresh, _, _) = open(&dir.path().join("fresh.db"), None).unwrap();
         let mut old = Connection::open(dir.path().join("old.db")).unwrap();
         migrate_to(&mut old, 1).unwrap();
         drop(old);
-        let (upgraded, _, needs_reindex) = open(&dir.path().join("old.db")).unwrap();
+        let (upgraded, _, needs_reindex) = open(&dir.path().join("old.db"), None).unwrap();
         assert!(needs_reindex, "migration 2 adds a derived table, so it asks for a reindex");
         assert_eq!(schema_dump(&fresh).unwrap(), schema_dump(&upgraded).unwrap());
         let v: u32 = upgraded.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
@@ -204,7 +215,7 @@ mod tests {
             c.pragma_update(None, "application_id", APPLICATION_ID).unwrap();
         }
         let before = std::fs::read(&newer).unwrap();
-        assert!(matches!(open(&newer), Err(OpenError::NewerSchema { found: 99, .. })));
+        assert!(matches!(open(&newer, None), Err(OpenError::NewerSchema { found: 99, .. })));
         assert_eq!(std::fs::read(&newer).unwrap(), before);
         assert!(!dir.path().join("newer.db-wal").exists());
 
@@ -217,12 +228,12 @@ mod tests {
             .unwrap();
         }
         let before = std::fs::read(&other).unwrap();
-        assert!(matches!(open(&other), Err(OpenError::ForeignDatabase(_))));
+        assert!(matches!(open(&other, None), Err(OpenError::ForeignDatabase(_))));
         assert_eq!(std::fs::read(&other).unwrap(), before);
 
         let text = dir.path().join("notes.txt");
         std::fs::write(&text, "boodschappenlijst: melk, brood").unwrap();
-        assert!(matches!(open(&text), Err(OpenError::NotADatabase(_))));
+        assert!(matches!(open(&text, None), Err(OpenError::NotADatabase(_))));
         assert_eq!(std::fs::read_to_string(&text).unwrap(), "boodschappenlijst: melk, brood");
     }
 }

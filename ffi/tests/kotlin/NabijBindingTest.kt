@@ -24,8 +24,12 @@ import uniffi.nabij_ffi.ProgressListener
 import uniffi.nabij_ffi.RemovalReason
 import uniffi.nabij_ffi.RemovedDevice
 import uniffi.nabij_ffi.Role
+import uniffi.nabij_ffi.StoreState
 import uniffi.nabij_ffi.SyncProgress
+import uniffi.nabij_ffi.encryptStore
+import uniffi.nabij_ffi.newStoreKey
 import uniffi.nabij_ffi.readDeviceCard
+import uniffi.nabij_ffi.storeState
 
 private var checks = 0
 
@@ -69,9 +73,68 @@ private class ProgressRecorder : ProgressListener {
 
 private fun observation(text: String) = NewNote(kind = NoteKind.OBSERVATION, text = text)
 
+/** The key the test's stores are encrypted with (an app keeps its own in the Android Keystore). */
+private val STORE_KEY = ByteArray(32) { it.toByte() }
+
+/** Every file of the store at [path], with its bytes (not SQLite's shared-memory index). */
+private fun storeFiles(path: Path): Map<String, List<Byte>> =
+    Files.list(path.parent).use { files ->
+        files.filter { it.fileName.toString().startsWith(path.fileName.toString()) }
+            .filter { !it.toString().endsWith("-shm") }
+            .toList()
+            .associate { it.toString() to Files.readAllBytes(it).toList() }
+    }
+
+private fun atRest(dir: Path) {
+    val path = dir.resolve("at-rest.sqlite")
+    expectEqual(StoreState.ABSENT, storeState(path.toString()), "state before")
+    val key = newStoreKey()
+    expectEqual(32, key.size, "key size")
+    val case = Device.open(path.toString(), key).use { d ->
+        expect(d.isEncrypted()) { "encrypted" }
+        val case = d.createCase(NewCase(subject = "Familie Oudeweg"))
+        d.addNote(case, observation("De deurwaarder kwam dinsdag."))
+        for ((name, bytes) in storeFiles(path)) {
+            val text = String(bytes.toByteArray(), Charsets.ISO_8859_1)
+            expect(!text.contains("deurwaarder") && !text.contains("Oudeweg") && !text.contains(case)) {
+                "$name holds the day's words"
+            }
+        }
+        case
+    }
+    expectEqual(StoreState.ENCRYPTED, storeState(path.toString()), "state after")
+    val before = storeFiles(path)
+    expectThrows<NabijException.WrongKey>("wrong key") { Device.open(path.toString(), newStoreKey()) }
+    expectThrows<NabijException.WrongKey>("no key") { Device.openUnencrypted(path.toString()) }
+    expectEqual(before, storeFiles(path), "files after refused opens")
+    expectThrows<NabijException.InvalidInput>("short key") { Device.open(path.toString(), ByteArray(8)) }
+    val newKey = newStoreKey()
+    Device.open(path.toString(), key).use { d ->
+        expectEqual("Familie Oudeweg", d.case(case).subject, "subject")
+        d.rekey(newKey)
+        d.addNote(case, observation("Na de nieuwe sleutel."))
+    }
+    expectThrows<NabijException.WrongKey>("old key after rekey") { Device.open(path.toString(), key) }
+    Device.open(path.toString(), newKey).use { d ->
+        expectEqual(2, d.caseTimeline(case).size, "notes under the new key")
+    }
+
+    // A store made before encryption at rest is encrypted in place.
+    val old = dir.resolve("old.sqlite")
+    val oldCase = Device.openUnencrypted(old.toString()).use { d ->
+        d.createCase(NewCase(subject = "Familie Zandvoort"))
+    }
+    expectEqual(StoreState.PLAIN, storeState(old.toString()), "plain before")
+    encryptStore(old.toString(), key)
+    expectEqual(StoreState.ENCRYPTED, storeState(old.toString()), "encrypted after")
+    Device.open(old.toString(), key).use { d ->
+        expectEqual("Familie Zandvoort", d.case(oldCase).subject, "migrated subject")
+    }
+}
+
 private fun scenario(dir: Path) {
-    Device.open(dir.resolve("a.sqlite").toString()).use { a ->
-        Device.open(dir.resolve("b.sqlite").toString()).use { b ->
+    Device.open(dir.resolve("a.sqlite").toString(), STORE_KEY).use { a ->
+        Device.open(dir.resolve("b.sqlite").toString(), STORE_KEY).use { b ->
             a.setDisplayName("Anna")
             b.setDisplayName("Bram")
             expectEqual("Anna", a.displayName(), "display name")
@@ -154,7 +217,7 @@ private fun scenario(dir: Path) {
             }
             val text = dir.resolve("notes.txt")
             Files.writeString(text, "boodschappenlijst")
-            expectThrows<NabijException.Storage>("non-SQLite file") { Device.open(text.toString()) }
+            expectThrows<NabijException.Storage>("non-SQLite file") { Device.open(text.toString(), STORE_KEY) }
             // All of them are NabijException.
             expectThrows<NabijException>("base class") { a.case("") }
 
@@ -179,9 +242,9 @@ private fun scenario(dir: Path) {
 
 /** Signed membership: roles, NotAllowed for a member, and removing a lost phone. */
 private fun membership(dir: Path) {
-    Device.open(dir.resolve("roles-a.sqlite").toString()).use { a ->
-        Device.open(dir.resolve("roles-b.sqlite").toString()).use { b ->
-            Device.open(dir.resolve("roles-phone.sqlite").toString()).use { phone ->
+    Device.open(dir.resolve("roles-a.sqlite").toString(), STORE_KEY).use { a ->
+        Device.open(dir.resolve("roles-b.sqlite").toString(), STORE_KEY).use { b ->
+            Device.open(dir.resolve("roles-phone.sqlite").toString(), STORE_KEY).use { phone ->
                 a.setDisplayName("Anouk")
                 b.setDisplayName("Bram")
                 val net = a.createNetwork("Wijknetwerk West")
@@ -234,8 +297,8 @@ private fun membership(dir: Path) {
 /** Meeting sync over loopback QUIC: suspend functions, a progress listener, errors. */
 private fun meetingSync(dir: Path) = runBlocking {
     withTimeout(60_000) {
-        Device.open(dir.resolve("sync-a.sqlite").toString()).use { a ->
-            Device.open(dir.resolve("sync-b.sqlite").toString()).use { b ->
+        Device.open(dir.resolve("sync-a.sqlite").toString(), STORE_KEY).use { a ->
+            Device.open(dir.resolve("sync-b.sqlite").toString(), STORE_KEY).use { b ->
                 b.setDisplayName("Bram")
                 val card = b.deviceCard()
                 expectEqual("Bram", readDeviceCard(card).name, "card name")
@@ -289,8 +352,8 @@ private fun relaySync(dir: Path) = runBlocking {
         expectEqual(listOf("nabij", "relay", "listening"), words.take(3), "relay started")
         val (address, key) = words[4] to words[6]
         withTimeout(60_000) {
-            Device.open(dir.resolve("relay-a.sqlite").toString()).use { a ->
-                Device.open(dir.resolve("relay-b.sqlite").toString()).use { b ->
+            Device.open(dir.resolve("relay-a.sqlite").toString(), STORE_KEY).use { a ->
+                Device.open(dir.resolve("relay-b.sqlite").toString(), STORE_KEY).use { b ->
                     val net = a.createNetwork("Wijknetwerk Zuid")
                     b.join(a.inviteFromCard(net, b.deviceCard()))
                     val case = a.createCase(NewCase(subject = "Familie D.", networks = listOf(net)))
@@ -317,6 +380,7 @@ fun main() {
         membership(dir)
         meetingSync(dir)
         relaySync(dir)
+        atRest(dir)
     } finally {
         dir.toFile().deleteRecursively()
     }

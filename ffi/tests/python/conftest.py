@@ -26,17 +26,28 @@ def nabij():
     return nabij_ffi
 
 
+# The key the tests' stores are encrypted with, as an app's are with the key it keeps in the
+# Android Keystore or iOS Keychain. Fixed, so a test can reopen a store: never for a real app.
+STORE_KEY = bytes(range(32))
+
+
+@pytest.fixture
+def store_key():
+    """The tests' store key (32 bytes)."""
+    return STORE_KEY
+
+
 @pytest.fixture
 def device(tmp_path):
-    """A fresh device on its own store file."""
-    return nabij_ffi.Device.open(str(tmp_path / "device.sqlite"))
+    """A fresh device on its own encrypted store file."""
+    return nabij_ffi.Device.open(str(tmp_path / "device.sqlite"), STORE_KEY)
 
 
 @pytest.fixture
 def open_device(tmp_path):
-    """Opens a device on tmp_path/<name>.sqlite (several devices, or a reopen)."""
+    """Opens a device on tmp_path/<name>.sqlite, encrypted (several devices, or a reopen)."""
 
     def open_(name):
-        return nabij_ffi.Device.open(str(tmp_path / f"{name}.sqlite"))
+        return nabij_ffi.Device.open(str(tmp_path / f"{name}.sqlite"), STORE_KEY)
 
     return open_

@@ -75,7 +75,7 @@ def test_identity_and_display_name(device):
     assert device.display_name() == "Anna (wijkteam Noord)"
 
 
-def test_reopen_keeps_identity_and_data(open_device):
+def test_reopen_keeps_identity_and_data(open_device, store_key):
     a = open_device("a")
     key, member = a.device_key(), a.member_id()
     a.set_display_name("Anna")
@@ -83,7 +83,7 @@ def test_reopen_keeps_identity_and_data(open_device):
     path = a.path()
     del a
     gc.collect()
-    again = Device.open(path)
+    again = Device.open(path, store_key)
     assert (again.device_key(), again.member_id(), again.display_name()) == (key, member, "Anna")
     assert again.case(case).subject == "Familie K."
     assert [(d.id, d.kind) for d in again.document_ids()] == [(case, DocKind.CASE)]
@@ -430,14 +430,14 @@ def test_unknown_ids_are_not_found(open_device):
         a.case(net)
 
 
-def test_opening_a_non_sqlite_file_is_a_storage_error(tmp_path):
+def test_opening_a_non_sqlite_file_is_a_storage_error(tmp_path, store_key):
     path = tmp_path / "notes.txt"
     path.write_text("boodschappenlijst: melk, brood")
     with pytest.raises(NabijError.Storage, match="not a Nabij store"):
-        Device.open(str(path))
+        Device.open(str(path), store_key)
     assert path.read_text() == "boodschappenlijst: melk, brood"
     with pytest.raises(NabijError.Storage):
-        Device.open(str(tmp_path / "no-such-dir" / "x.sqlite"))
+        Device.open(str(tmp_path / "no-such-dir" / "x.sqlite"), store_key)
 
 
 @pytest.mark.parametrize(

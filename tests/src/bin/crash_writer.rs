@@ -1,12 +1,14 @@
 //! Child process for the crash test: writes notes in a loop and prints `ack <n> <case> <note>`
-//! after each write the API acknowledged, until it is killed.
+//! after each write the API acknowledged, until it is killed. With `encrypt STORE` it encrypts
+//! the plain store instead and prints `done`.
 //!
-//! Usage: `crash_writer STORE CASE FIRST_N`
+//! Usage: `crash_writer STORE CASE FIRST_N` or `crash_writer encrypt STORE`. The store key, if
+//! any, comes from `NABIJ_STORE_KEY` (64 hex digits), as the CLI takes it.
 
 use std::io::Write;
 
 use nabij_core::{
-    Device, DocId,
+    Device, DeviceOptions, DocId, StoreKey,
     model::{NewCase, NewNote, NoteKind},
 };
 
@@ -21,6 +23,28 @@ pub fn note_text(n: u64) -> String {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    let key = match std::env::var("NABIJ_STORE_KEY") {
+        Ok(hex) => match StoreKey::from_hex(&hex) {
+            Ok(k) => Some(k),
+            Err(e) => {
+                eprintln!("key: {e}");
+                std::process::exit(2);
+            }
+        },
+        Err(_) => None,
+    };
+    if let (Some("encrypt"), Some(store), Some(key)) =
+        (args.get(1).map(String::as_str), args.get(2), key.as_ref())
+    {
+        match Device::encrypt_store(store, key) {
+            Ok(()) => println!("done"),
+            Err(e) => {
+                eprintln!("encrypt: {e}");
+                std::process::exit(6);
+            }
+        }
+        return;
+    }
     let (Some(store), Some(case), Some(first)) = (args.get(1), args.get(2), args.get(3)) else {
         eprintln!("usage: crash_writer STORE CASE FIRST_N");
         std::process::exit(2);
@@ -29,7 +53,7 @@ fn main() {
         eprintln!("bad arguments");
         std::process::exit(2);
     };
-    let device = match Device::open(store) {
+    let device = match Device::open_with(store, DeviceOptions { key, ..DeviceOptions::default() }) {
         Ok(d) => d,
         Err(e) => {
             eprintln!("open: {e}");

@@ -13,7 +13,7 @@
 use std::{io::Write, sync::Arc};
 
 use nabij_core::{
-    Device,
+    Device, DeviceOptions,
     net::{self, ListenOptions, SyncOptions, Ticket},
 };
 
@@ -26,7 +26,9 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or_else(|| fail("usage", 2));
     let store = arg(2);
-    let device = match Device::open(store) {
+    // The scenario tests' stores are encrypted with their one test key.
+    let options = DeviceOptions { key: Some(nabij_tests::store_key()), ..Default::default() };
+    let device = match Device::open_with(store, options) {
         Ok(d) => Arc::new(d),
         Err(e) => fail(&format!("open {store}: {e}"), 1),
     };
