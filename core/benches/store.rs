@@ -4,14 +4,17 @@
 //! `cargo bench -p nabij-core --bench store` (all) or `... -- write|open|search`.
 //! Figures go to BENCHMARKS.md.
 
-use std::time::{Duration, Instant};
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
 
 use automerge::{AutoCommit, ObjType, ROOT, transaction::Transactable};
 use nabij_core::{
-    Device, DocId,
+    Device, DeviceOptions, DocId, StoreKey,
     model::CaseFilter,
     model::{NewCase, NewNote, NoteKind},
-    test_utils::{Rng, WORDS, dir_size, selected},
+    test_utils::{Rng, WORDS, dir_size, key_connection, selected},
 };
 
 /// The upper of the two middle values for an even count: how this benchmark's figures in
@@ -29,85 +32,135 @@ fn ms(d: Duration) -> String {
     format!("{:.3} ms", d.as_secs_f64() * 1e3)
 }
 
-/// Adding a note to a case that already holds 1,000 notes, against the floor: a bare Automerge
-/// change on a document of the same size, `save_incremental`, and one SQLite insert of those
-/// bytes committed with the same durability (WAL, synchronous=FULL).
-fn write_bench() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut rng = Rng::new(1);
-    let device = Device::open(dir.path().join("device.db")).expect("open");
-    let case = device
-        .create_case(NewCase { subject: "Familie K.".into(), ..NewCase::default() })
-        .expect("case");
-    let seed: Vec<NewNote> = (0..1_000)
-        .map(|_| NewNote { kind: NoteKind::Observation, text: rng.sentence(40) })
-        .collect();
-    device.add_notes(case, seed.clone()).expect("seed notes");
+/// The key the encrypted stores of these benchmarks use (random: nothing depends on it).
+fn bench_key() -> StoreKey {
+    StoreKey::generate().expect("randomness")
+}
 
-    // The floor: the same 1,000 notes in a bare document, and a bare table.
-    let mut doc = AutoCommit::new();
-    let notes = doc.put_object(ROOT, "notes", ObjType::Map).expect("map");
-    for (i, n) in seed.iter().enumerate() {
-        let note = doc.put_object(&notes, format!("n{i}"), ObjType::Map).expect("note");
-        doc.put(&note, "kind", "observation").expect("kind");
-        doc.put(&note, "created_at", i as i64).expect("time");
-        let t = doc.put_object(&note, "text", ObjType::Text).expect("text");
-        doc.splice_text(&t, 0, 0, &n.text).expect("splice");
+/// A bare SQLite table with the store's durability (WAL, synchronous=FULL), keyed like the
+/// store it is the floor of.
+fn floor_db(path: &Path, key: Option<&StoreKey>) -> rusqlite::Connection {
+    let db = rusqlite::Connection::open(path).expect("floor db");
+    if let Some(key) = key {
+        key_connection(&db, key);
     }
-    doc.commit();
-    doc.save_incremental();
-    let floor_db = rusqlite::Connection::open(dir.path().join("floor.db")).expect("floor db");
-    floor_db.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(())).expect("wal");
-    floor_db.pragma_update(None, "synchronous", "FULL").expect("full");
-    floor_db
-        .execute("CREATE TABLE chunks (id INTEGER PRIMARY KEY, doc BLOB, data BLOB)", [])
+    db.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(())).expect("wal");
+    db.pragma_update(None, "synchronous", "FULL").expect("full");
+    db.execute("CREATE TABLE chunks (id INTEGER PRIMARY KEY, doc BLOB, data BLOB)", [])
         .expect("table");
+    db
+}
 
-    let rounds = 300;
-    let (mut ours, mut floor) = (Vec::with_capacity(rounds), Vec::with_capacity(rounds));
-    for i in 0..rounds {
-        let text = rng.sentence(40);
-        // Interleave so drift and noise hit both alike.
-        let t = Instant::now();
-        let note = doc.put_object(&notes, format!("x{i}"), ObjType::Map).expect("note");
-        doc.put(&note, "kind", "observation").expect("kind");
-        doc.put(&note, "created_at", i as i64).expect("time");
-        let tx = doc.put_object(&note, "text", ObjType::Text).expect("text");
-        doc.splice_text(&tx, 0, 0, &text).expect("splice");
+/// One side of the write benchmark: a device with a 1,000-note case, and its floor (a bare
+/// Automerge document of the same notes and a bare table on a connection keyed alike).
+struct WriteSide {
+    device: Device,
+    case: DocId,
+    doc: AutoCommit,
+    notes: automerge::ObjId,
+    floor: rusqlite::Connection,
+    ours: Vec<Duration>,
+    floor_times: Vec<Duration>,
+}
+
+impl WriteSide {
+    fn new(dir: &Path, name: &str, key: Option<StoreKey>, seed: &[NewNote]) -> Self {
+        let options = DeviceOptions { key: key.clone(), ..DeviceOptions::default() };
+        let device = Device::open_with(dir.join(format!("{name}.db")), options).expect("open");
+        let case = device
+            .create_case(NewCase { subject: "Familie K.".into(), ..NewCase::default() })
+            .expect("case");
+        device.add_notes(case, seed.to_vec()).expect("seed notes");
+        let mut doc = AutoCommit::new();
+        let notes = doc.put_object(ROOT, "notes", ObjType::Map).expect("map");
+        for (i, n) in seed.iter().enumerate() {
+            let note = doc.put_object(&notes, format!("n{i}"), ObjType::Map).expect("note");
+            doc.put(&note, "kind", "observation").expect("kind");
+            doc.put(&note, "created_at", i as i64).expect("time");
+            let t = doc.put_object(&note, "text", ObjType::Text).expect("text");
+            doc.splice_text(&t, 0, 0, &n.text).expect("splice");
+        }
         doc.commit();
-        let bytes = doc.save_incremental();
-        floor_db
+        doc.save_incremental();
+        let floor = floor_db(&dir.join(format!("{name}-floor.db")), key.as_ref());
+        Self { device, case, doc, notes, floor, ours: Vec::new(), floor_times: Vec::new() }
+    }
+
+    fn round(&mut self, i: usize, text: String) {
+        let t = Instant::now();
+        let note = self.doc.put_object(&self.notes, format!("x{i}"), ObjType::Map).expect("note");
+        self.doc.put(&note, "kind", "observation").expect("kind");
+        self.doc.put(&note, "created_at", i as i64).expect("time");
+        let tx = self.doc.put_object(&note, "text", ObjType::Text).expect("text");
+        self.doc.splice_text(&tx, 0, 0, &text).expect("splice");
+        self.doc.commit();
+        let bytes = self.doc.save_incremental();
+        self.floor
             .execute(
                 "INSERT INTO chunks (doc, data) VALUES (?1, ?2)",
                 rusqlite::params![b"doc".as_slice(), bytes],
             )
             .expect("insert");
-        floor.push(t.elapsed());
+        self.floor_times.push(t.elapsed());
 
         let t = Instant::now();
-        device.add_note(case, NewNote { kind: NoteKind::Observation, text }).expect("add note");
-        ours.push(t.elapsed());
+        self.device
+            .add_note(self.case, NewNote { kind: NoteKind::Observation, text })
+            .expect("add note");
+        self.ours.push(t.elapsed());
     }
-    let (m_ours, m_floor) = (median(&mut ours), median(&mut floor));
-    let (a_ours, a_floor) = (mean(&ours), mean(&floor));
+}
+
+/// Adding a note to a case that already holds 1,000 notes, against the floor: a bare Automerge
+/// change on a document of the same size, `save_incremental`, and one SQLite insert of those
+/// bytes committed with the same durability (WAL, synchronous=FULL) on a connection keyed like
+/// the store. Plain and encrypted stores in one run, interleaved.
+fn write_bench() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut rng = Rng::new(1);
+    let seed: Vec<NewNote> = (0..1_000)
+        .map(|_| NewNote { kind: NoteKind::Observation, text: rng.sentence(40) })
+        .collect();
+    let mut plain = WriteSide::new(dir.path(), "plain", None, &seed);
+    let mut encrypted = WriteSide::new(dir.path(), "encrypted", Some(bench_key()), &seed);
+
+    let rounds = 300;
+    for i in 0..rounds {
+        // Interleave so drift and noise hit every side alike.
+        let text = rng.sentence(40);
+        encrypted.round(i, text.clone());
+        plain.round(i, text);
+    }
     println!("## write: add a note to a case with 1,000 notes ({rounds} writes each, interleaved)");
     println!("| | median | mean (incl. compactions) |");
     println!("|---|---|---|");
-    println!("| Device::add_note | {} | {} |", ms(m_ours), ms(a_ours));
+    let mut rows = Vec::new();
+    for (name, side) in [("encrypted", &mut encrypted), ("plain", &mut plain)] {
+        let (m_ours, m_floor) = (median(&mut side.ours), median(&mut side.floor_times));
+        let (a_ours, a_floor) = (mean(&side.ours), mean(&side.floor_times));
+        println!("| Device::add_note, {name} store | {} | {} |", ms(m_ours), ms(a_ours));
+        println!(
+            "| floor: change + save_incremental + INSERT (WAL, FULL), {name} connection | {} | {} |",
+            ms(m_floor),
+            ms(a_floor)
+        );
+        println!(
+            "| ratio, {name} | **{:.2}×** | {:.2}× |",
+            m_ours.as_secs_f64() / m_floor.as_secs_f64(),
+            a_ours.as_secs_f64() / a_floor.as_secs_f64()
+        );
+        rows.push((m_ours, a_ours));
+    }
     println!(
-        "| floor: change + save_incremental + INSERT (WAL, FULL) | {} | {} |",
-        ms(m_floor),
-        ms(a_floor)
-    );
-    println!(
-        "| ratio | **{:.2}×** | {:.2}× |",
-        m_ours.as_secs_f64() / m_floor.as_secs_f64(),
-        a_ours.as_secs_f64() / a_floor.as_secs_f64()
+        "| cost of encryption: add_note encrypted / plain | {:.2}× | {:.2}× |",
+        rows[0].0.as_secs_f64() / rows[1].0.as_secs_f64(),
+        rows[0].1.as_secs_f64() / rows[1].1.as_secs_f64()
     );
     println!();
 }
 
-/// Opening a store with 10,000 cases and listing the first screen, without loading documents.
+/// Opening a store with 10,000 cases and listing the first screen, without loading documents:
+/// a plain store and the same store encrypted (by `Device::encrypt_store`, timed too).
 fn open_bench() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("device.db");
@@ -132,48 +185,82 @@ fn open_bench() {
     }
     let seeded = t.elapsed();
     let size = dir_size(dir.path());
-    let mut times = Vec::new();
-    for _ in 0..15 {
-        let t = Instant::now();
-        let device = Device::open(&path).expect("open");
+    let enc_dir = tempfile::tempdir().expect("tempdir");
+    let enc_path = enc_dir.path().join("device.db");
+    std::fs::copy(&path, &enc_path).expect("copy");
+    let key = bench_key();
+    let t = Instant::now();
+    Device::encrypt_store(&enc_path, &key).expect("encrypt");
+    let encrypting = t.elapsed();
+    let enc_size = dir_size(enc_dir.path());
+
+    let open = |p: &Path, key: Option<&StoreKey>| {
+        let options = DeviceOptions { key: key.cloned(), ..DeviceOptions::default() };
+        Device::open_with(p, options).expect("open")
+    };
+    let first_screen = |device: &Device| {
         let first = device
             .list_cases(&CaseFilter { limit: Some(50), ..CaseFilter::default() })
             .expect("list");
-        times.push(t.elapsed());
         assert_eq!(first.len(), 50);
         assert!(first.windows(2).all(|w| w[0].last_activity >= w[1].last_activity));
-    }
-    let mut list_only = Vec::new();
-    let device = Device::open(&path).expect("open");
-    for i in 0..50 {
+    };
+    let (mut times, mut enc_times) = (Vec::new(), Vec::new());
+    for _ in 0..15 {
         let t = Instant::now();
+        first_screen(&open(&enc_path, Some(&key)));
+        enc_times.push(t.elapsed());
+        let t = Instant::now();
+        first_screen(&open(&path, None));
+        times.push(t.elapsed());
+    }
+    let (mut list_only, mut enc_list_only) = (Vec::new(), Vec::new());
+    let (device, enc_device) = (open(&path, None), open(&enc_path, Some(&key)));
+    for i in 0..50 {
         let f = CaseFilter {
             limit: Some(50),
             tag: Some(WORDS[i % 8].to_string()),
             ..CaseFilter::default()
         };
-        let rows = device.list_cases(&f).expect("list");
-        list_only.push(t.elapsed());
-        assert!(!rows.is_empty());
+        for (d, times) in [(&enc_device, &mut enc_list_only), (&device, &mut list_only)] {
+            let t = Instant::now();
+            let rows = d.list_cases(&f).expect("list");
+            times.push(t.elapsed());
+            assert!(!rows.is_empty());
+        }
     }
     println!(
         "## open: 10,000 cases (3 notes each), open the store and list the first 50 by activity"
     );
-    println!("| | figure |");
-    println!("|---|---|");
-    println!("| open + first screen, median of 15 | **{}** |", ms(median(&mut times)));
+    println!("| | encrypted | plain | encrypted / plain |");
+    println!("|---|---|---|---|");
+    let (e, p) = (median(&mut enc_times), median(&mut times));
     println!(
-        "| first screen filtered by tag (store open), median of 50 | {} |",
-        ms(median(&mut list_only))
+        "| open + first screen, median of 15 | **{}** | {} | {:.2}× |",
+        ms(e),
+        ms(p),
+        e.as_secs_f64() / p.as_secs_f64()
+    );
+    let (e, p) = (median(&mut enc_list_only), median(&mut list_only));
+    println!(
+        "| first screen filtered by tag (store open), median of 50 | {} | {} | {:.2}× |",
+        ms(e),
+        ms(p),
+        e.as_secs_f64() / p.as_secs_f64()
     );
     println!(
-        "| store on disk (db + wal) | {:.1} MiB, {:.0} bytes per case |",
+        "| store on disk | {:.1} MiB | {:.1} MiB ({:.0} bytes per case) | |",
+        enc_size as f64 / 1048576.0,
         size as f64 / 1048576.0,
         size as f64 / 10_000.0
     );
     println!(
-        "| seeding (10,000 creates + 10,000 note batches, each committed) | {:.1} s |",
+        "| seeding (10,000 creates + 10,000 note batches, each committed, plain) | | {:.1} s | |",
         seeded.as_secs_f64()
+    );
+    println!(
+        "| encrypting the plain store (`Device::encrypt_store`) | {:.2} s | | |",
+        encrypting.as_secs_f64()
     );
     println!();
 }

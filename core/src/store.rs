@@ -135,7 +135,7 @@ mod wipe;
 pub use self::cipher::{InvalidStoreKey, StoreKey};
 pub(crate) use self::{
     chunks::*,
-    cipher::{FileState, could_be_encrypted, encrypt_store, file_state, rekey_store},
+    cipher::{FileState, apply_key, could_be_encrypted, encrypt_store, file_state, rekey_store},
     index::*,
     membership::*,
     meta::*,

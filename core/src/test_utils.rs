@@ -25,6 +25,13 @@ use crate::{
     model::{NewCase, NewNote, NoteKind},
 };
 
+/// Keys a raw SQLite connection exactly as the store keys its own (the key, the cipher
+/// settings, temporary files in memory): for benchmark floors and tests that read a store's
+/// rows directly.
+pub fn key_connection(conn: &rusqlite::Connection, key: &crate::StoreKey) {
+    crate::store::apply_key(conn, Some(key)).expect("key the connection");
+}
+
 /// Whether to run the benchmark `name`: every one when the command line names none, else
 /// those whose name contains a word given (`cargo bench --bench sync -- catch`). Flags are not
 /// names (cargo passes `--bench` to every benchmark binary).

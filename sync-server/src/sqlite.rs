@@ -89,13 +89,54 @@ fn configure(conn: &Connection) -> Result<(), StorageError> {
     Ok(())
 }
 
+/// Creates the data folder owner-only (0700): what members stored is ciphertext, but which
+/// devices sync how often is the operator's to guard, not every local user's.
+fn owner_only_dir(dir: &Path) -> Result<(), StorageError> {
+    let err = |e: std::io::Error| StorageError(format!("cannot create {}: {e}", dir.display()));
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(err)
+}
+
+/// Creates `relay.db` owner-only (0600) before SQLite does, so its WAL and shared memory (which
+/// SQLite creates with the database's mode) are too; narrows files made before this rule.
+fn owner_only_file(path: &Path) -> Result<(), StorageError> {
+    let err = |p: &Path, e: std::io::Error| StorageError(format!("{}: {e}", p.display()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(err(path, e)),
+    }
+    #[cfg(unix)]
+    for suffix in ["", "-wal", "-shm"] {
+        use std::os::unix::fs::PermissionsExt;
+        let p = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        match std::fs::metadata(&p) {
+            Ok(m) if m.permissions().mode() & 0o077 != 0 => {
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| err(&p, e))?;
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(err(&p, e)),
+        }
+    }
+    Ok(())
+}
+
 impl SqliteStorage {
     /// Opens (or creates) `relay.db` in `dir`. Refuses a database of another application or a
     /// newer schema.
     pub fn open(dir: &Path) -> Result<Self, StorageError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| StorageError(format!("cannot create {}: {e}", dir.display())))?;
+        owner_only_dir(dir)?;
         let path = dir.join("relay.db");
+        owner_only_file(&path)?;
         let mut writer = Connection::open(&path)?;
         configure(&writer)?;
         let app: i32 = writer.pragma_query_value(None, "application_id", |r| r.get(0))?;
@@ -454,6 +495,33 @@ mod tests {
         conformance::committed_state_survives_reopening(|| {
             SqliteStorage::open(dir.path()).expect("open")
         });
+    }
+
+    /// The data folder and every database file are the operator's alone.
+    #[cfg(unix)]
+    #[test]
+    fn the_data_folder_and_files_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+        let parent = tempfile::tempdir().expect("tempdir");
+        let dir = parent.path().join("data");
+        let storage = SqliteStorage::open(&dir).expect("open");
+        assert_eq!(mode(&dir), 0o700);
+        let files: Vec<_> = std::fs::read_dir(&dir)
+            .expect("dir")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.to_string_lossy().contains("relay.db"))
+            .collect();
+        assert!(files.iter().any(|p| p.to_string_lossy().ends_with("-wal")), "{files:?}");
+        for f in &files {
+            assert_eq!(mode(f), 0o600, "{}", f.display());
+        }
+        drop(storage);
+        // A database made before this rule is narrowed when the relay next opens it.
+        let db = dir.join("relay.db");
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        drop(SqliteStorage::open(&dir).expect("reopen"));
+        assert_eq!(mode(&db), 0o600);
     }
 
     /// A relay database of schema 1 (rosters without membership operations) opens: its rosters

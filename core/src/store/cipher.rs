@@ -93,6 +93,18 @@ impl StoreKey {
     }
 }
 
+/// The page authentication every store uses, set on every connection (and every attached
+/// rewrite) right after its key: HMAC-SHA256 rather than SQLCipher 4's default SHA-512.
+/// SHA-256 is in the ARMv8 crypto extensions phones have (and SHA-NI here), SHA-512 mostly
+/// not: authenticating a 4 KiB page took ~4× longer with SHA-512, and a note's write touches
+/// ~20 pages (BENCHMARKS.md). A 256-bit tag is ample for page integrity.
+fn cipher_settings(schema: &str) -> String {
+    format!(
+        "PRAGMA {schema}cipher_hmac_algorithm = HMAC_SHA256; \
+         PRAGMA {schema}cipher_kdf_algorithm = PBKDF2_HMAC_SHA256;"
+    )
+}
+
 /// Keys `conn` (the first statement on a new connection must be this) and keeps temporary
 /// tables and indices in memory, so no temporary file is written at all.
 pub(crate) fn apply_key(conn: &Connection, key: Option<&StoreKey>) -> rusqlite::Result<()> {
@@ -105,6 +117,7 @@ pub(crate) fn apply_key(conn: &Connection, key: Option<&StoreKey>) -> rusqlite::
         sql.push_str(&key.literal());
         sql.push_str("\";");
         conn.execute_batch(&sql)?;
+        conn.execute_batch(&cipher_settings(""))?;
     }
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(())
@@ -319,6 +332,7 @@ pub(crate) fn rewrite(from: &Connection, path: &Path, key: &StoreKey) -> Result<
     })?;
     from.execute("ATTACH DATABASE ?1 AS rewrite KEY ?2", [target_str, key.literal().as_str()])?;
     let exported = (|| {
+        from.execute_batch(&cipher_settings("rewrite."))?;
         from.query_row("SELECT sqlcipher_export('rewrite')", [], |_| Ok(()))?;
         from.pragma_update(Some("rewrite"), "user_version", version)?;
         from.pragma_update(Some("rewrite"), "application_id", app)
