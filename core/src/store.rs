@@ -132,10 +132,12 @@ mod search;
 mod sync_state;
 mod wipe;
 
+#[cfg(feature = "test-utils")]
+pub(crate) use self::cipher::apply_key;
 pub use self::cipher::{InvalidStoreKey, StoreKey};
 pub(crate) use self::{
     chunks::*,
-    cipher::{FileState, apply_key, could_be_encrypted, encrypt_store, file_state, rekey_store},
+    cipher::{FileState, could_be_encrypted, encrypt_store, file_state, rekey_store},
     index::*,
     membership::*,
     meta::*,

@@ -102,7 +102,7 @@ impl Device {
     /// and leaves the file as it was; `store_state` tells which a path holds.
     #[uniffi::constructor]
     pub fn open(path: String, key: Vec<u8>) -> Result<Arc<Self>> {
-        let key = store_key(&key)?;
+        let key = store_key(key)?;
         Ok(Arc::new(Self { inner: Arc::new(nabij_core::Device::open_encrypted(path, key)?) }))
     }
 
@@ -122,7 +122,7 @@ impl Device {
     /// Re-encrypts the store under `new_key` (32 bytes). The whole file is rewritten and
     /// swapped in atomically; nothing else may have the store open meanwhile.
     pub fn rekey(&self, new_key: Vec<u8>) -> Result<()> {
-        Ok(self.inner.change_store_key(&store_key(&new_key)?)?)
+        Ok(self.inner.change_store_key(&store_key(new_key)?)?)
     }
 
     /// Where the store is.
@@ -473,9 +473,13 @@ impl Device {
     }
 }
 
-fn store_key(bytes: &[u8]) -> Result<nabij_core::StoreKey> {
-    nabij_core::StoreKey::from_slice(bytes)
-        .map_err(|e| NabijError::InvalidInput { message: format!("store key: {e}") })
+/// The key from the bytes the app passed, which are wiped here (the foreign side keeps its
+/// own copy in the keystore).
+fn store_key(mut bytes: Vec<u8>) -> Result<nabij_core::StoreKey> {
+    let key = nabij_core::StoreKey::from_slice(&bytes)
+        .map_err(|e| NabijError::InvalidInput { message: format!("store key: {e}") });
+    zeroize::Zeroize::zeroize(&mut bytes);
+    key
 }
 
 /// What a store path holds, read without opening or changing it.
@@ -505,7 +509,7 @@ pub fn store_state(path: String) -> Result<StoreState> {
 /// `key` does nothing.
 #[uniffi::export]
 pub fn encrypt_store(path: String, key: Vec<u8>) -> Result<()> {
-    Ok(nabij_core::Device::encrypt_store(path, &store_key(&key)?)?)
+    Ok(nabij_core::Device::encrypt_store(path, &store_key(key)?)?)
 }
 
 /// A new random 32-byte store key from the operating system's random source, for apps that do
