@@ -27,6 +27,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 mod at_rest;
 mod cases;
 mod engine;
+mod erasure;
 mod exchange;
 mod forks;
 mod learning_points;
@@ -46,6 +47,7 @@ pub(crate) use projection::{Derived, derive};
 use projection::{Notes, Touched, index_doc, write_derived};
 
 pub use at_rest::StoreState;
+pub use erasure::DEFAULT_ERASURE_WINDOW_MS;
 pub use relay_store::DeviceRelay;
 
 use crate::{
@@ -98,6 +100,9 @@ pub struct DeviceOptions {
     /// opens (or creates) a plain store: only for tests and stores not yet encrypted (see
     /// [`Device::encrypt_store`]). A new store is created encrypted when a key is given.
     pub key: Option<StoreKey>,
+    /// How long a document erased here is refused (milliseconds): a stale copy that comes
+    /// back within it is not taken. Default a year ([`DEFAULT_ERASURE_WINDOW_MS`]).
+    pub erasure_window_ms: i64,
 }
 
 impl Default for DeviceOptions {
@@ -107,6 +112,7 @@ impl Default for DeviceOptions {
             cache_capacity: NonZeroUsize::new(64).unwrap_or(NonZeroUsize::MIN),
             randomness: Randomness::os(),
             key: None,
+            erasure_window_ms: DEFAULT_ERASURE_WINDOW_MS,
         }
     }
 }
@@ -187,6 +193,7 @@ pub struct Device {
     name: RwLock<String>,
     clock: Arc<dyn Clock>,
     randomness: Randomness,
+    erasure_window_ms: i64,
     listeners: Arc<Listeners>,
 }
 
@@ -265,6 +272,7 @@ impl Device {
             name: RwLock::new(name),
             clock: options.clock,
             randomness: options.randomness,
+            erasure_window_ms: options.erasure_window_ms,
             listeners: Arc::default(),
         };
         if store::meta_get(&device.reader.lock(), "upgrade_networks")?.is_some() {

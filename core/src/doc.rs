@@ -96,6 +96,9 @@ pub enum DocError {
     /// never was) in the networks the document is shared with.
     #[error("changes refused: {0}")]
     Unauthorized(String),
+    /// The document was erased (a tombstone names it): nothing of it is taken again.
+    #[error("document {0} was erased")]
+    Erased(String),
     /// Changes arrived whose earlier changes this device does not have; nothing was applied.
     #[error("{0} changes depend on changes this device does not have")]
     MissingDependencies(usize),

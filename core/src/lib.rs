@@ -32,6 +32,7 @@ pub mod authorship;
 pub mod crypto;
 pub mod device;
 mod doc;
+pub mod erasure;
 pub mod error;
 pub mod identity;
 pub mod ids;

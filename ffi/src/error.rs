@@ -102,6 +102,8 @@ impl From<nabij_core::Error> for NabijError {
                 DocError::Unauthorized(_) | DocError::Forked { .. } => {
                     NabijError::InvalidInput { message }
                 }
+                // Changes to a document erased here: refused, as any bad input.
+                DocError::Erased(_) => NabijError::InvalidInput { message },
                 // A document this version cannot change.
                 DocError::Corrupt(_)
                 | DocError::NewerSchema { .. }

@@ -377,6 +377,11 @@ fn check_changes_over(
     me: &DeviceKey,
     held: impl FnOnce() -> Result<Vec<SignedHead>, Error>,
 ) -> Result<Vec<SignedHead>, Error> {
+    // An erased document is taken again by no path (meeting, relay, merge call): the one check
+    // they all pass through.
+    if store::is_erased(tx, id)? {
+        return Err(Error::Merge(DocError::Erased(id.to_string())));
+    }
     let refuse = |why: String| Error::Merge(DocError::Unauthorized(why));
     // The newest change number of each device among the new changes: a signature over a later
     // (or that) change of the same device covers it, through the hash chain.

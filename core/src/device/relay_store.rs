@@ -350,6 +350,7 @@ impl RelayStore for DeviceRelay<'_> {
         for n in self.device.wipe_removed_networks().map_err(failed)? {
             tracing::warn!(network = %n, "removed from the network (by its own membership): wiped");
         }
+        self.device.apply_tombstones().map_err(failed)?;
         self.device.renew_keys().map_err(failed)?;
         let mut out = Vec::new();
         for (id, kind) in self.device.document_ids().map_err(failed)? {

@@ -294,9 +294,14 @@ impl SyncStore for &Device {
         // A removal that reached this device by ordinary sync takes effect at its next
         // meeting, before anything is offered.
         self.wipe_removed_networks().map_err(storage)?;
+        self.apply_tombstones().map_err(storage)?;
         self.renew_keys().map_err(storage)?;
         store::shared_networks(&self.reader.lock(), &self.device_key(), peer)
             .map_err(|e| StoreFailure::Storage(e.to_string()))
+    }
+
+    fn settled(&mut self) -> Result<Vec<DocId>, StoreFailure> {
+        self.apply_tombstones().map_err(storage)
     }
 
     fn shared_now(&mut self, peer: &DeviceKey) -> Result<Vec<DocId>, StoreFailure> {

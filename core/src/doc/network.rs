@@ -118,7 +118,7 @@ pub(crate) fn read_network(doc: &AutoCommit) -> Result<NetworkDoc, DocError> {
 /// Creates the network document's key maps if it has none (a network made before keys
 /// existed). Only the network's creator calls this, so two devices never race to create them.
 pub(crate) fn ensure_key_maps(doc: &mut AutoCommit) -> Result<(), DocError> {
-    for map in ["keys", "content_keys"] {
+    for map in ["keys", "content_keys", "tombstones"] {
         if !matches!(doc.get(&ROOT, map)?, Some((Value::Object(ObjType::Map), _))) {
             new_map(doc, &ROOT, map)?;
         }
@@ -222,6 +222,40 @@ pub(crate) fn put_content_key(
     Ok(())
 }
 
+/// Records a signed tombstone under the erased document's tag (see `crate::erasure`). An entry already there (the
+/// document erased before, by anyone) is left as it is. False if the network has no
+/// tombstone map (made before erasure existed: only its creator's device adds one, so two
+/// devices never race to create it).
+pub(crate) fn put_tombstone(
+    doc: &mut AutoCommit,
+    tag: &[u8; 32],
+    signed: &[u8],
+) -> Result<bool, DocError> {
+    let Some(map) = key_map(doc, "tombstones")? else { return Ok(false) };
+    let k = hex::encode(tag);
+    if doc.get(&map, k.as_str())?.is_none() {
+        doc.put(&map, k.as_str(), ScalarValue::Bytes(signed.to_vec()))?;
+    }
+    Ok(true)
+}
+
+/// Every tombstone entry of a network document that is bytes: the tag (hex) it is kept under and the
+/// signed bytes (every value of concurrent writes). Checking them is the reader's.
+pub(crate) fn tombstone_entries(doc: &AutoCommit) -> Result<Vec<(String, Vec<u8>)>, DocError> {
+    let Some(map) = key_map(doc, "tombstones")? else { return Ok(Vec::new()) };
+    let mut out = Vec::new();
+    for key in doc.keys(&map) {
+        for (value, _) in doc.get_all(&map, key.as_str())? {
+            if let Value::Scalar(s) = value
+                && let ScalarValue::Bytes(b) = s.as_ref()
+            {
+                out.push((key.clone(), b.clone()));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// The device that created a network, if its document records one.
 pub(crate) fn network_creator(doc: &AutoCommit) -> Result<Option<DeviceKey>, DocError> {
     let by: Option<AuthorDoc> = hydrate_prop(doc, &ROOT, "created_by")?;
@@ -307,10 +341,11 @@ pub(crate) fn restore_entries(
 }
 
 /// The network document's maps whose entries are written once and never changed: membership
-/// operations, sealed network keys and sealed content keys. Any member can write to them;
-/// overwriting or deleting an entry (or replacing a map) could make devices that had not seen
-/// it yet lose a key or an operation for good (promise 4), so no change may.
-const WRITE_ONCE: [&str; 3] = ["ops", "keys", "content_keys"];
+/// operations, sealed network keys, sealed content keys and tombstones. Any member can write
+/// to them; overwriting or deleting an entry (or replacing a map) could make devices that had
+/// not seen it yet lose a key, an operation or an erasure for good (promise 4), so no change
+/// may.
+const WRITE_ONCE: [&str; 4] = ["ops", "keys", "content_keys", "tombstones"];
 
 /// Refuses a network document whose changes since `since` (all of them for a document new
 /// here) overwrite or delete an entry of a write-once map, replace or delete such a map, or

@@ -25,6 +25,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (6, include_str!("migrations/006_signed_membership.sql")),
     (7, include_str!("migrations/007_relay_deferred.sql")),
     (8, include_str!("migrations/008_notes_by_case.sql")),
+    (9, include_str!("migrations/009_erased.sql")),
 ];
 
 /// Keys a new connection and reads its first page: a wrong key fails here, before anything

@@ -213,3 +213,10 @@ CREATE VIRTUAL TABLE search_fts USING fts5 (
     content = '', contentless_delete = 1,
     tokenize = 'unicode61 remove_diacritics 2'
 );
+-- stale copy must not bring them back: every merge of one is refused.
+CREATE TABLE erased (
+    tag BLOB PRIMARY KEY,
+    network_id BLOB NOT NULL,
+    erased_at INTEGER NOT NULL,
+    until_ms INTEGER NOT NULL
+) WITHOUT ROWID;

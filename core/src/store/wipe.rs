@@ -1,7 +1,8 @@
-//! Wiping what a device holds of a network it was removed from: documents, chunks, derived
-//! rows, search entries, sync states, signatures and relay state, in the caller's transaction.
+//! Wiping what a device holds of a network it was removed from, and erasing documents:
+//! documents, chunks, derived rows, search entries, sync states, signatures and relay state, in
+//! the caller's transaction; the erased list; scrubbing what deleting leaves in the file.
 
-use rusqlite::{Transaction, params};
+use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::Result;
 use crate::ids::DocId;
@@ -52,6 +53,53 @@ pub(crate) fn delete_documents(tx: &Transaction<'_>, docs: &[DocId]) -> Result<(
             tx.prepare_cached(sql)?.execute([id])?;
         }
     }
+    Ok(())
+}
+
+/// Records that the document tagged `tag` was erased here (through `network`'s tombstone),
+/// refused until `until`.
+pub(crate) fn mark_erased(
+    tx: &Transaction<'_>,
+    tag: &[u8; 32],
+    network: DocId,
+    at: i64,
+    until: i64,
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO erased (tag, network_id, erased_at, until_ms) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (tag) DO UPDATE SET until_ms = max(until_ms, excluded.until_ms)",
+    )?
+    .execute(params![tag, network.as_bytes(), at, until])?;
+    Ok(())
+}
+
+/// Whether `doc` was erased here (and its window has not ended).
+pub(crate) fn is_erased(conn: &rusqlite::Connection, doc: DocId) -> Result<bool> {
+    is_tag_erased(conn, &crate::erasure::erased_tag(doc))
+}
+
+/// Whether the document tagged `tag` was erased here.
+pub(crate) fn is_tag_erased(conn: &rusqlite::Connection, tag: &[u8; 32]) -> Result<bool> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM erased WHERE tag = ?1")?
+        .query_row([tag], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// Forgets erasures whose window ended before `now`: a copy of one is taken again (the
+/// tombstone in the network document still names it, so it is erased again when seen there).
+pub(crate) fn forget_erased_before(tx: &Transaction<'_>, now: i64) -> Result<usize> {
+    Ok(tx.prepare_cached("DELETE FROM erased WHERE until_ms < ?1")?.execute([now])?)
+}
+
+/// After deleting documents for good: merges the full-text index into one segment, so no
+/// word of theirs stays in an older segment (FTS5 only marks rows deleted), then folds the
+/// WAL into the store and truncates it, so no frame of the freed pages stays in it. Run with
+/// `secure_delete` on, so freed pages are zeroed. Outside any transaction.
+pub(crate) fn scrub(conn: &rusqlite::Connection) -> Result<()> {
+    conn.execute("INSERT INTO search_fts (search_fts) VALUES ('optimize')", [])?;
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
     Ok(())
 }
 

@@ -166,6 +166,12 @@ pub trait SyncStore {
         bytes: &[u8],
         signed: &[SignedHead],
     ) -> Result<(), StoreFailure>;
+    /// Both sides have nothing more to send: the store applies what the exchange brought that
+    /// takes effect on its own (erasures in network documents that arrived), and returns the
+    /// documents it deleted; the session syncs them no more.
+    fn settled(&mut self) -> Result<Vec<DocId>, StoreFailure> {
+        Ok(Vec::new())
+    }
     /// Stores several whole documents (network, document, bytes, signatures), each checked as
     /// [`SyncStore::import`] does, ideally in one transaction. A document refused is left out,
     /// nothing of it stored, and returned with why; the others are stored. An error only for
@@ -1005,7 +1011,7 @@ impl Session {
                 // The peer has seen everything we sent and has nothing more to say.
                 self.in_flight.retain(|_, sent| *sent >= seen);
                 if self.sent_done && self.pending.is_empty() {
-                    self.events.push_back(Event::PeerDone);
+                    self.settle(store)?;
                 }
                 Ok(())
             }
@@ -1139,6 +1145,15 @@ impl Session {
 
     /// Ends the exchange about `doc`: nothing waits for it, nothing more is sent of it. Its
     /// exchange counts as finished (for progress: it will not get further in this session).
+    /// Both sides are done: the store applies what took effect, and the peer is told so.
+    fn settle(&mut self, store: &mut impl SyncStore) -> Result<(), SyncError> {
+        for doc in store.settled()? {
+            self.stop(doc);
+        }
+        self.events.push_back(Event::PeerDone);
+        Ok(())
+    }
+
     fn stop(&mut self, doc: DocId) {
         // The sync state may have taken in what was refused; the saved one did not (it is
         // saved with the changes it describes), and the next session starts from that.
@@ -1193,7 +1208,7 @@ impl Session {
             self.send(&Message::Done { seen: self.recv_seq });
             self.sent_done = true;
             if self.peer_done {
-                self.events.push_back(Event::PeerDone);
+                self.settle(store)?;
             }
         } else if self.round_heard && !self.sent_done {
             // Not done, but the peer's window must not wait on sync messages of its that

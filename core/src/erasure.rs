@@ -1,0 +1,167 @@
+//! Tombstones: the signed record that a document was erased, as it travels in a network
+//! document's `tombstones` map (see ARCHITECTURE.md, "Erasure and consent").
+//!
+//! Owns the tombstone's bytes and signature, and the tag that names an erased document without
+//! its id. Knows nothing of who may erase (that needs the membership: `device/erasure.rs`) nor
+//! of storage.
+//!
+//! A tombstone names the document by a tag, a hash of its id, never the id: what a device
+//! keeps after erasure (the tombstone in the network document, its own list of erased
+//! documents) must not hold the id either. A device that holds the document, or is offered
+//! it, hashes the id to match.
+
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    ids::{DeviceKey, DocId},
+    model::Timestamp,
+};
+
+/// Domain separation: a tombstone's signature can be nothing else's.
+const CONTEXT: &[u8] = b"nabij tombstone v1\0";
+
+/// Longest reason kept (bytes); a longer one is cut at a character boundary.
+pub const MAX_REASON: usize = 500;
+
+/// The tag an erased document is named by: a keyed hash of its id.
+pub fn erased_tag(doc: DocId) -> [u8; 32] {
+    let mut h = blake3::Hasher::new_derive_key("nabij erased document v1");
+    h.update(doc.as_bytes());
+    *h.finalize().as_bytes()
+}
+
+/// A document erased, by whom, when and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tombstone {
+    /// The erased document's tag ([`erased_tag`]).
+    pub tag: [u8; 32],
+    /// The network whose document carries this tombstone.
+    pub network: DocId,
+    /// The device that erased it (and signed this).
+    pub by: DeviceKey,
+    /// Milliseconds since the epoch, the eraser's clock.
+    pub at: Timestamp,
+    /// Why (the client asked, the retention period ended, …).
+    pub reason: String,
+}
+
+/// The signed form, as stored.
+#[derive(Serialize, Deserialize)]
+struct Wire {
+    tag: [u8; 32],
+    network: [u8; 16],
+    by: [u8; 32],
+    at: i64,
+    reason: String,
+    signature: Vec<u8>,
+}
+
+/// Why tombstone bytes were not taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TombstoneError {
+    /// Not a tombstone.
+    #[error("malformed tombstone: {0}")]
+    Malformed(String),
+    /// The signature does not hold for the device it names.
+    #[error("a tombstone's signature does not hold")]
+    BadSignature,
+}
+
+fn message(w: &Wire) -> Vec<u8> {
+    let mut m = Vec::with_capacity(CONTEXT.len() + 32 + 16 + 32 + 8 + w.reason.len());
+    m.extend_from_slice(CONTEXT);
+    m.extend_from_slice(&w.tag);
+    m.extend_from_slice(&w.network);
+    m.extend_from_slice(&w.by);
+    m.extend_from_slice(&w.at.to_le_bytes());
+    m.extend_from_slice(w.reason.as_bytes());
+    m
+}
+
+impl Tombstone {
+    /// Signs the tombstone with the erasing device's key (`by` is taken from it).
+    pub(crate) fn sign(mut self, key: &SigningKey) -> Vec<u8> {
+        self.by = DeviceKey::from_bytes(key.verifying_key().to_bytes());
+        let mut reason = self.reason;
+        if reason.len() > MAX_REASON {
+            let mut cut = MAX_REASON;
+            while !reason.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            reason.truncate(cut);
+        }
+        let mut w = Wire {
+            tag: self.tag,
+            network: *self.network.as_bytes(),
+            by: *self.by.as_bytes(),
+            at: self.at,
+            reason,
+            signature: Vec::new(),
+        };
+        w.signature = key.sign(&message(&w)).to_bytes().to_vec();
+        // Serializing plain bytes, integers and a string into a Vec cannot fail.
+        postcard::to_allocvec(&w).unwrap_or_default()
+    }
+
+    /// Reads and checks signed tombstone bytes.
+    pub fn open(bytes: &[u8]) -> Result<Self, TombstoneError> {
+        let w: Wire =
+            postcard::from_bytes(bytes).map_err(|e| TombstoneError::Malformed(e.to_string()))?;
+        if w.reason.len() > MAX_REASON {
+            return Err(TombstoneError::Malformed("reason too long".into()));
+        }
+        let key = VerifyingKey::from_bytes(&w.by).map_err(|_| TombstoneError::BadSignature)?;
+        let sig = Signature::from_slice(&w.signature).map_err(|_| TombstoneError::BadSignature)?;
+        key.verify(&message(&w), &sig).map_err(|_| TombstoneError::BadSignature)?;
+        Ok(Self {
+            tag: w.tag,
+            network: DocId::from_bytes(w.network),
+            by: DeviceKey::from_bytes(w.by),
+            at: w.at,
+            reason: w.reason,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tombstone() -> Tombstone {
+        Tombstone {
+            tag: erased_tag(DocId::from_bytes([1; 16])),
+            network: DocId::from_bytes([2; 16]),
+            by: DeviceKey::from_bytes([0; 32]),
+            at: 1_700_000_000_000,
+            reason: "De cliënt vroeg erom".into(),
+        }
+    }
+
+    #[test]
+    fn signed_tombstones_open_and_any_change_is_refused() {
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let bytes = tombstone().sign(&key);
+        let t = Tombstone::open(&bytes).expect("opens");
+        assert_eq!(t.by.as_bytes(), &key.verifying_key().to_bytes());
+        assert_eq!(
+            (t.tag, t.network, t.reason.as_str()),
+            (tombstone().tag, tombstone().network, "De cliënt vroeg erom")
+        );
+        for i in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 0x01;
+            assert!(Tombstone::open(&b).is_err(), "a flipped bit at {i} was taken");
+        }
+        assert!(Tombstone::open(&bytes[..bytes.len() - 1]).is_err());
+        assert!(Tombstone::open(b"").is_err());
+    }
+
+    #[test]
+    fn a_long_reason_is_cut_at_a_character() {
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let t = Tombstone { reason: "é".repeat(400), ..tombstone() };
+        let opened = Tombstone::open(&t.sign(&key)).expect("opens");
+        assert!(opened.reason.len() <= MAX_REASON && opened.reason.chars().all(|c| c == 'é'));
+    }
+}

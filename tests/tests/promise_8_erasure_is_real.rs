@@ -1,0 +1,196 @@
+//! Promise 8 of `THREAT-MODEL.md`: erasure is real. A case erased by its worker (or an admin)
+//! is gone from every device after one round of meetings: a byte scan of every store file
+//! finds none of its words and not its id; a stale phone that comes back a month later does
+//! not bring it back, and loses its own copy; no merge path takes it again; a member who may
+//! not erase it cannot.
+//!
+//! The stores here are plain, not encrypted: on an encrypted store a byte scan finds nothing
+//! whatever was deleted, so only a plain one shows that the text left the file (free pages
+//! zeroed, the search index merged, the WAL folded in).
+
+use std::{path::Path, sync::Arc};
+
+use nabij_core::{
+    Device, DeviceOptions, DocId, Error,
+    error::DocError,
+    model::{NewNote, NoteKind},
+    test_utils::{contains, shared_case},
+};
+use nabij_tests::{StepClock, meet};
+
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+fn open(dir: &Path, name: &str, clock: &Arc<StepClock>) -> Device {
+    let options = DeviceOptions { clock: clock.clone(), ..DeviceOptions::default() };
+    let d = Device::open_with(dir.join(format!("{name}.db")), options).expect("open");
+    d.set_display_name(name).expect("name");
+    d
+}
+
+/// Anna (admin, the case's worker), Bram and Cor in one network; Anna's case with two notes
+/// reaches both by meetings.
+fn a_network(dir: &Path, clock: &Arc<StepClock>) -> ([Device; 3], DocId, DocId) {
+    let [anna, bram, cor] = ["anna", "bram", "cor"].map(|n| open(dir, n, clock));
+    let network = anna.create_network("Wijknetwerk Zeeheldenbuurt").expect("network");
+    for d in [&bram, &cor] {
+        let inv = anna.invite(network, d.member_id(), &d.display_name(), d.device_key());
+        d.join(&inv.expect("invite")).expect("join");
+    }
+    let case = shared_case(&anna, network, "Familie Oudeweg-Smits");
+    for text in [
+        "Mevrouw Oudeweg vertelt over de deurwaarder en de huurachterstand.",
+        "Zoon Kees verzuimt school; afspraak met de leerplichtambtenaar.",
+    ] {
+        anna.add_note(case, NewNote { kind: NoteKind::Observation, text: text.into() })
+            .expect("note");
+    }
+    meet(&anna, &bram).expect("meet");
+    meet(&anna, &cor).expect("meet");
+    assert!(bram.case(case).is_ok() && cor.case(case).is_ok(), "everyone holds the case");
+    (([anna, bram, cor]), network, case)
+}
+
+fn needles(case: DocId) -> Vec<(String, Vec<u8>)> {
+    let mut n: Vec<(String, Vec<u8>)> =
+        ["Oudeweg", "deurwaarder", "leerplichtambtenaar", "huurachterstand"]
+            .into_iter()
+            .map(|w| (w.to_string(), w.as_bytes().to_vec()))
+            .collect();
+    n.push(("the case id".into(), case.to_string().into_bytes()));
+    n.push(("the case id (bytes)".into(), case.as_bytes().to_vec()));
+    n
+}
+
+/// Which needles each file in `dir` holds.
+fn scan(dir: &Path, needles: &[(String, Vec<u8>)]) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("dir") {
+        let path = entry.expect("entry").path();
+        let bytes = std::fs::read(&path).expect("read");
+        for (what, n) in needles {
+            if contains(&bytes, n) {
+                found.push(format!("{what} in {}", path.display()));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn promise_8_an_erased_case_is_gone_from_every_store_file_after_one_round() {
+    let dir = tempfile::tempdir().expect("dir");
+    let clock = StepClock::new(1_700_000_000_000);
+    let ([anna, bram, cor], _network, case) = a_network(dir.path(), &clock);
+    let needles = needles(case);
+    // The control: before erasure the scan finds the case in every store.
+    let before = scan(dir.path(), &needles);
+    for name in ["anna", "bram", "cor"] {
+        assert!(
+            before.iter().any(|f| f.contains(name)),
+            "{name}'s store shows the case: {before:?}"
+        );
+    }
+
+    anna.erase(case, "De cliënt vroeg om verwijdering (AVG art. 17)").expect("erase");
+    assert!(matches!(anna.case(case), Err(Error::NotFound { .. })));
+    // One round: Anna meets each colleague once.
+    meet(&anna, &bram).expect("meet");
+    meet(&anna, &cor).expect("meet");
+    for d in [&anna, &bram, &cor] {
+        assert!(
+            matches!(d.case(case), Err(Error::NotFound { .. })),
+            "{} holds it",
+            d.display_name()
+        );
+        assert!(d.search("deurwaarder", 10).expect("search").is_empty());
+        assert!(d.check_integrity().expect("check").is_empty());
+    }
+    // Open (WALs as they are) and closed.
+    assert_eq!(scan(dir.path(), &needles), Vec::<String>::new(), "open stores");
+    drop((anna, bram, cor));
+    assert_eq!(scan(dir.path(), &needles), Vec::<String>::new(), "closed stores");
+}
+
+#[test]
+fn promise_8_a_stale_phone_back_a_month_later_does_not_bring_an_erased_case_back() {
+    let dir = tempfile::tempdir().expect("dir");
+    let clock = StepClock::new(1_700_000_000_000);
+    let ([anna, bram, cor], _network, case) = a_network(dir.path(), &clock);
+    // Cor's phone is in a drawer; Anna erases, and Bram learns it.
+    let exported = cor.export_document(case).expect("export");
+    anna.erase(case, "Bewaartermijn verstreken").expect("erase");
+    meet(&anna, &bram).expect("meet");
+    assert!(bram.case(case).is_err());
+    clock.advance(30 * DAY_MS);
+    // A month later Cor writes in the case and meets Bram: Bram does not take it back, and
+    // Cor's copy goes (Bram's network document carries the tombstone).
+    cor.add_note(case, NewNote { kind: NoteKind::Observation, text: "Nog een bezoek".into() })
+        .expect("Cor's note, offline");
+    meet(&bram, &cor).expect("meet");
+    assert!(matches!(bram.case(case), Err(Error::NotFound { .. })), "Bram took it back");
+    assert!(matches!(cor.case(case), Err(Error::NotFound { .. })), "Cor kept it");
+    // Nor does any other path take it: a merge of the old copy, on any device.
+    for d in [&anna, &bram, &cor] {
+        let merged = d.merge_document(&exported);
+        assert!(
+            matches!(merged, Err(Error::Merge(DocError::Erased(_)))),
+            "{}: {merged:?}",
+            d.display_name()
+        );
+    }
+}
+
+#[test]
+fn promise_8_only_the_cases_worker_or_an_admin_may_erase_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    let clock = StepClock::new(1_700_000_000_000);
+    let ([anna, bram, _cor], network, case) = a_network(dir.path(), &clock);
+    let refused = bram.erase(case, "weg ermee");
+    assert!(matches!(refused, Err(Error::NotAllowed(_))), "{refused:?}");
+    assert!(bram.case(case).is_ok(), "a refused erasure deleted nothing");
+    // Bram's own case: he may erase it, though he is no admin.
+    let own = shared_case(&bram, network, "Familie Zandvoort");
+    meet(&anna, &bram).expect("meet");
+    assert!(anna.case(own).is_ok());
+    bram.erase(own, "Dubbel aangemaakt").expect("his own case");
+    meet(&anna, &bram).expect("meet");
+    assert!(matches!(anna.case(own), Err(Error::NotFound { .. })), "the creator's tombstone holds");
+    assert!(
+        anna.case(case).is_ok() && bram.case(case).is_ok(),
+        "the refused erasure left the case"
+    );
+}
+
+/// Through the relay alone: the tombstone travels in the network document's blob, and a
+/// colleague's device that never meets the eraser deletes the case at its next relay sync; a
+/// later pull of the case's old blob (the relay does not delete blobs yet) takes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promise_8_an_erasure_reaches_a_colleague_through_the_relay() {
+    use nabij_tests::relay::{InProcessRelay, sync_once};
+    let dir = tempfile::tempdir().expect("dir");
+    let relay =
+        InProcessRelay::start(&dir.path().join("relay"), nabij_sync_server::Limits::default())
+            .await;
+    let clock = StepClock::new(1_700_000_000_000);
+    let anna = Arc::new(open(dir.path(), "anna", &clock));
+    let bram = Arc::new(open(dir.path(), "bram", &clock));
+    let network = anna.create_network("Wijknetwerk Zeeheldenbuurt").expect("network");
+    let inv = anna.invite(network, bram.member_id(), "bram", bram.device_key());
+    bram.join(&inv.expect("invite")).expect("join");
+    let case = shared_case(&anna, network, "Familie Oudeweg-Smits");
+    anna.add_note(case, NewNote { kind: NoteKind::Observation, text: "De deurwaarder".into() })
+        .expect("note");
+    sync_once(&anna, &relay).await.expect("sync");
+    sync_once(&bram, &relay).await.expect("sync");
+    assert!(bram.case(case).is_ok(), "the case reached Bram by the relay");
+
+    anna.erase(case, "De cliënt vroeg erom").expect("erase");
+    sync_once(&anna, &relay).await.expect("sync");
+    let report = sync_once(&bram, &relay).await.expect("sync");
+    assert!(matches!(bram.case(case), Err(Error::NotFound { .. })), "{report:?}");
+    assert!(bram.search("deurwaarder", 10).expect("search").is_empty());
+    // Again: the case's blob is still at the relay, and is not taken back.
+    sync_once(&bram, &relay).await.expect("sync");
+    assert!(matches!(bram.case(case), Err(Error::NotFound { .. })));
+}
