@@ -52,7 +52,13 @@ impl RelayIdentity {
                 Ok(Self { key: SigningKey::from_bytes(&secret) })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(dir).map_err(io)?;
+                // Owner-only, as the storage makes it: which devices sync how often is the
+                // operator's to guard, not every local user's.
+                let mut builder = std::fs::DirBuilder::new();
+                builder.recursive(true);
+                #[cfg(unix)]
+                std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+                builder.create(dir).map_err(io)?;
                 let mut secret = [0u8; 32];
                 getrandom::fill(&mut secret).map_err(|e| IdentityError::Random(e.to_string()))?;
                 let mut options = std::fs::OpenOptions::new();

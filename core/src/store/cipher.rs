@@ -135,6 +135,28 @@ pub(crate) fn probe(conn: &Connection, path: &Path, keyed: bool) -> Result<(), O
     }
 }
 
+/// Tries `key` on the encrypted store at `path` before a connection that may write opens it:
+/// a read-write connection would, on close, fold a WAL left by a crash into the file even when
+/// the key is wrong, so a read-only one goes first. One thing a read-only connection cannot
+/// get past is a hot rollback journal (a crash while the store changed journal mode, say):
+/// that journal must be played back before anyone reads, key or not, and playing it back
+/// restores the pages as they were, byte for byte (SQLite copies them; nothing is decrypted).
+/// Only then does a read-write connection try the key.
+pub(crate) fn try_key(path: &Path, key: Option<&StoreKey>) -> Result<(), OpenError> {
+    let attempt = |flags: OpenFlags| -> Result<(), OpenError> {
+        let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        apply_key(&conn, key)?;
+        probe(&conn, path, true)
+    };
+    match attempt(OpenFlags::SQLITE_OPEN_READ_ONLY) {
+        Err(OpenError::Sqlite(e)) if e.sqlite_error_code() == Some(ErrorCode::ReadOnly) => {
+            attempt(OpenFlags::SQLITE_OPEN_READ_WRITE)
+        }
+        other => other,
+    }
+}
+
 const SQLITE_MAGIC: &[u8; 16] = b"SQLite format 3\0";
 
 /// What is at a store's path, read without writing anything.
@@ -378,6 +400,20 @@ pub(crate) fn rewrite(from: &Connection, path: &Path, key: &StoreKey) -> Result<
             ));
         }
     }
+    // The new store goes in in WAL mode: the first open after the rename need not change the
+    // journal mode (a crash in that change leaves a hot journal behind).
+    {
+        let conn = Connection::open_with_flags(
+            &target,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        apply_key(&conn, Some(key))?;
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(OpenError::Corrupt(format!("the rewritten store stays in {mode} mode")));
+        }
+    }
     File::open(&target).and_then(|f| f.sync_all()).map_err(|e| io(&target, e))?;
     // A second name for the old file, so that its plaintext can be overwritten once the store
     // is the new file (the rename alone would only unlink it).
@@ -406,12 +442,7 @@ pub(crate) fn encrypt_store(path: &Path, key: &StoreKey) -> Result<(), OpenError
             if !could_be_encrypted(path)? {
                 return Err(OpenError::NotADatabase(path.to_path_buf()));
             }
-            let conn = Connection::open_with_flags(
-                path,
-                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )?;
-            apply_key(&conn, Some(key))?;
-            return probe(&conn, path, true);
+            return try_key(path, Some(key));
         }
         FileState::Plain => {}
     }

@@ -31,9 +31,10 @@ const MIGRATIONS: &[(u32, &str)] = &[
 /// Keys a new connection and reads its first page: a wrong key fails here, before anything
 /// is written.
 fn configure(conn: &Connection, path: &Path, key: Option<&StoreKey>) -> Result<(), OpenError> {
+    // Not SQL, so allowed before the key: the first read may wait for another connection.
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
     apply_key(conn, key)?;
     probe(conn, path, key.is_some())?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     Ok(())
 }
@@ -49,14 +50,7 @@ fn check_file(path: &Path, key: Option<&StoreKey>) -> Result<(), OpenError> {
         }
         (FileState::Opaque, None) => return Err(OpenError::WrongKey(path.to_path_buf())),
         (FileState::Opaque, Some(_)) => {
-            // Try the key on a read-only connection first: a read-write one would, on close,
-            // fold a WAL left by a crash into the file even when the key is wrong.
-            let probe = Connection::open_with_flags(
-                path,
-                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )?;
-            apply_key(&probe, key)?;
-            super::cipher::probe(&probe, path, true)?;
+            super::cipher::try_key(path, key)?;
         }
         _ => {}
     }
