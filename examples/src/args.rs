@@ -72,6 +72,15 @@ pub(crate) enum Command {
         /// The document id (or prefix)
         id: String,
     },
+    /// Erase a case (with its notes), learning point or meeting, here and on every device
+    /// that syncs afterwards (its worker or an admin of its network only)
+    Erase {
+        /// The document id (or prefix)
+        id: String,
+        /// Why (required): the client asked, the retention period ended, …
+        #[arg(long)]
+        reason: String,
+    },
     /// Rebuild the lists and the search index from the stored documents
     Reindex,
     /// Check the store's integrity (exit code 4 if damage is found)

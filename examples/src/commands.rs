@@ -99,6 +99,7 @@ pub(crate) fn may_create(cmd: &Command) -> bool {
         Command::Meeting(c) => matches!(c, MeetingCmd::Create { .. } | MeetingCmd::Update(_)),
         Command::Search { .. }
         | Command::History { .. }
+        | Command::Erase { .. }
         | Command::Reindex
         | Command::Check
         | Command::Key(_)
@@ -225,6 +226,7 @@ impl App {
             Command::Meeting(c) => self.meeting(c),
             Command::Search { query, limit } => self.search(&query.join(" "), limit),
             Command::History { id } => self.history(&id),
+            Command::Erase { id, reason } => self.erase(&id, &reason),
             Command::Reindex => {
                 let n = self.dev.reindex()?;
                 self.emit(&json!({ "documents": n }), || {
@@ -758,6 +760,25 @@ impl App {
     pub(crate) fn search(&self, query: &str, limit: u32) -> Result<()> {
         let hits = self.dev.search(query, limit)?;
         self.emit(&hits, || view::search_hits(query, &hits, 2, self.width))
+    }
+
+    fn erase(&self, id: &str, reason: &str) -> Result<()> {
+        let id = resolve::doc(&self.dev, id, None)?;
+        let kind = self.dev.kind_of(id)?;
+        let what = match kind {
+            DocKind::Case => "case",
+            DocKind::LearningPoint => "learning point",
+            DocKind::Meeting => "meeting",
+            DocKind::Network => "network",
+        };
+        self.dev.erase(id, reason)?;
+        self.emit(&json!({ "erased": id, "kind": what }), || {
+            format!(
+                "Erased {what} {}. Every device that syncs with this one (or through a relay \
+                 after this one) deletes it too.\n",
+                short(id)
+            )
+        })
     }
 
     fn history(&self, id: &str) -> Result<()> {

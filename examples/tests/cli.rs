@@ -766,3 +766,20 @@ fn a_coordinator_encrypts_an_old_store_and_a_wrong_or_missing_key_is_refused() {
     );
     assert_eq!(listed.as_array().map(Vec::len), Some(1));
 }
+
+#[test]
+fn a_coordinator_erases_a_case_and_it_is_gone_from_lists_search_and_show() {
+    let cli = Cli::new();
+    let case = cli.json(&["case", "create", "--subject", "Familie Oudeweg"]);
+    let id = s(&case["id"]).to_string();
+    cli.json(&["note", "add", &id, "--kind", "observation", "De deurwaarder kwam."]);
+    let (code, err) = cli.fail(&["erase", &id]);
+    assert_eq!(code, 2, "a reason is required: {err}");
+    let erased = cli.json(&["erase", &id[..8], "--reason", "De cliënt vroeg erom"]);
+    assert_eq!(s(&erased["erased"]), id);
+    assert_eq!(s(&erased["kind"]), "case");
+    assert_eq!(cli.json(&["case", "list"]).as_array().map(Vec::len), Some(0));
+    assert_eq!(cli.json(&["search", "deurwaarder"]).as_array().map(Vec::len), Some(0));
+    let (code, err) = cli.fail(&["case", "show", &id]);
+    assert_eq!(code, 3, "{err}");
+}

@@ -419,6 +419,14 @@ impl Device {
         Ok(convert(self.inner.history(parse_id(&id)?)?))
     }
 
+    /// Erases a case (with its notes), learning point or meeting here and, by a signed
+    /// tombstone that travels with its networks, on every device that syncs afterwards. Only
+    /// the worker who created it or an admin of a network it is shared with may (`NotAllowed`
+    /// otherwise); `reason` is required (the client asked, the retention period ended).
+    pub fn erase(&self, id: String, reason: String) -> Result<()> {
+        Ok(self.inner.erase(parse_id(&id)?, &reason)?)
+    }
+
     /// The kind of a stored document.
     pub fn kind_of(&self, id: String) -> Result<DocKind> {
         Ok(self.inner.kind_of(parse_id(&id)?)?.into())

@@ -129,6 +129,11 @@ private fun atRest(dir: Path) {
     expectEqual(StoreState.ENCRYPTED, storeState(old.toString()), "encrypted after")
     Device.open(old.toString(), key).use { d ->
         expectEqual("Familie Zandvoort", d.case(oldCase).subject, "migrated subject")
+        // Erasure: a reason is required; then the case is gone from lists and search.
+        expectThrows<NabijException.InvalidInput>("erase without a reason") { d.erase(oldCase, " ") }
+        d.erase(oldCase, "De cliënt vroeg erom")
+        expectThrows<NabijException.NotFound>("erased case") { d.case(oldCase) }
+        expectEqual(0, d.listCases(CaseFilter()).size, "cases after erasure")
     }
 }
 

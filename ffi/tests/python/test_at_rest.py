@@ -9,6 +9,7 @@ import stat
 import pytest
 
 from nabij_ffi import (
+    CaseFilter,
     Device,
     NabijError,
     NewCase,
@@ -100,3 +101,15 @@ def test_a_plain_store_is_encrypted_in_place_and_the_key_can_change(tmp_path):
     with pytest.raises(NabijError.WrongKey):
         Device.open(path, key)
     assert len(Device.open(path, new_key).case_timeline(case)) == 2
+
+
+def test_erasing_a_case_needs_a_reason_and_leaves_nothing(tmp_path, store_key):
+    d = Device.open(str(tmp_path / "phone.sqlite"), store_key)
+    case = day(d)
+    with pytest.raises(NabijError.InvalidInput, match="reason"):
+        d.erase(case, "  ")
+    d.erase(case, "De cliënt vroeg erom")
+    with pytest.raises(NabijError.NotFound):
+        d.case(case)
+    assert d.search("deurwaarder", 10) == []
+    assert d.list_cases(CaseFilter()) == []
