@@ -368,6 +368,8 @@ pub struct LearningPoint {
     pub insight: String,
     /// Cases it came from.
     pub cases: Vec<DocId>,
+    /// Those of `cases` that were erased: the insight stays, the link reads "erased".
+    pub erased_cases: Vec<DocId>,
     /// Literature, guidelines.
     pub sources: Vec<TextItem>,
     /// Perspectives considered (client's voice, dissent).

@@ -178,6 +178,10 @@ pub trait RelayStore {
     /// at the relay (unsigned, from the signed membership, its counter how much of that this
     /// device has seen). Seals the network keys to active devices that lack them first.
     fn local_networks(&mut self) -> Result<Vec<(NetworkAccess, Roster)>, RelayError>;
+    /// The sync is done: applies what took effect on its own (erasures the pull brought).
+    fn settled(&mut self) -> Result<(), RelayError> {
+        Ok(())
+    }
     /// Opens this device's sealed key on a roster the relay returned.
     fn open_roster(&mut self, roster: &Roster) -> Option<NetworkAccess>;
     /// Whether `device` is an admin of `net` as this device knows its membership.
@@ -578,6 +582,7 @@ impl<S: RelayStore> RelaySession<S> {
                 out.extend(self.start());
                 return Ok(());
             }
+            self.store.settled()?;
             self.phase = Phase::Done;
         }
         Ok(())

@@ -402,6 +402,10 @@ pub(crate) fn lp_full(lp: &LearningPoint, names: &Names, detail: Detail, width: 
     if !lp.cases.is_empty() {
         heading(&mut out, &format!("From {}", plural(lp.cases.len(), "case", "cases")));
         for c in &lp.cases {
+            if lp.erased_cases.contains(c) {
+                let _ = writeln!(out, "  {}  (erased)", short(c));
+                continue;
+            }
             let _ = writeln!(out, "  {}", names.case(c));
         }
     }

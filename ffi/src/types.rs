@@ -432,6 +432,8 @@ pub struct LearningPoint {
     pub insight: String,
     /// Case ids it came from.
     pub cases: Vec<String>,
+    /// Those of `cases` that were erased: show the link as "erased".
+    pub erased_cases: Vec<String>,
     /// Literature, guidelines.
     pub sources: Vec<TextItem>,
     /// Perspectives considered.
@@ -461,6 +463,7 @@ impl From<m::LearningPoint> for LearningPoint {
             title: l.title,
             insight: l.insight,
             cases: strings(&l.cases),
+            erased_cases: strings(&l.erased_cases),
             sources: convert(l.sources),
             perspectives: convert(l.perspectives),
             status: l.status.into(),

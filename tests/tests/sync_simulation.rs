@@ -194,6 +194,7 @@ fn relay_sync(
     cut: Option<usize>,
     removed: bool,
     copied: bool,
+    erased: bool,
     trace: &mut Trace,
 ) -> bool {
     let mut session = RelaySession::new(DeviceRelay::new(d, RELAY_KEY));
@@ -240,10 +241,9 @@ fn relay_sync(
                     || r.contains("other history is not held"))
         };
         assert!(
-            report
-                .rejected
-                .iter()
-                .all(|r| r.reason.contains("does not open") || two_histories(&r.reason)),
+            report.rejected.iter().all(|r| r.reason.contains("does not open")
+                || two_histories(&r.reason)
+                || (erased && r.reason.contains("was erased"))),
             "nothing tampered: {report:?}"
         );
         assert!(
@@ -347,6 +347,10 @@ fn simulate(seed: u64) -> Trace {
     // copies, with whose store they copied.
     let mut copied = false;
     let mut copies: Vec<(usize, Device)> = Vec::new();
+    // Erasures, from a stream of their own too: in some runs a case is erased once, by its
+    // worker or an admin, while the others write on, crash and meet through faults.
+    let mut erase_rng = Rng::new(seed ^ 0xe4a5_ed00_0000_0000);
+    let mut erased: BTreeMap<DocId, usize> = BTreeMap::new();
     for step in 0..40 {
         let who = rng.below(count as u64) as usize;
         let cases = case_ids(&devices[who]);
@@ -364,6 +368,7 @@ fn simulate(seed: u64) -> Trace {
             && !cases.is_empty()
             && count > 2
             && copies.is_empty()
+            && erased.is_empty()
             && !heal_by_relay
             && !is_admin_here(&devices[who], n)
         {
@@ -395,6 +400,21 @@ fn simulate(seed: u64) -> Trace {
                 trace.record(&[b"copied", c.as_bytes()]);
                 // The second phone stays around: it meets again when everyone heals.
                 copies.push((who, copy));
+            }
+        }
+        // A case erased (never in a run with a copied store: a case split by two histories
+        // is two documents, and erasing one leaves the other; ARCHITECTURE.md says so).
+        if erase_rng.below(25) == 0 && !cases.is_empty() && copies.is_empty() && erased.is_empty() {
+            let c = cases[erase_rng.below(cases.len() as u64) as usize];
+            if devices[who].erase(c, "De cliënt vroeg erom").is_ok() {
+                erased.insert(c, who);
+                trace.record(&[b"erased", c.as_bytes()]);
+                if std::env::var("NABIJ_SIM_DEBUG").is_ok() {
+                    let admin = is_admin_here(&devices[who], n);
+                    eprintln!("step {step}: device {who} (admin here: {admin}) erased {c}");
+                }
+                // The step's other operation would name what was listed before.
+                continue;
             }
         }
         match op {
@@ -434,6 +454,7 @@ fn simulate(seed: u64) -> Trace {
                     cut,
                     removed.contains_key(&who),
                     copied,
+                    !erased.is_empty(),
                     &mut trace,
                 );
             }
@@ -444,6 +465,7 @@ fn simulate(seed: u64) -> Trace {
                     None,
                     removed.contains_key(&who),
                     copied,
+                    !erased.is_empty(),
                     &mut trace,
                 );
             }
@@ -532,12 +554,28 @@ fn simulate(seed: u64) -> Trace {
             MOVED.set(false);
             for (i, d) in devices.iter().enumerate() {
                 assert!(
-                    relay_sync(d, &relay, None, removed.contains_key(&i), copied, &mut trace),
+                    relay_sync(
+                        d,
+                        &relay,
+                        None,
+                        removed.contains_key(&i),
+                        copied,
+                        !erased.is_empty(),
+                        &mut trace,
+                    ),
                     "seed {seed}: relay sync of {i} incomplete"
                 );
             }
             for (i, d) in &copies {
-                relay_sync(d, &relay, None, removed.contains_key(i), copied, &mut trace);
+                relay_sync(
+                    d,
+                    &relay,
+                    None,
+                    removed.contains_key(i),
+                    copied,
+                    !erased.is_empty(),
+                    &mut trace,
+                );
             }
             if !MOVED.get() {
                 settled = true;
@@ -640,7 +678,20 @@ fn simulate(seed: u64) -> Trace {
         }
         assert_eq!(screens(d, WORDS), reference, "seed {seed}: device {i} screens");
     }
-    for (w, c, id, text) in acked.iter().filter(|(w, ..)| !removed.contains_key(w)) {
+    // An erased case is gone from every device still in, and nothing of it came back; unless
+    // the device that erased it was removed (a removal it had not seen yet): then its
+    // tombstone reached no one (peers and the relay refuse a removed device) and the case,
+    // with every acknowledged note, stays on the others.
+    let erased: BTreeSet<DocId> =
+        erased.into_iter().filter(|(_, by)| !removed.contains_key(by)).map(|(c, _)| c).collect();
+    for c in &erased {
+        for (i, d) in staying.iter().enumerate() {
+            assert!(d.kind_of(*c).is_err(), "seed {seed}: device {i} holds the erased case {c}");
+        }
+    }
+    for (w, c, id, text) in
+        acked.iter().filter(|(w, c, ..)| !removed.contains_key(w) && !erased.contains(c))
+    {
         // A second phone's note reaches the others through a device that is not the one it
         // copied (two phones with one key do not meet): when every device still in is that
         // one, nothing could carry it.

@@ -261,6 +261,11 @@ pub(super) fn merge_in(
     preloaded: Option<(AutoCommit, Option<Derived>)>,
     offered: &[SignedHead],
 ) -> Result<MergeOutcome, Error> {
+    // Before anything is loaded: changes to an erased document are refused as that, not as
+    // changes whose history is missing (it was deleted).
+    if store::is_erased(tx, id)? {
+        return Err(Error::Merge(DocError::Erased(id.to_string())));
+    }
     let state = store::doc_state(tx, id)?;
     let (cached, state, before) = match state {
         Some(state) => {

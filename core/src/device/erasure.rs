@@ -134,13 +134,24 @@ impl Device {
         // In a fixed order, so that a simulation replays.
         networks.sort();
         for network in networks {
-            let entries =
-                self.read(network, DocKind::Network, |d| Ok(doc::tombstone_entries(d)?))?;
+            // Each entry with the membership operations the network held where it was
+            // written: a tombstone is judged by the membership it was made under, the same on
+            // every device whenever it arrives (a removal that came later does not undo an
+            // erasure some devices already applied; one that came before voids it everywhere).
+            let entries = self.read(network, DocKind::Network, |d| {
+                let mut out = Vec::new();
+                for (key, bytes, at) in doc::tombstone_entries(d)? {
+                    let Some(at) = at else { continue };
+                    out.push((key, bytes, doc::ops_at(d, &[at])?));
+                }
+                Ok(out)
+            })?;
             if entries.is_empty() {
                 continue;
             }
-            let Ok((m, _)) = self.membership(network) else { continue };
-            for (key, bytes) in entries {
+            let root = store::network_root(&self.reader.lock(), network)?;
+            for (key, bytes, ops) in entries {
+                let m = crate::membership::resolve_network(network, root.as_ref(), &ops);
                 let Ok(t) = Tombstone::open(&bytes) else {
                     tracing::debug!(%network, "a tombstone that does not open is ignored");
                     continue;

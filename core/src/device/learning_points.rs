@@ -20,8 +20,15 @@ impl Device {
         Ok(())
     }
 
-    /// Reads a learning point.
+    /// Reads a learning point. Cited cases that were erased are listed in `erased_cases`.
     pub fn learning_point(&self, id: DocId) -> Result<LearningPoint, Error> {
-        self.read(id, DocKind::LearningPoint, |d| Ok(doc::read_learning_point(d)?))
+        let mut lp = self.read(id, DocKind::LearningPoint, |d| Ok(doc::read_learning_point(d)?))?;
+        let r = self.reader.lock();
+        for c in &lp.cases {
+            if store::is_erased(&r, *c)? {
+                lp.erased_cases.push(*c);
+            }
+        }
+        Ok(lp)
     }
 }

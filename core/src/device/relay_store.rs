@@ -443,6 +443,12 @@ impl RelayStore for DeviceRelay<'_> {
         }
     }
 
+    fn settled(&mut self) -> Result<(), RelayError> {
+        // Erasures the pull brought take effect now, not at the next contact.
+        self.device.apply_tombstones().map_err(failed)?;
+        Ok(())
+    }
+
     fn open_roster(&mut self, roster: &Roster) -> Option<NetworkAccess> {
         let (network, all) = self.device.roster_keys(roster)?;
         // The first key of each epoch is taken; any other (two admins started the epoch at

@@ -93,6 +93,9 @@ impl Device {
         let result = guard(|| {
             let Writer { conn, cache } = &mut *w;
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if store::is_erased(&tx, id)? {
+                return Err(Error::Merge(DocError::Erased(id.to_string())));
+            }
             let st = store::doc_state(&tx, id)?
                 .ok_or(Error::NotFound { kind: "document", id: id.to_string() })?;
             let cached = load_cached(cache, &tx, id, &st, &key)?;
@@ -139,6 +142,9 @@ impl Device {
         doc: DocId,
         bytes: &[u8],
     ) -> Result<AutoCommit, StoreFailure> {
+        if store::is_erased(&self.reader.lock(), doc).map_err(|e| storage(e.into()))? {
+            return Err(StoreFailure::Refused(DocError::Erased(doc.to_string()).to_string()));
+        }
         let incoming = doc::load(bytes, &self.device_key())
             .map_err(|e| StoreFailure::Refused(e.to_string()))?;
         let h = doc::header(&incoming).map_err(|e| StoreFailure::Refused(e.to_string()))?;

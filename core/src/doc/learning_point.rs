@@ -146,6 +146,8 @@ pub(crate) fn read_learning_point(doc: &AutoCommit) -> Result<LearningPoint, Doc
         title: r.title,
         insight: r.insight.as_str().to_string(),
         cases: ordered_doc_ids(&r.cases),
+        // The store knows what was erased; the device fills this in.
+        erased_cases: Vec::new(),
         sources: sorted_items(&r.sources, |s| s.at)
             .into_iter()
             .map(|(id, s)| TextItem { id, text: s.text })

@@ -239,17 +239,42 @@ pub(crate) fn put_tombstone(
     Ok(true)
 }
 
-/// Every tombstone entry of a network document that is bytes: the tag (hex) it is kept under and the
-/// signed bytes (every value of concurrent writes). Checking them is the reader's.
-pub(crate) fn tombstone_entries(doc: &AutoCommit) -> Result<Vec<(String, Vec<u8>)>, DocError> {
+/// A tombstone entry: the tag (hex) it is kept under, the signed bytes, and the change that
+/// wrote it (where in the network's history it was written).
+pub(crate) type TombstoneEntry = (String, Vec<u8>, Option<ChangeHash>);
+
+/// Every tombstone entry of a network document that is bytes (every value of concurrent
+/// writes). Checking them is the reader's.
+pub(crate) fn tombstone_entries(doc: &AutoCommit) -> Result<Vec<TombstoneEntry>, DocError> {
     let Some(map) = key_map(doc, "tombstones")? else { return Ok(Vec::new()) };
     let mut out = Vec::new();
     for key in doc.keys(&map) {
-        for (value, _) in doc.get_all(&map, key.as_str())? {
+        for (value, op) in doc.get_all(&map, key.as_str())? {
             if let Value::Scalar(s) = value
                 && let ScalarValue::Bytes(b) = s.as_ref()
             {
-                out.push((key.clone(), b.clone()));
+                out.push((key.clone(), b.clone(), doc.hash_for_opid(&op)));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The signed membership operations the network document held at `heads` (as
+/// [`read_network`] reads them now): what a change made at those heads was made under.
+pub(crate) fn ops_at(doc: &AutoCommit, heads: &[ChangeHash]) -> Result<Vec<SignedOp>, DocError> {
+    let Some((Value::Object(ObjType::Map), ops)) = doc.get_at(&ROOT, "ops", heads)? else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for key in doc.keys_at(&ops, heads) {
+        for (value, _) in doc.get_all_at(&ops, key.as_str(), heads)? {
+            let Value::Scalar(s) = value else { continue };
+            let ScalarValue::Bytes(b) = s.as_ref() else { continue };
+            if let Ok(op) = SignedOp::decode(b)
+                && hex::encode(op.id()) == key
+            {
+                out.push(op);
             }
         }
     }

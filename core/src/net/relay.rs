@@ -114,14 +114,7 @@ pub async fn sync_with_relay(
     let conn =
         super::connect::first_handshake(&[(endpoint.clone(), addr)], &config, RELAY_NAME, timeout)
             .await?;
-    let result = exchange(device.clone(), &conn, relay_key, options.progress).await;
-    if result.is_ok() {
-        // Erasures that the pull brought take effect now, not at the next contact.
-        let settle = tokio::task::spawn_blocking(move || device.apply_tombstones()).await;
-        if let Ok(Err(e)) | Err(e) = settle.map_err(|e| crate::Error::Internal(e.to_string())) {
-            tracing::warn!(error = %e, "applying erasures after a relay sync failed");
-        }
-    }
+    let result = exchange(device, &conn, relay_key, options.progress).await;
     match &result {
         Ok(_) => conn.close(0u32.into(), b"done"),
         Err(_) => conn.close(1u32.into(), b"sync failed"),
