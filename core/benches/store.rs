@@ -313,6 +313,38 @@ fn search_bench() {
     println!();
 }
 
+/// Erasing a case from a store of 1,000 cases × 20 notes: the deletion with freed pages
+/// zeroed, the full-text index merged into one segment, the WAL folded in and truncated.
+fn erase_bench() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = DeviceOptions { key: Some(bench_key()), ..DeviceOptions::default() };
+    let device = Device::open_with(dir.path().join("device.db"), options).expect("open");
+    let mut rng = Rng::new(4);
+    let mut cases = Vec::new();
+    for i in 0..1_000 {
+        let case = device
+            .create_case(NewCase { subject: format!("Casus {i}"), ..NewCase::default() })
+            .expect("case");
+        let notes = (0..20)
+            .map(|_| NewNote { kind: NoteKind::Observation, text: rng.sentence(20) })
+            .collect();
+        device.add_notes(case, notes).expect("notes");
+        cases.push(case);
+    }
+    let mut times = Vec::new();
+    for case in cases.iter().step_by(100) {
+        let t = Instant::now();
+        device.erase(*case, "bench").expect("erase");
+        times.push(t.elapsed());
+    }
+    println!("## erase: a case (20 notes) from an encrypted store of 1,000 cases × 20 notes");
+    println!("| | figure |");
+    println!("|---|---|");
+    println!("| erase, median of {} | **{}** |", times.len(), ms(median(&mut times)));
+    println!("| slowest | {} |", ms(*times.iter().max().expect("some")));
+    println!();
+}
+
 fn main() {
     if selected("write") {
         write_bench();
@@ -322,5 +354,8 @@ fn main() {
     }
     if selected("search") {
         search_bench();
+    }
+    if selected("erase") {
+        erase_bench();
     }
 }

@@ -194,3 +194,28 @@ async fn promise_8_an_erasure_reaches_a_colleague_through_the_relay() {
     sync_once(&bram, &relay).await.expect("sync");
     assert!(matches!(bram.case(case), Err(Error::NotFound { .. })));
 }
+
+#[test]
+fn promise_8_a_learning_point_that_cited_an_erased_case_keeps_its_insight() {
+    use nabij_core::model::NewLearningPoint;
+    let dir = tempfile::tempdir().expect("dir");
+    let clock = StepClock::new(1_700_000_000_000);
+    let ([anna, bram, _cor], network, case) = a_network(dir.path(), &clock);
+    let lp = anna
+        .create_learning_point(NewLearningPoint {
+            title: "Samen met de woningcorporatie".into(),
+            insight: "Vroeg bellen voorkomt een ontruiming.".into(),
+            cases: vec![case],
+            networks: vec![network],
+            ..NewLearningPoint::default()
+        })
+        .expect("learning point");
+    meet(&anna, &bram).expect("meet");
+    anna.erase(case, "De cliënt vroeg erom").expect("erase");
+    meet(&anna, &bram).expect("meet");
+    for d in [&anna, &bram] {
+        let read = d.learning_point(lp).expect("the learning point stays");
+        assert_eq!(read.insight, "Vroeg bellen voorkomt een ontruiming.");
+        assert_eq!(read.erased_cases, vec![case], "{}: the link reads erased", d.display_name());
+    }
+}
