@@ -300,3 +300,28 @@ pub fn sign_fork(
         .into_iter()
         .collect()
 }
+
+/// A member gone bad writes an entry into a network document's tombstone map as its modified
+/// app would, past every check `Device::erase` makes: `key` and `bytes` as it likes. What the
+/// other devices make of it is the test's question.
+pub fn plant_tombstone_entry(
+    device: &Device,
+    network: DocId,
+    key: &str,
+    bytes: Vec<u8>,
+) -> Result<(), crate::Error> {
+    device.plant_tombstone_entry_for_tests(network, key, bytes)
+}
+
+/// A tombstone for `doc` in `network`, signed by `device` (valid or not: the receivers judge).
+pub fn signed_tombstone(device: &Device, network: DocId, doc: DocId) -> (String, Vec<u8>) {
+    let tag = crate::erasure::erased_tag(doc);
+    let t = crate::erasure::Tombstone {
+        tag,
+        network,
+        by: device.device_key(),
+        at: 0,
+        reason: "ik mag dit niet".into(),
+    };
+    (format!("{}.{}", hex::encode(tag), device.device_key()), t.sign(device.identity_for_tests()))
+}

@@ -14,7 +14,7 @@ use nabij_core::{
     Device, DeviceOptions, DocId, Error,
     error::DocError,
     model::{NewNote, NoteKind},
-    test_utils::{contains, shared_case},
+    test_utils::{contains, plant_tombstone_entry, shared_case, signed_tombstone},
 };
 use nabij_tests::{StepClock, meet};
 
@@ -217,5 +217,43 @@ fn promise_8_a_learning_point_that_cited_an_erased_case_keeps_its_insight() {
         let read = d.learning_point(lp).expect("the learning point stays");
         assert_eq!(read.insight, "Vroeg bellen voorkomt een ontruiming.");
         assert_eq!(read.erased_cases, vec![case], "{}: the link reads erased", d.display_name());
+    }
+}
+
+/// A member gone bad (neither the case's worker nor an admin) signs a tombstone for a
+/// colleague's case and writes it into the network document past the app's own check: every
+/// other device ignores it, and the case stays everywhere.
+#[test]
+fn promise_8_a_members_own_tombstone_for_a_colleagues_case_erases_nothing() {
+    let dir = tempfile::tempdir().expect("dir");
+    let clock = StepClock::new(1_700_000_000_000);
+    let ([anna, bram, cor], network, case) = a_network(dir.path(), &clock);
+    let (key, bytes) = signed_tombstone(&bram, network, case);
+    plant_tombstone_entry(&bram, network, &key, bytes).expect("planted");
+    meet(&anna, &bram).expect("meet");
+    meet(&bram, &cor).expect("meet");
+    meet(&anna, &cor).expect("meet");
+    for d in [&anna, &bram, &cor] {
+        assert!(d.case(case).is_ok(), "{} lost the case to a member's tombstone", d.display_name());
+    }
+}
+
+/// A member squats the place of an admin's future tombstone (garbage under the entry the admin
+/// would write): the other devices refuse that change, and the admin's erasure still reaches
+/// everyone.
+#[test]
+fn promise_8_a_member_cannot_squat_the_place_of_an_erasure() {
+    let dir = tempfile::tempdir().expect("dir");
+    let clock = StepClock::new(1_700_000_000_000);
+    let ([anna, bram, cor], network, case) = a_network(dir.path(), &clock);
+    let (annas_entry, _) = signed_tombstone(&anna, network, case);
+    plant_tombstone_entry(&bram, network, &annas_entry, b"bezet".to_vec()).expect("planted");
+    let _ = meet(&anna, &bram);
+    let _ = meet(&bram, &cor);
+    anna.erase(case, "De cliënt vroeg erom").expect("erase");
+    meet(&anna, &cor).expect("meet");
+    let _ = meet(&anna, &bram);
+    for d in [&anna, &cor] {
+        assert!(matches!(d.case(case), Err(Error::NotFound { .. })), "{}", d.display_name());
     }
 }

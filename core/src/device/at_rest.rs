@@ -59,13 +59,19 @@ impl Device {
         drop(std::mem::replace(&mut *r, closed_slot()?));
         let conn = std::mem::replace(&mut w.conn, closed_slot()?);
         let done = store::rekey_store(conn, &self.path, new);
-        let now = if done.is_ok() { new } else { &old };
-        let (writer, reader, _) = store::open(&self.path, Some(now))?;
+        // The store opens with the key the rewrite reports, or else (an outcome it could not
+        // see) with the other: whichever opens is the store's key from now on.
+        let (first, second) = if done.is_ok() { (new, &old) } else { (&old, new) };
+        let (opened_with, (writer, reader, _)) = match store::open(&self.path, Some(first)) {
+            Ok(opened) => (first.clone(), opened),
+            Err(OpenError::WrongKey(_)) => (second.clone(), store::open(&self.path, Some(second))?),
+            Err(e) => return Err(e.into()),
+        };
         w.conn = writer;
         *r = reader;
-        done?;
-        *key = Some(new.clone());
-        Ok(())
+        let rekeyed = opened_with.as_bytes() == new.as_bytes();
+        *key = Some(opened_with);
+        if rekeyed { Ok(()) } else { done.map_err(Error::from) }
     }
 
     /// Encrypts the plain store at `path` with `key`, in place and atomically: a crash at any

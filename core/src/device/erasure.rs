@@ -9,19 +9,40 @@ use crate::erasure::{Tombstone, erased_tag};
 /// offline.
 pub const DEFAULT_ERASURE_WINDOW_MS: i64 = 365 * 24 * 3600 * 1000;
 
+#[cfg(feature = "test-utils")]
 impl Device {
-    /// The member who created a case, learning point or meeting, as its document says.
-    fn creator_of(&self, id: DocId, kind: DocKind) -> Result<MemberId, Error> {
-        Ok(match kind {
-            DocKind::Case => self.case(id)?.created_by.member,
-            DocKind::LearningPoint => self.learning_point(id)?.created_by.member,
-            DocKind::Meeting => self.meeting(id)?.created_by.member,
-            DocKind::Network => {
-                return Err(Error::Invalid(ValidationError::Invalid {
-                    field: "document",
-                    reason: "a network is left or removed, not erased".into(),
-                }));
-            }
+    pub(crate) fn plant_tombstone_entry_for_tests(
+        &self,
+        network: DocId,
+        key: &str,
+        bytes: Vec<u8>,
+    ) -> Result<(), Error> {
+        self.edit(network, DocKind::Network, |d, _, _| {
+            Ok(doc::plant_entry_for_tests(d, "tombstones", key, bytes)?)
+        })
+    }
+
+    pub(crate) fn identity_for_tests(&self) -> &ed25519_dalek::SigningKey {
+        self.identity.signing_key()
+    }
+}
+
+impl Device {
+    /// The device that made a case, learning point or meeting: the author of its first
+    /// change (signed, as every change is). Not the `created_by` field, which any writer of
+    /// the document could change.
+    fn creator_device(&self, id: DocId, kind: DocKind) -> Result<Option<DeviceKey>, Error> {
+        if kind == DocKind::Network {
+            return Err(Error::Invalid(ValidationError::Invalid {
+                field: "document",
+                reason: "a network is left or removed, not erased".into(),
+            }));
+        }
+        self.read(id, kind, |d| {
+            let first = d.get_changes(&[]).into_iter().find(|c| c.deps().is_empty());
+            Ok(first.and_then(|c| {
+                <[u8; 32]>::try_from(c.actor_id().to_bytes()).ok().map(DeviceKey::from_bytes)
+            }))
         })
     }
 
@@ -34,7 +55,7 @@ impl Device {
     pub fn erase(&self, id: DocId, reason: &str) -> Result<(), Error> {
         let reason = model::required_short("reason", reason)?;
         let kind = self.kind_of(id)?;
-        let creator = self.creator_of(id, kind)?;
+        let creator = self.creator_device(id, kind)?;
         let me = self.device_key();
         let networks = store::networks_of_doc(&self.reader.lock(), id)?;
         let mut admin_somewhere = false;
@@ -43,7 +64,7 @@ impl Device {
                 admin_somewhere = true;
             }
         }
-        if creator != self.member && !admin_somewhere {
+        if creator != Some(me) && !admin_somewhere {
             return Err(Error::NotAllowed(
                 "only the worker who created it or an admin of its network can erase it".into(),
             ));
@@ -54,7 +75,7 @@ impl Device {
             let tombstone = Tombstone { tag, network: *n, by: me, at: now, reason: reason.clone() }
                 .sign(self.identity.signing_key());
             self.edit(*n, DocKind::Network, |d, _, _| {
-                if !doc::put_tombstone(d, &tag, &tombstone)? {
+                if !doc::put_tombstone(d, &tag, &me, &tombstone)? {
                     if doc::network_creator(d)? != Some(me) {
                         return Err(Error::NotAllowed(
                             "this network was made before erasure existed: its creator's \
@@ -63,12 +84,13 @@ impl Device {
                         ));
                     }
                     doc::ensure_key_maps(d)?;
-                    doc::put_tombstone(d, &tag, &tombstone)?;
+                    doc::put_tombstone(d, &tag, &me, &tombstone)?;
                 }
-                Ok(format!("Erased a document: {reason}"))
+                Ok(())
             })?;
         }
-        let network = networks.first().copied().unwrap_or(id);
+        // A document shared with no network: no network to name (and never its own id).
+        let network = networks.first().copied().unwrap_or(DocId::from_bytes([0; 16]));
         self.erase_here(&[(tag, Some(id), network, now)])?;
         Ok(())
     }
@@ -86,6 +108,9 @@ impl Device {
         let until = self.now().saturating_add(self.erasure_window_ms);
         let ids: Vec<DocId> = docs.iter().filter_map(|(_, d, _, _)| *d).collect();
         let mut w = self.writer.lock();
+        // This device's own reader must not hold the checkpoint back (writer before reader,
+        // as every path that takes both).
+        let reader = self.reader.lock();
         w.conn.pragma_update(None, "secure_delete", true)?;
         let done = (|| -> Result<(), Error> {
             let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -94,13 +119,16 @@ impl Device {
                 store::mark_erased(&tx, tag, *network, *at, until)?;
             }
             tx.commit()?;
-            store::scrub(&w.conn)?;
+            if !store::scrub(&w.conn)? {
+                tracing::warn!("another reader kept the WAL from being truncated after erasure");
+            }
             Ok(())
         })();
         let off = w.conn.pragma_update(None, "secure_delete", false);
         for d in &ids {
             w.cache.pop(d);
         }
+        drop(reader);
         drop(w);
         done?;
         off?;
@@ -109,11 +137,11 @@ impl Device {
         Ok(ids)
     }
 
-    /// Applies the tombstones of every network held here: a document a valid tombstone names
-    /// is erased here. Valid: signed by an admin device of the network, or by a device of the
-    /// member who created the document (checked only where the document is held; a document
-    /// not held here is recorded as erased only on an admin's word), for a document shared
-    /// with that network. Returns the documents deleted.
+    /// Applies the tombstones of every network held here: a document held here that a valid
+    /// tombstone names is erased here. Valid: for a document shared with that network, signed
+    /// by an admin device of the network as its membership stood where the tombstone was
+    /// written, or by the device that made the document (its first change), by a device not
+    /// removed since. Returns the documents deleted.
     pub(crate) fn apply_tombstones(&self) -> Result<Vec<DocId>, Error> {
         let now = self.now();
         {
@@ -134,50 +162,50 @@ impl Device {
         // In a fixed order, so that a simulation replays.
         networks.sort();
         for network in networks {
-            // Each entry with the membership operations the network held where it was
-            // written: a tombstone is judged by the membership it was made under, the same on
-            // every device whenever it arrives (a removal that came later does not undo an
-            // erasure some devices already applied; one that came before voids it everywhere).
-            let entries = self.read(network, DocKind::Network, |d| {
-                let mut out = Vec::new();
-                for (key, bytes, at) in doc::tombstone_entries(d)? {
-                    let Some(at) = at else { continue };
-                    out.push((key, bytes, doc::ops_at(d, &[at])?));
-                }
-                Ok(out)
-            })?;
+            let entries =
+                self.read(network, DocKind::Network, |d| Ok(doc::tombstone_entries(d)?))?;
             if entries.is_empty() {
                 continue;
             }
             let root = store::network_root(&self.reader.lock(), network)?;
-            for (key, bytes, ops) in entries {
-                let m = crate::membership::resolve_network(network, root.as_ref(), &ops);
+            let Ok((now_m, _)) = self.membership(network) else { continue };
+            for (key, bytes, at) in entries {
+                let Some(at) = at else { continue };
+                let Some((tag_hex, signer)) = key.split_once('.') else { continue };
                 let Ok(t) = Tombstone::open(&bytes) else {
                     tracing::debug!(%network, "a tombstone that does not open is ignored");
                     continue;
                 };
-                if hex::encode(t.tag) != key || t.network != network {
+                if hex::encode(t.tag) != tag_hex
+                    || t.by.to_string() != signer
+                    || t.network != network
+                {
                     continue;
                 }
+                // Only documents held here are erased (a document not held is not blocked in
+                // advance: an admin of some network must not keep others' documents out). One
+                // that arrives later is held at the next contact or settling, and erased then.
+                let Some((id, kind)) = held.get(&t.tag).copied() else { continue };
                 if todo.iter().any(|(tag, _, _, _)| *tag == t.tag)
                     || store::is_tag_erased(&self.reader.lock(), &t.tag)?
                 {
                     continue;
                 }
-                let admin = m.is_admin(&t.by);
-                let (valid, doc) = match held.get(&t.tag) {
-                    Some((_, DocKind::Network)) => (false, None),
-                    Some((id, kind)) => {
-                        let shared =
-                            store::networks_of_doc(&self.reader.lock(), *id)?.contains(&network);
-                        let creator = self.creator_of(*id, *kind).ok();
-                        let signer = m.member_of(&t.by).map(|(member, _)| member);
-                        (shared && (admin || (creator.is_some() && creator == signer)), Some(*id))
-                    }
-                    None => (admin, None),
-                };
+                // Judged by the membership the network held where the tombstone was written
+                // (so alike on every device), and the signer must not be removed now: a
+                // removed phone cannot erase by writing into a history from before its
+                // removal.
+                // The operations the network held where the tombstone was written (read only
+                // for a tombstone that names a document held here and not yet erased: rare).
+                let ops = self.read(network, DocKind::Network, |d| Ok(doc::ops_at(d, &[at])?))?;
+                let m = crate::membership::resolve_network(network, root.as_ref(), &ops);
+                let valid = kind != DocKind::Network
+                    && !now_m.removed_devices.contains_key(&t.by)
+                    && store::networks_of_doc(&self.reader.lock(), id)?.contains(&network)
+                    && (m.is_admin(&t.by)
+                        || self.creator_device(id, kind).ok().flatten() == Some(t.by));
                 if valid {
-                    todo.push((t.tag, doc, network, t.at));
+                    todo.push((t.tag, Some(id), network, t.at));
                 } else {
                     tracing::debug!(%network, "a tombstone by a device that may not erase is ignored");
                 }

@@ -229,18 +229,34 @@ pub(crate) fn put_content_key(
 pub(crate) fn put_tombstone(
     doc: &mut AutoCommit,
     tag: &[u8; 32],
+    signer: &DeviceKey,
     signed: &[u8],
 ) -> Result<bool, DocError> {
     let Some(map) = key_map(doc, "tombstones")? else { return Ok(false) };
-    let k = hex::encode(tag);
+    // Keyed by the tag and the signer, and only the signer may write its entry (see
+    // `check_write_once`): no member can squat an erasure's place with garbage.
+    let k = format!("{}.{signer}", hex::encode(tag));
     if doc.get(&map, k.as_str())?.is_none() {
         doc.put(&map, k.as_str(), ScalarValue::Bytes(signed.to_vec()))?;
     }
     Ok(true)
 }
 
-/// A tombstone entry: the tag (hex) it is kept under, the signed bytes, and the change that
-/// wrote it (where in the network's history it was written).
+/// Puts bytes under `key` in the write-once map `map`, unchecked: a modified app's write.
+#[cfg(feature = "test-utils")]
+pub(crate) fn plant_entry_for_tests(
+    doc: &mut AutoCommit,
+    map: &str,
+    key: &str,
+    bytes: Vec<u8>,
+) -> Result<(), DocError> {
+    let obj = key_map(doc, map)?.ok_or(DocError::Malformed(format!("no `{map}` map")))?;
+    doc.put(&obj, key, ScalarValue::Bytes(bytes))?;
+    Ok(())
+}
+
+/// A tombstone entry: the key it is kept under (`<tag hex>.<signer>`), the signed bytes, and
+/// the change that wrote it (where in the network's history it was written).
 pub(crate) type TombstoneEntry = (String, Vec<u8>, Option<ChangeHash>);
 
 /// Every tombstone entry of a network document that is bytes (every value of concurrent
@@ -378,7 +394,9 @@ const WRITE_ONCE: [&str; 4] = ["ops", "keys", "content_keys", "tombstones"];
 pub(crate) fn check_write_once(doc: &mut AutoCommit, since: &[ChangeHash]) -> Result<(), DocError> {
     let mut maps: Vec<String> = Vec::new();
     let mut keys_map = None;
+    let mut tombstones_map = None;
     let mut ops_map = None;
+    let creator = network_creator(doc)?.map(|c| *c.as_bytes());
     for name in WRITE_ONCE {
         let all = doc.get_all(ROOT, name)?;
         if all.len() > 1 {
@@ -387,6 +405,9 @@ pub(crate) fn check_write_once(doc: &mut AutoCommit, since: &[ChangeHash]) -> Re
         if let Some((Value::Object(ObjType::Map), id)) = all.into_iter().next() {
             if name == "keys" {
                 keys_map = Some(id.to_string());
+            }
+            if name == "tombstones" {
+                tombstones_map = Some(id.to_string());
             }
             if name == "ops" {
                 ops_map = Some(id.clone());
@@ -439,6 +460,39 @@ pub(crate) fn check_write_once(doc: &mut AutoCommit, since: &[ChangeHash]) -> Re
                         "a network key entry names another sealer than the device that wrote it"
                             .into(),
                     ));
+                }
+            }
+            // A tombstone entry is `<tag hex>.<signer>`, written by that signer only.
+            if !replaces
+                && let (legacy::ObjectId::Id(obj), legacy::Key::Map(k)) = (&op.obj, &op.key)
+                && tombstones_map.as_deref() == Some(obj.to_string().as_str())
+            {
+                let ok = k.split_once('.').is_some_and(|(tag, signer)| {
+                    tag.len() == 64
+                        && hex::decode(tag).is_ok()
+                        && signer.parse::<DeviceKey>().is_ok_and(|s| Some(*s.as_bytes()) == writer)
+                });
+                if !ok {
+                    return Err(DocError::Malformed(
+                        "a tombstone entry names another signer than the device that wrote it"
+                            .into(),
+                    ));
+                }
+            }
+            // The write-once maps themselves: only ever maps (a value put where one belongs
+            // would be overwritten when its creator makes it, and that change refused
+            // everywhere), and the tombstone map only by the network's creator (who adds it to
+            // a network made before erasure existed), so that no two devices make it at once.
+            if !replaces
+                && let (legacy::ObjectId::Root, legacy::Key::Map(k)) = (&op.obj, &op.key)
+                && WRITE_ONCE.contains(&k.as_str())
+            {
+                let is_map = matches!(op.action, legacy::OpType::Make(ObjType::Map));
+                if !is_map || (k == "tombstones" && creator.is_some() && writer != creator) {
+                    return Err(DocError::Malformed(format!(
+                        "`{k}` may be made only as a map{}",
+                        if k == "tombstones" { ", by the network's creator" } else { "" }
+                    )));
                 }
             }
             if !replaces {

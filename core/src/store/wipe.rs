@@ -96,11 +96,14 @@ pub(crate) fn forget_erased_before(tx: &Transaction<'_>, now: i64) -> Result<usi
 /// After deleting documents for good: merges the full-text index into one segment, so no
 /// word of theirs stays in an older segment (FTS5 only marks rows deleted), then folds the
 /// WAL into the store and truncates it, so no frame of the freed pages stays in it. Run with
-/// `secure_delete` on, so freed pages are zeroed. Outside any transaction.
-pub(crate) fn scrub(conn: &rusqlite::Connection) -> Result<()> {
+/// `secure_delete` on, so freed pages are zeroed. Outside any transaction. False if another
+/// connection's read kept the checkpoint from finishing (the WAL then keeps freed frames until
+/// the next checkpoint).
+pub(crate) fn scrub(conn: &rusqlite::Connection) -> Result<bool> {
     conn.execute("INSERT INTO search_fts (search_fts) VALUES ('optimize')", [])?;
-    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
-    Ok(())
+    // (busy, frames in the WAL, frames checkpointed): busy when another connection reads.
+    let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+    Ok(busy == 0)
 }
 
 /// Deletes what this device kept about a network itself: its roster rows, operations, pinned
