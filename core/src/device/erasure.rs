@@ -150,23 +150,29 @@ impl Device {
             store::forget_erased_before(&tx, now)?;
             tx.commit()?;
         }
-        // What is held here, by tag: a tombstone names a document by its tag only.
-        let held: std::collections::HashMap<[u8; 32], (DocId, DocKind)> = self
-            .document_ids()?
-            .into_iter()
-            .map(|(id, kind)| (erased_tag(id), (id, kind)))
-            .collect();
-        let mut todo: Vec<([u8; 32], Option<DocId>, DocId, Timestamp)> = Vec::new();
+        // Every contact starts here: read the networks' tombstone maps first, and hash the ids
+        // of what is held (a tombstone names a document by its tag only) only if some
+        // network has a tombstone at all.
+        let docs = self.document_ids()?;
         let mut networks: Vec<DocId> =
-            held.values().filter(|(_, k)| *k == DocKind::Network).map(|(id, _)| *id).collect();
+            docs.iter().filter(|(_, k)| *k == DocKind::Network).map(|(id, _)| *id).collect();
         // In a fixed order, so that a simulation replays.
         networks.sort();
+        let mut with_entries = Vec::new();
         for network in networks {
             let entries =
                 self.read(network, DocKind::Network, |d| Ok(doc::tombstone_entries(d)?))?;
-            if entries.is_empty() {
-                continue;
+            if !entries.is_empty() {
+                with_entries.push((network, entries));
             }
+        }
+        if with_entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let held: std::collections::HashMap<[u8; 32], (DocId, DocKind)> =
+            docs.into_iter().map(|(id, kind)| (erased_tag(id), (id, kind))).collect();
+        let mut todo: Vec<([u8; 32], Option<DocId>, DocId, Timestamp)> = Vec::new();
+        for (network, entries) in with_entries {
             let root = store::network_root(&self.reader.lock(), network)?;
             let Ok((now_m, _)) = self.membership(network) else { continue };
             for (key, bytes, at) in entries {
