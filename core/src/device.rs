@@ -58,10 +58,10 @@ use crate::{
     identity::DeviceIdentity,
     ids::{DeviceKey, DocId, ItemId, MemberId, NoteId, Randomness},
     model::{
-        self, Author, Case, CaseFilter, CaseItem, CaseSummary, CaseUpdate, DocKind, LearningPoint,
-        LearningPointSummary, LearningPointUpdate, Meeting, MeetingContents, MeetingSummary,
-        MeetingUpdate, Network, NetworkSummary, NewCase, NewLearningPoint, NewMeeting, NewNote,
-        Note, SearchHit, Timestamp, ValidationError,
+        self, Author, Case, CaseFilter, CaseItem, CaseSummary, CaseUpdate, Consent, ConsentStatus,
+        DocKind, LearningPoint, LearningPointSummary, LearningPointUpdate, Meeting,
+        MeetingContents, MeetingSummary, MeetingUpdate, Network, NetworkSummary, NewCase,
+        NewLearningPoint, NewMeeting, NewNote, Note, SearchHit, Timestamp, ValidationError,
     },
     store::{self, DocState, StoreKey},
 };

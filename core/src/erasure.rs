@@ -1,5 +1,6 @@
-//! Tombstones: the signed record that a document was erased, as it travels in a network
-//! document's `tombstones` map (see ARCHITECTURE.md, "Erasure and consent").
+//! Tombstones: the signed record that a document was erased, or unshared from a network (its
+//! consent withdrawn or narrowed), as it travels in a network document's `tombstones` map (see
+//! ARCHITECTURE.md, "Erasure and consent").
 //!
 //! Owns the tombstone's bytes and signature, and the tag that names an erased document without
 //! its id. Knows nothing of who may erase (that needs the membership: `device/erasure.rs`) nor
@@ -44,7 +45,26 @@ pub struct Tombstone {
     pub at: Timestamp,
     /// Why (the client asked, the retention period ended, …).
     pub reason: String,
+    /// Erased everywhere, or only unshared from `network`.
+    pub scope: Scope,
 }
+
+/// What a tombstone takes away.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// The document, everywhere.
+    Erased,
+    /// The network's copies: the document was unshared from `network` (its consent withdrawn
+    /// or narrowed) by the change whose heads these are. A copy that holds these heads and is
+    /// shared with the network again was shared again after it, and stays.
+    Unshared {
+        /// The document's heads after the change that unshared it.
+        heads: Vec<[u8; 32]>,
+    },
+}
+
+/// Most heads an unshared tombstone names (a document has a few at most).
+pub const MAX_HEADS: usize = 64;
 
 /// The signed form, as stored.
 #[derive(Serialize, Deserialize)]
@@ -54,6 +74,8 @@ struct Wire {
     by: [u8; 32],
     at: i64,
     reason: String,
+    /// `None`: erased; the heads: unshared.
+    unshared: Option<Vec<[u8; 32]>>,
     signature: Vec<u8>,
 }
 
@@ -75,7 +97,17 @@ fn message(w: &Wire) -> Vec<u8> {
     m.extend_from_slice(&w.network);
     m.extend_from_slice(&w.by);
     m.extend_from_slice(&w.at.to_le_bytes());
+    m.extend_from_slice(&(w.reason.len() as u64).to_le_bytes());
     m.extend_from_slice(w.reason.as_bytes());
+    match &w.unshared {
+        None => m.push(0),
+        Some(heads) => {
+            m.push(1);
+            for h in heads {
+                m.extend_from_slice(h);
+            }
+        }
+    }
     m
 }
 
@@ -97,6 +129,10 @@ impl Tombstone {
             by: *self.by.as_bytes(),
             at: self.at,
             reason,
+            unshared: match self.scope {
+                Scope::Erased => None,
+                Scope::Unshared { heads } => Some(heads),
+            },
             signature: Vec::new(),
         };
         w.signature = key.sign(&message(&w)).to_bytes().to_vec();
@@ -111,6 +147,9 @@ impl Tombstone {
         if w.reason.len() > MAX_REASON {
             return Err(TombstoneError::Malformed("reason too long".into()));
         }
+        if w.unshared.as_ref().is_some_and(|h| h.is_empty() || h.len() > MAX_HEADS) {
+            return Err(TombstoneError::Malformed("an unshared tombstone names no heads".into()));
+        }
         let key = VerifyingKey::from_bytes(&w.by).map_err(|_| TombstoneError::BadSignature)?;
         let sig = Signature::from_slice(&w.signature).map_err(|_| TombstoneError::BadSignature)?;
         key.verify(&message(&w), &sig).map_err(|_| TombstoneError::BadSignature)?;
@@ -120,6 +159,10 @@ impl Tombstone {
             by: DeviceKey::from_bytes(w.by),
             at: w.at,
             reason: w.reason,
+            scope: match w.unshared {
+                None => Scope::Erased,
+                Some(heads) => Scope::Unshared { heads },
+            },
         })
     }
 }
@@ -135,6 +178,7 @@ mod tests {
             by: DeviceKey::from_bytes([0; 32]),
             at: 1_700_000_000_000,
             reason: "De cliënt vroeg erom".into(),
+            scope: Scope::Erased,
         }
     }
 
@@ -155,6 +199,28 @@ mod tests {
         }
         assert!(Tombstone::open(&bytes[..bytes.len() - 1]).is_err());
         assert!(Tombstone::open(b"").is_err());
+    }
+
+    #[test]
+    fn an_unshared_tombstone_keeps_its_heads_and_its_scope_cannot_be_changed() {
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let heads = vec![[3; 32], [4; 32]];
+        let t = Tombstone { scope: Scope::Unshared { heads: heads.clone() }, ..tombstone() };
+        let bytes = t.clone().sign(&key);
+        let opened = Tombstone::open(&bytes).expect("opens");
+        assert_eq!(opened.scope, Scope::Unshared { heads });
+        for i in 0..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 0x01;
+            assert!(Tombstone::open(&b).is_err(), "a flipped bit at {i} was taken");
+        }
+        // The same signature over an erasure: refused (an unsharing must not erase).
+        let mut w: Wire = postcard::from_bytes(&bytes).expect("decodes");
+        w.unshared = None;
+        let forged = postcard::to_allocvec(&w).expect("encodes");
+        assert_eq!(Tombstone::open(&forged), Err(TombstoneError::BadSignature));
+        let none = Tombstone { scope: Scope::Unshared { heads: Vec::new() }, ..tombstone() };
+        assert!(Tombstone::open(&none.sign(&key)).is_err());
     }
 
     #[test]

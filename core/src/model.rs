@@ -494,8 +494,11 @@ pub struct CaseUpdate {
     pub caimer: Vec<(String, String)>,
     /// New consent.
     pub consent: Option<Consent>,
-    /// Networks to share with.
+    /// Networks to share with (refused while consent is withdrawn).
     pub share_with: Vec<DocId>,
+    /// Networks to stop sharing with: their members' copies are deleted at their next sync
+    /// (consent narrowed). Withdrawing consent unshares from every network.
+    pub unshare_from: Vec<DocId>,
 }
 
 /// An item to add to a case.

@@ -322,6 +322,30 @@ pub fn signed_tombstone(device: &Device, network: DocId, doc: DocId) -> (String,
         by: device.device_key(),
         at: 0,
         reason: "ik mag dit niet".into(),
+        scope: crate::erasure::Scope::Erased,
     };
     (format!("{}.{}", hex::encode(tag), device.device_key()), t.sign(device.identity_for_tests()))
+}
+
+/// A tombstone that unshares `doc` from `network` at `heads` (any bytes), signed by `device`,
+/// and the key it belongs under.
+pub fn signed_unshare_tombstone(
+    device: &Device,
+    network: DocId,
+    doc: DocId,
+    heads: Vec<[u8; 32]>,
+) -> (String, Vec<u8>) {
+    let tag = crate::erasure::erased_tag(doc);
+    let t = crate::erasure::Tombstone {
+        tag,
+        network,
+        by: device.device_key(),
+        at: 0,
+        reason: "ik mag dit niet".into(),
+        scope: crate::erasure::Scope::Unshared { heads },
+    };
+    (
+        format!("{}.{}.{}", hex::encode(tag), device.device_key(), "00".repeat(8)),
+        t.sign(device.identity_for_tests()),
+    )
 }

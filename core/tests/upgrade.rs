@@ -100,3 +100,47 @@ fn a_schema_4_store_migrates_and_finds_what_it_held() {
     assert_eq!(d.search("weer", 10).expect("search").len(), 1);
     assert!(d.search("verhuurder", 10).expect("search").is_empty());
 }
+
+/// A store made before every delete zeroed what it freed may hold a case's words in pages
+/// freed while the case lived: its first erasure vacuums it once, so they go too.
+#[test]
+fn the_first_erasure_in_an_older_store_clears_pages_freed_before() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("oud.db");
+    let d = Device::open(&path).expect("open");
+    let case = d
+        .create_case(NewCase { subject: "Familie Vermeulen".into(), ..NewCase::default() })
+        .expect("case");
+    drop(d);
+    // What an older version left: a row deleted with `secure_delete` off (as its pages were
+    // then), and no mark that freed pages are zeroed.
+    let c = rusqlite::Connection::open(&path).expect("raw");
+    c.execute_batch(
+        "PRAGMA secure_delete = OFF;
+         CREATE TABLE oud (t TEXT);
+         INSERT INTO oud VALUES ('Vermeulen woonde op de Lindengracht ' || hex(randomblob(900)));
+         DROP TABLE oud;
+         DELETE FROM meta WHERE key = 'free_pages_zeroed';
+         PRAGMA wal_checkpoint(TRUNCATE);",
+    )
+    .expect("an older store's leftovers");
+    drop(c);
+    let holds = |needle: &[u8]| {
+        std::fs::read_dir(dir.path())
+            .expect("dir")
+            .map(|e| std::fs::read(e.expect("entry").path()).expect("read"))
+            .any(|b| b.windows(needle.len()).any(|w| w == needle))
+    };
+    assert!(holds(b"Lindengracht"), "the control: the freed page holds the words");
+    let d = Device::open(&path).expect("reopen");
+    d.erase(case, "De cliënt vroeg erom").expect("erase");
+    drop(d);
+    assert!(!holds(b"Lindengracht"), "a page freed before the erasure kept its words");
+    assert!(!holds(b"Vermeulen"));
+    // Only once: the mark is set.
+    let c = rusqlite::Connection::open(&path).expect("raw");
+    let n: i64 = c
+        .query_row("SELECT count(*) FROM meta WHERE key = 'free_pages_zeroed'", [], |r| r.get(0))
+        .expect("meta");
+    assert_eq!(n, 1);
+}

@@ -385,6 +385,10 @@ pub(crate) struct CaseUpdateArgs {
     /// Share with a network (id or prefix; repeatable)
     #[arg(long, value_name = "ID")]
     pub(crate) share_with: Vec<String>,
+    /// Stop sharing with a network: its members' copies are deleted at their next sync
+    /// (consent narrowed; `--consent withdrawn` unshares from every network) (repeatable)
+    #[arg(long, value_name = "ID")]
+    pub(crate) unshare_from: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

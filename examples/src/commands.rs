@@ -521,6 +521,7 @@ impl App {
             caimer: a.caimer.iter().map(|c| parse_caimer(c)).collect::<Result<_>>()?,
             consent,
             share_with: resolve::docs(&self.dev, &a.share_with, DocKind::Network)?,
+            unshare_from: resolve::docs(&self.dev, &a.unshare_from, DocKind::Network)?,
         };
         let nothing = u.subject.is_none()
             && u.status.is_none()
@@ -530,7 +531,8 @@ impl App {
             && u.client_voice.is_none()
             && u.caimer.is_empty()
             && u.consent.is_none()
-            && u.share_with.is_empty();
+            && u.share_with.is_empty()
+            && u.unshare_from.is_empty();
         if nothing {
             return Err(CliError::invalid(
                 "nothing to change: give at least one option (see `nabij case update --help`)",

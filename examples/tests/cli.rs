@@ -783,3 +783,23 @@ fn a_coordinator_erases_a_case_and_it_is_gone_from_lists_search_and_show() {
     let (code, err) = cli.fail(&["case", "show", &id]);
     assert_eq!(code, 3, "{err}");
 }
+
+#[test]
+fn withdrawing_consent_unshares_the_case_and_it_cannot_be_shared_until_given_again() {
+    let cli = Cli::new();
+    let net = cli.json(&["network", "create", "Wijknetwerk Oost"]);
+    let net_id = s(&net["id"]).to_string();
+    let case = cli.json(&["case", "create", "--subject", "Meneer D.", "--network", &net_id]);
+    let id = s(&case["id"]).to_string();
+    let withdrawn = cli.json(&["case", "update", &id, "--consent", "withdrawn"]);
+    assert_eq!(withdrawn["consent"]["status"], "withdrawn");
+    assert_eq!(withdrawn["networks"], serde_json::json!([]));
+    let (code, err) = cli.fail(&["case", "update", &id, "--share-with", &net_id]);
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("consent"), "{err}");
+    let again = cli.json(&["case", "update", &id, "--consent", "given", "--share-with", &net_id]);
+    assert_eq!(again["networks"], serde_json::json!([net_id]));
+    let narrowed = cli.json(&["case", "update", &id, "--unshare-from", &net_id]);
+    assert_eq!(narrowed["networks"], serde_json::json!([]));
+    assert_eq!(narrowed["consent"]["status"], "given");
+}

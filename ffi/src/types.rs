@@ -911,9 +911,13 @@ pub struct CaseUpdate {
     /// New consent.
     #[uniffi(default)]
     pub consent: Option<Consent>,
-    /// Network ids to share with.
+    /// Network ids to share with (refused while consent is withdrawn).
     #[uniffi(default)]
     pub share_with: Vec<String>,
+    /// Network ids to stop sharing with: their members' copies are deleted at their next
+    /// sync. Withdrawing consent unshares from every network.
+    #[uniffi(default)]
+    pub unshare_from: Vec<String>,
 }
 
 impl TryFrom<CaseUpdate> for m::CaseUpdate {
@@ -921,6 +925,7 @@ impl TryFrom<CaseUpdate> for m::CaseUpdate {
     fn try_from(u: CaseUpdate) -> Result<Self, NabijError> {
         Ok(Self {
             share_with: parse_ids(&u.share_with)?,
+            unshare_from: parse_ids(&u.unshare_from)?,
             subject: u.subject,
             status: u.status.map(Into::into),
             add_tags: u.add_tags,

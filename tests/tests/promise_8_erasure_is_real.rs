@@ -112,6 +112,29 @@ fn promise_8_an_erased_case_is_gone_from_every_store_file_after_one_round() {
     assert_eq!(scan(dir.path(), &needles), Vec::<String>::new(), "closed stores");
 }
 
+/// A case written note by note is compacted while it lives (its chunks replaced by a
+/// snapshot), so pages holding its words were freed long before the erasure: those must not
+/// keep them either.
+#[test]
+fn promise_8_an_erased_case_leaves_nothing_in_pages_freed_while_it_lived() {
+    let dir = tempfile::tempdir().expect("dir");
+    let clock = StepClock::new(1_700_000_000_000);
+    let ([anna, bram, cor], _network, case) = a_network(dir.path(), &clock);
+    for i in 0..60 {
+        let text = format!("Bezoek {i}: de deurwaarder belde opnieuw over de huurachterstand.");
+        anna.add_note(case, NewNote { kind: NoteKind::Observation, text }).expect("note");
+        if i % 20 == 19 {
+            meet(&anna, &bram).expect("meet");
+        }
+    }
+    anna.erase(case, "De cliënt vroeg erom").expect("erase");
+    meet(&anna, &bram).expect("meet");
+    meet(&anna, &cor).expect("meet");
+    assert_eq!(scan(dir.path(), &needles(case)), Vec::<String>::new());
+    drop((anna, bram, cor));
+    assert_eq!(scan(dir.path(), &needles(case)), Vec::<String>::new(), "closed stores");
+}
+
 #[test]
 fn promise_8_a_stale_phone_back_a_month_later_does_not_bring_an_erased_case_back() {
     let dir = tempfile::tempdir().expect("dir");

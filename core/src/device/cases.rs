@@ -10,10 +10,38 @@ impl Device {
     }
 
     /// Changes a case's fields. Only the fields given are written.
+    ///
+    /// Consent decides sharing: withdrawing it unshares the case from every network, and a
+    /// case whose consent is withdrawn is shared with none. Unsharing (consent withdrawn, or
+    /// `unshare_from` when its scope narrows) is for the worker who created the case or an
+    /// admin of the network; the members' copies are deleted at their next sync, and this
+    /// device keeps the case.
     pub fn update_case(&self, id: DocId, u: CaseUpdate) -> Result<(), Error> {
         let change = u.parse()?;
-        self.edit(id, DocKind::Case, |d, _, now| Ok(doc::update_case(d, &change, now)?))?;
-        Ok(())
+        let before = self.case(id)?;
+        let withdrawn = |c: &Consent| c.status == ConsentStatus::Withdrawn;
+        let withdrawing = change.consent.as_ref().is_some_and(withdrawn);
+        if change.consent.as_ref().map_or(withdrawn(&before.consent), withdrawn)
+            && !change.share_with.is_empty()
+        {
+            return Err(Error::NotAllowed(
+                "consent for this case is withdrawn: it is shared with no network until \
+                 consent is given again"
+                    .into(),
+            ));
+        }
+        let unshare: Vec<DocId> = before
+            .networks
+            .iter()
+            .filter(|n| withdrawing || change.unshare_from.contains(n))
+            .copied()
+            .collect();
+        if unshare.is_empty() {
+            self.edit(id, DocKind::Case, |d, _, now| Ok(doc::update_case(d, &change, &[], now)?))?;
+            return Ok(());
+        }
+        let reason = if withdrawing { "consent withdrawn" } else { "consent narrowed" };
+        self.unshare_case(id, &change, &unshare, reason)
     }
 
     /// Adds an opgave, turning point, actor or agreement to a case.

@@ -86,23 +86,42 @@ impl Device {
     ) -> Result<(R, bool), Error> {
         let Writer { conn, cache } = w;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let state = stored_state(&tx, id, kind)?;
-        let cached = load_cached(cache, &tx, id, &state, &self.device_key())?;
+        let (r, heads) = self.edit_in(&tx, cache, id, kind, now, edit)?;
+        if let Some(heads) = &heads {
+            tx.commit()?;
+            set_persisted(cache, id, heads);
+        }
+        Ok((r, heads.is_some()))
+    }
+
+    /// One document's edit inside the caller's transaction, so that several documents change
+    /// together (a case unshared and the tombstones that say so). Returns the document's new
+    /// heads if it changed; once the transaction commits, the caller marks them persisted in
+    /// the cache ([`set_persisted`]), and on failure drops the document from the cache.
+    pub(super) fn edit_in<R>(
+        &self,
+        tx: &Transaction<'_>,
+        cache: &mut LruCache<DocId, Cached>,
+        id: DocId,
+        kind: DocKind,
+        now: Timestamp,
+        edit: impl FnOnce(&mut AutoCommit, &mut Touched, Timestamp) -> Result<R, Error>,
+    ) -> Result<(R, Option<Vec<ChangeHash>>), Error> {
+        let state = stored_state(tx, id, kind)?;
+        let cached = load_cached(cache, tx, id, &state, &self.device_key())?;
         let mut touched = Touched::default();
         let r = edit(&mut cached.doc, &mut touched, now)?;
         if kind != DocKind::Network {
-            let before = store::networks_of_doc(&tx, id)?;
-            may_share_into(&tx, &cached.doc, kind, &before, &self.device_key())?;
+            let before = store::networks_of_doc(tx, id)?;
+            may_share_into(tx, &cached.doc, kind, &before, &self.device_key())?;
         }
-        let changed = persist(&tx, id, &state, cached)?;
-        if changed {
-            let key = self.identity.signing_key();
-            sign_own_head(&tx, &mut cached.doc, id, key, &cached.persisted)?;
-            index_doc(&tx, &cached.doc, kind, Notes::Some(touched))?;
-            tx.commit()?;
-            cached.persisted = cached.doc.get_heads();
+        if !persist(tx, id, &state, cached)? {
+            return Ok((r, None));
         }
-        Ok((r, changed))
+        let key = self.identity.signing_key();
+        sign_own_head(tx, &mut cached.doc, id, key, &cached.persisted)?;
+        index_doc(tx, &cached.doc, kind, Notes::Some(touched))?;
+        Ok((r, Some(cached.doc.get_heads())))
     }
 
     /// Reads a stored document.
@@ -208,6 +227,14 @@ pub(super) fn guard<T>(f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error>
 }
 
 /// What the store holds of a document the caller expects to be of `kind`.
+/// After a commit: the document cached for `id` (if it still is) now matches the store at
+/// `heads`.
+pub(super) fn set_persisted(cache: &mut LruCache<DocId, Cached>, id: DocId, heads: &[ChangeHash]) {
+    if let Some(c) = cache.peek_mut(&id) {
+        c.persisted = heads.to_vec();
+    }
+}
+
 fn stored_state(conn: &Connection, id: DocId, kind: DocKind) -> Result<DocState, Error> {
     let state = store::doc_state(conn, id)?
         .ok_or(Error::NotFound { kind: kind_name(kind), id: id.to_string() })?;

@@ -3,7 +3,8 @@
 //! that keeps stale copies out. See ARCHITECTURE.md, "Erasure and consent".
 
 use super::*;
-use crate::erasure::{Tombstone, erased_tag};
+use crate::erasure::{Scope, Tombstone, erased_tag};
+use crate::model::Valid;
 
 /// How long an erased document is refused here by default: longer than any phone stays
 /// offline.
@@ -72,46 +73,116 @@ impl Device {
         let now = self.now();
         let tag = erased_tag(id);
         for n in &networks {
-            let tombstone = Tombstone { tag, network: *n, by: me, at: now, reason: reason.clone() }
-                .sign(self.identity.signing_key());
+            let tombstone = Tombstone {
+                tag,
+                network: *n,
+                by: me,
+                at: now,
+                reason: reason.clone(),
+                scope: Scope::Erased,
+            }
+            .sign(self.identity.signing_key());
             self.edit(*n, DocKind::Network, |d, _, _| {
-                if !doc::put_tombstone(d, &tag, &me, &tombstone)? {
-                    if doc::network_creator(d)? != Some(me) {
-                        return Err(Error::NotAllowed(
-                            "this network was made before erasure existed: its creator's \
-                             device must erase (it adds what the network lacks)"
-                                .into(),
-                        ));
-                    }
-                    doc::ensure_key_maps(d)?;
-                    doc::put_tombstone(d, &tag, &me, &tombstone)?;
-                }
-                Ok(())
+                put_tombstone(d, &tag, &me, None, &tombstone, "erase")
             })?;
         }
         // A document shared with no network: no network to name (and never its own id).
         let network = networks.first().copied().unwrap_or(DocId::from_bytes([0; 16]));
-        self.erase_here(&[(tag, Some(id), network, now)])?;
+        self.erase_here(&[(tag, Some(id), network, now)], &[])?;
+        Ok(())
+    }
+
+    /// Writes `change` to a case and unshares it from `networks` (each one it is shared with
+    /// now), with a signed `Unshared` tombstone naming the case's new heads in each network's
+    /// document, all in one transaction: a crash leaves the case shared and no tombstone, or
+    /// both done. Only the case's creator or an admin of each network may.
+    pub(super) fn unshare_case(
+        &self,
+        id: DocId,
+        change: &Valid<CaseUpdate>,
+        networks: &[DocId],
+        reason: &str,
+    ) -> Result<(), Error> {
+        let me = self.device_key();
+        let creator = self.creator_device(id, DocKind::Case)?;
+        for n in networks {
+            let admin = self.membership(*n).is_ok_and(|(m, _)| m.is_admin(&me));
+            if creator != Some(me) && !admin {
+                return Err(Error::NotAllowed(format!(
+                    "only the worker who created the case or an admin of network {n} can \
+                     unshare it from that network or withdraw consent"
+                )));
+            }
+        }
+        let tag = erased_tag(id);
+        let now = self.now();
+        let key = self.identity.signing_key();
+        let mut w = self.writer.lock();
+        let Writer { conn, cache } = &mut *w;
+        let result = guard(|| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let ((), heads) = self.edit_in(&tx, cache, id, DocKind::Case, now, |d, _, now| {
+                doc::update_case(d, change, networks, now)?;
+                Ok(())
+            })?;
+            // Unsharing a network it is shared with always writes a change.
+            let Some(heads) = heads else { return Ok(Vec::new()) };
+            let raw: Vec<[u8; 32]> = heads.iter().map(|h| h.0).collect();
+            let mut changed = vec![(id, heads)];
+            for n in networks {
+                let tombstone = Tombstone {
+                    tag,
+                    network: *n,
+                    by: me,
+                    at: now,
+                    reason: reason.into(),
+                    scope: Scope::Unshared { heads: raw.clone() },
+                }
+                .sign(key);
+                let ((), h) = self.edit_in(&tx, cache, *n, DocKind::Network, now, |d, _, _| {
+                    put_tombstone(d, &tag, &me, Some(&raw), &tombstone, "unshare a case")
+                })?;
+                changed.extend(h.map(|h| (*n, h)));
+            }
+            tx.commit()?;
+            for (d, h) in &changed {
+                engine::set_persisted(cache, *d, h);
+            }
+            Ok(changed.into_iter().map(|(d, _)| d).collect::<Vec<_>>())
+        });
+        if result.is_err() {
+            cache.pop(&id);
+            for n in networks {
+                cache.pop(n);
+            }
+        }
+        drop(w);
+        let changed = result?;
+        tracing::info!(networks = networks.len(), "case unshared");
+        self.notify(&changed);
         Ok(())
     }
 
     /// Deletes erased documents held here for good and records every one as erased (by tag,
     /// with the document held, if it is, and the network and time of the tombstone), then
     /// scrubs the file.
+    /// `dropped`: documents unshared from every network this device is in, deleted the same
+    /// way but not recorded as erased (shared again, they may come back).
     fn erase_here(
         &self,
         docs: &[([u8; 32], Option<DocId>, DocId, Timestamp)],
+        dropped: &[DocId],
     ) -> Result<Vec<DocId>, Error> {
-        if docs.is_empty() {
+        if docs.is_empty() && dropped.is_empty() {
             return Ok(Vec::new());
         }
         let until = self.now().saturating_add(self.erasure_window_ms);
-        let ids: Vec<DocId> = docs.iter().filter_map(|(_, d, _, _)| *d).collect();
+        let mut ids: Vec<DocId> = docs.iter().filter_map(|(_, d, _, _)| *d).collect();
+        ids.extend(dropped.iter().filter(|d| !ids.contains(d)).copied().collect::<Vec<_>>());
         let mut w = self.writer.lock();
         // This device's own reader must not hold the checkpoint back (writer before reader,
         // as every path that takes both).
         let reader = self.reader.lock();
-        w.conn.pragma_update(None, "secure_delete", true)?;
         let done = (|| -> Result<(), Error> {
             let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             store::delete_documents(&tx, &ids)?;
@@ -124,15 +195,13 @@ impl Device {
             }
             Ok(())
         })();
-        let off = w.conn.pragma_update(None, "secure_delete", false);
         for d in &ids {
             w.cache.pop(d);
         }
         drop(reader);
         drop(w);
         done?;
-        off?;
-        tracing::info!(documents = ids.len(), "erased");
+        tracing::info!(erased = docs.len(), unshared = dropped.len(), "deleted");
         self.notify(&ids);
         Ok(ids)
     }
@@ -172,12 +241,14 @@ impl Device {
         let held: std::collections::HashMap<[u8; 32], (DocId, DocKind)> =
             docs.into_iter().map(|(id, kind)| (erased_tag(id), (id, kind))).collect();
         let mut todo: Vec<([u8; 32], Option<DocId>, DocId, Timestamp)> = Vec::new();
+        let mut dropped: Vec<DocId> = Vec::new();
+        let me = self.device_key();
         for (network, entries) in with_entries {
             let root = store::network_root(&self.reader.lock(), network)?;
             let Ok((now_m, _)) = self.membership(network) else { continue };
             for (key, bytes, at) in entries {
                 let Some(at) = at else { continue };
-                let Some((tag_hex, signer)) = key.split_once('.') else { continue };
+                let Some((tag_hex, signer)) = doc::tombstone_key(&key) else { continue };
                 let Ok(t) = Tombstone::open(&bytes) else {
                     tracing::debug!(%network, "a tombstone that does not open is ignored");
                     continue;
@@ -205,18 +276,83 @@ impl Device {
                 // for a tombstone that names a document held here and not yet erased: rare).
                 let ops = self.read(network, DocKind::Network, |d| Ok(doc::ops_at(d, &[at])?))?;
                 let m = crate::membership::resolve_network(network, root.as_ref(), &ops);
-                let valid = kind != DocKind::Network
+                let may = kind != DocKind::Network
                     && !now_m.removed_devices.contains_key(&t.by)
-                    && store::networks_of_doc(&self.reader.lock(), id)?.contains(&network)
                     && (m.is_admin(&t.by)
                         || self.creator_device(id, kind).ok().flatten() == Some(t.by));
-                if valid {
-                    todo.push((t.tag, Some(id), network, t.at));
-                } else {
+                if !may {
                     tracing::debug!(%network, "a tombstone by a device that may not erase is ignored");
+                    continue;
+                }
+                match &t.scope {
+                    Scope::Erased => {
+                        if store::networks_of_doc(&self.reader.lock(), id)?.contains(&network) {
+                            todo.push((t.tag, Some(id), network, t.at));
+                        }
+                    }
+                    Scope::Unshared { heads } => {
+                        if t.by != me
+                            && !dropped.contains(&id)
+                            && self.unshared_here(id, kind, network, heads)?
+                        {
+                            dropped.push(id);
+                        }
+                    }
                 }
             }
         }
-        self.erase_here(&todo)
+        self.erase_here(&todo, &dropped)
     }
+
+    /// Whether this device's copy of `id` goes, by a valid tombstone that unshared it from
+    /// `network` at `heads`. A copy that holds those heads is current: it stays if it is shared
+    /// with `network` again (shared after the unsharing) or with another network this device
+    /// is in. A copy that lacks them is from before the unsharing and goes (if it is still
+    /// shared with another of this device's networks, a current copy comes back by that one).
+    fn unshared_here(
+        &self,
+        id: DocId,
+        kind: DocKind,
+        network: DocId,
+        heads: &[[u8; 32]],
+    ) -> Result<bool, Error> {
+        let current = self.read(id, kind, |d| {
+            Ok(heads.iter().all(|h| d.get_change_by_hash(&ChangeHash(*h)).is_some()))
+        })?;
+        if !current {
+            return Ok(true);
+        }
+        let me = self.device_key();
+        let conn = self.reader.lock();
+        for n in store::networks_of_doc(&conn, id)? {
+            if n == network || store::device_active_in(&conn, n, &me)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// Puts a signed tombstone into a network document. A network made before erasure existed
+/// has no tombstone map: only its creator's device adds it, so that no two devices make it at
+/// once (`doc::check_write_once`).
+fn put_tombstone(
+    d: &mut AutoCommit,
+    tag: &[u8; 32],
+    me: &DeviceKey,
+    unshared: Option<&[[u8; 32]]>,
+    signed: &[u8],
+    what: &str,
+) -> Result<(), Error> {
+    if !doc::put_tombstone(d, tag, me, unshared, signed)? {
+        if doc::network_creator(d)? != Some(*me) {
+            return Err(Error::NotAllowed(format!(
+                "this network was made before erasure existed: its creator's device must {what} \
+                 first (it adds what the network lacks)"
+            )));
+        }
+        doc::ensure_key_maps(d)?;
+        doc::put_tombstone(d, tag, me, unshared, signed)?;
+    }
+    Ok(())
 }

@@ -109,6 +109,7 @@ pub(crate) fn create_case(
 pub(crate) fn update_case(
     doc: &mut AutoCommit,
     c: &Valid<CaseUpdate>,
+    unshare: &[DocId],
     now: Timestamp,
 ) -> Result<bool, DocError> {
     let mut what = Changed::new(doc);
@@ -160,6 +161,16 @@ pub(crate) fn update_case(
         let nets = child(doc, &ROOT, "networks")?;
         let keys: Vec<String> = c.share_with.iter().map(DocId::to_string).collect();
         set_keys(doc, &nets, keys.iter().map(String::as_str))?;
+        what.push(doc, "sharing");
+    }
+    if !unshare.is_empty() {
+        let nets = child(doc, &ROOT, "networks")?;
+        for n in unshare {
+            let k = n.to_string();
+            if doc.get(&nets, k.as_str())?.is_some() {
+                doc.delete(&nets, k.as_str())?;
+            }
+        }
         what.push(doc, "sharing");
     }
     if doc.pending_ops() == 0 {
@@ -485,12 +496,14 @@ mod tests {
             &CaseUpdate { subject: Some("Joke en Michelle".into()), ..Default::default() }
                 .parse()
                 .unwrap(),
+            &[],
             3_000,
         )
         .unwrap();
         update_case(
             &mut d2,
             &CaseUpdate { subject: Some("Gezin K.".into()), ..Default::default() }.parse().unwrap(),
+            &[],
             3_000,
         )
         .unwrap();

@@ -230,12 +230,23 @@ pub(crate) fn put_tombstone(
     doc: &mut AutoCommit,
     tag: &[u8; 32],
     signer: &DeviceKey,
+    unshared: Option<&[[u8; 32]]>,
     signed: &[u8],
 ) -> Result<bool, DocError> {
     let Some(map) = key_map(doc, "tombstones")? else { return Ok(false) };
     // Keyed by the tag and the signer, and only the signer may write its entry (see
-    // `check_write_once`): no member can squat an erasure's place with garbage.
-    let k = format!("{}.{signer}", hex::encode(tag));
+    // `check_write_once`): no member can squat an erasure's place with garbage. An unsharing
+    // adds a hash of the heads it names: a case shared again and unshared again gets a second
+    // entry (the map is write-once).
+    let mut k = format!("{}.{signer}", hex::encode(tag));
+    if let Some(heads) = unshared {
+        let mut h = blake3::Hasher::new_derive_key("nabij unshared heads v1");
+        for head in heads {
+            h.update(head);
+        }
+        k.push('.');
+        k.push_str(&hex::encode(&h.finalize().as_bytes()[..8]));
+    }
     if doc.get(&map, k.as_str())?.is_none() {
         doc.put(&map, k.as_str(), ScalarValue::Bytes(signed.to_vec()))?;
     }
@@ -255,7 +266,8 @@ pub(crate) fn plant_entry_for_tests(
     Ok(())
 }
 
-/// A tombstone entry: the key it is kept under (`<tag hex>.<signer>`), the signed bytes, and
+/// A tombstone entry: the key it is kept under (`<tag hex>.<signer>`, and `.<heads hash>` for
+/// an unsharing), the signed bytes, and
 /// the change that wrote it (where in the network's history it was written).
 pub(crate) type TombstoneEntry = (String, Vec<u8>, Option<ChangeHash>);
 
@@ -295,6 +307,16 @@ pub(crate) fn ops_at(doc: &AutoCommit, heads: &[ChangeHash]) -> Result<Vec<Signe
         }
     }
     Ok(out)
+}
+
+/// A tombstone entry's key split into its tag (hex) and signer, if it has the shape
+/// `<tag hex>.<signer>` or `<tag hex>.<signer>.<16 hex>`.
+pub(crate) fn tombstone_key(k: &str) -> Option<(&str, &str)> {
+    let mut parts = k.split('.');
+    let (tag, signer, suffix) = (parts.next()?, parts.next()?, parts.next());
+    let hex_of = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_hexdigit());
+    (hex_of(tag, 64) && suffix.is_none_or(|s| hex_of(s, 16)) && parts.next().is_none())
+        .then_some((tag, signer))
 }
 
 /// The device that created a network, if its document records one.
@@ -462,15 +484,14 @@ pub(crate) fn check_write_once(doc: &mut AutoCommit, since: &[ChangeHash]) -> Re
                     ));
                 }
             }
-            // A tombstone entry is `<tag hex>.<signer>`, written by that signer only.
+            // A tombstone entry is `<tag hex>.<signer>` (an unsharing: `.<heads hash>` after
+            // it), written by that signer only.
             if !replaces
                 && let (legacy::ObjectId::Id(obj), legacy::Key::Map(k)) = (&op.obj, &op.key)
                 && tombstones_map.as_deref() == Some(obj.to_string().as_str())
             {
-                let ok = k.split_once('.').is_some_and(|(tag, signer)| {
-                    tag.len() == 64
-                        && hex::decode(tag).is_ok()
-                        && signer.parse::<DeviceKey>().is_ok_and(|s| Some(*s.as_bytes()) == writer)
+                let ok = tombstone_key(k).is_some_and(|(_, signer)| {
+                    signer.parse::<DeviceKey>().is_ok_and(|s| Some(*s.as_bytes()) == writer)
                 });
                 if !ok {
                     return Err(DocError::Malformed(

@@ -55,6 +55,14 @@ impl NewCase {
 impl CaseUpdate {
     /// The fields given, each checked as on a new case; CAIMeR fields by their names.
     pub(crate) fn parse(self) -> Result<Valid<CaseUpdate>, ValidationError> {
+        at_most("networks to share with", &self.share_with, MAX_NETWORKS)?;
+        at_most("networks to unshare from", &self.unshare_from, MAX_NETWORKS)?;
+        if let Some(n) = self.share_with.iter().find(|n| self.unshare_from.contains(n)) {
+            return Err(ValidationError::Invalid {
+                field: "networks to unshare from",
+                reason: format!("network {n} is both shared with and unshared from"),
+            });
+        }
         Ok(Valid(CaseUpdate {
             subject: self.subject.map(|s| required_short("subject", &s)).transpose()?,
             status: self.status,
@@ -87,6 +95,7 @@ impl CaseUpdate {
                 })
                 .transpose()?,
             share_with: self.share_with,
+            unshare_from: self.unshare_from,
         }))
     }
 }

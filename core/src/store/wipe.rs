@@ -95,11 +95,19 @@ pub(crate) fn forget_erased_before(tx: &Transaction<'_>, now: i64) -> Result<usi
 
 /// After deleting documents for good: merges the full-text index into one segment, so no
 /// word of theirs stays in an older segment (FTS5 only marks rows deleted), then folds the
-/// WAL into the store and truncates it, so no frame of the freed pages stays in it. Run with
-/// `secure_delete` on, so freed pages are zeroed. Outside any transaction. False if another
-/// connection's read kept the checkpoint from finishing (the WAL then keeps freed frames until
-/// the next checkpoint).
+/// WAL into the store and truncates it, so no frame of the freed pages stays in it. The
+/// writer runs with `secure_delete` on, so freed pages are zeroed; a store made before it was
+/// may hold old bytes in pages freed earlier, and is vacuumed once, here. Outside any
+/// transaction. False if another connection's read kept the checkpoint from finishing (the
+/// WAL then keeps freed frames until the next checkpoint).
 pub(crate) fn scrub(conn: &rusqlite::Connection) -> Result<bool> {
+    if super::meta_get(conn, "free_pages_zeroed")?.is_none() {
+        conn.execute_batch("VACUUM")?;
+        conn.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('free_pages_zeroed', 1)",
+            [],
+        )?;
+    }
     conn.execute("INSERT INTO search_fts (search_fts) VALUES ('optimize')", [])?;
     // (busy, frames in the WAL, frames checkpointed): busy when another connection reads.
     let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;

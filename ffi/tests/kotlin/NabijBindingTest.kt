@@ -11,6 +11,8 @@ import uniffi.nabij_ffi.CaseItem
 import uniffi.nabij_ffi.CaseStatus
 import uniffi.nabij_ffi.CaseUpdate
 import uniffi.nabij_ffi.ChangeListener
+import uniffi.nabij_ffi.Consent
+import uniffi.nabij_ffi.ConsentStatus
 import uniffi.nabij_ffi.Device
 import uniffi.nabij_ffi.DocKind
 import uniffi.nabij_ffi.HitKind
@@ -330,6 +332,22 @@ private fun meetingSync(dir: Path) = runBlocking {
                     expectEqual(2, a.caseTimeline(case).size, "A has B's note")
 
                     expectThrows<NabijException.InvalidInput>("garbage ticket") { b.syncWith("not a ticket") }
+
+                    // Consent withdrawn: only the case's worker (or an admin) may; B's copy
+                    // goes at the next sync, A keeps the case, and it cannot be shared again
+                    // until consent is given again.
+                    val withdrawn = CaseUpdate(consent = Consent(ConsentStatus.WITHDRAWN, "Wijknetwerk Noord", "2026-11-30"))
+                    expectThrows<NabijException.NotAllowed>("a colleague withdraws") { b.updateCase(case, withdrawn) }
+                    a.updateCase(case, withdrawn)
+                    expectEqual(emptyList<String>(), a.case(case).networks, "unshared")
+                    expect(a.history(case).last().summary.contains("consent")) { "consent in the history" }
+                    expectThrows<NabijException.NotAllowed>("shared while withdrawn") {
+                        a.updateCase(case, CaseUpdate(shareWith = listOf(net)))
+                    }
+                    b.syncWith(listener.ticket())
+                    expectThrows<NabijException.NotFound>("the colleague's copy") { b.case(case) }
+                    expectEqual(0, b.search("administratie", 10u).size, "nothing found")
+                    expectEqual("Familie K.", a.case(case).subject, "the worker keeps it")
 
                     // B's phone is lost: removed, it meets A once more, is handed its removal,
                     // and wipes the network.

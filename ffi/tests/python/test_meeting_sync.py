@@ -339,3 +339,42 @@ def test_a_removed_phone_wipes_the_network_when_it_meets_a_member(network):
     assert b.search("administratie") == []
     assert net in heard and case in heard
     sub.cancel()
+
+
+def test_withdrawn_consent_deletes_the_colleagues_copy_and_the_worker_keeps_it(network):
+    from nabij_ffi import CaseUpdate, Consent, ConsentStatus
+
+    a, b, net, case = network
+
+    def consent(status):
+        return CaseUpdate(
+            consent=Consent(status=status, scope="Wijknetwerk Noord", date="2026-11-30")
+        )
+
+    async def sync(listener_owner, guest):
+        listener = await listener_owner.listen(bind=LOOPBACK, network_id=net)
+        try:
+            return await guest.sync_with(listener.ticket())
+        finally:
+            await listener.stop()
+
+    run(sync(a, b))
+    assert b.case(case).subject == "Familie K."
+    # Only the case's worker (or an admin) may withdraw: Bram is neither.
+    with pytest.raises(NabijError.NotAllowed):
+        b.update_case(case, consent(ConsentStatus.WITHDRAWN))
+    assert b.case(case).consent.status == ConsentStatus.UNKNOWN
+
+    a.update_case(case, consent(ConsentStatus.WITHDRAWN))
+    kept = a.case(case)
+    assert kept.consent.status == ConsentStatus.WITHDRAWN and kept.networks == []
+    assert "consent" in a.history(case)[-1].summary
+    # While withdrawn, the case cannot be shared.
+    with pytest.raises(NabijError.NotAllowed, match="consent"):
+        a.update_case(case, CaseUpdate(share_with=[net]))
+
+    run(sync(a, b))
+    with pytest.raises(NabijError.NotFound):
+        b.case(case)
+    assert b.search("huurachterstand", 10) == []
+    assert a.case(case).subject == "Familie K.", "the worker keeps the case"
