@@ -8,9 +8,14 @@
 //! 3. pull each network's blobs after the device's cursor, decrypt, check and merge them, and
 //!    move the cursor. Blobs that fail to open or apply are reported, not applied; what
 //!    arrives is recorded as held by the relay, so it is never pushed back;
-//! 4. push every document's changes the relay does not hold, encrypted, the network document
-//!    first and alone (it carries the content keys the others need), then a window at a
-//!    time; each is recorded as held by the relay only when the relay says it is durable.
+//! 4. apply the erasures and unsharings the pull brought (so nothing erased is pushed), ask the
+//!    relay to delete the blobs of documents erased or unshared here, then push every
+//!    document's changes the relay does not hold, encrypted, the network document first and
+//!    alone (it carries the content keys the others need), then a window at a time; each is
+//!    recorded as held by the relay only when the relay says it is durable. A deletion marker
+//!    pulled in step 3 (someone deleted a document's blobs) makes a device that holds the
+//!    document push it whole again: a deletion by a member of a document not erased loses
+//!    nothing.
 //!
 //! When a pull changed a network document's membership or keys on an admin's device, the sync
 //! goes through 1–4 once more, so that what that change calls for (a roster carrying a new key
@@ -151,6 +156,8 @@ pub struct RelayReport {
     pub deferred: usize,
     /// Blobs kept at an earlier sync that opened at this one.
     pub opened_later: usize,
+    /// Blobs the relay deleted at this device's request (documents erased or unshared here).
+    pub blobs_deleted: u64,
     /// Requests the relay refused.
     pub refusals: Vec<RelayRefusal>,
     /// Networks this device was removed from, learnt from the relay, and wiped.
@@ -178,8 +185,20 @@ pub trait RelayStore {
     /// at the relay (unsigned, from the signed membership, its counter how much of that this
     /// device has seen). Seals the network keys to active devices that lack them first.
     fn local_networks(&mut self) -> Result<Vec<(NetworkAccess, Roster)>, RelayError>;
-    /// The sync is done: applies what took effect on its own (erasures the pull brought).
+    /// The pulls are in, and again when the sync is done: applies what took effect on its own
+    /// (erasures and unsharings the pull brought).
     fn settled(&mut self) -> Result<(), RelayError> {
+        Ok(())
+    }
+    /// Relay ids of documents of `net` whose blobs the relay should delete (erased or unshared
+    /// here since).
+    fn to_delete(&mut self, net: &NetworkAccess) -> Result<Vec<[u8; 32]>, RelayError> {
+        let _ = net;
+        Ok(Vec::new())
+    }
+    /// The relay deleted a document's blobs (or held none).
+    fn deleted(&mut self, net: &NetworkAccess, doc: &[u8; 32]) -> Result<(), RelayError> {
+        let _ = (net, doc);
         Ok(())
     }
     /// Opens this device's sealed key on a roster the relay returned.
@@ -239,6 +258,7 @@ enum Expect {
     Register,
     Push { net: usize, doc: DocId, id: BlobId, heads: Vec<[u8; 32]>, bytes: u64 },
     Pull { net: usize, after: u64 },
+    Delete { net: usize, doc: [u8; 32] },
 }
 
 #[derive(Debug)]
@@ -379,12 +399,21 @@ impl<S: RelayStore> RelaySession<S> {
                     self.pull(net, next, &mut out);
                 }
             }
+            (Expect::Delete { net, doc }, Response::Deleted { network, doc: got, blobs }) => {
+                if network != self.nets[net].access.relay_id || got != doc {
+                    return Err(RelayError::Protocol("a deletion of something not asked".into()));
+                }
+                let access = self.nets[net].access.clone();
+                self.store.deleted(&access, &doc)?;
+                self.report.blobs_deleted += blobs;
+            }
             (expect, Response::Refused { reason, detail }) => {
                 let request = match &expect {
                     Expect::Networks => "networks",
                     Expect::Register => "register",
                     Expect::Push { .. } => "push",
                     Expect::Pull { .. } => "pull",
+                    Expect::Delete { .. } => "delete",
                 };
                 tracing::info!(request, ?reason, %detail, "the relay refused");
                 self.report.refusals.push(RelayRefusal { request, reason, detail });
@@ -401,7 +430,8 @@ impl<S: RelayStore> RelaySession<S> {
                         }
                     }
                     Expect::Pull { net, .. } => self.nets[net].refused = true,
-                    Expect::Register => {}
+                    // Asked again at the next sync.
+                    Expect::Register | Expect::Delete { .. } => {}
                 }
             }
             (expect, other) => {
@@ -510,6 +540,19 @@ impl<S: RelayStore> RelaySession<S> {
         if self.phase == Phase::Pulling
             && !self.expect.iter().any(|e| matches!(e, Expect::Pull { .. }))
         {
+            // What the pull erased or unshared here goes before anything is pushed: a copy
+            // from before an erasure must not go back to the relay.
+            self.store.settled()?;
+            for net in 0..self.nets.len() {
+                if self.nets[net].refused {
+                    continue;
+                }
+                let access = self.nets[net].access.clone();
+                for doc in self.store.to_delete(&access)? {
+                    self.expect.push_back(Expect::Delete { net, doc });
+                    out.push(Request::Delete { network: access.relay_id, doc });
+                }
+            }
             for net in 0..self.nets.len() {
                 if self.nets[net].access.held && !self.nets[net].refused {
                     let docs = self.store.to_push(&self.nets[net].access)?;
@@ -527,7 +570,12 @@ impl<S: RelayStore> RelaySession<S> {
 
     /// Keeps the push window full; done when every push is answered.
     fn fill(&mut self, out: &mut Vec<Request>) -> Result<(), RelayError> {
-        let mut flying = self.expect.iter().filter(|x| matches!(x, Expect::Push { .. })).count();
+        // Deletions count as in flight: the sync is not done before they are answered.
+        let mut flying = self
+            .expect
+            .iter()
+            .filter(|x| matches!(x, Expect::Push { .. } | Expect::Delete { .. }))
+            .count();
         for net in 0..self.nets.len() {
             let network = self.nets[net].access.network;
             while flying < PUSH_WINDOW {

@@ -29,7 +29,7 @@ use rusqlite::{ErrorCode, Row, types::Type};
 use crate::ids::{DocId, NoteId};
 
 /// The schema version of a fresh store, and the newest this build opens.
-pub(crate) const SCHEMA_VERSION: u32 = 9;
+pub(crate) const SCHEMA_VERSION: u32 = 10;
 
 /// `PRAGMA application_id` of every Nabij store ("NABJ"), so another application's SQLite
 /// database is never mistaken for one and migrated.

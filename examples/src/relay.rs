@@ -28,6 +28,7 @@ fn report_json(r: &RelaySyncReport) -> serde_json::Value {
         "blobs_pulled": rep.blobs_pulled,
         "bytes_pulled": rep.bytes_pulled,
         "documents_changed": rep.documents_changed,
+        "blobs_deleted": rep.blobs_deleted,
         "rejected": rep.rejected.iter().map(|b| json!({"seq": b.seq, "reason": b.reason})).collect::<Vec<_>>(),
         "refusals": rep.refusals.iter().map(|f| json!({"request": f.request, "reason": f.reason.to_string(), "detail": f.detail})).collect::<Vec<_>>(),
         "bytes_sent": r.bytes_sent,
@@ -48,6 +49,12 @@ fn report_text(r: &RelaySyncReport) -> String {
         text::plural(rep.documents_changed, "document", "documents"),
         text::plural(rep.networks, "network", "networks"),
     );
+    if rep.blobs_deleted > 0 {
+        out.push_str(&format!(
+            "  deleted at the relay: {} of erased or unshared documents\n",
+            text::plural(rep.blobs_deleted as usize, "blob", "blobs")
+        ));
+    }
     for b in &rep.rejected {
         out.push_str(&format!("  not applied: blob {} ({})\n", b.seq, b.reason));
     }

@@ -49,6 +49,8 @@ pub struct RelaySyncReport {
     pub deferred: u64,
     /// Blobs kept at an earlier sync that opened at this one.
     pub opened_later: u64,
+    /// Blobs the relay deleted at this device's request (documents erased or unshared here).
+    pub blobs_deleted: u64,
     /// Requests the relay refused, and why (not on the roster, quota, …).
     pub refusals: Vec<String>,
     /// From connecting to done, in milliseconds.
@@ -73,6 +75,7 @@ impl From<core_net::RelaySyncReport> for RelaySyncReport {
                 .collect(),
             deferred: rep.deferred as u64,
             opened_later: rep.opened_later as u64,
+            blobs_deleted: rep.blobs_deleted,
             refusals: rep
                 .refusals
                 .iter()

@@ -191,6 +191,24 @@ impl<S: Storage> Relay<S> {
                         Ok(()) => self.pull(&network, after, max_bytes),
                     });
                 }
+                // Any active device of the network may: the relay cannot read the tombstone
+                // that erased the document, and a device that deletes a live document's blobs
+                // only makes its holders push it again (the marker tells them).
+                Request::Delete { network, doc } => {
+                    out.push(match self.may_use(device, &network, &mut allowed) {
+                        Err(r) => r,
+                        Ok(()) => match self.storage.delete_doc(&network, &doc) {
+                            Ok(blobs) => {
+                                tracing::info!(blobs, "a document's blobs deleted");
+                                Response::Deleted { network, doc, blobs }
+                            }
+                            Err(e) => {
+                                tracing::error!(error = %e, "deletion failed");
+                                refused(Refusal::Unavailable, "storage failed")
+                            }
+                        },
+                    });
+                }
             }
         }
         self.flush(&mut pushes, &mut out);
@@ -498,6 +516,37 @@ mod tests {
 
     fn pull(net: &Net) -> Request {
         Request::Pull { network: net.relay, after: 0, max_bytes: 1 << 20 }
+    }
+
+    #[test]
+    fn only_devices_of_the_membership_delete_a_documents_blobs() {
+        let r = relay(1 << 30);
+        let (a, b) = (device(1), device(2));
+        let net = Net::new([5; 32], &a);
+        let out = r.handle(&pk(&a), vec![net.roster(1, &net.ops, &[&a], &a)]);
+        assert!(matches!(out[0], Response::Registered { .. }));
+        let relay_id = net.relay;
+        let push =
+            |n: u8, d: u8| Request::Push { network: relay_id, doc: [d; 32], blob: vec![n; 100] };
+        let delete = |d: u8| Request::Delete { network: relay_id, doc: [d; 32] };
+        r.handle(&pk(&a), vec![push(1, 1), push(2, 1), push(3, 2)]);
+        // A stranger may not, nor may anyone for a network it is not on.
+        let out = r.handle(&pk(&b), vec![delete(1)]);
+        assert_eq!(reason(&out[0]), Some(Refusal::NotOnRoster));
+        let out = r.handle(&pk(&a), vec![Request::Delete { network: [9; 32], doc: [1; 32] }]);
+        assert_eq!(reason(&out[0]), Some(Refusal::NotOnRoster));
+        // A member may: a push, the deletion and a pull in one batch are answered in order.
+        let out = r.handle(&pk(&a), vec![push(4, 1), delete(1), pull(&net)]);
+        assert!(matches!(out[0], Response::Stored { .. }), "{:?}", out[0]);
+        assert!(
+            matches!(out[1], Response::Deleted { blobs: 3, doc, .. } if doc == [1; 32]),
+            "{:?}",
+            out[1]
+        );
+        let Response::Blobs { blobs, .. } = &out[2] else { panic!("{:?}", out[2]) };
+        let docs: Vec<(u8, bool)> = blobs.iter().map(|b| (b.doc[0], b.is_deletion())).collect();
+        assert_eq!(docs, vec![(2, false), (1, true)]);
+        assert_eq!(r.storage().usage(&relay_id).expect("usage"), 100);
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use nabij_relay_proto::{NetworkId, PublicKey, roster::SignedRoster, wire::PulledBlob};
+use nabij_relay_proto::{NetworkId, PublicKey, RelayDocId, roster::SignedRoster, wire::PulledBlob};
 use parking_lot::{Condvar, Mutex};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
@@ -17,7 +17,7 @@ use crate::storage::{NewBlob, PutOutcome, Storage, StorageError, StoredRoster};
 
 /// `PRAGMA application_id` of a relay database ("NBJR").
 const APPLICATION_ID: i32 = 0x4E42_4A52;
-const SCHEMA_VERSION: u32 = 3;
+const SCHEMA_VERSION: u32 = 4;
 const READERS: usize = 4;
 
 const SCHEMA: &str = "
@@ -46,11 +46,15 @@ CREATE TABLE blobs (
 );
 CREATE UNIQUE INDEX blobs_by_network ON blobs (network, seq);
 CREATE UNIQUE INDEX blobs_by_id ON blobs (network, id);
+CREATE INDEX blobs_by_doc ON blobs (network, doc);
 CREATE TABLE usage (
     network BLOB PRIMARY KEY,
     bytes INTEGER NOT NULL
 ) WITHOUT ROWID;
 ";
+
+/// Schema 3 to 4: a document's blobs found without walking its network's (for deletion).
+const ADD_DOC_INDEX: &str = "CREATE INDEX IF NOT EXISTS blobs_by_doc ON blobs (network, doc);";
 
 /// Schema 2 to 3: the contributed rosters.
 const ADD_CONTRIBUTED: &str =
@@ -84,6 +88,8 @@ struct Readers {
 fn configure(conn: &Connection) -> Result<(), StorageError> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
+    // A deleted document's ciphertext is zeroed in the file, not only unlinked.
+    conn.pragma_update(None, "secure_delete", true)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     Ok(())
@@ -150,10 +156,17 @@ impl SqliteStorage {
                 tx.commit()?;
             }
             (APPLICATION_ID, SCHEMA_VERSION) => {}
+            (APPLICATION_ID, 3) => {
+                let tx = writer.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+                tx.execute_batch(ADD_DOC_INDEX)?;
+                tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+                tx.commit()?;
+            }
             // Schema 2 kept no contributed rosters: none, until devices register again.
             (APPLICATION_ID, 2) => {
                 let tx = writer.transaction_with_behavior(TransactionBehavior::Exclusive)?;
                 tx.execute_batch(ADD_CONTRIBUTED)?;
+                tx.execute_batch(ADD_DOC_INDEX)?;
                 tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
                 tx.commit()?;
             }
@@ -166,6 +179,7 @@ impl SqliteStorage {
                      ALTER TABLE roster_devices ADD COLUMN active INTEGER NOT NULL DEFAULT 1;",
                 )?;
                 tx.execute_batch(ADD_CONTRIBUTED)?;
+                tx.execute_batch(ADD_DOC_INDEX)?;
                 let rosters: Vec<(Vec<u8>, SignedRoster)> = {
                     let mut stmt =
                         tx.prepare("SELECT network, body, signer, signature FROM rosters")?;
@@ -470,6 +484,39 @@ impl Storage for SqliteStorage {
                 .optional()?;
             Ok(v.unwrap_or(0).max(0) as u64)
         })
+    }
+
+    fn delete_doc(&self, network: &NetworkId, doc: &RelayDocId) -> Result<u64, StorageError> {
+        let mut w = self.writer.lock();
+        let tx = w.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let (count, bytes): (i64, i64) = tx.query_row(
+            "SELECT count(*), coalesce(sum(length(bytes)), 0) FROM blobs
+              WHERE network = ?1 AND doc = ?2 AND length(bytes) > 0",
+            params![&network[..], &doc[..]],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        if count > 0 {
+            // The blobs and an earlier marker: one marker, the newest, stays.
+            tx.execute(
+                "DELETE FROM blobs WHERE network = ?1 AND doc = ?2",
+                params![&network[..], &doc[..]],
+            )?;
+            tx.execute(
+                "UPDATE usage SET bytes = max(bytes - ?2, 0) WHERE network = ?1",
+                params![&network[..], bytes],
+            )?;
+            tx.execute(
+                "INSERT INTO blobs (network, doc, id, bytes) VALUES (?1, ?2, ?3, x'')",
+                params![&network[..], &doc[..], &crate::storage::deletion_marker_id(doc)[..]],
+            )?;
+        }
+        tx.commit()?;
+        // Freed pages are zeroed (`secure_delete`); fold the WAL's copies in too. Best effort:
+        // a reader in the middle of a pull keeps them until the next checkpoint.
+        if count > 0 {
+            let _busy: i64 = w.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+        }
+        Ok(count.max(0) as u64)
     }
 }
 

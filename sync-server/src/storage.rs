@@ -100,7 +100,15 @@ pub trait Storage: Send + Sync + 'static {
     ) -> Result<(Vec<PulledBlob>, bool), StorageError>;
     /// Bytes of blobs the network stores.
     fn usage(&self, network: &NetworkId) -> Result<u64, StorageError>;
+    /// Deletes every blob of `doc` in `network`, durably, before returning, and frees their
+    /// bytes from the network's usage. If any blob went, replaces the document's deletion
+    /// marker (if an earlier deletion left one) by one at the next sequence number: a blob with
+    /// no bytes and the id [`deletion_marker_id`], which counts nothing against the quota. If
+    /// none went, changes nothing. Returns how many blobs went (the marker not counted).
+    fn delete_doc(&self, network: &NetworkId, doc: &RelayDocId) -> Result<u64, StorageError>;
 }
+
+pub use nabij_relay_proto::wire::deletion_marker_id;
 
 #[cfg(test)]
 pub(crate) mod conformance;
@@ -199,6 +207,47 @@ impl Storage for MemoryStorage {
 
     fn usage(&self, network: &NetworkId) -> Result<u64, StorageError> {
         Ok(self.inner.lock().usage.get(network).copied().unwrap_or(0))
+    }
+
+    fn delete_doc(&self, network: &NetworkId, doc: &RelayDocId) -> Result<u64, StorageError> {
+        let mut guard = self.inner.lock();
+        let m = &mut *guard;
+        let Some(seqs) = m.by_network.get_mut(network) else { return Ok(0) };
+        let gone: Vec<u64> = seqs
+            .keys()
+            .copied()
+            .filter(|s| m.blobs.get(s).is_some_and(|b| b.doc == *doc))
+            .collect();
+        if !gone.iter().any(|s| m.blobs.get(s).is_some_and(|b| !b.bytes.is_empty())) {
+            return Ok(0);
+        }
+        let mut count = 0;
+        for seq in &gone {
+            seqs.remove(seq);
+            if let Some(b) = m.blobs.remove(seq) {
+                m.ids.remove(&(b.network, b.id));
+                if !b.bytes.is_empty() {
+                    count += 1;
+                    if let Some(u) = m.usage.get_mut(network) {
+                        *u = u.saturating_sub(b.bytes.len() as u64);
+                    }
+                }
+            }
+        }
+        if count > 0 {
+            m.next += 1;
+            let seq = m.next;
+            let marker = NewBlob {
+                network: *network,
+                doc: *doc,
+                id: deletion_marker_id(doc),
+                bytes: Vec::new(),
+            };
+            m.ids.insert((*network, marker.id), seq);
+            seqs.insert(seq, ());
+            m.blobs.insert(seq, marker);
+        }
+        Ok(count)
     }
 }
 

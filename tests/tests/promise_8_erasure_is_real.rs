@@ -185,9 +185,28 @@ fn promise_8_only_the_cases_worker_or_an_admin_may_erase_it() {
     );
 }
 
+/// The relay's blobs as stored: (document as the relay knows it, bytes), marker rows
+/// included (no bytes).
+fn relay_blobs(dir: &Path) -> Vec<([u8; 32], Vec<u8>)> {
+    let c = rusqlite::Connection::open_with_flags(
+        dir.join("relay.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("relay db");
+    let mut stmt = c.prepare("SELECT doc, bytes FROM blobs ORDER BY seq").expect("select");
+    stmt.query_map([], |r| {
+        let doc: Vec<u8> = r.get(0)?;
+        Ok((doc.try_into().unwrap_or([0; 32]), r.get(1)?))
+    })
+    .expect("rows")
+    .collect::<Result<_, _>>()
+    .expect("blobs")
+}
+
 /// Through the relay alone: the tombstone travels in the network document's blob, and a
-/// colleague's device that never meets the eraser deletes the case at its next relay sync; a
-/// later pull of the case's old blob (the relay does not delete blobs yet) takes nothing.
+/// colleague's device that never meets the eraser deletes the case at its next relay sync.
+/// The eraser asks the relay to delete the case's blobs: none of their bytes stays in the
+/// relay's files, and a later sync takes nothing back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promise_8_an_erasure_reaches_a_colleague_through_the_relay() {
     use nabij_tests::relay::{InProcessRelay, sync_once};
@@ -208,14 +227,86 @@ async fn promise_8_an_erasure_reaches_a_colleague_through_the_relay() {
     sync_once(&bram, &relay).await.expect("sync");
     assert!(bram.case(case).is_ok(), "the case reached Bram by the relay");
 
+    let before = relay_blobs(&relay.dir);
+    assert!(before.iter().all(|(_, b)| !b.is_empty()), "no marker yet");
+
     anna.erase(case, "De cliënt vroeg erom").expect("erase");
-    sync_once(&anna, &relay).await.expect("sync");
+    let erasing = sync_once(&anna, &relay).await.expect("sync");
     let report = sync_once(&bram, &relay).await.expect("sync");
     assert!(matches!(bram.case(case), Err(Error::NotFound { .. })), "{report:?}");
     assert!(bram.search("deurwaarder", 10).expect("search").is_empty());
-    // Again: the case's blob is still at the relay, and is not taken back.
+    // The case's blobs are gone from the relay: one marker stands where they were.
+    let after = relay_blobs(&relay.dir);
+    let markers: Vec<[u8; 32]> =
+        after.iter().filter(|(_, b)| b.is_empty()).map(|(d, _)| *d).collect();
+    assert_eq!(markers.len(), 1, "one marker: {} rows", after.len());
+    let deleted: Vec<&Vec<u8>> =
+        before.iter().filter(|(d, _)| *d == markers[0]).map(|(_, b)| b).collect();
+    assert!(!deleted.is_empty());
+    assert_eq!(erasing.report.blobs_deleted, deleted.len() as u64, "{erasing:?}");
+    assert!(after.iter().all(|(d, b)| *d != markers[0] || b.is_empty()));
+    // Not in any of the relay's files either (freed pages zeroed, the WAL folded in).
+    for entry in std::fs::read_dir(&relay.dir).expect("relay dir") {
+        let path = entry.expect("entry").path();
+        let bytes = std::fs::read(&path).expect("read");
+        for blob in &deleted {
+            let window = &blob[blob.len() / 2..blob.len() / 2 + 48];
+            assert!(!contains(&bytes, window), "a deleted blob's bytes in {}", path.display());
+        }
+    }
+    // Again: nothing is taken back, nothing pushed back.
     sync_once(&bram, &relay).await.expect("sync");
+    sync_once(&anna, &relay).await.expect("sync");
     assert!(matches!(bram.case(case), Err(Error::NotFound { .. })));
+    assert_eq!(relay_blobs(&relay.dir).iter().filter(|(d, _)| *d == markers[0]).count(), 1);
+}
+
+/// A member deletes a colleague's case's blobs at the relay without erasing it (a modified app
+/// sends the request): the holders learn it from the marker and push the case again, so a
+/// colleague who syncs only with the relay still receives it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promise_8_a_members_deletion_at_the_relay_loses_nothing() {
+    use nabij_tests::relay::{InProcessRelay, sync_once};
+    let dir = tempfile::tempdir().expect("dir");
+    let relay =
+        InProcessRelay::start(&dir.path().join("relay"), nabij_sync_server::Limits::default())
+            .await;
+    let clock = StepClock::new(1_700_000_000_000);
+    let [anna, bram, cor] = ["anna", "bram", "cor"].map(|n| Arc::new(open(dir.path(), n, &clock)));
+    let network = anna.create_network("Wijknetwerk Zeeheldenbuurt").expect("network");
+    for d in [&bram, &cor] {
+        let inv = anna.invite(network, d.member_id(), &d.display_name(), d.device_key());
+        d.join(&inv.expect("invite")).expect("join");
+    }
+    let case = shared_case(&anna, network, "Familie Oudeweg-Smits");
+    sync_once(&anna, &relay).await.expect("sync");
+    sync_once(&bram, &relay).await.expect("sync");
+    // Bram's modified app deletes the case's blobs (every document's but the network's).
+    let before = relay_blobs(&relay.dir);
+    let relay_network = bram.relay_network_id(network).expect("id").expect("held");
+    let docs: std::collections::BTreeSet<[u8; 32]> = before.iter().map(|(d, _)| *d).collect();
+    assert_eq!(docs.len(), 2, "the network document and the case");
+    let secret = nabij_core::test_utils::signing_key(&bram).to_bytes();
+    let mut c = nabij_tests::relay::RawClient::connect(&relay.address, relay.key, secret).await;
+    for d in &docs {
+        let request = nabij_relay_proto::wire::Request::Delete { network: relay_network, doc: *d };
+        c.send_raw(&nabij_relay_proto::wire::encode(&request, 1 << 20).expect("frame")).await;
+    }
+    let answers = c.answers(docs.len()).await;
+    assert_eq!(answers.len(), docs.len());
+    for answer in &answers {
+        assert!(
+            matches!(answer, nabij_relay_proto::wire::Response::Deleted { blobs: 1.., .. }),
+            "{answer:?}"
+        );
+    }
+    c.close();
+    assert!(relay_blobs(&relay.dir).iter().all(|(_, b)| b.is_empty()), "everything deleted");
+    // Anna's next sync pushes both again; Cor, who syncs only with the relay, gets the case.
+    let pushed = sync_once(&anna, &relay).await.expect("sync");
+    assert!(pushed.report.blobs_pushed >= 2, "{pushed:?}");
+    sync_once(&cor, &relay).await.expect("sync");
+    assert!(cor.case(case).is_ok(), "the case reached Cor");
 }
 
 #[test]

@@ -269,7 +269,9 @@ async fn promise_9_withdrawn_consent_reaches_a_colleague_through_the_relay() {
     assert!(anna.case(case).is_ok(), "the case reached Anna by the relay");
 
     bram.update_case(case, consent(ConsentStatus::Withdrawn)).expect("withdrawn");
-    sync_once(&bram, &relay).await.expect("sync");
+    let unsharing = sync_once(&bram, &relay).await.expect("sync");
+    // Bram asked the relay to delete the case's blobs in the network.
+    assert!(unsharing.report.blobs_deleted >= 1, "{unsharing:?}");
     let report = sync_once(&anna, &relay).await.expect("sync");
     assert!(gone(&anna, case), "{report:?}");
     assert!(anna.search("deurwaarder", 10).expect("search").is_empty());
@@ -281,5 +283,9 @@ async fn promise_9_withdrawn_consent_reaches_a_colleague_through_the_relay() {
     sync_once(&dirk, &relay).await.expect("sync");
     assert!(dirk.network(network).is_ok(), "Dirk is in the network");
     assert!(gone(&dirk, case), "the new worker kept a case whose consent was withdrawn");
+    assert!(
+        !dirk.history(network).expect("history").is_empty()
+            && dirk.search("deurwaarder", 10).expect("search").is_empty()
+    );
     assert!(bram.case(case).is_ok());
 }

@@ -117,6 +117,8 @@ impl Device {
         let tag = erased_tag(id);
         let now = self.now();
         let key = self.identity.signing_key();
+        let at_relays: Vec<([u8; 32], [u8; 32])> =
+            networks.iter().filter_map(|n| self.relay_ids(*n, id)).collect();
         let mut w = self.writer.lock();
         let Writer { conn, cache } = &mut *w;
         let result = guard(|| {
@@ -144,6 +146,9 @@ impl Device {
                 })?;
                 changed.extend(h.map(|h| (*n, h)));
             }
+            for (network, doc) in &at_relays {
+                store::queue_relay_deletion(&tx, network, doc)?;
+            }
             tx.commit()?;
             for (d, h) in &changed {
                 engine::set_persisted(cache, *d, h);
@@ -166,19 +171,35 @@ impl Device {
     /// Deletes erased documents held here for good and records every one as erased (by tag,
     /// with the document held, if it is, and the network and time of the tombstone), then
     /// scrubs the file.
-    /// `dropped`: documents unshared from every network this device is in, deleted the same
-    /// way but not recorded as erased (shared again, they may come back).
+    /// `dropped`: documents unshared from a network (the second) and from every network this
+    /// device is in, deleted the same way but not recorded as erased (shared again, they may
+    /// come back). The relays are asked to delete the blobs of each erased document in every
+    /// network it was shared with that this device holds, and of each dropped one in the
+    /// network it was unshared from.
     fn erase_here(
         &self,
         docs: &[([u8; 32], Option<DocId>, DocId, Timestamp)],
-        dropped: &[DocId],
+        dropped: &[(DocId, DocId)],
     ) -> Result<Vec<DocId>, Error> {
         if docs.is_empty() && dropped.is_empty() {
             return Ok(Vec::new());
         }
         let until = self.now().saturating_add(self.erasure_window_ms);
         let mut ids: Vec<DocId> = docs.iter().filter_map(|(_, d, _, _)| *d).collect();
-        ids.extend(dropped.iter().filter(|d| !ids.contains(d)).copied().collect::<Vec<_>>());
+        let mut at_relays: Vec<([u8; 32], [u8; 32])> = Vec::new();
+        for id in &ids {
+            // (The reader's lock is let go before `relay_ids` reads the network.)
+            let networks = store::networks_of_doc(&self.reader.lock(), *id)?;
+            for n in networks {
+                at_relays.extend(self.relay_ids(n, *id));
+            }
+        }
+        for (id, n) in dropped {
+            at_relays.extend(self.relay_ids(*n, *id));
+            if !ids.contains(id) {
+                ids.push(*id);
+            }
+        }
         let mut w = self.writer.lock();
         // This device's own reader must not hold the checkpoint back (writer before reader,
         // as every path that takes both).
@@ -188,6 +209,9 @@ impl Device {
             store::delete_documents(&tx, &ids)?;
             for (tag, _, network, at) in docs {
                 store::mark_erased(&tx, tag, *network, *at, until)?;
+            }
+            for (network, doc) in &at_relays {
+                store::queue_relay_deletion(&tx, network, doc)?;
             }
             tx.commit()?;
             if !store::scrub(&w.conn)? {
@@ -241,7 +265,7 @@ impl Device {
         let held: std::collections::HashMap<[u8; 32], (DocId, DocKind)> =
             docs.into_iter().map(|(id, kind)| (erased_tag(id), (id, kind))).collect();
         let mut todo: Vec<([u8; 32], Option<DocId>, DocId, Timestamp)> = Vec::new();
-        let mut dropped: Vec<DocId> = Vec::new();
+        let mut dropped: Vec<(DocId, DocId)> = Vec::new();
         let me = self.device_key();
         for (network, entries) in with_entries {
             let root = store::network_root(&self.reader.lock(), network)?;
@@ -292,16 +316,25 @@ impl Device {
                     }
                     Scope::Unshared { heads } => {
                         if t.by != me
-                            && !dropped.contains(&id)
+                            && !dropped.iter().any(|(d, _)| *d == id)
                             && self.unshared_here(id, kind, network, heads)?
                         {
-                            dropped.push(id);
+                            dropped.push((id, network));
                         }
                     }
                 }
             }
         }
         self.erase_here(&todo, &dropped)
+    }
+
+    /// A document's place at the relays in a network this device holds the key of: the
+    /// network's relay id and the document's.
+    fn relay_ids(&self, network: DocId, doc: DocId) -> Option<([u8; 32], [u8; 32])> {
+        let relay_network = self.relay_network_id(network).ok().flatten()?;
+        let (_, keys) = self.network_keys(network).ok()?;
+        let key = keys.get(&0)?;
+        Some((relay_network, crate::crypto::relay_doc_id(key, doc)))
     }
 
     /// Whether this device's copy of `id` goes, by a valid tombstone that unshared it from

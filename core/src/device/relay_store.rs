@@ -338,6 +338,23 @@ fn is_local(e: &Error) -> bool {
     )
 }
 
+impl DeviceRelay<'_> {
+    /// Forgets what the relay held of the document it knows as `relay_doc` (its blobs were
+    /// deleted there), so that it is pushed whole again if it is held.
+    fn forget_deleted(&self, net: &NetworkAccess, relay_doc: &[u8; 32]) -> Result<(), Error> {
+        let at = (&self.relay, &net.relay_id);
+        let pushed = store::relay_pushed_all(&self.device.reader.lock(), at)?;
+        let Some(doc) =
+            pushed.into_keys().find(|d| crypto::relay_doc_id(&net.key, *d) == *relay_doc)
+        else {
+            return Ok(());
+        };
+        tracing::info!(%doc, "the relay deleted a document's blobs: it is pushed again");
+        let (relay, network) = (self.relay, net.relay_id);
+        self.device.set_relay_state(|tx| store::forget_relay_pushed(tx, (&relay, &network), doc))
+    }
+}
+
 impl RelayStore for DeviceRelay<'_> {
     fn device(&self) -> PublicKey {
         *self.device.device_key().as_bytes()
@@ -447,6 +464,17 @@ impl RelayStore for DeviceRelay<'_> {
         // Erasures the pull brought take effect now, not at the next contact.
         self.device.apply_tombstones().map_err(failed)?;
         Ok(())
+    }
+
+    fn to_delete(&mut self, net: &NetworkAccess) -> Result<Vec<[u8; 32]>, RelayError> {
+        store::relay_deletions(&self.device.reader.lock(), &net.relay_id).map_err(failed)
+    }
+
+    fn deleted(&mut self, net: &NetworkAccess, doc: &[u8; 32]) -> Result<(), RelayError> {
+        let network = net.relay_id;
+        self.device
+            .set_relay_state(|tx| store::relay_deletion_done(tx, &network, doc))
+            .map_err(failed)
     }
 
     fn open_roster(&mut self, roster: &Roster) -> Option<NetworkAccess> {
@@ -603,6 +631,12 @@ impl RelayStore for DeviceRelay<'_> {
             kept.into_iter().map(|(seq, doc, bytes)| (PulledBlob { seq, doc, bytes }, Pass::Kept)),
         );
         while let Some((b, pass)) = queue.pop_front() {
+            if b.is_deletion() {
+                // Someone deleted this document's blobs at the relay: if this device holds it
+                // (and the settling after the pull does not erase it), it pushes it whole again.
+                self.forget_deleted(net, &b.doc).map_err(failed)?;
+                continue;
+            }
             let retried = pass == Pass::Kept;
             if retried {
                 let_go.push(b.seq);

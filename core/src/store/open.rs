@@ -26,6 +26,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (7, include_str!("migrations/007_relay_deferred.sql")),
     (8, include_str!("migrations/008_notes_by_case.sql")),
     (9, include_str!("migrations/009_erased.sql")),
+    (10, include_str!("migrations/010_relay_deletions.sql")),
 ];
 
 /// Keys a new connection and reads its first page: a wrong key fails here, before anything

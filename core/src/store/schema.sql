@@ -220,3 +220,11 @@ CREATE TABLE erased (
     erased_at INTEGER NOT NULL,
     until_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
+-- Documents erased or unshared here whose blobs the relays should delete, by the network's and
+-- the document's relay ids (keyed hashes under the network key). A row goes once a relay
+-- confirmed the deletion.
+CREATE TABLE relay_deletions (
+    network BLOB NOT NULL,
+    doc BLOB NOT NULL,
+    PRIMARY KEY (network, doc)
+) WITHOUT ROWID;

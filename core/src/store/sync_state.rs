@@ -86,6 +86,56 @@ pub(crate) fn set_relay_pushed(
     Ok(())
 }
 
+/// Forgets what the relay held of a document (its blobs were deleted there): it is pushed whole
+/// again, if it is held.
+pub(crate) fn forget_relay_pushed(
+    tx: &Transaction<'_>,
+    at: RelayScope<'_>,
+    doc: DocId,
+) -> Result<()> {
+    tx.prepare_cached(
+        "DELETE FROM relay_pushed WHERE relay = ?1 AND network = ?2 AND doc_id = ?3",
+    )?
+    .execute(params![&at.0[..], &at.1[..], doc.as_bytes()])?;
+    Ok(())
+}
+
+/// Asks the relays to delete a document's blobs in a network (both by their relay ids).
+pub(crate) fn queue_relay_deletion(
+    tx: &Transaction<'_>,
+    network: &[u8; 32],
+    doc: &[u8; 32],
+) -> Result<()> {
+    tx.prepare_cached("INSERT OR IGNORE INTO relay_deletions (network, doc) VALUES (?1, ?2)")?
+        .execute(params![&network[..], &doc[..]])?;
+    Ok(())
+}
+
+/// The documents of a network (relay ids) whose blobs the relays should delete.
+pub(crate) fn relay_deletions(conn: &Connection, network: &[u8; 32]) -> Result<Vec<[u8; 32]>> {
+    let mut stmt =
+        conn.prepare_cached("SELECT doc FROM relay_deletions WHERE network = ?1 ORDER BY doc")?;
+    let rows = stmt.query_map([&network[..]], |r| r.get::<_, Vec<u8>>(0))?;
+    let mut out = Vec::new();
+    for row in rows {
+        if let Ok(d) = <[u8; 32]>::try_from(row?) {
+            out.push(d);
+        }
+    }
+    Ok(out)
+}
+
+/// A relay deleted a document's blobs.
+pub(crate) fn relay_deletion_done(
+    tx: &Transaction<'_>,
+    network: &[u8; 32],
+    doc: &[u8; 32],
+) -> Result<()> {
+    tx.prepare_cached("DELETE FROM relay_deletions WHERE network = ?1 AND doc = ?2")?
+        .execute(params![&network[..], &doc[..]])?;
+    Ok(())
+}
+
 /// Most blobs kept per relay and network to open later, and their most bytes: a relay that
 /// alters key ids (or keys that never come) costs this much, not more.
 pub(crate) const MAX_DEFERRED: (usize, usize) = (256, 32 << 20);

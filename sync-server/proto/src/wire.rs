@@ -29,6 +29,14 @@ pub fn blob_id(bytes: &[u8]) -> BlobId {
     *blake3::hash(bytes).as_bytes()
 }
 
+/// The id a relay stores the deletion marker of `doc` under (a derived key, not a hash of
+/// bytes: no blob's id is one).
+pub fn deletion_marker_id(doc: &RelayDocId) -> BlobId {
+    let mut h = blake3::Hasher::new_derive_key("nabij relay deletion marker v1");
+    h.update(doc);
+    *h.finalize().as_bytes()
+}
+
 /// What a device asks of the relay.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Request {
@@ -58,6 +66,16 @@ pub enum Request {
         /// Most bytes of blobs in the answer (at least one blob is always sent).
         max_bytes: u32,
     },
+    /// Deletes every blob of one document of a network (it was erased, or unshared from the
+    /// network); answered by [`Response::Deleted`] once the deletion is durable. If any blob
+    /// went, the relay puts a deletion marker in the network's sequence (a [`PulledBlob`]
+    /// with no bytes): devices that pushed the document learn the relay no longer holds it.
+    Delete {
+        /// The network.
+        network: NetworkId,
+        /// The document, as the relay knows it.
+        doc: RelayDocId,
+    },
 }
 
 /// A stored blob as pulled.
@@ -67,8 +85,16 @@ pub struct PulledBlob {
     pub seq: u64,
     /// The document, as the relay knows it.
     pub doc: RelayDocId,
-    /// Ciphertext.
+    /// Ciphertext; empty for a deletion marker (the document's earlier blobs were deleted: a
+    /// pushed blob is never empty).
     pub bytes: Vec<u8>,
+}
+
+impl PulledBlob {
+    /// Whether this is a deletion marker rather than a blob.
+    pub fn is_deletion(&self) -> bool {
+        self.bytes.is_empty()
+    }
 }
 
 /// The relay's answer to one request.
@@ -105,6 +131,15 @@ pub enum Response {
         next: u64,
         /// Whether more blobs follow `next`.
         more: bool,
+    },
+    /// The document's blobs are deleted, durably.
+    Deleted {
+        /// The network.
+        network: NetworkId,
+        /// The document.
+        doc: RelayDocId,
+        /// How many blobs went (0: the relay held none).
+        blobs: u64,
     },
     /// The request was refused; the connection stays usable unless the refusal says so.
     Refused {

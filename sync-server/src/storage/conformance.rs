@@ -58,6 +58,9 @@ macro_rules! storage_conformance_tests {
             a_cursor_taken_before_a_push_finds_exactly_the_pushed_blobs,
             networks_are_isolated,
             concurrent_pushes_never_slip_behind_a_pull,
+            a_deleted_documents_blobs_go_and_one_marker_follows_every_blob,
+            deleting_what_is_not_stored_changes_nothing,
+            a_deleted_document_is_stored_again_when_pushed_again,
         );
         #[test]
         fn agrees_with_the_memory_model() {
@@ -703,6 +706,66 @@ pub(crate) fn committed_state_survives_reopening<S: Storage>(open: impl Fn() -> 
 }
 
 // ---------------------------------------------------------------------------------------------
+// Deletion: an erased (or unshared) document's blobs go, and devices that pushed it learn so
+// from a marker in the sequence.
+
+/// `delete_doc` removes every blob of the document in that network and nothing else, frees
+/// their bytes, and puts one marker (no bytes, the document) after every blob stored.
+pub(crate) fn a_deleted_documents_blobs_go_and_one_marker_follows_every_blob<S: Storage>(
+    store: &S,
+) {
+    let (a1, a2, b1, other) =
+        (blob(1, 1, 1, 100), blob(1, 1, 2, 50), blob(1, 2, 3, 70), blob(2, 1, 4, 30));
+    put(store, &[a1.clone(), b1.clone(), a2, other.clone()]);
+    assert_eq!(store.delete_doc(&net(1), &doc(1)).expect("delete"), 2);
+    let left = everything(store, &net(1));
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert_eq!((left[0].doc, &left[0].bytes), (b1.doc, &b1.bytes));
+    assert!(left[1].is_deletion() && left[1].doc == doc(1), "{left:?}");
+    assert!(left[1].seq > left[0].seq);
+    assert_eq!(store.usage(&net(1)).expect("usage"), 70);
+    // Another network's blob of the same document stays.
+    assert_eq!(everything(store, &net(2)), vec![pulled(&other, everything(store, &net(2))[0].seq)]);
+    // A device whose cursor was past the deleted blobs finds the marker after it.
+    let (page, _) = store.blobs_after(&net(1), left[0].seq, u64::MAX, 10).expect("pull");
+    assert_eq!(page.len(), 1);
+    assert!(page[0].is_deletion());
+    // Deleting again (another device that erased it asks too): nothing changes, the marker
+    // stays for devices that have not pulled it.
+    assert_eq!(store.delete_doc(&net(1), &doc(1)).expect("delete"), 0);
+    assert_eq!(everything(store, &net(1)), left);
+}
+
+/// A document the network does not store: nothing changes, no marker.
+pub(crate) fn deleting_what_is_not_stored_changes_nothing<S: Storage>(store: &S) {
+    let b = blob(1, 2, 3, 70);
+    let seqs = put(store, std::slice::from_ref(&b));
+    assert_eq!(store.delete_doc(&net(1), &doc(9)).expect("delete"), 0);
+    assert_eq!(store.delete_doc(&net(7), &doc(2)).expect("delete"), 0);
+    assert_eq!(everything(store, &net(1)), vec![pulled(&b, seqs[0])]);
+    assert_eq!(store.usage(&net(1)).expect("usage"), 70);
+}
+
+/// After deletion the document's blob is not "already stored": pushed again (a holder that
+/// learned of the deletion), it is stored at a new number, with its bytes counted against the
+/// quota that the deletion freed.
+pub(crate) fn a_deleted_document_is_stored_again_when_pushed_again<S: Storage>(store: &S) {
+    let a = blob(1, 1, 1, 100);
+    let first = put(store, std::slice::from_ref(&a))[0];
+    let full = store.put_blobs(&[blob(1, 2, 2, 50)], 120).expect("put");
+    assert_eq!(full, vec![PutOutcome::OverQuota]);
+    store.delete_doc(&net(1), &doc(1)).expect("delete");
+    let fits = store.put_blobs(&[blob(1, 2, 2, 50)], 120).expect("put");
+    assert!(matches!(fits[..], [PutOutcome::Stored(_)]), "{fits:?}");
+    let again = put(store, std::slice::from_ref(&a))[0];
+    assert!(again > first);
+    assert_eq!(store.usage(&net(1)).expect("usage"), 150);
+    let all = everything(store, &net(1));
+    assert_eq!(all.iter().filter(|b| b.is_deletion()).count(), 1);
+    assert_eq!(all.last().map(|b| b.seq), Some(again));
+}
+
+// ---------------------------------------------------------------------------------------------
 // The model: random operation sequences, the same on the implementation and on
 // `MemoryStorage`, must be answered alike.
 
@@ -716,6 +779,7 @@ enum Op {
     Put { blobs: Vec<(u8, u8, u8)>, quota: u64 },
     Pull { network: u8, after: Index, max_bytes: u64, max_count: usize },
     Usage { network: u8 },
+    Delete { network: u8, document: u8 },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -743,7 +807,8 @@ fn op() -> impl Strategy<Value = Op> {
                 max_bytes,
                 max_count,
             }),
-        1 => network.prop_map(|network| Op::Usage { network }),
+        1 => network.clone().prop_map(|network| Op::Usage { network }),
+        1 => (network, 0..3u8).prop_map(|(network, document)| Op::Delete { network, document }),
     ]
 }
 
@@ -794,6 +859,7 @@ enum Answer {
     Put(Vec<Option<usize>>),
     Pull(Vec<(Option<usize>, RelayDocId, Vec<u8>)>, bool),
     Usage(u64),
+    Deleted(u64),
 }
 
 fn answer<S: Storage>(store: &S, numbering: &mut Numbering, op: &Op) -> Answer {
@@ -831,6 +897,9 @@ fn answer<S: Storage>(store: &S, numbering: &mut Numbering, op: &Op) -> Answer {
             Answer::Pull(page, more)
         }
         Op::Usage { network } => Answer::Usage(store.usage(&net(*network)).expect("usage")),
+        Op::Delete { network, document } => {
+            Answer::Deleted(store.delete_doc(&net(*network), &doc(*document)).expect("delete"))
+        }
     }
 }
 
