@@ -18,6 +18,8 @@ use std::{
     fs::{self, File, OpenOptions},
     io::{Read, Write},
     path::{Path, PathBuf},
+    sync::atomic::{AtomicBool, Ordering},
+    time::{Duration, Instant},
 };
 
 use rusqlite::{Connection, ErrorCode, OpenFlags};
@@ -105,10 +107,66 @@ fn cipher_settings(schema: &str) -> String {
     )
 }
 
+/// Whether SQLCipher's one-time set-up is known to be done in this process (it is never undone
+/// while the process runs).
+static SQLCIPHER_READY: AtomicBool = AtomicBool::new(false);
+
+/// Waits until SQLCipher's one-time set-up in this process is done, doing it if no one has.
+///
+/// SQLite runs SQLCipher's set-up (`sqlcipher_extra_init`, its `SQLITE_EXTRA_INIT` hook) only
+/// after it has marked itself initialised and left its own init mutex. A thread whose first
+/// connection opens in that window gets through `sqlite3_initialize` at once, and keying that
+/// connection before the first thread's set-up is done fails: "An error occurred with PRAGMA
+/// key or rekey" (SQLCipher logs "sqlcipherCodecAttach: sqlcipher not initialized"). It takes
+/// two threads opening the process's first connections at once and the first one preempted in
+/// that window of a few instructions: rare, and only under load (a test binary's threads).
+///
+/// So the first connection nabij opens is opened here, one thread at a time: opening it runs
+/// SQLite's set-up, SQLCipher's included, to its end before it returns, and every other thread
+/// waits for that. Keying an in-memory database checks that SQLCipher is ready. If something
+/// else in the process (a plain rusqlite connection on another thread) started SQLite's set-up
+/// first, this can still meet the window: then it waits for that thread's set-up to end, a
+/// millisecond at a time, for at most 2 s (the set-up itself takes well under a millisecond).
+fn sqlcipher_ready() -> rusqlite::Result<()> {
+    static FIRST: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+    if SQLCIPHER_READY.load(Ordering::Acquire) {
+        return Ok(());
+    }
+    let _first = FIRST.lock();
+    if SQLCIPHER_READY.load(Ordering::Acquire) {
+        return Ok(());
+    }
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let conn = Connection::open_in_memory()?;
+        match conn.execute_batch("PRAGMA key = 'sqlcipher set-up check';") {
+            Ok(()) => break,
+            Err(e)
+                if e.sqlite_error_code() == Some(ErrorCode::Unknown)
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    SQLCIPHER_READY.store(true, Ordering::Release);
+    Ok(())
+}
+
+/// Opens a connection to a store file. Every store connection is opened here, after
+/// SQLCipher's one-time set-up is done (see [`sqlcipher_ready`]).
+pub(crate) fn connect(path: &Path, flags: OpenFlags) -> rusqlite::Result<Connection> {
+    sqlcipher_ready()?;
+    Connection::open_with_flags(path, flags)
+}
+
 /// Keys `conn` (the first statement on a new connection must be this) and keeps temporary
 /// tables and indices in memory, so no temporary file is written at all.
 pub(crate) fn apply_key(conn: &Connection, key: Option<&StoreKey>) -> rusqlite::Result<()> {
     if let Some(key) = key {
+        // A connection opened elsewhere than `connect` (a test's raw one) waits here too.
+        sqlcipher_ready()?;
         // SQLCipher's own log (stderr, logcat) would print a line for every wrong key tried;
         // the typed error says it instead. The setting is per process.
         conn.query_row("PRAGMA cipher_log_level = NONE", [], |_| Ok(()))?;
@@ -144,7 +202,7 @@ pub(crate) fn probe(conn: &Connection, path: &Path, keyed: bool) -> Result<(), O
 /// Only then does a read-write connection try the key.
 pub(crate) fn try_key(path: &Path, key: Option<&StoreKey>) -> Result<(), OpenError> {
     let attempt = |flags: OpenFlags| -> Result<(), OpenError> {
-        let conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        let conn = connect(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         apply_key(&conn, key)?;
         probe(&conn, path, true)
@@ -364,10 +422,8 @@ pub(crate) fn rewrite(from: &Connection, path: &Path, key: &StoreKey) -> Result<
     crash_point("rewrite-written");
     // Read the new file back with the key before it replaces anything.
     {
-        let check = Connection::open_with_flags(
-            &target,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
+        let check =
+            connect(&target, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         apply_key(&check, Some(key))?;
         probe(&check, &target, true)?;
         let ok: String = check.query_row("PRAGMA quick_check", [], |r| r.get(0))?;
@@ -403,10 +459,8 @@ pub(crate) fn rewrite(from: &Connection, path: &Path, key: &StoreKey) -> Result<
     // The new store goes in in WAL mode: the first open after the rename need not change the
     // journal mode (a crash in that change leaves a hot journal behind).
     {
-        let conn = Connection::open_with_flags(
-            &target,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
+        let conn =
+            connect(&target, OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         apply_key(&conn, Some(key))?;
         let mode: String =
             conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;

@@ -8,7 +8,7 @@ use rusqlite::{Connection, OpenFlags};
 use super::{
     APPLICATION_ID, OpenError, SCHEMA_VERSION, StoreError,
     cipher::{
-        FileState, StoreKey, apply_key, could_be_encrypted, create_owner_only, file_state,
+        FileState, StoreKey, apply_key, connect, could_be_encrypted, create_owner_only, file_state,
         narrow_to_owner, probe,
     },
     meta::{meta_delete, meta_get},
@@ -68,7 +68,7 @@ pub(crate) fn open(
     key: Option<&StoreKey>,
 ) -> Result<(Connection, Connection, bool), OpenError> {
     check_file(path, key)?;
-    let writer = Connection::open_with_flags(
+    let writer = connect(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
@@ -128,10 +128,7 @@ pub(crate) fn open(
 
 /// A read-only connection to a store that [`open`] has opened (and migrated) before.
 pub(crate) fn open_reader(path: &Path, key: Option<&StoreKey>) -> Result<Connection, OpenError> {
-    let reader = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
+    let reader = connect(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
     configure(&reader, path, key)?;
     Ok(reader)
 }
