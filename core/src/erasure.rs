@@ -60,11 +60,18 @@ pub enum Scope {
     Unshared {
         /// The document's heads after the change that unshared it.
         heads: Vec<[u8; 32]>,
+        /// The networks it stayed shared with (consent narrowed, not withdrawn): a copy from
+        /// before the unsharing may stay for one of these, not for a network someone shared
+        /// it with that the unsharing device did not know of.
+        kept: Vec<DocId>,
     },
 }
 
 /// Most heads an unshared tombstone names (a document has a few at most).
 pub const MAX_HEADS: usize = 64;
+
+/// An unsharing's heads and the networks kept, as stored.
+type UnsharedWire = (Vec<[u8; 32]>, Vec<[u8; 16]>);
 
 /// The signed form, as stored.
 #[derive(Serialize, Deserialize)]
@@ -74,8 +81,8 @@ struct Wire {
     by: [u8; 32],
     at: i64,
     reason: String,
-    /// `None`: erased; the heads: unshared.
-    unshared: Option<Vec<[u8; 32]>>,
+    /// `None`: erased; the heads and the networks kept: unshared.
+    unshared: Option<UnsharedWire>,
     signature: Vec<u8>,
 }
 
@@ -101,10 +108,14 @@ fn message(w: &Wire) -> Vec<u8> {
     m.extend_from_slice(w.reason.as_bytes());
     match &w.unshared {
         None => m.push(0),
-        Some(heads) => {
+        Some((heads, kept)) => {
             m.push(1);
+            m.extend_from_slice(&(heads.len() as u64).to_le_bytes());
             for h in heads {
                 m.extend_from_slice(h);
+            }
+            for k in kept {
+                m.extend_from_slice(k);
             }
         }
     }
@@ -131,7 +142,9 @@ impl Tombstone {
             reason,
             unshared: match self.scope {
                 Scope::Erased => None,
-                Scope::Unshared { heads } => Some(heads),
+                Scope::Unshared { heads, kept } => {
+                    Some((heads, kept.iter().map(|k| *k.as_bytes()).collect()))
+                }
             },
             signature: Vec::new(),
         };
@@ -147,7 +160,10 @@ impl Tombstone {
         if w.reason.len() > MAX_REASON {
             return Err(TombstoneError::Malformed("reason too long".into()));
         }
-        if w.unshared.as_ref().is_some_and(|h| h.is_empty() || h.len() > MAX_HEADS) {
+        if w.unshared
+            .as_ref()
+            .is_some_and(|(h, k)| h.is_empty() || h.len() > MAX_HEADS || k.len() > MAX_HEADS)
+        {
             return Err(TombstoneError::Malformed("an unshared tombstone names no heads".into()));
         }
         let key = VerifyingKey::from_bytes(&w.by).map_err(|_| TombstoneError::BadSignature)?;
@@ -161,7 +177,10 @@ impl Tombstone {
             reason: w.reason,
             scope: match w.unshared {
                 None => Scope::Erased,
-                Some(heads) => Scope::Unshared { heads },
+                Some((heads, kept)) => Scope::Unshared {
+                    heads,
+                    kept: kept.into_iter().map(DocId::from_bytes).collect(),
+                },
             },
         })
     }
@@ -205,10 +224,14 @@ mod tests {
     fn an_unshared_tombstone_keeps_its_heads_and_its_scope_cannot_be_changed() {
         let key = SigningKey::from_bytes(&[7; 32]);
         let heads = vec![[3; 32], [4; 32]];
-        let t = Tombstone { scope: Scope::Unshared { heads: heads.clone() }, ..tombstone() };
+        let kept = vec![DocId::from_bytes([5; 16])];
+        let t = Tombstone {
+            scope: Scope::Unshared { heads: heads.clone(), kept: kept.clone() },
+            ..tombstone()
+        };
         let bytes = t.clone().sign(&key);
         let opened = Tombstone::open(&bytes).expect("opens");
-        assert_eq!(opened.scope, Scope::Unshared { heads });
+        assert_eq!(opened.scope, Scope::Unshared { heads, kept });
         for i in 0..bytes.len() {
             let mut b = bytes.clone();
             b[i] ^= 0x01;
@@ -219,7 +242,10 @@ mod tests {
         w.unshared = None;
         let forged = postcard::to_allocvec(&w).expect("encodes");
         assert_eq!(Tombstone::open(&forged), Err(TombstoneError::BadSignature));
-        let none = Tombstone { scope: Scope::Unshared { heads: Vec::new() }, ..tombstone() };
+        let none = Tombstone {
+            scope: Scope::Unshared { heads: Vec::new(), kept: Vec::new() },
+            ..tombstone()
+        };
         assert!(Tombstone::open(&none.sign(&key)).is_err());
     }
 

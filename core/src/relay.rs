@@ -8,11 +8,12 @@
 //! 3. pull each network's blobs after the device's cursor, decrypt, check and merge them, and
 //!    move the cursor. Blobs that fail to open or apply are reported, not applied; what
 //!    arrives is recorded as held by the relay, so it is never pushed back;
-//! 4. apply the erasures and unsharings the pull brought (so nothing erased is pushed), ask the
-//!    relay to delete the blobs of documents erased or unshared here, then push every
-//!    document's changes the relay does not hold, encrypted, the network document first and
-//!    alone (it carries the content keys the others need), then a window at a time; each is
-//!    recorded as held by the relay only when the relay says it is durable. A deletion marker
+//! 4. apply the erasures and unsharings the pull brought (so nothing erased is pushed), then
+//!    push every document's changes the relay does not hold, encrypted, the network document
+//!    first and alone (it carries the content keys the others need), then a window at a
+//!    time; each is recorded as held by the relay only when the relay says it is durable;
+//! 5. ask the relay to delete the blobs of documents erased or unshared here (after the
+//!    network documents that carry their tombstones are at the relay). A deletion marker
 //!    pulled in step 3 (someone deleted a document's blobs) makes a device that holds the
 //!    document push it whole again: a deletion by a member of a document not erased loses
 //!    nothing.
@@ -292,6 +293,8 @@ pub struct RelaySession<S> {
     passes: u8,
     /// Whether a pull in this pass changed a network document or its keys.
     membership_moved: bool,
+    /// Whether this pass asked for its deletions.
+    deletions_sent: bool,
 }
 
 fn verified(signed: &SignedRoster) -> Option<Roster> {
@@ -311,6 +314,7 @@ impl<S: RelayStore> RelaySession<S> {
             docs_done: 0,
             passes: 0,
             membership_moved: false,
+            deletions_sent: false,
         }
     }
 
@@ -318,6 +322,7 @@ impl<S: RelayStore> RelaySession<S> {
     pub fn start(&mut self) -> Vec<Request> {
         self.passes += 1;
         self.membership_moved = false;
+        self.deletions_sent = false;
         self.nets.clear();
         self.phase = Phase::Networks;
         self.expect.push_back(Expect::Networks);
@@ -544,16 +549,6 @@ impl<S: RelayStore> RelaySession<S> {
             // from before an erasure must not go back to the relay.
             self.store.settled()?;
             for net in 0..self.nets.len() {
-                if self.nets[net].refused {
-                    continue;
-                }
-                let access = self.nets[net].access.clone();
-                for doc in self.store.to_delete(&access)? {
-                    self.expect.push_back(Expect::Delete { net, doc });
-                    out.push(Request::Delete { network: access.relay_id, doc });
-                }
-            }
-            for net in 0..self.nets.len() {
                 if self.nets[net].access.held && !self.nets[net].refused {
                     let docs = self.store.to_push(&self.nets[net].access)?;
                     self.docs_total += docs.len();
@@ -622,6 +617,27 @@ impl<S: RelayStore> RelaySession<S> {
             }
         }
         if flying == 0 && self.nets.iter().all(|n| n.queue.is_empty()) {
+            // Deletions last, once the network documents that carry the tombstones are at the
+            // relay: a device that pulls a deletion marker has pulled the tombstone before it,
+            // so it does not push the document back.
+            if !self.deletions_sent {
+                self.deletions_sent = true;
+                let mut asked = false;
+                for net in 0..self.nets.len() {
+                    if self.nets[net].refused {
+                        continue;
+                    }
+                    let access = self.nets[net].access.clone();
+                    for doc in self.store.to_delete(&access)? {
+                        self.expect.push_back(Expect::Delete { net, doc });
+                        out.push(Request::Delete { network: access.relay_id, doc });
+                        asked = true;
+                    }
+                }
+                if asked {
+                    return Ok(());
+                }
+            }
             // A network document that changed in the pull may call for a new key epoch, a
             // roster that carries it, or changes sealed anew: once more, so that they reach
             // the relay now (two admins that started epochs apart settled a relay round

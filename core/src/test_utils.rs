@@ -342,7 +342,7 @@ pub fn signed_unshare_tombstone(
         by: device.device_key(),
         at: 0,
         reason: "ik mag dit niet".into(),
-        scope: crate::erasure::Scope::Unshared { heads },
+        scope: crate::erasure::Scope::Unshared { heads, kept: Vec::new() },
     };
     (
         format!("{}.{}.{}", hex::encode(tag), device.device_key(), "00".repeat(8)),

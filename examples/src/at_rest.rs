@@ -18,7 +18,9 @@ pub(crate) fn store_key(key_file: Option<&Path>) -> Result<Option<StoreKey>> {
     if let Some(file) = key_file.map(Path::to_path_buf).or(from_env_file.map(PathBuf::from)) {
         return read_key_file(&file).map(Some);
     }
-    match std::env::var("NABIJ_STORE_KEY") {
+    // The copy read here is zeroed when dropped (the environment's own stays: the user put it
+    // there).
+    match std::env::var("NABIJ_STORE_KEY").map(zeroize::Zeroizing::new) {
         Ok(hex) if !hex.is_empty() => StoreKey::from_hex(&hex)
             .map(Some)
             .map_err(|e| CliError::invalid(format!("NABIJ_STORE_KEY: {e}"))),

@@ -96,14 +96,25 @@ fn configure(conn: &Connection) -> Result<(), StorageError> {
 }
 
 /// Creates the data folder owner-only (0700): what members stored is ciphertext, but which
-/// devices sync how often is the operator's to guard, not every local user's.
+/// devices sync how often is the operator's to guard, not every local user's. Narrows a
+/// folder made before this rule.
 fn owner_only_dir(dir: &Path) -> Result<(), StorageError> {
     let err = |e: std::io::Error| StorageError(format!("cannot create {}: {e}", dir.display()));
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).map_err(err)
+    builder.create(dir).map_err(err)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir).map_err(err)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o700))
+                .map_err(err)?;
+        }
+    }
+    Ok(())
 }
 
 /// Creates `relay.db` owner-only (0600) before SQLite does, so its WAL and shared memory (which
@@ -567,8 +578,10 @@ mod tests {
         // A database made before this rule is narrowed when the relay next opens it.
         let db = dir.join("relay.db");
         std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         drop(SqliteStorage::open(&dir).expect("reopen"));
         assert_eq!(mode(&db), 0o600);
+        assert_eq!(mode(&dir), 0o700, "a folder made before the rule is narrowed");
     }
 
     /// A relay database of schema 1 (rosters without membership operations) opens: its rosters

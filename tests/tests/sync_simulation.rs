@@ -39,7 +39,7 @@ use nabij_core::{
     Device, DeviceOptions, DocId, NoteId,
     authorship::{SignedHead, seal_envelope},
     device::DeviceRelay,
-    model::{NewCase, NewNote, NoteKind, Reason, Role},
+    model::{CaseUpdate, Consent, ConsentStatus, NewCase, NewNote, NoteKind, Reason, Role},
     relay::RelaySession,
     sync::Session,
     test_utils::{load_exported, signing_key},
@@ -194,7 +194,7 @@ fn relay_sync(
     cut: Option<usize>,
     removed: bool,
     copied: bool,
-    erased: bool,
+    erased_or_unshared: bool,
     trace: &mut Trace,
 ) -> bool {
     let mut session = RelaySession::new(DeviceRelay::new(d, RELAY_KEY));
@@ -243,7 +243,11 @@ fn relay_sync(
         assert!(
             report.rejected.iter().all(|r| r.reason.contains("does not open")
                 || two_histories(&r.reason)
-                || (erased && r.reason.contains("was erased"))),
+                // A blob of an erased case, or of one unshared since (a stale copy's note),
+                // refused by a device that knows it.
+                || (erased_or_unshared
+                    && (r.reason.contains("was erased")
+                        || r.reason.contains("not a document of this network")))),
             "nothing tampered: {report:?}"
         );
         assert!(
@@ -351,6 +355,10 @@ fn simulate(seed: u64) -> Trace {
     // worker or an admin, while the others write on, crash and meet through faults.
     let mut erase_rng = Rng::new(seed ^ 0xe4a5_ed00_0000_0000);
     let mut erased: BTreeMap<DocId, usize> = BTreeMap::new();
+    // Consent withdrawn, from a stream of its own: in some other runs a case is unshared from
+    // the network by its worker or an admin; only that device keeps it.
+    let mut consent_rng = Rng::new(seed ^ 0xc0_5e47_0000_0000);
+    let mut withdrawn: Option<(DocId, usize)> = None;
     for step in 0..40 {
         let who = rng.below(count as u64) as usize;
         let cases = case_ids(&devices[who]);
@@ -404,7 +412,12 @@ fn simulate(seed: u64) -> Trace {
         }
         // A case erased (never in a run with a copied store: a case split by two histories
         // is two documents, and erasing one leaves the other; ARCHITECTURE.md says so).
-        if erase_rng.below(25) == 0 && !cases.is_empty() && copies.is_empty() && erased.is_empty() {
+        if erase_rng.below(25) == 0
+            && !cases.is_empty()
+            && copies.is_empty()
+            && erased.is_empty()
+            && withdrawn.is_none()
+        {
             let c = cases[erase_rng.below(cases.len() as u64) as usize];
             if devices[who].erase(c, "De cliënt vroeg erom").is_ok() {
                 erased.insert(c, who);
@@ -414,6 +427,30 @@ fn simulate(seed: u64) -> Trace {
                     eprintln!("step {step}: device {who} (admin here: {admin}) erased {c}");
                 }
                 // The step's other operation would name what was listed before.
+                continue;
+            }
+        }
+        if consent_rng.below(25) == 0
+            && !cases.is_empty()
+            && copies.is_empty()
+            && erased.is_empty()
+            && withdrawn.is_none()
+        {
+            let c = cases[consent_rng.below(cases.len() as u64) as usize];
+            let update = CaseUpdate {
+                consent: Some(Consent {
+                    status: ConsentStatus::Withdrawn,
+                    scope: String::new(),
+                    date: None,
+                }),
+                ..CaseUpdate::default()
+            };
+            if devices[who].update_case(c, update).is_ok() {
+                withdrawn = Some((c, who));
+                trace.record(&[b"withdrawn", c.as_bytes()]);
+                if std::env::var("NABIJ_SIM_DEBUG").is_ok() {
+                    eprintln!("step {step}: device {who} withdrew consent for {c}");
+                }
                 continue;
             }
         }
@@ -454,7 +491,7 @@ fn simulate(seed: u64) -> Trace {
                     cut,
                     removed.contains_key(&who),
                     copied,
-                    !erased.is_empty(),
+                    !erased.is_empty() || withdrawn.is_some(),
                     &mut trace,
                 );
             }
@@ -465,7 +502,7 @@ fn simulate(seed: u64) -> Trace {
                     None,
                     removed.contains_key(&who),
                     copied,
-                    !erased.is_empty(),
+                    !erased.is_empty() || withdrawn.is_some(),
                     &mut trace,
                 );
             }
@@ -560,7 +597,7 @@ fn simulate(seed: u64) -> Trace {
                         None,
                         removed.contains_key(&i),
                         copied,
-                        !erased.is_empty(),
+                        !erased.is_empty() || withdrawn.is_some(),
                         &mut trace,
                     ),
                     "seed {seed}: relay sync of {i} incomplete"
@@ -573,7 +610,7 @@ fn simulate(seed: u64) -> Trace {
                     None,
                     removed.contains_key(i),
                     copied,
-                    !erased.is_empty(),
+                    !erased.is_empty() || withdrawn.is_some(),
                     &mut trace,
                 );
             }
@@ -645,8 +682,11 @@ fn simulate(seed: u64) -> Trace {
             continue;
         }
         if !heal_by_relay {
+            // (A case it withdrew consent for is its own, shared with no network: a removal
+            // wipes the network's documents, not that one.)
+            let own = withdrawn.filter(|(_, by)| by == i).map(|(c, _)| c);
             assert!(
-                devices[*i].document_ids().expect("ids").is_empty(),
+                devices[*i].document_ids().expect("ids").iter().all(|(id, _)| Some(*id) == own),
                 "seed {seed}: removed device {i} was not wiped"
             );
         }
@@ -665,13 +705,36 @@ fn simulate(seed: u64) -> Trace {
     for (i, d) in staying.iter().enumerate().skip(1) {
         assert_eq!(d.network(n).expect("network"), roster, "seed {seed}: device {i} membership");
     }
-    let reference = screens(&devices[0], WORDS);
-    let ids = devices[0].document_ids().expect("ids");
+    // A case whose consent was withdrawn stays with the device that withdrew it (unless that
+    // device was removed: then its unsharing may have reached no one, as an erasure's) and
+    // with no one else; the others agree on everything else.
+    let keeper = withdrawn
+        .filter(|(_, by)| !removed.contains_key(by))
+        .map(|(c, by)| (c, devices[by].device_key()));
+    let staying: Vec<&Device> = match keeper {
+        Some((c, key)) => {
+            for (i, d) in staying.iter().enumerate() {
+                let holds = d.kind_of(c).is_ok();
+                if d.device_key() == key {
+                    assert!(holds, "seed {seed}: the worker lost the case it withdrew consent for");
+                } else {
+                    assert!(
+                        !holds,
+                        "seed {seed}: device {i} holds a case whose consent was withdrawn"
+                    );
+                }
+            }
+            staying.into_iter().filter(|d| d.device_key() != key).collect()
+        }
+        None => staying,
+    };
+    let Some(first) = staying.first() else { return trace };
+    let reference = screens(first, WORDS);
+    let ids = first.document_ids().expect("ids");
     for (i, d) in staying.iter().enumerate().skip(1) {
         assert_eq!(d.document_ids().expect("ids"), ids, "seed {seed}: device {i} documents");
         for (id, _) in &ids {
-            let (mut x, mut y) =
-                (devices[0].heads(*id).expect("heads"), d.heads(*id).expect("heads"));
+            let (mut x, mut y) = (first.heads(*id).expect("heads"), d.heads(*id).expect("heads"));
             x.sort();
             y.sort();
             assert_eq!(x, y, "seed {seed}: device {i} heads of {id}");
@@ -689,9 +752,12 @@ fn simulate(seed: u64) -> Trace {
             assert!(d.kind_of(*c).is_err(), "seed {seed}: device {i} holds the erased case {c}");
         }
     }
-    for (w, c, id, text) in
-        acked.iter().filter(|(w, c, ..)| !removed.contains_key(w) && !erased.contains(c))
-    {
+    // Notes in a case whose consent was withdrawn went with the colleagues' copies (that is
+    // what withdrawal asks); the worker's own stay in its copy, checked above by holding it.
+    let unshared = keeper.map(|(c, _)| c);
+    for (w, c, id, text) in acked.iter().filter(|(w, c, ..)| {
+        !removed.contains_key(w) && !erased.contains(c) && Some(*c) != unshared
+    }) {
         // A second phone's note reaches the others through a device that is not the one it
         // copied (two phones with one key do not meet): when every device still in is that
         // one, nothing could carry it.

@@ -41,7 +41,14 @@ impl Device {
             return Ok(());
         }
         let reason = if withdrawing { "consent withdrawn" } else { "consent narrowed" };
-        self.unshare_case(id, &change, &unshare, reason)
+        let kept: Vec<DocId> = before
+            .networks
+            .iter()
+            .chain(&change.share_with)
+            .filter(|n| !unshare.contains(n))
+            .copied()
+            .collect();
+        self.unshare_case(id, &change, &unshare, &kept, reason)
     }
 
     /// Adds an opgave, turning point, actor or agreement to a case.

@@ -423,7 +423,15 @@ fn check_changes_over(
     // new change of the same device, so heads held here never cover a new change.)
     let mut new_changes: std::collections::HashMap<[u8; 32], ([u8; 32], u64)> =
         std::collections::HashMap::new();
+    // A document has one beginning: its first change, by the device that made it, which
+    // decides who may erase it. A second change without dependencies (Automerge takes one)
+    // would let its writer pass for the document's maker on a device that lists it first.
+    let mut roots = 0;
     for c in doc.get_changes_meta(before) {
+        roots += usize::from(c.deps.is_empty());
+        if roots > usize::from(before.is_empty()) {
+            return Err(refuse("a second first change: a document has one beginning".into()));
+        }
         let actor = <[u8; 32]>::try_from(c.actor.to_bytes())
             .map_err(|_| refuse("a change by an actor that is not a device key".into()))?;
         let n = newest.entry(actor).or_default();

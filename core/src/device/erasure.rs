@@ -59,33 +59,54 @@ impl Device {
         let creator = self.creator_device(id, kind)?;
         let me = self.device_key();
         let networks = store::networks_of_doc(&self.reader.lock(), id)?;
-        let mut admin_somewhere = false;
-        for n in &networks {
-            if self.membership(*n).is_ok_and(|(m, _)| m.is_admin(&me)) {
-                admin_somewhere = true;
-            }
-        }
-        if creator != Some(me) && !admin_somewhere {
+        // Every network it is shared with gets the tombstone, and each network's devices
+        // honour only their own admins' (or the maker's): so this device must be in each, as
+        // its maker or an admin there, or the erasure would happen in some networks only.
+        self.may_take_from(creator, &networks, "erase it")?;
+        if networks.is_empty() && creator != Some(me) {
             return Err(Error::NotAllowed(
                 "only the worker who created it or an admin of its network can erase it".into(),
             ));
         }
         let now = self.now();
         let tag = erased_tag(id);
-        for n in &networks {
-            let tombstone = Tombstone {
-                tag,
-                network: *n,
-                by: me,
-                at: now,
-                reason: reason.clone(),
-                scope: Scope::Erased,
+        // All tombstones in one transaction: in every network, or (a crash) in none.
+        let key = self.identity.signing_key();
+        let mut w = self.writer.lock();
+        let Writer { conn, cache } = &mut *w;
+        let result = guard(|| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let mut changed = Vec::new();
+            for n in &networks {
+                let tombstone = Tombstone {
+                    tag,
+                    network: *n,
+                    by: me,
+                    at: now,
+                    reason: reason.clone(),
+                    scope: Scope::Erased,
+                }
+                .sign(key);
+                let ((), h) = self.edit_in(&tx, cache, *n, DocKind::Network, now, |d, _, _| {
+                    put_tombstone(d, &tag, &me, None, &tombstone, "erase")
+                })?;
+                changed.extend(h.map(|h| (*n, h)));
             }
-            .sign(self.identity.signing_key());
-            self.edit(*n, DocKind::Network, |d, _, _| {
-                put_tombstone(d, &tag, &me, None, &tombstone, "erase")
-            })?;
+            tx.commit()?;
+            for (d, h) in &changed {
+                engine::set_persisted(cache, *d, h);
+            }
+            Ok(changed.into_iter().map(|(d, _)| d).collect::<Vec<_>>())
+        });
+        if result.is_err() {
+            for n in &networks {
+                cache.pop(n);
+            }
         }
+        drop(w);
+        self.notify(&result?);
+        // (A crash here leaves the tombstones and the document: the next contact applies this
+        // device's own tombstone and deletes it.)
         // A document shared with no network: no network to name (and never its own id).
         let network = networks.first().copied().unwrap_or(DocId::from_bytes([0; 16]));
         self.erase_here(&[(tag, Some(id), network, now)], &[])?;
@@ -101,19 +122,12 @@ impl Device {
         id: DocId,
         change: &Valid<CaseUpdate>,
         networks: &[DocId],
+        kept: &[DocId],
         reason: &str,
     ) -> Result<(), Error> {
         let me = self.device_key();
         let creator = self.creator_device(id, DocKind::Case)?;
-        for n in networks {
-            let admin = self.membership(*n).is_ok_and(|(m, _)| m.is_admin(&me));
-            if creator != Some(me) && !admin {
-                return Err(Error::NotAllowed(format!(
-                    "only the worker who created the case or an admin of network {n} can \
-                     unshare it from that network or withdraw consent"
-                )));
-            }
-        }
+        self.may_take_from(creator, networks, "unshare it from that network or withdraw consent")?;
         let tag = erased_tag(id);
         let now = self.now();
         let key = self.identity.signing_key();
@@ -138,7 +152,7 @@ impl Device {
                     by: me,
                     at: now,
                     reason: reason.into(),
-                    scope: Scope::Unshared { heads: raw.clone() },
+                    scope: Scope::Unshared { heads: raw.clone(), kept: kept.to_vec() },
                 }
                 .sign(key);
                 let ((), h) = self.edit_in(&tx, cache, *n, DocKind::Network, now, |d, _, _| {
@@ -266,6 +280,10 @@ impl Device {
             docs.into_iter().map(|(id, kind)| (erased_tag(id), (id, kind))).collect();
         let mut todo: Vec<([u8; 32], Option<DocId>, DocId, Timestamp)> = Vec::new();
         let mut dropped: Vec<(DocId, DocId)> = Vec::new();
+        // Valid unsharings of each document held here: its kind, whether this device wrote
+        // one, and each one's network and heads.
+        #[allow(clippy::type_complexity)]
+        let mut unsharings: BTreeMap<DocId, (DocKind, bool, Vec<Unsharing>)> = BTreeMap::new();
         let me = self.device_key();
         for (network, entries) in with_entries {
             let root = store::network_root(&self.reader.lock(), network)?;
@@ -314,18 +332,49 @@ impl Device {
                             todo.push((t.tag, Some(id), network, t.at));
                         }
                     }
-                    Scope::Unshared { heads } => {
-                        if t.by != me
-                            && !dropped.iter().any(|(d, _)| *d == id)
-                            && self.unshared_here(id, kind, network, heads)?
-                        {
-                            dropped.push((id, network));
-                        }
+                    Scope::Unshared { heads, kept } => {
+                        let u = unsharings.entry(id).or_insert_with(|| (kind, false, Vec::new()));
+                        u.1 |= t.by == me;
+                        u.2.push((network, heads.clone(), kept.clone()));
                     }
                 }
             }
         }
+        for (id, (kind, mine, unshared)) in unsharings {
+            // The worker who unshared it keeps it.
+            if mine || todo.iter().any(|(_, d, _, _)| *d == Some(id)) {
+                continue;
+            }
+            if let Some(network) = self.unshared_here(id, kind, &unshared)? {
+                dropped.push((id, network));
+            }
+        }
         self.erase_here(&todo, &dropped)
+    }
+
+    /// Whether this device may erase or unshare a document made by `creator` in each of
+    /// `networks`: it holds each network, and made the document or is an admin there.
+    fn may_take_from(
+        &self,
+        creator: Option<DeviceKey>,
+        networks: &[DocId],
+        what: &str,
+    ) -> Result<(), Error> {
+        let me = self.device_key();
+        for n in networks {
+            let Ok((m, _)) = self.membership(*n) else {
+                return Err(Error::NotAllowed(format!(
+                    "it is shared with network {n}, which this device is not in: only a device \
+                     of every network it is shared with can {what}"
+                )));
+            };
+            if creator != Some(me) && !m.is_admin(&me) {
+                return Err(Error::NotAllowed(format!(
+                    "only the worker who created it or an admin of network {n} can {what}"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// A document's place at the relays in a network this device holds the key of: the
@@ -337,34 +386,48 @@ impl Device {
         Some((relay_network, crate::crypto::relay_doc_id(key, doc)))
     }
 
-    /// Whether this device's copy of `id` goes, by a valid tombstone that unshared it from
-    /// `network` at `heads`. A copy that holds those heads is current: it stays if it is shared
-    /// with `network` again (shared after the unsharing) or with another network this device
-    /// is in. A copy that lacks them is from before the unsharing and goes (if it is still
-    /// shared with another of this device's networks, a current copy comes back by that one).
+    /// Whether this device's copy of `id` goes, by the valid unsharings `unshared`, and the
+    /// network to ask the relay to delete it in. The copy stays while it is shared with a
+    /// network this device is in, as the copy says, within what the unsharings it does not
+    /// know of yet allow (those it lacks the heads of, in a network the copy is shared
+    /// with): not a network one of them took it from, and only a network each kept. So a
+    /// copy that holds an unsharing's heads follows what the case says now (shared again with
+    /// that network after it: it stays); a stale one goes, unless it is shared with another of
+    /// this device's networks that the case stayed shared with (consent narrowed, not a
+    /// network someone shared it with at the same time, unknown to the unsharing); and an
+    /// unsharing in a network the copy was never shared with (an admin of some other network,
+    /// naming any heads) takes nothing away.
     fn unshared_here(
         &self,
         id: DocId,
         kind: DocKind,
-        network: DocId,
-        heads: &[[u8; 32]],
-    ) -> Result<bool, Error> {
-        let current = self.read(id, kind, |d| {
-            Ok(heads.iter().all(|h| d.get_change_by_hash(&ChangeHash(*h)).is_some()))
-        })?;
-        if !current {
-            return Ok(true);
-        }
+        unshared: &[Unsharing],
+    ) -> Result<Option<DocId>, Error> {
         let me = self.device_key();
+        let networks = store::networks_of_doc(&self.reader.lock(), id)?;
+        let stale: Vec<&Unsharing> = self.read(id, kind, |d| {
+            Ok(unshared
+                .iter()
+                .filter(|(n, heads, _)| {
+                    networks.contains(n)
+                        && heads.iter().any(|h| d.get_change_by_hash(&ChangeHash(*h)).is_none())
+                })
+                .collect())
+        })?;
         let conn = self.reader.lock();
-        for n in store::networks_of_doc(&conn, id)? {
-            if n == network || store::device_active_in(&conn, n, &me)? {
-                return Ok(false);
+        for n in &networks {
+            let allowed = stale.iter().all(|(from, _, kept)| from != n && kept.contains(n));
+            if allowed && store::device_active_in(&conn, *n, &me)? {
+                return Ok(None);
             }
         }
-        Ok(true)
+        Ok(unshared.first().map(|(n, _, _)| *n))
     }
 }
+
+/// A valid unsharing of a document held here: the network it was unshared from, the
+/// document's heads after that, and the networks it stayed shared with.
+type Unsharing = (DocId, Vec<[u8; 32]>, Vec<DocId>);
 
 /// Puts a signed tombstone into a network document. A network made before erasure existed
 /// has no tombstone map: only its creator's device adds it, so that no two devices make it at

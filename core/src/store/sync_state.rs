@@ -100,13 +100,16 @@ pub(crate) fn forget_relay_pushed(
     Ok(())
 }
 
-/// Asks the relays to delete a document's blobs in a network (both by their relay ids).
+/// Asks the relays to delete a document's blobs in a network (both by their relay ids), and
+/// lets go of its pulled blobs kept here to open later (ciphertext of what is erased).
 pub(crate) fn queue_relay_deletion(
     tx: &Transaction<'_>,
     network: &[u8; 32],
     doc: &[u8; 32],
 ) -> Result<()> {
     tx.prepare_cached("INSERT OR IGNORE INTO relay_deletions (network, doc) VALUES (?1, ?2)")?
+        .execute(params![&network[..], &doc[..]])?;
+    tx.prepare_cached("DELETE FROM relay_deferred WHERE network = ?1 AND doc = ?2")?
         .execute(params![&network[..], &doc[..]])?;
     Ok(())
 }
