@@ -20,7 +20,7 @@ use crate::{
 };
 
 /// Domain separation: a tombstone's signature can be nothing else's.
-const CONTEXT: &[u8] = b"nabij tombstone v1\0";
+const CONTEXT: &[u8] = b"nabij tombstone v2\0";
 
 /// Longest reason kept (bytes); a longer one is cut at a character boundary.
 pub const MAX_REASON: usize = 500;

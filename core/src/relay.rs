@@ -19,7 +19,7 @@
 //!    nothing.
 //!
 //! When a pull changed a network document's membership or keys on an admin's device, the sync
-//! goes through 1–4 once more, so that what that change calls for (a roster carrying a new key
+//! goes through 1–5 once more, so that what that change calls for (a roster carrying a new key
 //! epoch, changes sealed under it) reaches the relay in this sync rather than the device's
 //! next.
 //!
@@ -268,6 +268,10 @@ struct Net {
     queue: VecDeque<DocId>,
     /// The relay refused this device for the network: nothing more is asked.
     refused: bool,
+    /// The network document's push was refused in this pass: its tombstones may not be at
+    /// the relay, so no deletion is asked (a marker without the tombstone before it would
+    /// make holders push the erased document back).
+    doc_refused: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -410,7 +414,7 @@ impl<S: RelayStore> RelaySession<S> {
                 }
                 let access = self.nets[net].access.clone();
                 self.store.deleted(&access, &doc)?;
-                self.report.blobs_deleted += blobs;
+                self.report.blobs_deleted = self.report.blobs_deleted.saturating_add(blobs);
             }
             (expect, Response::Refused { reason, detail }) => {
                 let request = match &expect {
@@ -432,6 +436,7 @@ impl<S: RelayStore> RelaySession<S> {
                         // reach devices that lack their content keys: push none of them now.
                         if reason == Refusal::NotOnRoster || doc == self.nets[net].access.network {
                             self.nets[net].queue.clear();
+                            self.nets[net].doc_refused = true;
                         }
                     }
                     Expect::Pull { net, .. } => self.nets[net].refused = true,
@@ -520,14 +525,24 @@ impl<S: RelayStore> RelaySession<S> {
                 out.push(Request::Register { roster: signed });
                 self.expect.push_back(Expect::Register);
             }
-            self.nets.push(Net { access, queue: VecDeque::new(), refused: false });
+            self.nets.push(Net {
+                access,
+                queue: VecDeque::new(),
+                refused: false,
+                doc_refused: false,
+            });
         }
         for roster in &at_relay {
             if self.nets.iter().any(|n| n.access.relay_id == roster.network) {
                 continue;
             }
             if let Some(access) = self.store.open_roster(roster) {
-                self.nets.push(Net { access, queue: VecDeque::new(), refused: false });
+                self.nets.push(Net {
+                    access,
+                    queue: VecDeque::new(),
+                    refused: false,
+                    doc_refused: false,
+                });
             }
         }
         self.report.networks = self.nets.len();
@@ -598,6 +613,7 @@ impl<S: RelayStore> RelaySession<S> {
                         });
                         if doc == network {
                             self.nets[net].queue.clear();
+                            self.nets[net].doc_refused = true;
                         }
                         self.docs_done += 1;
                     }
@@ -624,7 +640,7 @@ impl<S: RelayStore> RelaySession<S> {
                 self.deletions_sent = true;
                 let mut asked = false;
                 for net in 0..self.nets.len() {
-                    if self.nets[net].refused {
+                    if self.nets[net].refused || self.nets[net].doc_refused {
                         continue;
                     }
                     let access = self.nets[net].access.clone();

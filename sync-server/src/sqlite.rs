@@ -507,6 +507,11 @@ impl Storage for SqliteStorage {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         if count > 0 {
+            // The marker's number is taken before anything goes: a rowid table numbers a new
+            // row after the largest left, so with the newest blob deleted first, the marker
+            // (and the pushes after it) would reuse numbers devices have pulled past.
+            let next: i64 =
+                tx.query_row("SELECT coalesce(max(seq), 0) + 1 FROM blobs", [], |r| r.get(0))?;
             // The blobs and an earlier marker: one marker, the newest, stays.
             tx.execute(
                 "DELETE FROM blobs WHERE network = ?1 AND doc = ?2",
@@ -517,8 +522,8 @@ impl Storage for SqliteStorage {
                 params![&network[..], bytes],
             )?;
             tx.execute(
-                "INSERT INTO blobs (network, doc, id, bytes) VALUES (?1, ?2, ?3, x'')",
-                params![&network[..], &doc[..], &crate::storage::deletion_marker_id(doc)[..]],
+                "INSERT INTO blobs (seq, network, doc, id, bytes) VALUES (?1, ?2, ?3, ?4, x'')",
+                params![next, &network[..], &doc[..], &crate::storage::deletion_marker_id(doc)[..]],
             )?;
         }
         tx.commit()?;

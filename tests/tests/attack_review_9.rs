@@ -151,9 +151,9 @@ fn a_sharing_concurrent_with_a_withdrawal_does_not_keep_the_case_shared() {
     );
 }
 
-/// Fixed: `erase` writes every tombstone in one transaction and is refused (nothing written)
-/// unless this device holds every network the case is shared with, as its maker or an admin
-/// there.
+/// Fixed: `erase` writes its tombstones in one transaction, into every network it may act
+/// in, and succeeds; a device that applies the erasure and may act in the case's other
+/// networks (here Bram, its maker, in South) passes it on there, so Eva loses it too.
 ///
 /// Attack/fault: Anna, an admin of North, erases Bram's case (the client asked, or the
 /// retention period ended); Bram had shared it with his team South too, which Anna is not in.

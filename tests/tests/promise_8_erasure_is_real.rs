@@ -281,7 +281,7 @@ async fn promise_8_a_members_deletion_at_the_relay_loses_nothing() {
     let case = shared_case(&anna, network, "Familie Oudeweg-Smits");
     sync_once(&anna, &relay).await.expect("sync");
     sync_once(&bram, &relay).await.expect("sync");
-    // Bram's modified app deletes the case's blobs (every document's but the network's).
+    // Bram's modified app deletes every blob of the network, the network document's too.
     let before = relay_blobs(&relay.dir);
     let relay_network = bram.relay_network_id(network).expect("id").expect("held");
     let docs: std::collections::BTreeSet<[u8; 32]> = before.iter().map(|(d, _)| *d).collect();

@@ -238,11 +238,16 @@ fn promise_9_only_the_cases_worker_or_an_admin_may_withdraw_and_a_forged_unshari
         assert!(d.case(case).is_ok(), "{} lost the case to a forged unsharing", d.display_name());
     }
 
-    // An admin may: Anna unshares Bram's case from her network.
+    // An admin may: Anna unshares Bram's case from her network. Cor's copy goes, and so does
+    // Anna's own (she is not the case's worker); Bram, its worker, keeps it.
     anna.update_case(case, CaseUpdate { unshare_from: vec![network], ..CaseUpdate::default() })
         .expect("the admin unshares");
     meet(&anna, &cor).expect("meet");
+    meet(&anna, &bram).expect("meet");
     assert!(gone(&cor, case));
+    assert!(gone(&anna, case), "the admin's own copy of a case she unshared stays");
+    let kept = bram.case(case).expect("the worker keeps the case an admin unshared");
+    assert!(kept.networks.is_empty(), "{:?}", kept.networks);
 }
 
 /// Through the relay alone: Bram withdraws and syncs; Anna's next relay sync deletes her copy,

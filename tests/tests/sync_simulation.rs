@@ -430,13 +430,23 @@ fn simulate(seed: u64) -> Trace {
                 continue;
             }
         }
-        if consent_rng.below(25) == 0
-            && !cases.is_empty()
+        // By a case's worker (the device that made it), who keeps it; an admin's withdrawal,
+        // after which the worker keeps it too, is promise 9's tests' business.
+        let made_here: Vec<DocId> = cases
+            .iter()
+            .filter(|c| {
+                devices[who].history(**c).ok().and_then(|h| h.first().and_then(|e| e.device))
+                    == Some(devices[who].device_key())
+            })
+            .copied()
+            .collect();
+        if consent_rng.below(12) == 0
+            && !made_here.is_empty()
             && copies.is_empty()
             && erased.is_empty()
             && withdrawn.is_none()
         {
-            let c = cases[consent_rng.below(cases.len() as u64) as usize];
+            let c = made_here[consent_rng.below(made_here.len() as u64) as usize];
             let update = CaseUpdate {
                 consent: Some(Consent {
                     status: ConsentStatus::Withdrawn,

@@ -226,7 +226,6 @@ pub(super) fn guard<T>(f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error>
     }
 }
 
-/// What the store holds of a document the caller expects to be of `kind`.
 /// After a commit: the document cached for `id` (if it still is) now matches the store at
 /// `heads`.
 pub(super) fn set_persisted(cache: &mut LruCache<DocId, Cached>, id: DocId, heads: &[ChangeHash]) {
@@ -235,6 +234,7 @@ pub(super) fn set_persisted(cache: &mut LruCache<DocId, Cached>, id: DocId, head
     }
 }
 
+/// What the store holds of a document the caller expects to be of `kind`.
 fn stored_state(conn: &Connection, id: DocId, kind: DocKind) -> Result<DocState, Error> {
     let state = store::doc_state(conn, id)?
         .ok_or(Error::NotFound { kind: kind_name(kind), id: id.to_string() })?;

@@ -57,33 +57,44 @@ impl Device {
         let reason = model::required_short("reason", reason)?;
         let kind = self.kind_of(id)?;
         let creator = self.creator_device(id, kind)?;
-        let me = self.device_key();
-        let networks = store::networks_of_doc(&self.reader.lock(), id)?;
-        // Every network it is shared with gets the tombstone, and each network's devices
-        // honour only their own admins' (or the maker's): so this device must be in each, as
-        // its maker or an admin there, or the erasure would happen in some networks only.
-        self.may_take_from(creator, &networks, "erase it")?;
-        if networks.is_empty() && creator != Some(me) {
-            return Err(Error::NotAllowed(
-                "only the worker who created it or an admin of its network can erase it".into(),
-            ));
-        }
+        let shared = store::networks_of_doc(&self.reader.lock(), id)?;
+        // Each network's devices honour only their own admins' tombstones (or the maker's):
+        // the tombstone goes into every network this device holds and may act in. A network
+        // it is not in (a colleague shared the case there) gets it from a device that applies
+        // this erasure and may act there (`apply_tombstones`); until then it keeps its copies
+        // (ARCHITECTURE.md). Refusing the whole erasure instead let any member block it by
+        // sharing the case into a network of their own.
+        let networks = self.may_act_in(creator, &shared, "erase it")?;
         let now = self.now();
         let tag = erased_tag(id);
-        // All tombstones in one transaction: in every network, or (a crash) in none.
+        self.write_erasures(id, &networks, &reason)?;
+        // (A crash here leaves the tombstones and the document: the next contact applies this
+        // device's own tombstone and deletes it.)
+        // A document shared with no network: no network to name (and never its own id).
+        let network = networks.first().copied().unwrap_or(DocId::from_bytes([0; 16]));
+        self.erase_here(&[(tag, Some(id), network, now)], &[])?;
+        Ok(())
+    }
+
+    /// Writes a signed erasure of `id` into each of `networks`, all in one transaction: in
+    /// every one, or (a crash) in none.
+    fn write_erasures(&self, id: DocId, networks: &[DocId], reason: &str) -> Result<(), Error> {
+        let me = self.device_key();
+        let now = self.now();
+        let tag = erased_tag(id);
         let key = self.identity.signing_key();
         let mut w = self.writer.lock();
         let Writer { conn, cache } = &mut *w;
         let result = guard(|| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let mut changed = Vec::new();
-            for n in &networks {
+            for n in networks {
                 let tombstone = Tombstone {
                     tag,
                     network: *n,
                     by: me,
                     at: now,
-                    reason: reason.clone(),
+                    reason: reason.into(),
                     scope: Scope::Erased,
                 }
                 .sign(key);
@@ -99,17 +110,12 @@ impl Device {
             Ok(changed.into_iter().map(|(d, _)| d).collect::<Vec<_>>())
         });
         if result.is_err() {
-            for n in &networks {
+            for n in networks {
                 cache.pop(n);
             }
         }
         drop(w);
         self.notify(&result?);
-        // (A crash here leaves the tombstones and the document: the next contact applies this
-        // device's own tombstone and deletes it.)
-        // A document shared with no network: no network to name (and never its own id).
-        let network = networks.first().copied().unwrap_or(DocId::from_bytes([0; 16]));
-        self.erase_here(&[(tag, Some(id), network, now)], &[])?;
         Ok(())
     }
 
@@ -127,12 +133,16 @@ impl Device {
     ) -> Result<(), Error> {
         let me = self.device_key();
         let creator = self.creator_device(id, DocKind::Case)?;
-        self.may_take_from(creator, networks, "unshare it from that network or withdraw consent")?;
+        // The case leaves every network named; a tombstone goes into each this device may act
+        // in (a network a colleague shared it into, which this device is not in, must not
+        // keep the worker from withdrawing consent).
+        let acting =
+            self.may_act_in(creator, networks, "unshare it from that network or withdraw consent")?;
         let tag = erased_tag(id);
         let now = self.now();
         let key = self.identity.signing_key();
         let at_relays: Vec<([u8; 32], [u8; 32])> =
-            networks.iter().filter_map(|n| self.relay_ids(*n, id)).collect();
+            acting.iter().filter_map(|n| self.relay_ids(*n, id)).collect();
         let mut w = self.writer.lock();
         let Writer { conn, cache } = &mut *w;
         let result = guard(|| {
@@ -145,7 +155,7 @@ impl Device {
             let Some(heads) = heads else { return Ok(Vec::new()) };
             let raw: Vec<[u8; 32]> = heads.iter().map(|h| h.0).collect();
             let mut changed = vec![(id, heads)];
-            for n in networks {
+            for n in &acting {
                 let tombstone = Tombstone {
                     tag,
                     network: *n,
@@ -228,9 +238,9 @@ impl Device {
                 store::queue_relay_deletion(&tx, network, doc)?;
             }
             tx.commit()?;
-            if !store::scrub(&w.conn)? {
-                tracing::warn!("another reader kept the WAL from being truncated after erasure");
-            }
+            // The deletion took effect; a scrub that fails (disk full, busy) is not the
+            // erasure's failure: it is tried again at the next contact.
+            scrub_or_mark(&w.conn);
             Ok(())
         })();
         for d in &ids {
@@ -256,6 +266,10 @@ impl Device {
             let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             store::forget_erased_before(&tx, now)?;
             tx.commit()?;
+            if store::meta_get(&w.conn, SCRUB_PENDING)?.is_some() {
+                let _reader = self.reader.lock();
+                scrub_or_mark(&w.conn);
+            }
         }
         // Every contact starts here: read the networks' tombstone maps first, and hash the ids
         // of what is held (a tombstone names a document by its tag only) only if some
@@ -280,10 +294,11 @@ impl Device {
             docs.into_iter().map(|(id, kind)| (erased_tag(id), (id, kind))).collect();
         let mut todo: Vec<([u8; 32], Option<DocId>, DocId, Timestamp)> = Vec::new();
         let mut dropped: Vec<(DocId, DocId)> = Vec::new();
-        // Valid unsharings of each document held here: its kind, whether this device wrote
-        // one, and each one's network and heads.
-        #[allow(clippy::type_complexity)]
-        let mut unsharings: BTreeMap<DocId, (DocKind, bool, Vec<Unsharing>)> = BTreeMap::new();
+        // Erased documents to spread to their other networks: with their kind, those networks
+        // and the erasure's reason.
+        let mut spread: Vec<(DocId, DocKind, Vec<DocId>, String)> = Vec::new();
+        // Valid unsharings of each document held here, with its kind.
+        let mut unsharings: BTreeMap<DocId, (DocKind, Vec<Unsharing>)> = BTreeMap::new();
         let me = self.device_key();
         for (network, entries) in with_entries {
             let root = store::network_root(&self.reader.lock(), network)?;
@@ -328,21 +343,56 @@ impl Device {
                 }
                 match &t.scope {
                     Scope::Erased => {
-                        if store::networks_of_doc(&self.reader.lock(), id)?.contains(&network) {
+                        let shared = store::networks_of_doc(&self.reader.lock(), id)?;
+                        if shared.contains(&network) {
                             todo.push((t.tag, Some(id), network, t.at));
+                            let others: Vec<DocId> =
+                                shared.into_iter().filter(|n| *n != network).collect();
+                            spread.push((id, kind, others, t.reason.clone()));
                         }
                     }
                     Scope::Unshared { heads, kept } => {
-                        let u = unsharings.entry(id).or_insert_with(|| (kind, false, Vec::new()));
-                        u.1 |= t.by == me;
-                        u.2.push((network, heads.clone(), kept.clone()));
+                        let u = unsharings.entry(id).or_insert_with(|| (kind, Vec::new()));
+                        u.1.push((network, heads.clone(), kept.clone()));
                     }
                 }
             }
         }
-        for (id, (kind, mine, unshared)) in unsharings {
-            // The worker who unshared it keeps it.
-            if mine || todo.iter().any(|(_, d, _, _)| *d == Some(id)) {
+        // An erasure reaches the other networks the document is shared with through every
+        // device that applies it and may act there (the maker, or an admin there): so an
+        // admin's erasure in one network reaches the others by the maker's device.
+        for (id, kind, others, reason) in spread {
+            let creator = self.creator_device(id, kind)?;
+            let acting: Vec<DocId> = others
+                .into_iter()
+                .filter(|n| {
+                    self.membership(*n).is_ok_and(|(m, _)| creator == Some(me) || m.is_admin(&me))
+                })
+                .collect();
+            if !acting.is_empty()
+                && let Err(e) = self.write_erasures(id, &acting, &reason)
+            {
+                // (A network made before erasure existed takes tombstones once its creator
+                // adds their map.)
+                tracing::warn!(error = %e, "an erasure could not be passed on to other networks");
+            }
+        }
+        for (id, (kind, unshared)) in unsharings {
+            if todo.iter().any(|(_, d, _, _)| *d == Some(id)) {
+                continue;
+            }
+            // The worker who made it keeps it, whoever unshared it (the worker or an admin).
+            // A copy that does not know of an admin's unsharing yet would go on offering the
+            // case to that network: the worker's device unshares it there itself.
+            if self.creator_device(id, kind).ok().flatten() == Some(me) {
+                let stale = self.stale_unsharings(id, kind, &unshared)?;
+                let from: Vec<DocId> = stale.iter().map(|(n, _, _)| *n).collect();
+                if kind == DocKind::Case && !from.is_empty() {
+                    let nothing = CaseUpdate::default().parse()?;
+                    self.edit(id, kind, |d, _, now| {
+                        Ok(doc::update_case(d, &nothing, &from, now)?)
+                    })?;
+                }
                 continue;
             }
             if let Some(network) = self.unshared_here(id, kind, &unshared)? {
@@ -352,29 +402,40 @@ impl Device {
         self.erase_here(&todo, &dropped)
     }
 
-    /// Whether this device may erase or unshare a document made by `creator` in each of
-    /// `networks`: it holds each network, and made the document or is an admin there.
-    fn may_take_from(
+    /// Of `networks` (a document's, made by `creator`), those this device may erase or
+    /// unshare it in: it holds the network, and made the document or is an admin there. The
+    /// others are logged. Refused if there are networks and none of them, or if there are none
+    /// and this device did not make it.
+    fn may_act_in(
         &self,
         creator: Option<DeviceKey>,
         networks: &[DocId],
         what: &str,
-    ) -> Result<(), Error> {
+    ) -> Result<Vec<DocId>, Error> {
         let me = self.device_key();
-        for n in networks {
-            let Ok((m, _)) = self.membership(*n) else {
-                return Err(Error::NotAllowed(format!(
-                    "it is shared with network {n}, which this device is not in: only a device \
-                     of every network it is shared with can {what}"
-                )));
-            };
-            if creator != Some(me) && !m.is_admin(&me) {
-                return Err(Error::NotAllowed(format!(
-                    "only the worker who created it or an admin of network {n} can {what}"
-                )));
-            }
+        let acting: Vec<DocId> = networks
+            .iter()
+            .filter(|n| {
+                self.membership(**n).is_ok_and(|(m, _)| creator == Some(me) || m.is_admin(&me))
+            })
+            .copied()
+            .collect();
+        if (networks.is_empty() && creator != Some(me))
+            || (!networks.is_empty() && acting.is_empty())
+        {
+            return Err(Error::NotAllowed(format!(
+                "only the worker who created it or an admin of a network it is shared with can \
+                 {what}"
+            )));
         }
-        Ok(())
+        if acting.len() < networks.len() {
+            tracing::warn!(
+                skipped = networks.len() - acting.len(),
+                "networks this device cannot act in keep their copies until the maker or an \
+                 admin there does the same"
+            );
+        }
+        Ok(acting)
     }
 
     /// A document's place at the relays in a network this device holds the key of: the
@@ -387,7 +448,7 @@ impl Device {
     }
 
     /// Whether this device's copy of `id` goes, by the valid unsharings `unshared`, and the
-    /// network to ask the relay to delete it in. The copy stays while it is shared with a
+    /// network to ask the relay to delete it in (its first unsharing's). The copy stays while it is shared with a
     /// network this device is in, as the copy says, within what the unsharings it does not
     /// know of yet allow (those it lacks the heads of, in a network the copy is shared
     /// with): not a network one of them took it from, and only a network each kept. So a
@@ -397,6 +458,26 @@ impl Device {
     /// network someone shared it with at the same time, unknown to the unsharing); and an
     /// unsharing in a network the copy was never shared with (an admin of some other network,
     /// naming any heads) takes nothing away.
+    /// The unsharings of `unshared` this device's copy of `id` does not know of yet: in a
+    /// network the copy is shared with, and it lacks their heads.
+    fn stale_unsharings<'a>(
+        &self,
+        id: DocId,
+        kind: DocKind,
+        unshared: &'a [Unsharing],
+    ) -> Result<Vec<&'a Unsharing>, Error> {
+        let networks = store::networks_of_doc(&self.reader.lock(), id)?;
+        self.read(id, kind, |d| {
+            Ok(unshared
+                .iter()
+                .filter(|(n, heads, _)| {
+                    networks.contains(n)
+                        && heads.iter().any(|h| d.get_change_by_hash(&ChangeHash(*h)).is_none())
+                })
+                .collect())
+        })
+    }
+
     fn unshared_here(
         &self,
         id: DocId,
@@ -405,15 +486,7 @@ impl Device {
     ) -> Result<Option<DocId>, Error> {
         let me = self.device_key();
         let networks = store::networks_of_doc(&self.reader.lock(), id)?;
-        let stale: Vec<&Unsharing> = self.read(id, kind, |d| {
-            Ok(unshared
-                .iter()
-                .filter(|(n, heads, _)| {
-                    networks.contains(n)
-                        && heads.iter().any(|h| d.get_change_by_hash(&ChangeHash(*h)).is_none())
-                })
-                .collect())
-        })?;
+        let stale = self.stale_unsharings(id, kind, unshared)?;
         let conn = self.reader.lock();
         for n in &networks {
             let allowed = stale.iter().all(|(from, _, kept)| from != n && kept.contains(n));
@@ -422,6 +495,33 @@ impl Device {
             }
         }
         Ok(unshared.first().map(|(n, _, _)| *n))
+    }
+}
+
+/// Meta flag: a deletion's scrub failed; the next contact tries it again.
+const SCRUB_PENDING: &str = "scrub_pending";
+
+/// Scrubs the store after a deletion ([`store::scrub`]); on failure, or when another reader
+/// kept the WAL, marks it to be done again at the next contact.
+fn scrub_or_mark(conn: &rusqlite::Connection) {
+    let done = match store::scrub(conn) {
+        Ok(true) => true,
+        Ok(false) => {
+            tracing::warn!("another reader kept the WAL from being truncated after a deletion");
+            false
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "scrubbing the store after a deletion failed");
+            false
+        }
+    };
+    let flag = if done {
+        conn.execute("DELETE FROM meta WHERE key = ?1", [SCRUB_PENDING])
+    } else {
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, x'01')", [SCRUB_PENDING])
+    };
+    if let Err(e) = flag {
+        tracing::warn!(error = %e, "could not record whether the store is scrubbed");
     }
 }
 

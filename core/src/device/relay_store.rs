@@ -6,7 +6,7 @@
 //! of its network, names a document of that network, and merges cleanly. Anything else is
 //! reported and skipped.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use automerge::ChangeHash;
 use nabij_relay_proto::{
@@ -341,17 +341,34 @@ fn is_local(e: &Error) -> bool {
 impl DeviceRelay<'_> {
     /// Forgets what the relay held of the document it knows as `relay_doc` (its blobs were
     /// deleted there), so that it is pushed whole again if it is held.
-    fn forget_deleted(&self, net: &NetworkAccess, relay_doc: &[u8; 32]) -> Result<(), Error> {
+    /// `pushed`: the documents the relay held by their relay ids, built at the first marker of
+    /// a pull (not once per marker: a member deleting many documents must not make a sync
+    /// slow). Blobs of the document kept to open later go too: the relay no longer holds it.
+    fn forget_deleted(
+        &self,
+        net: &NetworkAccess,
+        relay_doc: &[u8; 32],
+        pushed: &mut Option<HashMap<[u8; 32], DocId>>,
+    ) -> Result<(), Error> {
         let at = (&self.relay, &net.relay_id);
-        let pushed = store::relay_pushed_all(&self.device.reader.lock(), at)?;
-        let Some(doc) =
-            pushed.into_keys().find(|d| crypto::relay_doc_id(&net.key, *d) == *relay_doc)
-        else {
-            return Ok(());
-        };
-        tracing::info!(%doc, "the relay deleted a document's blobs: it is pushed again");
+        if pushed.is_none() {
+            let held = store::relay_pushed_all(&self.device.reader.lock(), at)?;
+            *pushed =
+                Some(held.into_keys().map(|d| (crypto::relay_doc_id(&net.key, d), d)).collect());
+        }
+        let doc = pushed.as_ref().and_then(|p| p.get(relay_doc)).copied();
         let (relay, network) = (self.relay, net.relay_id);
-        self.device.set_relay_state(|tx| store::forget_relay_pushed(tx, (&relay, &network), doc))
+        self.device.set_relay_state(|tx| {
+            store::drop_deferred_of(tx, (&relay, &network), relay_doc)?;
+            match doc {
+                Some(doc) => store::forget_relay_pushed(tx, (&relay, &network), doc),
+                None => Ok(()),
+            }
+        })?;
+        if let Some(doc) = doc {
+            tracing::info!(%doc, "the relay deleted a document's blobs: it is pushed again");
+        }
+        Ok(())
     }
 }
 
@@ -627,6 +644,8 @@ impl RelayStore for DeviceRelay<'_> {
         // document that brings the key may come later in this pull), then is kept.
         let mut queue: VecDeque<(PulledBlob, Pass)> =
             blobs.into_iter().map(|b| (b, Pass::Pulled)).collect();
+        // Documents the relay held, by relay id: built at the first deletion marker.
+        let mut pushed: Option<HashMap<[u8; 32], DocId>> = None;
         queue.extend(
             kept.into_iter().map(|(seq, doc, bytes)| (PulledBlob { seq, doc, bytes }, Pass::Kept)),
         );
@@ -634,7 +653,7 @@ impl RelayStore for DeviceRelay<'_> {
             if b.is_deletion() {
                 // Someone deleted this document's blobs at the relay: if this device holds it
                 // (and the settling after the pull does not erase it), it pushes it whole again.
-                self.forget_deleted(net, &b.doc).map_err(failed)?;
+                self.forget_deleted(net, &b.doc, &mut pushed).map_err(failed)?;
                 continue;
             }
             let retried = pass == Pass::Kept;

@@ -100,6 +100,17 @@ pub(crate) fn forget_relay_pushed(
     Ok(())
 }
 
+/// Lets go of a document's pulled blobs kept here to open later (the relay deleted it).
+pub(crate) fn drop_deferred_of(
+    tx: &Transaction<'_>,
+    at: RelayScope<'_>,
+    doc: &[u8; 32],
+) -> Result<()> {
+    tx.prepare_cached("DELETE FROM relay_deferred WHERE relay = ?1 AND network = ?2 AND doc = ?3")?
+        .execute(params![&at.0[..], &at.1[..], &doc[..]])?;
+    Ok(())
+}
+
 /// Asks the relays to delete a document's blobs in a network (both by their relay ids), and
 /// lets go of its pulled blobs kept here to open later (ciphertext of what is erased).
 pub(crate) fn queue_relay_deletion(

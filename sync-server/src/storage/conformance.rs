@@ -61,6 +61,7 @@ macro_rules! storage_conformance_tests {
             a_deleted_documents_blobs_go_and_one_marker_follows_every_blob,
             deleting_what_is_not_stored_changes_nothing,
             a_deleted_document_is_stored_again_when_pushed_again,
+            numbers_are_never_reused_after_the_newest_blob_is_deleted,
         );
         #[test]
         fn agrees_with_the_memory_model() {
@@ -763,6 +764,25 @@ pub(crate) fn a_deleted_document_is_stored_again_when_pushed_again<S: Storage>(s
     let all = everything(store, &net(1));
     assert_eq!(all.iter().filter(|b| b.is_deletion()).count(), 1);
     assert_eq!(all.last().map(|b| b.seq), Some(again));
+}
+
+/// The newest blob's document deleted: the marker and every later push come after every
+/// number handed out before, so a device whose cursor is at the old newest finds them.
+pub(crate) fn numbers_are_never_reused_after_the_newest_blob_is_deleted<S: Storage>(store: &S) {
+    let seqs = put(store, &[blob(1, 2, 1, 40), blob(1, 1, 2, 50), blob(1, 1, 3, 60)]);
+    let newest = seqs[2];
+    assert_eq!(store.delete_doc(&net(1), &doc(1)).expect("delete"), 2);
+    let again = put(store, &[blob(1, 3, 4, 70)])[0];
+    assert!(again > newest, "number {again} reused (newest was {newest})");
+    let (page, _) = store.blobs_after(&net(1), newest, u64::MAX, 10).expect("pull");
+    let found: Vec<(u8, bool)> = page.iter().map(|b| (b.doc[0], b.is_deletion())).collect();
+    assert_eq!(found, vec![(1, true), (3, false)], "after the old newest: the marker, the push");
+    // Deleted again, with the marker the newest: still no number comes back.
+    put(store, &[blob(1, 1, 5, 20)]);
+    let top = everything(store, &net(1)).last().map(|b| b.seq).expect("blobs");
+    store.delete_doc(&net(1), &doc(1)).expect("delete");
+    let last = put(store, &[blob(1, 3, 6, 30)])[0];
+    assert!(last > top + 1, "the marker takes the next number, the push the one after");
 }
 
 // ---------------------------------------------------------------------------------------------
