@@ -504,7 +504,10 @@ mod relay_deletion {
         meet(&bram, &anna).expect("meet");
         assert!(gone(&anna, case), "Anna (North only) loses it");
         meet(&anna, &cor).expect("meet");
-        println!("after meeting Anna, Cor holds the case: {}", cor.case(case).is_ok());
+        // His copy stays (South), and no longer offers the case to North: it was unshared
+        // there on his device too.
+        let stale = cor.case(case).expect("Cor keeps his copy for South");
+        assert_eq!(stale.networks, vec![south], "Cor's copy still lists North");
         for d in [&bram, &cor, &bram, &cor, &cor] {
             let r = sync(d, &relay);
             println!("{}: {r:?}", d.display_name());

@@ -382,21 +382,20 @@ impl Device {
                 continue;
             }
             // The worker who made it keeps it, whoever unshared it (the worker or an admin).
-            // A copy that does not know of an admin's unsharing yet would go on offering the
-            // case to that network: the worker's device unshares it there itself.
-            if self.creator_device(id, kind).ok().flatten() == Some(me) {
-                let stale = self.stale_unsharings(id, kind, &unshared)?;
-                let from: Vec<DocId> = stale.iter().map(|(n, _, _)| *n).collect();
-                if kind == DocKind::Case && !from.is_empty() {
-                    let nothing = CaseUpdate::default().parse()?;
-                    self.edit(id, kind, |d, _, now| {
-                        Ok(doc::update_case(d, &nothing, &from, now)?)
-                    })?;
-                }
+            let keeps = self.creator_device(id, kind).ok().flatten() == Some(me);
+            if !keeps && let Some(network) = self.unshared_here(id, kind, &unshared)? {
+                dropped.push((id, network));
                 continue;
             }
-            if let Some(network) = self.unshared_here(id, kind, &unshared)? {
-                dropped.push((id, network));
+            // A copy kept that does not know of an unsharing yet would go on offering the case
+            // to that network (at meetings, and pushing it back into the network's place at
+            // the relay after a deletion marker): this device unshares its copy there itself,
+            // as the unsharing did (the same key deleted: the changes agree).
+            let stale = self.stale_unsharings(id, kind, &unshared)?;
+            let from: Vec<DocId> = stale.iter().map(|(n, _, _)| *n).collect();
+            if kind == DocKind::Case && !from.is_empty() {
+                let nothing = CaseUpdate::default().parse()?;
+                self.edit(id, kind, |d, _, now| Ok(doc::update_case(d, &nothing, &from, now)?))?;
             }
         }
         self.erase_here(&todo, &dropped)
