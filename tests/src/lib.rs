@@ -166,6 +166,22 @@ pub fn open_device(dir: &std::path::Path, name: &str) -> Arc<Device> {
     Arc::new(d)
 }
 
+/// A device on a *plain* store `dir/<name>.db` with `name` as its display name and `clock`'s
+/// time: for the byte scans of the erasure and consent tests (on an encrypted store a scan
+/// finds nothing whatever was deleted).
+pub fn plain_device(dir: &std::path::Path, name: &str, clock: &Arc<StepClock>) -> Device {
+    let options = DeviceOptions { clock: clock.clone(), ..DeviceOptions::default() };
+    let d = Device::open_with(dir.join(format!("{name}.db")), options).expect("open");
+    d.set_display_name(name).expect("name");
+    d
+}
+
+/// `admin` invites `d` into `network` as its own member, and `d` accepts.
+pub fn admit(admin: &Device, network: DocId, d: &Device) {
+    let inv = admin.invite(network, d.member_id(), &d.display_name(), d.device_key());
+    d.join(&inv.expect("invite")).expect("join");
+}
+
 /// Devices opened on `dir` under `names`, the first of which creates a network and invites the
 /// others (each joins as its own member): the devices and the network. Nothing is exchanged
 /// yet.

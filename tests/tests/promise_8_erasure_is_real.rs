@@ -11,7 +11,7 @@
 use std::{path::Path, sync::Arc};
 
 use nabij_core::{
-    Device, DeviceOptions, DocId, Error,
+    Device, DocId, Error,
     error::DocError,
     model::{NewNote, NoteKind},
     test_utils::{contains, plant_tombstone_entry, shared_case, signed_tombstone},
@@ -21,10 +21,7 @@ use nabij_tests::{StepClock, meet};
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
 fn open(dir: &Path, name: &str, clock: &Arc<StepClock>) -> Device {
-    let options = DeviceOptions { clock: clock.clone(), ..DeviceOptions::default() };
-    let d = Device::open_with(dir.join(format!("{name}.db")), options).expect("open");
-    d.set_display_name(name).expect("name");
-    d
+    nabij_tests::plain_device(dir, name, clock)
 }
 
 /// Anna (admin, the case's worker), Bram and Cor in one network; Anna's case with two notes

@@ -10,7 +10,7 @@
 use std::{path::Path, sync::Arc};
 
 use nabij_core::{
-    Device, DeviceOptions, DocId, Error,
+    Device, DocId, Error,
     model::{CaseUpdate, Consent, ConsentStatus, NewNote, NoteKind},
     test_utils::{contains, plant_tombstone_entry, shared_case, signed_unshare_tombstone},
 };
@@ -19,16 +19,10 @@ use nabij_tests::{StepClock, meet};
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
 fn open(dir: &Path, name: &str, clock: &Arc<StepClock>) -> Device {
-    let options = DeviceOptions { clock: clock.clone(), ..DeviceOptions::default() };
-    let d = Device::open_with(dir.join(format!("{name}.db")), options).expect("open");
-    d.set_display_name(name).expect("name");
-    d
+    nabij_tests::plain_device(dir, name, clock)
 }
 
-fn join(admin: &Device, network: DocId, d: &Device) {
-    let inv = admin.invite(network, d.member_id(), &d.display_name(), d.device_key());
-    d.join(&inv.expect("invite")).expect("join");
-}
+use nabij_tests::admit as join;
 
 fn consent(status: ConsentStatus) -> CaseUpdate {
     CaseUpdate {
