@@ -272,6 +272,64 @@ pub fn open_content_key(
     Ok(SecretKey(key))
 }
 
+/// What a blob that carries its content key starts with: a key id no key has (ids are
+/// hashes), so it cannot be read as a blob's key id.
+const CARRIES_KEY: KeyId = [0; KEY_ID_LEN];
+
+/// Bytes of a sealed content key: nonce, key, tag.
+const SEALED_KEY_LEN: usize = 24 + 32 + 16;
+
+/// A document's content key carried in a blob to the relay (unopened): the epoch whose
+/// network key seals it, the id it claims, and the sealed key. Keys travel this way, beside
+/// the blobs they open, and not in the network document: a relay's deletion of a document
+/// deletes its keys with its blobs, and no Automerge history keeps them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CarriedKey {
+    /// The epoch whose network key seals the key.
+    pub epoch: u32,
+    /// The key's id (unauthenticated until opened).
+    pub id: KeyId,
+    /// The key sealed under that network key, bound to the network and document
+    /// ([`seal_content_key`]).
+    pub sealed: Vec<u8>,
+}
+
+/// `blob` (as [`encrypt_blob`] made it) carrying its content key sealed under the network key
+/// of `context.epoch`: `CARRIES_KEY || epoch (u32 LE) || key id || sealed key || blob`.
+pub fn carry_key(
+    rng: &Randomness,
+    network_key: &SecretKey,
+    context: &BlobContext,
+    content_key: &SecretKey,
+    blob: &[u8],
+) -> Result<Vec<u8>, CryptoError> {
+    let sealed = seal_content_key(rng, network_key, content_key, context)?;
+    let mut out = Vec::with_capacity(2 * KEY_ID_LEN + 4 + sealed.len() + blob.len());
+    out.extend_from_slice(&CARRIES_KEY);
+    out.extend_from_slice(&context.epoch.to_le_bytes());
+    out.extend_from_slice(&content_key.id());
+    out.extend_from_slice(&sealed);
+    out.extend_from_slice(blob);
+    Ok(out)
+}
+
+/// A pulled blob split into the content key it carries, if it carries one, and the blob
+/// proper. Nothing is opened here; a blob too short for the key it says it carries is
+/// malformed.
+pub fn split_carried(bytes: &[u8]) -> Result<(Option<CarriedKey>, &[u8]), CryptoError> {
+    if bytes.get(..KEY_ID_LEN) != Some(&CARRIES_KEY[..]) {
+        return Ok((None, bytes));
+    }
+    let short = || CryptoError::Malformed("blob too short for the key it carries".into());
+    let rest = &bytes[KEY_ID_LEN..];
+    let epoch = rest.get(..4).and_then(|e| e.try_into().ok()).map(u32::from_le_bytes);
+    let id = rest.get(4..4 + KEY_ID_LEN).and_then(|k| KeyId::try_from(k).ok());
+    let sealed = rest.get(4 + KEY_ID_LEN..4 + KEY_ID_LEN + SEALED_KEY_LEN);
+    let (Some(epoch), Some(id), Some(sealed)) = (epoch, id, sealed) else { return Err(short()) };
+    let blob = &rest[4 + KEY_ID_LEN + SEALED_KEY_LEN..];
+    Ok((Some(CarriedKey { epoch, id, sealed: sealed.to_vec() }), blob))
+}
+
 /// The id the relay knows a document by: a keyed hash of its id under the network key.
 pub fn relay_doc_id(network_key: &SecretKey, doc: DocId) -> [u8; 32] {
     let k = blake3::derive_key(RELAY_ID_KDF, &network_key.0);
@@ -387,6 +445,26 @@ mod tests {
         // Two sealings of one key differ (fresh ephemeral key and nonce).
         let again = seal_network_key(&os(), &key, n1, 0, &alice.public_key()).unwrap();
         assert_ne!(sealed, again);
+    }
+
+    #[test]
+    fn a_carried_key_splits_off_its_blob_and_opens_only_in_its_context() {
+        let (network, content) =
+            (SecretKey::generate(&os()).unwrap(), SecretKey::generate(&os()).unwrap());
+        let blob = encrypt_blob(&os(), &content, &ctx(), b"changes").unwrap();
+        let carried = carry_key(&os(), &network, &ctx(), &content, &blob.bytes).unwrap();
+        let (key_in, rest) = split_carried(&carried).unwrap();
+        let key_in = key_in.unwrap();
+        assert_eq!((key_in.epoch, key_in.id), (ctx().epoch, content.id()));
+        assert!(rest == &blob.bytes[..]);
+        assert_eq!(open_content_key(&network, &key_in.sealed, &ctx()).unwrap(), content);
+        let other = BlobContext { doc: [9; 32], ..ctx() };
+        assert_eq!(open_content_key(&network, &key_in.sealed, &other), Err(CryptoError::Tampered));
+        // A blob that carries no key is passed through; one cut short is malformed.
+        assert!(split_carried(&blob.bytes).unwrap() == (None, &blob.bytes[..]));
+        for cut in [KEY_ID_LEN, KEY_ID_LEN + 3, KEY_ID_LEN + 4 + KEY_ID_LEN + SEALED_KEY_LEN - 1] {
+            assert!(matches!(split_carried(&carried[..cut]), Err(CryptoError::Malformed(_))));
+        }
     }
 
     #[test]

@@ -29,7 +29,7 @@ use rusqlite::{ErrorCode, Row, types::Type};
 use crate::ids::{DocId, NoteId};
 
 /// The schema version of a fresh store, and the newest this build opens.
-pub(crate) const SCHEMA_VERSION: u32 = 10;
+pub(crate) const SCHEMA_VERSION: u32 = 11;
 
 /// `PRAGMA application_id` of every Nabij store ("NABJ"), so another application's SQLite
 /// database is never mistaken for one and migrated.
@@ -123,6 +123,7 @@ type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 mod chunks;
 mod cipher;
+mod content_keys;
 mod index;
 mod membership;
 mod meta;
@@ -138,6 +139,7 @@ pub use self::cipher::{InvalidStoreKey, StoreKey};
 pub(crate) use self::{
     chunks::*,
     cipher::{FileState, could_be_encrypted, encrypt_store, file_state, rekey_store},
+    content_keys::*,
     index::*,
     membership::*,
     meta::*,

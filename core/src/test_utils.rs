@@ -280,6 +280,41 @@ pub fn key_epochs(device: &Device, network: crate::DocId) -> Vec<u32> {
     device.network_keys(network).map(|(_, k)| k.into_keys().collect()).unwrap_or_default()
 }
 
+/// The network key of `epoch` that `device` holds (a member's, as its modified app has it).
+pub fn network_key(device: &Device, network: DocId, epoch: u32) -> crate::crypto::SecretKey {
+    let (_, keys) = device.network_keys(network).expect("the network's keys");
+    keys.get(&epoch).cloned().expect("a key of that epoch")
+}
+
+/// The id `doc` has at relays in `network` (a keyed hash under the network's first key).
+pub fn relay_doc_id(device: &Device, network: DocId, doc: DocId) -> [u8; 32] {
+    crate::crypto::relay_doc_id(&network_key(device, network, 0), doc)
+}
+
+/// How many content keys of `doc` in `network` `device` keeps.
+pub fn content_keys_kept(device: &Device, network: DocId, doc: DocId) -> usize {
+    let relay_network = device.relay_network_id(network).expect("network").expect("genesis");
+    let relay_doc = relay_doc_id(device, network, doc);
+    device.kept_content_keys(&relay_network, &relay_doc).expect("content keys").len()
+}
+
+/// Every content-key entry the network document held at any point of its history, as
+/// `device` holds it (Automerge keeps every value: an entry once there is there for good).
+pub fn content_keys_in_history(device: &Device, network: DocId) -> usize {
+    use automerge::ReadDoc;
+    let mut doc = load_exported(&device.export_document(network).expect("export"));
+    let mut entries = std::collections::BTreeSet::new();
+    for change in doc.get_changes(&[]) {
+        let at = [change.hash()];
+        if let Ok(Some((automerge::Value::Object(_), map))) =
+            doc.get_at(automerge::ROOT, "content_keys", &at)
+        {
+            entries.extend(doc.keys_at(&map, &at));
+        }
+    }
+    entries.len()
+}
+
 /// The Automerge document inside what [`Device::export_document`] gives (it comes in an
 /// envelope with its signatures), for tests that play with the document itself.
 pub fn load_exported(exported: &[u8]) -> automerge::AutoCommit {

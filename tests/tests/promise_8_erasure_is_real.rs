@@ -14,7 +14,10 @@ use nabij_core::{
     Device, DocId, Error,
     error::DocError,
     model::{NewNote, NoteKind},
-    test_utils::{contains, plant_tombstone_entry, shared_case, signed_tombstone},
+    test_utils::{
+        contains, content_keys_in_history, content_keys_kept, plant_tombstone_entry, shared_case,
+        signed_tombstone,
+    },
 };
 use nabij_tests::{StepClock, meet};
 
@@ -223,6 +226,12 @@ async fn promise_8_an_erasure_reaches_a_colleague_through_the_relay() {
     sync_once(&anna, &relay).await.expect("sync");
     sync_once(&bram, &relay).await.expect("sync");
     assert!(bram.case(case).is_ok(), "the case reached Bram by the relay");
+    // The case's content key is kept on both devices, outside the network document: no state
+    // of that document's history ever held a content key.
+    for d in [&anna, &bram] {
+        assert_eq!(content_keys_kept(d, network, case), 1, "{}", d.display_name());
+        assert_eq!(content_keys_in_history(d, network), 0, "{}", d.display_name());
+    }
 
     let before = relay_blobs(&relay.dir);
     assert!(before.iter().all(|(_, b)| !b.is_empty()), "no marker yet");
@@ -232,7 +241,14 @@ async fn promise_8_an_erasure_reaches_a_colleague_through_the_relay() {
     let report = sync_once(&bram, &relay).await.expect("sync");
     assert!(matches!(bram.case(case), Err(Error::NotFound { .. })), "{report:?}");
     assert!(bram.search("deurwaarder", 10).expect("search").is_empty());
-    // The case's blobs are gone from the relay: one marker stands where they were.
+    // No device keeps a key that opens the case's blobs (were one left somewhere), and no
+    // network document's history ever held one.
+    for d in [&anna, &bram] {
+        assert_eq!(content_keys_kept(d, network, case), 0, "{}", d.display_name());
+        assert_eq!(content_keys_in_history(d, network), 0, "{}", d.display_name());
+    }
+    // The case's blobs are gone from the relay (the key they carried with them): one marker
+    // stands where they were.
     let after = relay_blobs(&relay.dir);
     let markers: Vec<[u8; 32]> =
         after.iter().filter(|(_, b)| b.is_empty()).map(|(d, _)| *d).collect();

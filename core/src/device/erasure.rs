@@ -143,6 +143,9 @@ impl Device {
         let key = self.identity.signing_key();
         let at_relays: Vec<([u8; 32], [u8; 32])> =
             acting.iter().filter_map(|n| self.relay_ids(*n, id)).collect();
+        // Its content keys in the networks it leaves go (they open only its blobs there).
+        let keys_at: Vec<([u8; 32], [u8; 32])> =
+            networks.iter().filter_map(|n| self.relay_ids(*n, id)).collect();
         let mut w = self.writer.lock();
         let Writer { conn, cache } = &mut *w;
         let result = guard(|| {
@@ -172,6 +175,9 @@ impl Device {
             }
             for (network, doc) in &at_relays {
                 store::queue_relay_deletion(&tx, network, doc)?;
+            }
+            for (network, doc) in &keys_at {
+                store::delete_content_keys(&tx, network, doc)?;
             }
             tx.commit()?;
             for (d, h) in &changed {
@@ -224,6 +230,16 @@ impl Device {
                 ids.push(*id);
             }
         }
+        // Their content keys go in every network held here: no key that opens a blob of a
+        // deleted document stays (a blob a relay failed to delete opens with nothing here).
+        let held: Vec<DocId> = self
+            .document_ids()?
+            .into_iter()
+            .filter(|(_, k)| *k == DocKind::Network)
+            .map(|(n, _)| n)
+            .collect();
+        let keys_at: Vec<([u8; 32], [u8; 32])> =
+            ids.iter().flat_map(|id| held.iter().filter_map(|n| self.relay_ids(*n, *id))).collect();
         let mut w = self.writer.lock();
         // This device's own reader must not hold the checkpoint back (writer before reader,
         // as every path that takes both).
@@ -236,6 +252,9 @@ impl Device {
             }
             for (network, doc) in &at_relays {
                 store::queue_relay_deletion(&tx, network, doc)?;
+            }
+            for (network, doc) in &keys_at {
+                store::delete_content_keys(&tx, network, doc)?;
             }
             tx.commit()?;
             // The deletion took effect; a scrub that fails (disk full, busy) is not the

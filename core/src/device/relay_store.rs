@@ -19,7 +19,7 @@ use rusqlite::TransactionBehavior;
 use super::{Device, DocError, exchange::RelayMerge, heads_bytes, sync_store::Incoming};
 use crate::{
     authorship::SignedHead,
-    crypto::{self, Blob, BlobContext, SecretKey},
+    crypto::{self, Blob, BlobContext, CarriedKey, KeyId, SecretKey},
     doc,
     error::Error,
     ids::DocId,
@@ -42,12 +42,15 @@ fn failed(e: impl std::fmt::Display) -> RelayError {
 pub struct DeviceRelay<'a> {
     device: &'a Device,
     relay: PublicKey,
+    /// Documents whose prepared push carries its content key, with their relay ids and the
+    /// key's id: once the relay has the push, it holds the key.
+    carrying: HashMap<DocId, ([u8; 32], KeyId)>,
 }
 
 impl<'a> DeviceRelay<'a> {
     /// `device` syncing with the relay holding `relay`.
     pub fn new(device: &'a Device, relay: PublicKey) -> Self {
-        Self { device, relay }
+        Self { device, relay, carrying: HashMap::new() }
     }
 }
 
@@ -87,6 +90,28 @@ fn first_that_opens(
     }
     if !entries.is_empty() {
         tracing::debug!("no content key entry opens under the keys held here");
+    }
+    None
+}
+
+/// The first content key kept here (by id) that opens under a network key of its epoch among
+/// `keys` and is the key its id names, with its epoch; only the key `key_id` if given.
+fn first_kept_that_opens(
+    net: &NetworkAccess,
+    relay_doc: &[u8; 32],
+    kept: &[store::StoredContentKey],
+    key_id: Option<&KeyId>,
+    keys: &[(u32, &SecretKey)],
+) -> Option<(u32, SecretKey)> {
+    for (id, epoch, sealed) in kept.iter().filter(|(id, _, _)| key_id.is_none_or(|k| k == id)) {
+        for (_, network_key) in keys.iter().filter(|(e, _)| e == epoch) {
+            let ctx = context(net, *relay_doc, *epoch);
+            if let Ok(key) = crypto::open_content_key(network_key, sealed, &ctx)
+                && key.id() == *id
+            {
+                return Some((*epoch, key));
+            }
+        }
     }
     None
 }
@@ -206,32 +231,73 @@ impl Device {
         Ok(Roster { network: relay_id, issued_at, devices, removals, ops })
     }
 
-    /// The content key a document's blobs are encrypted under: the first of its sealed keys
-    /// that opens (by key id, so every device picks the same one once they share the network
-    /// document), or the one with `key_id`.
+    /// The content key a document's blobs are encrypted under: the first kept here that
+    /// opens under the newest epoch's key (by key id, so devices that learned each other's
+    /// keys pick the same one), or, pulling, the one with `key_id` (`held`: the network keys
+    /// to open it with).
     fn content_key(
         &self,
         net: &NetworkAccess,
         relay_doc: &[u8; 32],
-        key_id: Option<(&[u8], &[EpochKey])>,
+        key_id: Option<(&KeyId, &[EpochKey])>,
     ) -> Result<Option<(u32, SecretKey)>, Error> {
-        let keys =
-            self.read(net.network, DocKind::Network, |d| Ok(doc::content_keys(d, relay_doc)?))?;
+        let kept = store::content_keys_of(&self.reader.lock(), &net.relay_id, relay_doc)?;
         Ok(match key_id {
             // Pulling: whichever epoch sealed it, among the keys held now.
-            Some((id, held)) => first_that_opens(
-                net,
-                relay_doc,
-                keys,
-                Some(id),
-                &mut held.iter().map(|(e, k)| (e, k)),
-            ),
+            Some((id, held)) => {
+                let keys: Vec<(u32, &SecretKey)> = held.iter().map(|(e, k)| (*e, k)).collect();
+                match first_kept_that_opens(net, relay_doc, &kept, Some(id), &keys) {
+                    Some(found) => Some(found),
+                    // A blob pushed before keys left the network document: its key is in the
+                    // document's `content_keys` map (read, never written now).
+                    None => {
+                        let legacy = self.read(net.network, DocKind::Network, |d| {
+                            Ok(doc::content_keys(d, relay_doc)?)
+                        })?;
+                        let mut held = held.iter().map(|(e, k)| (e, k));
+                        first_that_opens(net, relay_doc, legacy, Some(id), &mut held)
+                    }
+                }
+            }
             // Pushing: only a key of the newest epoch, so a device removed since cannot read
             // what is written now.
             None => {
                 let (epoch, key) = net.current();
-                first_that_opens(net, relay_doc, keys, None, &mut std::iter::once((&epoch, key)))
+                first_kept_that_opens(net, relay_doc, &kept, None, &[(epoch, key)])
             }
+        })
+    }
+
+    /// The content keys kept here for a document (relay ids), for tests.
+    #[cfg(feature = "test-utils")]
+    pub(crate) fn kept_content_keys(
+        &self,
+        network: &[u8; 32],
+        doc: &[u8; 32],
+    ) -> Result<Vec<store::StoredContentKey>, Error> {
+        Ok(store::content_keys_of(&self.reader.lock(), network, doc)?)
+    }
+
+    /// Keeps the content key a pulled blob carried (it opened under a network key held here
+    /// and opened the blob, which names `doc`): the relay holds it, and later blobs under it
+    /// carry only its id. Not for a document erased here: a blob pulled before the relay
+    /// deleted it must not bring its key back.
+    fn keep_carried_key(
+        &self,
+        net: &NetworkAccess,
+        at: store::RelayScope<'_>,
+        relay_doc: &[u8; 32],
+        carried: &CarriedKey,
+        doc: DocId,
+    ) -> Result<(), Error> {
+        if store::is_erased(&self.reader.lock(), doc)? {
+            return Ok(());
+        }
+        let network = net.relay_id;
+        let key = (carried.id, carried.epoch, carried.sealed.clone());
+        self.set_relay_state(|tx| {
+            store::put_content_key(tx, &network, relay_doc, &key)?;
+            store::set_relay_key(tx, at, relay_doc, &carried.id)
         })
     }
 
@@ -259,42 +325,40 @@ impl Device {
         out
     }
 
-    /// Gives each document without a content key of the newest epoch one (one change to the
-    /// network document).
-    fn ensure_content_keys(&self, net: &NetworkAccess, docs: &[DocId]) -> Result<bool, Error> {
-        let lacking: Vec<(DocId, [u8; 32])> = self.read(net.network, DocKind::Network, |d| {
-            let mut out = Vec::new();
+    /// Gives each document without a content key of the newest epoch one, kept here (not in
+    /// the network document, whose history would keep it past an erasure): a new random key,
+    /// sealed under the newest network key. It reaches the relay in the document's next blob.
+    fn ensure_content_keys(&self, net: &NetworkAccess, docs: &[DocId]) -> Result<(), Error> {
+        let (epoch, network_key) = net.current();
+        let mut new = Vec::new();
+        {
+            let r = self.reader.lock();
             for &id in docs {
-                let r = crypto::relay_doc_id(&net.key, id);
-                // Entries that do not open are someone's garbage: a document with only those
-                // gets a key of its own.
-                let (epoch, key) = net.current();
-                let current = &mut std::iter::once((&epoch, key));
-                if first_that_opens(net, &r, doc::content_keys(d, &r)?, None, current).is_none() {
-                    out.push((id, r));
+                let relay_doc = crypto::relay_doc_id(&net.key, id);
+                let kept = store::content_keys_of(&r, &net.relay_id, &relay_doc)?;
+                let current = [(epoch, network_key)];
+                if first_kept_that_opens(net, &relay_doc, &kept, None, &current).is_none() {
+                    new.push(relay_doc);
                 }
             }
-            Ok(out)
-        })?;
-        if lacking.is_empty() {
-            return Ok(false);
         }
-        self.edit(net.network, DocKind::Network, |d, _, now| {
-            let (epoch, network_key) = net.current();
-            for (_, r) in &lacking {
-                let key = SecretKey::generate(&self.randomness)?;
-                let ctx = context(net, *r, epoch);
-                let sealed = crypto::seal_content_key(&self.randomness, network_key, &key, &ctx)?;
-                doc::put_content_key(d, r, &key.id(), &sealed)?;
+        if new.is_empty() {
+            return Ok(());
+        }
+        let mut sealed = Vec::with_capacity(new.len());
+        for relay_doc in new {
+            let key = SecretKey::generate(&self.randomness)?;
+            let ctx = context(net, relay_doc, epoch);
+            let s = crypto::seal_content_key(&self.randomness, network_key, &key, &ctx)?;
+            sealed.push((relay_doc, (key.id(), epoch, s)));
+        }
+        let network = net.relay_id;
+        self.set_relay_state(|tx| {
+            for (relay_doc, key) in &sealed {
+                store::put_content_key(tx, &network, relay_doc, key)?;
             }
-            doc::commit_pending(
-                d,
-                format!("Sealed content keys for {} documents", lacking.len()),
-                now,
-            )?;
             Ok(())
-        })?;
-        Ok(true)
+        })
     }
 
     /// A document's changes the relay lacks (`held`: the heads it holds), with the heads they
@@ -360,6 +424,7 @@ impl DeviceRelay<'_> {
         let (relay, network) = (self.relay, net.relay_id);
         self.device.set_relay_state(|tx| {
             store::drop_deferred_of(tx, (&relay, &network), relay_doc)?;
+            store::forget_relay_keys(tx, (&relay, &network), relay_doc)?;
             match doc {
                 Some(doc) => store::forget_relay_pushed(tx, (&relay, &network), doc),
                 None => Ok(()),
@@ -564,9 +629,9 @@ impl RelayStore for DeviceRelay<'_> {
             .filter(|(id, heads)| *id != net.network && lacking(id, heads))
             .map(|(id, _)| *id)
             .collect();
-        let keyed = self.device.ensure_content_keys(net, &docs).map_err(failed)?;
+        self.device.ensure_content_keys(net, &docs).map_err(failed)?;
         let network_lacking =
-            keyed || inventory.iter().any(|(id, heads)| *id == net.network && lacking(id, heads));
+            inventory.iter().any(|(id, heads)| *id == net.network && lacking(id, heads));
         Ok(network_lacking.then_some(net.network).into_iter().chain(docs).collect())
     }
 
@@ -597,9 +662,24 @@ impl RelayStore for DeviceRelay<'_> {
         let signed = self.device.signed_heads_to_send(doc).map_err(failed)?;
         let plain = encode_payload(doc, &heads, &signed, &bytes);
         let ctx = context(net, relay_doc, epoch);
-        let blob =
-            crypto::encrypt_blob(&self.device.randomness, &key, &ctx, &plain).map_err(failed)?;
-        Ok(Some(PreparedPush { doc, relay_doc, blob: blob.bytes, heads }))
+        let rng = &self.device.randomness;
+        let blob = crypto::encrypt_blob(rng, &key, &ctx, &plain).map_err(failed)?;
+        // The first blob under a key the relay does not hold carries the key, sealed under the
+        // network key: the relay deletes the two together.
+        let key_id = key.id();
+        let at = (&self.relay, &net.relay_id);
+        let relay_holds = doc == net.network
+            || store::relay_holds_key(&self.device.reader.lock(), at, &relay_doc, &key_id)
+                .map_err(failed)?;
+        if relay_holds {
+            self.carrying.remove(&doc);
+            return Ok(Some(PreparedPush { doc, relay_doc, blob: blob.bytes, heads }));
+        }
+        let network_key = net.keys.get(&epoch).unwrap_or(net.current().1);
+        let carrying =
+            crypto::carry_key(rng, network_key, &ctx, &key, &blob.bytes).map_err(failed)?;
+        self.carrying.insert(doc, (relay_doc, key_id));
+        Ok(Some(PreparedPush { doc, relay_doc, blob: carrying, heads }))
     }
 
     fn pushed(
@@ -609,8 +689,14 @@ impl RelayStore for DeviceRelay<'_> {
         heads: &[[u8; 32]],
     ) -> Result<(), RelayError> {
         let (relay, network) = (self.relay, net.relay_id);
+        let carried = self.carrying.remove(&doc);
         self.device
-            .set_relay_state(|tx| store::set_relay_pushed(tx, (&relay, &network), doc, heads))
+            .set_relay_state(|tx| {
+                if let Some((relay_doc, key)) = &carried {
+                    store::set_relay_key(tx, (&relay, &network), relay_doc, key)?;
+                }
+                store::set_relay_pushed(tx, (&relay, &network), doc, heads)
+            })
             .map_err(failed)
     }
 
@@ -660,8 +746,11 @@ impl RelayStore for DeviceRelay<'_> {
             if retried {
                 let_go.push(b.seq);
             }
-            let id = blob_id(&b.bytes);
             let reject = |reason: String| RejectedBlob { seq: b.seq, reason };
+            // Bytes before the blob proper: the content key it carries, if it carries one
+            // (kept once the blob opened under it and named its document).
+            let mut skip = 0;
+            let mut carried_opened: Option<CarriedKey> = None;
             let keys: Vec<(u32, SecretKey)> = if b.doc == network_doc {
                 // Whichever epoch it was written in, newest first; a new epoch's key the
                 // roster offers opens it before the document itself holds that key.
@@ -677,14 +766,45 @@ impl RelayStore for DeviceRelay<'_> {
             } else {
                 // (A pulled network document is stored, and the keys read again, as soon as it
                 // comes: see below.)
-                let key_id = match crypto::blob_key_id(&b.bytes) {
-                    Ok(k) => k,
+                let split = crypto::split_carried(&b.bytes)
+                    .and_then(|(c, proper)| Ok((c, crypto::blob_key_id(proper)?, proper.len())));
+                let (carried, key_id) = match split {
+                    Ok((c, k, len)) => {
+                        skip = b.bytes.len() - len;
+                        (c, k)
+                    }
                     Err(e) => {
                         applied.rejected.push(reject(e.to_string()));
                         continue;
                     }
                 };
-                match self.device.content_key(net, &b.doc, Some((&key_id, &opening))) {
+                let carried_key = match carried {
+                    Some(c) if c.id != key_id => {
+                        applied.rejected.push(reject(
+                            "the content key a blob carries is not the key it is encrypted under"
+                                .into(),
+                        ));
+                        continue;
+                    }
+                    Some(c) => {
+                        let kept = [(c.id, c.epoch, c.sealed.clone())];
+                        let keys: Vec<(u32, &SecretKey)> =
+                            opening.iter().map(|(e, k)| (*e, k)).collect();
+                        let opened = first_kept_that_opens(net, &b.doc, &kept, None, &keys);
+                        if opened.is_some() {
+                            carried_opened = Some(c);
+                        }
+                        opened
+                    }
+                    None => None,
+                };
+                // A carried key that does not open (its epoch's key has not come, or garbage)
+                // leaves the blob to wait like any blob without its key.
+                let found = match carried_key {
+                    Some(k) => Ok(Some(k)),
+                    None => self.device.content_key(net, &b.doc, Some((&key_id, &opening))),
+                };
+                match found {
                     Ok(Some(k)) => vec![k],
                     Ok(None) if retried => {
                         let_go.pop();
@@ -708,7 +828,9 @@ impl RelayStore for DeviceRelay<'_> {
                     }
                 }
             };
-            let blob = Blob { id, bytes: b.bytes };
+            let mut bytes = b.bytes;
+            bytes.drain(..skip);
+            let blob = Blob { id: blob_id(&bytes), bytes };
             let opened = keys
                 .iter()
                 .find_map(|(e, k)| crypto::decrypt_blob(k, &context(net, b.doc, *e), &blob).ok());
@@ -751,6 +873,14 @@ impl RelayStore for DeviceRelay<'_> {
             if crypto::relay_doc_id(&net.key, doc) != b.doc {
                 applied.rejected.push(reject("the blob names another document".into()));
                 continue;
+            }
+            if let Some(c) = &carried_opened {
+                let at = (&self.relay, &net.relay_id);
+                match self.device.keep_carried_key(net, at, &b.doc, c, doc) {
+                    Ok(()) => {}
+                    Err(e) if is_local(&e) => return Err(failed(e)),
+                    Err(e) => tracing::warn!(error = %e, "a carried content key was not kept"),
+                }
             }
             if batch.ids.contains(&doc) {
                 self.flush(net, &mut batch, &mut applied)?;

@@ -115,10 +115,13 @@ pub(crate) fn read_network(doc: &AutoCommit) -> Result<NetworkDoc, DocError> {
 // Keys. Both maps are flat, keyed `"<a>.<b>"`: two devices writing entries at once never
 // create the same nested map twice (concurrently created maps conflict and one loses).
 
-/// Creates the network document's key maps if it has none (a network made before keys
-/// existed). Only the network's creator calls this, so two devices never race to create them.
+/// Creates the network document's key and tombstone maps if it has none (a network made
+/// before they existed). Only the network's creator calls this, so two devices never race to
+/// create them. (Content keys are not kept here any more: Automerge would keep them past an
+/// erasure. A network made before holds a `content_keys` map, still read to open its old
+/// blobs, never written.)
 pub(crate) fn ensure_key_maps(doc: &mut AutoCommit) -> Result<(), DocError> {
-    for map in ["keys", "content_keys", "tombstones"] {
+    for map in ["keys", "tombstones"] {
         if !matches!(doc.get(&ROOT, map)?, Some((Value::Object(ObjType::Map), _))) {
             new_map(doc, &ROOT, map)?;
         }
@@ -205,21 +208,6 @@ pub(crate) fn sealed_network_keys(
         }
     }
     Ok(out)
-}
-
-/// Records a document's content key, sealed under the network key, by the document's relay
-/// id and the key's id.
-pub(crate) fn put_content_key(
-    doc: &mut AutoCommit,
-    relay_doc: &[u8; 32],
-    key_id: &[u8],
-    sealed: &[u8],
-) -> Result<(), DocError> {
-    let keys = key_map(doc, "content_keys")?
-        .ok_or(DocError::Malformed("network has no content key map".into()))?;
-    let k = format!("{}.{}", hex::encode(relay_doc), hex::encode(key_id));
-    doc.put(&keys, k.as_str(), ScalarValue::Bytes(sealed.to_vec()))?;
-    Ok(())
 }
 
 /// Records a signed tombstone under the erased document's tag (see `crate::erasure`). An entry already there (the
@@ -342,7 +330,8 @@ pub(crate) fn commit_pending(
 /// A content key's id and the key sealed under the network key.
 pub(crate) type SealedContentKey = (Vec<u8>, Vec<u8>);
 
-/// A document's sealed content keys, by key id.
+/// A document's sealed content keys in the map of a network made before content keys left the
+/// network document, by key id.
 pub(crate) fn content_keys(
     doc: &AutoCommit,
     relay_doc: &[u8; 32],

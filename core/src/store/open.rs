@@ -27,6 +27,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (8, include_str!("migrations/008_notes_by_case.sql")),
     (9, include_str!("migrations/009_erased.sql")),
     (10, include_str!("migrations/010_relay_deletions.sql")),
+    (11, include_str!("migrations/011_content_keys.sql")),
 ];
 
 /// Keys a new connection and reads its first page: a wrong key fails here, before anything

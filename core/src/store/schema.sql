@@ -228,3 +228,22 @@ CREATE TABLE relay_deletions (
     doc BLOB NOT NULL,
     PRIMARY KEY (network, doc)
 ) WITHOUT ROWID;
+-- Documents' content keys, out of the network documents' Automerge history so that erasure
+-- deletes them: by the network's and the document's relay ids, the key's id and the epoch
+-- whose network key seals it.
+CREATE TABLE content_keys (
+    network BLOB NOT NULL,
+    doc BLOB NOT NULL,
+    key_id BLOB NOT NULL,
+    epoch INTEGER NOT NULL,
+    sealed BLOB NOT NULL,
+    PRIMARY KEY (network, doc, key_id, epoch)
+) WITHOUT ROWID;
+-- Content keys a relay holds (carried in a blob pushed or pulled there).
+CREATE TABLE relay_keys (
+    relay BLOB NOT NULL,
+    network BLOB NOT NULL,
+    doc BLOB NOT NULL,
+    key_id BLOB NOT NULL,
+    PRIMARY KEY (relay, network, doc, key_id)
+) WITHOUT ROWID;

@@ -115,7 +115,8 @@ pub(crate) fn scrub(conn: &rusqlite::Connection) -> Result<bool> {
 }
 
 /// Deletes what this device kept about a network itself: its roster rows, operations, pinned
-/// creator, invitation, and its relay cursors (`relay_id`: its id at relays).
+/// creator, invitation, its relay cursors and its documents' content keys (`relay_id`: its id
+/// at relays).
 pub(crate) fn forget_network(
     tx: &Transaction<'_>,
     network: DocId,
@@ -137,6 +138,8 @@ pub(crate) fn forget_network(
         tx.execute("DELETE FROM relay_cursors WHERE network = ?1", params![&r[..]])?;
         tx.execute("DELETE FROM relay_pushed WHERE network = ?1", params![&r[..]])?;
         tx.execute("DELETE FROM relay_deferred WHERE network = ?1", params![&r[..]])?;
+        tx.execute("DELETE FROM relay_keys WHERE network = ?1", params![&r[..]])?;
+        tx.execute("DELETE FROM content_keys WHERE network = ?1", params![&r[..]])?;
     }
     Ok(())
 }
