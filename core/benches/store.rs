@@ -314,7 +314,8 @@ fn search_bench() {
 }
 
 /// Erasing a case from a store of 1,000 cases × 20 notes: the deletion with freed pages
-/// zeroed, the full-text index merged into one segment, the WAL folded in and truncated.
+/// zeroed, the full-text index merged into one segment, the WAL folded in and truncated; and
+/// redacting a note (a new history of its case, the old one erased).
 fn erase_bench() {
     let dir = tempfile::tempdir().expect("tempdir");
     let options = DeviceOptions { key: Some(bench_key()), ..DeviceOptions::default() };
@@ -337,11 +338,42 @@ fn erase_bench() {
         device.erase(*case, "bench").expect("erase");
         times.push(t.elapsed());
     }
+    // Redaction: a note's words out of the case's history (a new history of the case, the old
+    // one erased). Each case first gets a note edited twice, as a worker corrects a name.
+    let mut redactions = Vec::new();
+    let mut sizes = Vec::new();
+    for case in cases.iter().skip(50).step_by(100) {
+        let timeline = device.case_timeline(*case).expect("timeline");
+        let note = timeline[timeline.len() / 2].id;
+        device.edit_note(*case, note, "Meneer Vrijthoff belde over de huur.").expect("edit");
+        device
+            .edit_note(*case, note, "Meneer Vrijthoff belde over de huur, twee keer.")
+            .expect("edit");
+        let before = device.export_document(*case).expect("export").len();
+        let t = Instant::now();
+        let new = device
+            .redact_note(*case, note, "De buurman belde over de huur, twee keer.", "bench")
+            .expect("redact");
+        redactions.push(t.elapsed());
+        sizes.push((before, device.export_document(new).expect("export").len()));
+    }
+    let (old, new): (Vec<usize>, Vec<usize>) = sizes.into_iter().unzip();
     println!("## erase: a case (20 notes) from an encrypted store of 1,000 cases × 20 notes");
     println!("| | figure |");
     println!("|---|---|");
     println!("| erase, median of {} | **{}** |", times.len(), ms(median(&mut times)));
     println!("| slowest | {} |", ms(*times.iter().max().expect("some")));
+    println!(
+        "| redact a note (the case copied into a new history, the old one erased), median of {} | **{}** |",
+        redactions.len(),
+        ms(median(&mut redactions))
+    );
+    println!("| slowest redaction | {} |", ms(*redactions.iter().max().expect("some")));
+    println!(
+        "| the case's exported size before / after redaction (mean, bytes) | {} / {} |",
+        old.iter().sum::<usize>() / old.len(),
+        new.iter().sum::<usize>() / new.len()
+    );
     println!();
 }
 

@@ -36,6 +36,7 @@ mod meetings;
 mod networks;
 mod projection;
 mod queries;
+mod redaction;
 mod relay_store;
 mod sync_store;
 

@@ -43,10 +43,18 @@ mod history;
 mod learning_point;
 mod meeting;
 mod network;
+mod redaction;
 
 use self::fields::*;
 pub(crate) use self::fields::{shared_with, sharers, updated_at};
-pub(crate) use self::{case::*, history::*, learning_point::*, meeting::*, network::*};
+pub(crate) use self::{
+    case::*,
+    history::*,
+    learning_point::*,
+    meeting::*,
+    network::*,
+    redaction::{put_carried_notes, redacted_copy},
+};
 
 /// The schema version this build writes, and the newest it reads.
 pub(crate) const SCHEMA_VERSION: u64 = 1;

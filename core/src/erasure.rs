@@ -1,6 +1,6 @@
-//! Tombstones: the signed record that a document was erased, or unshared from a network (its
-//! consent withdrawn or narrowed), as it travels in a network document's `tombstones` map (see
-//! ARCHITECTURE.md, "Erasure and consent").
+//! Tombstones: the signed record that a document was erased, unshared from a network (its
+//! consent withdrawn or narrowed), or replaced by a new history without redacted words, as it travels in a network document's `tombstones` map (see
+//! ARCHITECTURE.md, "Erasure, redaction and consent").
 //!
 //! Owns the tombstone's bytes and signature, and the tag that names an erased document without
 //! its id. Knows nothing of who may erase (that needs the membership: `device/erasure.rs`) nor
@@ -65,6 +65,15 @@ pub enum Scope {
         /// it with that the unsharing device did not know of.
         kept: Vec<DocId>,
     },
+    /// The document, everywhere, replaced by `by`: a new history of it holding its state at
+    /// `heads` without words redacted from it (`Device::redact_note`). A copy with notes the
+    /// heads do not cover hands them on to `by` before it goes.
+    Replaced {
+        /// The new document.
+        by: DocId,
+        /// The replaced document's heads the new one was made from.
+        heads: Vec<[u8; 32]>,
+    },
 }
 
 /// Most heads an unshared tombstone names (a document has a few at most).
@@ -72,6 +81,15 @@ pub const MAX_HEADS: usize = 64;
 
 /// An unsharing's heads and the networks kept, as stored.
 type UnsharedWire = (Vec<[u8; 32]>, Vec<[u8; 16]>);
+
+/// A tombstone's scope as stored: the first two encode as `Option<UnsharedWire>` did (`None`,
+/// `Some`), so tombstones written before redaction existed read the same.
+#[derive(Serialize, Deserialize)]
+enum ScopeWire {
+    Erased,
+    Unshared(UnsharedWire),
+    Replaced([u8; 16], Vec<[u8; 32]>),
+}
 
 /// The signed form, as stored.
 #[derive(Serialize, Deserialize)]
@@ -81,8 +99,7 @@ struct Wire {
     by: [u8; 32],
     at: i64,
     reason: String,
-    /// `None`: erased; the heads and the networks kept: unshared.
-    unshared: Option<UnsharedWire>,
+    scope: ScopeWire,
     signature: Vec<u8>,
 }
 
@@ -106,9 +123,9 @@ fn message(w: &Wire) -> Vec<u8> {
     m.extend_from_slice(&w.at.to_le_bytes());
     m.extend_from_slice(&(w.reason.len() as u64).to_le_bytes());
     m.extend_from_slice(w.reason.as_bytes());
-    match &w.unshared {
-        None => m.push(0),
-        Some((heads, kept)) => {
+    match &w.scope {
+        ScopeWire::Erased => m.push(0),
+        ScopeWire::Unshared((heads, kept)) => {
             m.push(1);
             m.extend_from_slice(&(heads.len() as u64).to_le_bytes());
             for h in heads {
@@ -116,6 +133,14 @@ fn message(w: &Wire) -> Vec<u8> {
             }
             for k in kept {
                 m.extend_from_slice(k);
+            }
+        }
+        ScopeWire::Replaced(by, heads) => {
+            m.push(2);
+            m.extend_from_slice(by);
+            m.extend_from_slice(&(heads.len() as u64).to_le_bytes());
+            for h in heads {
+                m.extend_from_slice(h);
             }
         }
     }
@@ -140,11 +165,12 @@ impl Tombstone {
             by: *self.by.as_bytes(),
             at: self.at,
             reason,
-            unshared: match self.scope {
-                Scope::Erased => None,
+            scope: match self.scope {
+                Scope::Erased => ScopeWire::Erased,
                 Scope::Unshared { heads, kept } => {
-                    Some((heads, kept.iter().map(|k| *k.as_bytes()).collect()))
+                    ScopeWire::Unshared((heads, kept.iter().map(|k| *k.as_bytes()).collect()))
                 }
+                Scope::Replaced { by, heads } => ScopeWire::Replaced(*by.as_bytes(), heads),
             },
             signature: Vec::new(),
         };
@@ -160,11 +186,14 @@ impl Tombstone {
         if w.reason.len() > MAX_REASON {
             return Err(TombstoneError::Malformed("reason too long".into()));
         }
-        if w.unshared
-            .as_ref()
-            .is_some_and(|(h, k)| h.is_empty() || h.len() > MAX_HEADS || k.len() > MAX_HEADS)
-        {
-            return Err(TombstoneError::Malformed("an unshared tombstone names no heads".into()));
+        let bad_heads = |h: &[[u8; 32]]| h.is_empty() || h.len() > MAX_HEADS;
+        let bad = match &w.scope {
+            ScopeWire::Erased => false,
+            ScopeWire::Unshared((h, k)) => bad_heads(h) || k.len() > MAX_HEADS,
+            ScopeWire::Replaced(_, h) => bad_heads(h),
+        };
+        if bad {
+            return Err(TombstoneError::Malformed("a tombstone's heads are out of bounds".into()));
         }
         let key = VerifyingKey::from_bytes(&w.by).map_err(|_| TombstoneError::BadSignature)?;
         let sig = Signature::from_slice(&w.signature).map_err(|_| TombstoneError::BadSignature)?;
@@ -175,12 +204,15 @@ impl Tombstone {
             by: DeviceKey::from_bytes(w.by),
             at: w.at,
             reason: w.reason,
-            scope: match w.unshared {
-                None => Scope::Erased,
-                Some((heads, kept)) => Scope::Unshared {
+            scope: match w.scope {
+                ScopeWire::Erased => Scope::Erased,
+                ScopeWire::Unshared((heads, kept)) => Scope::Unshared {
                     heads,
                     kept: kept.into_iter().map(DocId::from_bytes).collect(),
                 },
+                ScopeWire::Replaced(by, heads) => {
+                    Scope::Replaced { by: DocId::from_bytes(by), heads }
+                }
             },
         })
     }
@@ -239,7 +271,7 @@ mod tests {
         }
         // The same signature over an erasure: refused (an unsharing must not erase).
         let mut w: Wire = postcard::from_bytes(&bytes).expect("decodes");
-        w.unshared = None;
+        w.scope = ScopeWire::Erased;
         let forged = postcard::to_allocvec(&w).expect("encodes");
         assert_eq!(Tombstone::open(&forged), Err(TombstoneError::BadSignature));
         let none = Tombstone {
@@ -247,6 +279,50 @@ mod tests {
             ..tombstone()
         };
         assert!(Tombstone::open(&none.sign(&key)).is_err());
+    }
+
+    #[test]
+    fn a_replacement_names_its_new_document_and_reads_as_written_before_it_existed() {
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let by = DocId::from_bytes([9; 16]);
+        let t = Tombstone { scope: Scope::Replaced { by, heads: vec![[3; 32]] }, ..tombstone() };
+        let bytes = t.clone().sign(&key);
+        assert_eq!(Tombstone::open(&bytes).expect("opens").scope, t.scope);
+        // Re-pointed at another document under the same signature: refused.
+        let mut w: Wire = postcard::from_bytes(&bytes).expect("decodes");
+        w.scope = ScopeWire::Replaced([8; 16], vec![[3; 32]]);
+        let forged = postcard::to_allocvec(&w).expect("encodes");
+        assert_eq!(Tombstone::open(&forged), Err(TombstoneError::BadSignature));
+        // Bytes as tombstones were written before replacement existed (the scope an
+        // `Option`): they read the same.
+        #[derive(Serialize)]
+        struct Before {
+            tag: [u8; 32],
+            network: [u8; 16],
+            by: [u8; 32],
+            at: i64,
+            reason: String,
+            unshared: Option<UnsharedWire>,
+            signature: Vec<u8>,
+        }
+        for scope in [Scope::Erased, Scope::Unshared { heads: vec![[1; 32]], kept: vec![] }] {
+            let new: Wire = postcard::from_bytes(&Tombstone { scope, ..tombstone() }.sign(&key))
+                .expect("decodes");
+            let old = Before {
+                tag: new.tag,
+                network: new.network,
+                by: new.by,
+                at: new.at,
+                reason: new.reason.clone(),
+                unshared: match &new.scope {
+                    ScopeWire::Unshared(u) => Some(u.clone()),
+                    _ => None,
+                },
+                signature: new.signature.clone(),
+            };
+            let old = postcard::to_allocvec(&old).expect("encodes");
+            assert!(Tombstone::open(&old).is_ok(), "an older tombstone still opens");
+        }
     }
 
     #[test]

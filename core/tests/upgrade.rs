@@ -27,6 +27,7 @@ const BACK_TO_SCHEMA_4: &str = "
         INSERT INTO search_fts (rowid, title, body) VALUES (new.id, new.title, new.body);
     END;
     INSERT INTO search_fts (search_fts) VALUES ('rebuild');
+    DROP TABLE replaced;
     DROP TABLE relay_keys;
     DROP TABLE content_keys;
     DROP TABLE relay_deletions;

@@ -448,6 +448,20 @@ pub(crate) enum NoteCmd {
         /// The new text (`-`: read from standard input)
         text: String,
     },
+    /// Take words out of a note and out of the case's history (a name written by mistake):
+    /// the case goes on under a new id, its old history erased on every device that syncs
+    /// afterwards (its worker or an admin of its network only)
+    Redact {
+        /// Case id (or prefix)
+        case: String,
+        /// Note id (or prefix)
+        note: String,
+        /// The note as it should read, without the words (`-`: read from standard input)
+        text: String,
+        /// Why (required)
+        #[arg(long)]
+        reason: String,
+    },
     /// One note
     Show {
         /// Case id (or prefix)

@@ -94,7 +94,9 @@ pub(crate) fn may_create(cmd: &Command) -> bool {
         | Command::RelaySync(_) => true,
         Command::Network(c) => !matches!(c, NetworkCmd::List | NetworkCmd::Show { .. }),
         Command::Case(c) => !matches!(c, CaseCmd::List { .. } | CaseCmd::Show { .. }),
-        Command::Note(c) => matches!(c, NoteCmd::Add { .. } | NoteCmd::Edit { .. }),
+        Command::Note(c) => {
+            matches!(c, NoteCmd::Add { .. } | NoteCmd::Edit { .. } | NoteCmd::Redact { .. })
+        }
         Command::Lp(c) => matches!(c, LpCmd::Create { .. } | LpCmd::Update(_)),
         Command::Meeting(c) => matches!(c, MeetingCmd::Create { .. } | MeetingCmd::Update(_)),
         Command::Search { .. }
@@ -579,6 +581,22 @@ impl App {
                 self.dev.edit_note(case, id, &text)?;
                 let note = self.dev.note(case, id)?;
                 self.emit(&note, || format!("Edited note {} in case {}\n", short(id), short(case)))
+            }
+            NoteCmd::Redact { case, note, text, reason } => {
+                let case = resolve::case(&self.dev, &case)?;
+                let id = resolve::note(&self.dev, case, &note)?;
+                let text = text_arg(text)?;
+                let new = self.dev.redact_note(case, id, &text, &reason)?;
+                self.emit(&json!({ "case": new, "replaces": case, "note": id }), || {
+                    format!(
+                        "Redacted note {} of case {}: the case goes on as {} without the words \
+                         in its history. Every device that syncs with this one deletes the old \
+                         history too.\n",
+                        short(id),
+                        short(case),
+                        short(new)
+                    )
+                })
             }
             NoteCmd::Show { case, note } => {
                 let case = resolve::case(&self.dev, &case)?;

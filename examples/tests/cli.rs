@@ -785,6 +785,34 @@ fn a_coordinator_erases_a_case_and_it_is_gone_from_lists_search_and_show() {
 }
 
 #[test]
+fn a_worker_redacts_a_name_from_a_note_and_the_case_goes_on_under_a_new_id() {
+    let cli = Cli::new();
+    let case = cli.json(&["case", "create", "--subject", "Familie Oudeweg"]);
+    let id = s(&case["id"]).to_string();
+    let note = cli.json(&["note", "add", &id, "Buurman Vrijthoff hoorde ruzie."]);
+    let note_id = s(&note["id"]).to_string();
+    let (code, err) = cli.fail(&["note", "redact", &id, &note_id, "De buurman hoorde ruzie."]);
+    assert_eq!(code, 2, "a reason is required: {err}");
+    let redacted = cli.json(&[
+        "note",
+        "redact",
+        &id[..8],
+        &note_id[..8],
+        "De buurman hoorde ruzie.",
+        "--reason",
+        "Naam van een buurman per ongeluk",
+    ]);
+    assert_eq!(s(&redacted["replaces"]), id);
+    let new = s(&redacted["case"]).to_string();
+    assert_ne!(new, id);
+    let shown = cli.json(&["note", "show", &new, &note_id]);
+    assert_eq!(s(&shown["text"]), "De buurman hoorde ruzie.");
+    assert_eq!(cli.json(&["search", "Vrijthoff"]).as_array().map(Vec::len), Some(0));
+    let (code, err) = cli.fail(&["case", "show", &id]);
+    assert_eq!(code, 3, "{err}");
+}
+
+#[test]
 fn withdrawing_consent_unshares_the_case_and_it_cannot_be_shared_until_given_again() {
     let cli = Cli::new();
     let net = cli.json(&["network", "create", "Wijknetwerk Oost"]);

@@ -427,6 +427,23 @@ impl Device {
         Ok(self.inner.erase(parse_id(&id)?, &reason)?)
     }
 
+    /// Takes words out of a note and out of the case's history (a name written by mistake):
+    /// `text` is the note as it should read. The case goes on under the returned new id
+    /// (links to the old one lead there), and its old history is erased here and on every
+    /// device that syncs afterwards; notes others wrote on the old history meanwhile are
+    /// carried over. Only the case's worker or an admin of a network it is shared with may
+    /// (`NotAllowed`); `reason` is required.
+    pub fn redact_note(
+        &self,
+        case_id: String,
+        note_id: String,
+        text: String,
+        reason: String,
+    ) -> Result<String> {
+        let note: NoteId = parse_id(&note_id)?;
+        Ok(self.inner.redact_note(parse_id(&case_id)?, note, &text, &reason)?.to_string())
+    }
+
     /// The kind of a stored document.
     pub fn kind_of(&self, id: String) -> Result<DocKind> {
         Ok(self.inner.kind_of(parse_id(&id)?)?.into())

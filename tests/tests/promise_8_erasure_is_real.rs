@@ -384,3 +384,129 @@ fn promise_8_a_member_cannot_squat_the_place_of_an_erasure() {
         assert!(matches!(d.case(case), Err(Error::NotFound { .. })), "{}", d.display_name());
     }
 }
+
+/// A name written by mistake is redacted from a note: the case goes on under a new id without
+/// the name anywhere in its history, the old case is erased on every device after one round,
+/// a note a colleague wrote on the old case while apart is carried over, stale copies of the
+/// old history are refused, and a learning point that cited the case leads to the new one.
+#[test]
+fn promise_8_a_redacted_name_leaves_every_store_and_no_note_is_lost() {
+    use nabij_core::model::NewLearningPoint;
+    let dir = tempfile::tempdir().expect("dir");
+    let clock = StepClock::new(1_700_000_000_000);
+    let ([anna, bram, cor], network, case) = a_network(dir.path(), &clock);
+    let text = "De buurman, meneer Vrijthoff, hoorde ruzie in de nacht.";
+    let note = anna
+        .add_note(case, NewNote { kind: NoteKind::Observation, text: text.into() })
+        .expect("note");
+    let lp = anna
+        .create_learning_point(NewLearningPoint {
+            title: "Buren als bron".into(),
+            insight: "Buren merken spanningen vaak eerder op.".into(),
+            cases: vec![case],
+            networks: vec![network],
+            ..NewLearningPoint::default()
+        })
+        .expect("learning point");
+    meet(&anna, &bram).expect("meet");
+    meet(&anna, &cor).expect("meet");
+    let name = [("the name".to_string(), b"Vrijthoff".to_vec())];
+    assert_eq!(scan(dir.path(), &name).len(), 3, "the control: every store holds the name");
+    // Bram, apart, writes on the case as he holds it; his copy of its history is kept too.
+    let brams = bram
+        .add_note(case, NewNote { kind: NoteKind::Observation, text: "De huisarts gebeld.".into() })
+        .expect("note");
+    let stale = bram.export_document(case).expect("export");
+
+    // Bram is neither the case's worker nor an admin.
+    assert!(matches!(
+        bram.redact_note(case, note, "De buurman hoorde ruzie.", "Naam"),
+        Err(Error::NotAllowed(_))
+    ));
+    let redacted = "De buurman hoorde ruzie in de nacht.";
+    let new =
+        anna.redact_note(case, note, redacted, "Naam van een buurman per ongeluk").expect("redact");
+    assert_ne!(new, case);
+    assert!(matches!(anna.case(case), Err(Error::NotFound { .. })));
+    let timeline = anna.case_timeline(new).expect("the case goes on");
+    let kept = timeline.iter().find(|n| n.id == note).expect("the note keeps its id");
+    assert_eq!((kept.text.as_str(), kept.author.name.as_str()), (redacted, "anna"));
+    assert_eq!(anna.case(new).expect("case").subject, "Familie Oudeweg-Smits");
+
+    // One round: every copy of the old case goes; Bram's note moves to the new case.
+    meet(&anna, &bram).expect("meet");
+    meet(&anna, &cor).expect("meet");
+    for d in [&anna, &bram, &cor] {
+        assert!(matches!(d.case(case), Err(Error::NotFound { .. })), "{}", d.display_name());
+        assert!(d.case(new).is_ok(), "{} holds the new case", d.display_name());
+        assert_eq!(
+            d.learning_point(lp).expect("learning point").cases,
+            vec![new],
+            "{}: the link leads to the new case",
+            d.display_name()
+        );
+    }
+    assert!(bram.case_timeline(new).expect("timeline").iter().any(|n| n.id == brams));
+    // The next round brings Bram's carried note to everyone.
+    meet(&anna, &bram).expect("meet");
+    meet(&anna, &cor).expect("meet");
+    for d in [&anna, &cor] {
+        assert_eq!(d.heads(new).expect("heads"), bram.heads(new).expect("heads"));
+    }
+    // The old history is refused by every merge path.
+    assert!(anna.merge_document(&stale).is_err());
+    assert!(matches!(anna.case(case), Err(Error::NotFound { .. })));
+    assert_eq!(scan(dir.path(), &name), Vec::<String>::new(), "open stores");
+    drop((anna, bram, cor));
+    assert_eq!(scan(dir.path(), &name), Vec::<String>::new(), "closed stores");
+}
+
+/// Redaction through the relay: the new case, the tombstone and the deletion of the old
+/// case's blobs (with their content keys) reach a colleague who syncs only with the relay, and
+/// the note the colleague wrote on the old case while apart comes over to the new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promise_8_a_redaction_reaches_a_colleague_through_the_relay() {
+    use nabij_tests::relay::{InProcessRelay, sync_once};
+    let dir = tempfile::tempdir().expect("dir");
+    let relay =
+        InProcessRelay::start(&dir.path().join("relay"), nabij_sync_server::Limits::default())
+            .await;
+    let clock = StepClock::new(1_700_000_000_000);
+    let anna = Arc::new(open(dir.path(), "anna", &clock));
+    let bram = Arc::new(open(dir.path(), "bram", &clock));
+    let network = anna.create_network("Wijknetwerk Zeeheldenbuurt").expect("network");
+    let inv = anna.invite(network, bram.member_id(), "bram", bram.device_key());
+    bram.join(&inv.expect("invite")).expect("join");
+    let case = shared_case(&anna, network, "Familie Oudeweg-Smits");
+    let text = "Meneer Vrijthoff van nummer 12 belde.";
+    let note = anna
+        .add_note(case, NewNote { kind: NoteKind::Observation, text: text.into() })
+        .expect("note");
+    sync_once(&anna, &relay).await.expect("sync");
+    sync_once(&bram, &relay).await.expect("sync");
+    let brams = bram
+        .add_note(
+            case,
+            NewNote { kind: NoteKind::Observation, text: "Bram: langs geweest.".into() },
+        )
+        .expect("note");
+
+    let new =
+        anna.redact_note(case, note, "De buurman belde.", "Naam van een buurman").expect("redact");
+    let redacting = sync_once(&anna, &relay).await.expect("sync");
+    assert!(redacting.report.blobs_deleted > 0, "{redacting:?}");
+    sync_once(&bram, &relay).await.expect("sync");
+    assert!(matches!(bram.case(case), Err(Error::NotFound { .. })));
+    assert_eq!(content_keys_kept(&bram, network, case), 0);
+    let texts: Vec<String> =
+        bram.case_timeline(new).expect("timeline").into_iter().map(|n| n.text).collect();
+    assert!(texts.contains(&"De buurman belde.".to_string()), "{texts:?}");
+    assert!(bram.case_timeline(new).expect("timeline").iter().any(|n| n.id == brams));
+    // Bram's carried note reaches Anna at her next sync; both hold the same case.
+    sync_once(&bram, &relay).await.expect("sync");
+    sync_once(&anna, &relay).await.expect("sync");
+    assert_eq!(anna.heads(new).expect("heads"), bram.heads(new).expect("heads"));
+    assert!(anna.search("Vrijthoff", 10).expect("search").is_empty());
+    assert!(bram.search("Vrijthoff", 10).expect("search").is_empty());
+    relay.stop().await;
+}

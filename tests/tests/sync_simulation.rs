@@ -243,8 +243,8 @@ fn relay_sync(
         assert!(
             report.rejected.iter().all(|r| r.reason.contains("does not open")
                 || two_histories(&r.reason)
-                // A blob of an erased case, or of one unshared since (a stale copy's note),
-                // refused by a device that knows it.
+                // A blob of an erased (or redacted) case, or of one unshared since (a stale
+                // copy's note), refused by a device that knows it.
                 || (erased_or_unshared
                     && (r.reason.contains("was erased")
                         || r.reason.contains("not a document of this network")))),
@@ -359,6 +359,11 @@ fn simulate(seed: u64) -> Trace {
     // the network by its worker or an admin; only that device keeps it.
     let mut consent_rng = Rng::new(seed ^ 0xc0_5e47_0000_0000);
     let mut withdrawn: Option<(DocId, usize)> = None;
+    // A note redacted, from a stream of its own: in some runs a case goes on under a new id
+    // without a note's old words, by its worker or an admin, while the others write on the
+    // old history; their notes come over. The old case, the new one and the redacting device.
+    let mut redact_rng = Rng::new(seed ^ 0x4ed4_c700_0000_0000);
+    let mut redacted: Option<(DocId, DocId, usize)> = None;
     for step in 0..40 {
         let who = rng.below(count as u64) as usize;
         let cases = case_ids(&devices[who]);
@@ -377,6 +382,7 @@ fn simulate(seed: u64) -> Trace {
             && count > 2
             && copies.is_empty()
             && erased.is_empty()
+            && redacted.is_none()
             && !heal_by_relay
             && !is_admin_here(&devices[who], n)
         {
@@ -417,6 +423,7 @@ fn simulate(seed: u64) -> Trace {
             && copies.is_empty()
             && erased.is_empty()
             && withdrawn.is_none()
+            && redacted.is_none()
         {
             let c = cases[erase_rng.below(cases.len() as u64) as usize];
             if devices[who].erase(c, "De cliënt vroeg erom").is_ok() {
@@ -428,6 +435,32 @@ fn simulate(seed: u64) -> Trace {
                 }
                 // The step's other operation would name what was listed before.
                 continue;
+            }
+        }
+        if redact_rng.below(50) == 0
+            && !cases.is_empty()
+            && copies.is_empty()
+            && erased.is_empty()
+            && withdrawn.is_none()
+            && redacted.is_none()
+        {
+            let c = cases[redact_rng.below(cases.len() as u64) as usize];
+            let notes = devices[who].case_timeline(c).unwrap_or_default();
+            if !notes.is_empty() {
+                let note = notes[redact_rng.below(notes.len() as u64) as usize].id;
+                let text = format!("Geredigeerd {step}");
+                if let Ok(new) = devices[who].redact_note(c, note, &text, "Naam per ongeluk") {
+                    redacted = Some((c, new, who));
+                    // The note reads as redacted from now on.
+                    for a in acked.iter_mut().filter(|a| a.2 == note) {
+                        a.3 = text.clone();
+                    }
+                    trace.record(&[b"redacted", c.as_bytes(), new.as_bytes()]);
+                    if std::env::var("NABIJ_SIM_DEBUG").is_ok() {
+                        eprintln!("step {step}: device {who} redacted a note of {c}: now {new}");
+                    }
+                    continue;
+                }
             }
         }
         // By a case's worker (the device that made it), who keeps it; an admin's withdrawal,
@@ -445,6 +478,7 @@ fn simulate(seed: u64) -> Trace {
             && copies.is_empty()
             && erased.is_empty()
             && withdrawn.is_none()
+            && redacted.is_none()
         {
             let c = made_here[consent_rng.below(made_here.len() as u64) as usize];
             let update = CaseUpdate {
@@ -501,7 +535,7 @@ fn simulate(seed: u64) -> Trace {
                     cut,
                     removed.contains_key(&who),
                     copied,
-                    !erased.is_empty() || withdrawn.is_some(),
+                    !erased.is_empty() || withdrawn.is_some() || redacted.is_some(),
                     &mut trace,
                 );
             }
@@ -512,7 +546,7 @@ fn simulate(seed: u64) -> Trace {
                     None,
                     removed.contains_key(&who),
                     copied,
-                    !erased.is_empty() || withdrawn.is_some(),
+                    !erased.is_empty() || withdrawn.is_some() || redacted.is_some(),
                     &mut trace,
                 );
             }
@@ -607,7 +641,7 @@ fn simulate(seed: u64) -> Trace {
                         None,
                         removed.contains_key(&i),
                         copied,
-                        !erased.is_empty() || withdrawn.is_some(),
+                        !erased.is_empty() || withdrawn.is_some() || redacted.is_some(),
                         &mut trace,
                     ),
                     "seed {seed}: relay sync of {i} incomplete"
@@ -620,7 +654,7 @@ fn simulate(seed: u64) -> Trace {
                     None,
                     removed.contains_key(i),
                     copied,
-                    !erased.is_empty() || withdrawn.is_some(),
+                    !erased.is_empty() || withdrawn.is_some() || redacted.is_some(),
                     &mut trace,
                 );
             }
@@ -760,6 +794,14 @@ fn simulate(seed: u64) -> Trace {
     for c in &erased {
         for (i, d) in staying.iter().enumerate() {
             assert!(d.kind_of(*c).is_err(), "seed {seed}: device {i} holds the erased case {c}");
+        }
+    }
+    // A redacted case's old history is gone from every device still in (the same proviso), and
+    // its notes, carried over, are checked below wherever they are.
+    if let Some((old, new, _)) = redacted.filter(|(_, _, by)| !removed.contains_key(by)) {
+        for (i, d) in staying.iter().enumerate() {
+            assert!(d.kind_of(old).is_err(), "seed {seed}: device {i} holds a redacted history");
+            assert!(d.kind_of(new).is_ok(), "seed {seed}: device {i} lacks the redacted case");
         }
     }
     // Notes in a case whose consent was withdrawn went with the colleagues' copies (that is

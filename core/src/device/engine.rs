@@ -38,19 +38,32 @@ impl Device {
         init(&mut doc, id, &self.author(), self.now())?;
         let mut w = self.writer.lock();
         let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if kind != DocKind::Network {
-            may_share_into(&tx, &doc, kind, &[], &self.device_key())?;
-        }
-        let bytes = doc.save();
-        let heads = doc.get_heads();
-        store::insert_document(&tx, id, kind, &bytes, &heads_bytes(&heads))?;
-        sign_own_head(&tx, &mut doc, id, self.identity.signing_key(), &[])?;
-        index_doc(&tx, &doc, kind, Notes::All)?;
+        let heads = self.insert_new_in(&tx, &mut doc, id, kind)?;
         tx.commit()?;
         w.cache.put(id, Cached { doc, persisted: heads });
         drop(w);
         self.notify(&[id]);
         Ok(id)
+    }
+
+    /// Stores a document made here, new to the store, in the caller's transaction: its
+    /// sharing checked, signed and indexed. Its heads.
+    pub(super) fn insert_new_in(
+        &self,
+        tx: &Transaction<'_>,
+        doc: &mut AutoCommit,
+        id: DocId,
+        kind: DocKind,
+    ) -> Result<Vec<ChangeHash>, Error> {
+        if kind != DocKind::Network {
+            may_share_into(tx, doc, kind, &[], &self.device_key())?;
+        }
+        let bytes = doc.save();
+        let heads = doc.get_heads();
+        store::insert_document(tx, id, kind, &bytes, &heads_bytes(&heads))?;
+        sign_own_head(tx, doc, id, self.identity.signing_key(), &[])?;
+        index_doc(tx, doc, kind, Notes::All)?;
+        Ok(heads)
     }
 
     /// Changes a stored document: `edit` makes its Automerge change; the chunk, the derived

@@ -1,10 +1,53 @@
 //! Erasure: a document erased here by its creator or an admin, with a signed tombstone into
 //! every network document it is shared with; tombstones that arrive applied; the erased list
-//! that keeps stale copies out. See ARCHITECTURE.md, "Erasure and consent".
+//! that keeps stale copies out. See ARCHITECTURE.md, "Erasure, redaction and consent".
 
 use super::*;
 use crate::erasure::{Scope, Tombstone, erased_tag};
 use crate::model::Valid;
+
+/// What a deletion deletes and records, planned before the writer is taken
+/// ([`Device::plan_deletion`]), done in the caller's transaction ([`delete_in`]).
+pub(super) struct Deletion {
+    /// The documents deleted.
+    pub(super) ids: Vec<DocId>,
+    /// Erased documents to record (tag, network of the tombstone, its time).
+    erased: Vec<([u8; 32], DocId, Timestamp)>,
+    /// Until when they are refused.
+    pub(super) until: Timestamp,
+    /// Their places at the relays, to ask the relays to delete.
+    at_relays: Vec<([u8; 32], [u8; 32])>,
+    /// Their places in every network held here, whose content keys go.
+    keys_at: Vec<([u8; 32], [u8; 32])>,
+}
+
+/// Deletes and records what `plan` names, in the caller's transaction (the scrub follows the
+/// commit: [`scrub_or_mark`]).
+pub(super) fn delete_in(tx: &Transaction<'_>, plan: &Deletion) -> Result<(), Error> {
+    store::delete_documents(tx, &plan.ids)?;
+    for (tag, network, at) in &plan.erased {
+        store::mark_erased(tx, tag, *network, *at, plan.until)?;
+    }
+    for (network, doc) in &plan.at_relays {
+        store::queue_relay_deletion(tx, network, doc)?;
+    }
+    for (network, doc) in &plan.keys_at {
+        store::delete_content_keys(tx, network, doc)?;
+    }
+    Ok(())
+}
+
+/// A case replaced by a new history without redacted words, by a valid tombstone: the case
+/// held here, the new one, the heads it was made from, and the tombstone's tag, network and
+/// time.
+pub(super) struct Replacing {
+    pub(super) old: DocId,
+    pub(super) by: DocId,
+    pub(super) heads: Vec<[u8; 32]>,
+    pub(super) tag: [u8; 32],
+    pub(super) network: DocId,
+    pub(super) at: Timestamp,
+}
 
 /// How long an erased document is refused here by default: longer than any phone stays
 /// offline.
@@ -32,7 +75,11 @@ impl Device {
     /// The device that made a case, learning point or meeting: the author of its first
     /// change (signed, as every change is). Not the `created_by` field, which any writer of
     /// the document could change.
-    fn creator_device(&self, id: DocId, kind: DocKind) -> Result<Option<DeviceKey>, Error> {
+    pub(super) fn creator_device(
+        &self,
+        id: DocId,
+        kind: DocKind,
+    ) -> Result<Option<DeviceKey>, Error> {
         if kind == DocKind::Network {
             return Err(Error::Invalid(ValidationError::Invalid {
                 field: "document",
@@ -67,7 +114,7 @@ impl Device {
         let networks = self.may_act_in(creator, &shared, "erase it")?;
         let now = self.now();
         let tag = erased_tag(id);
-        self.write_erasures(id, &networks, &reason)?;
+        self.write_erasures(id, &networks, &reason, &Scope::Erased)?;
         // (A crash here leaves the tombstones and the document: the next contact applies this
         // device's own tombstone and deletes it.)
         // A document shared with no network: no network to name (and never its own id).
@@ -78,31 +125,20 @@ impl Device {
 
     /// Writes a signed erasure of `id` into each of `networks`, all in one transaction: in
     /// every one, or (a crash) in none.
-    fn write_erasures(&self, id: DocId, networks: &[DocId], reason: &str) -> Result<(), Error> {
-        let me = self.device_key();
+    fn write_erasures(
+        &self,
+        id: DocId,
+        networks: &[DocId],
+        reason: &str,
+        scope: &Scope,
+    ) -> Result<(), Error> {
         let now = self.now();
-        let tag = erased_tag(id);
-        let key = self.identity.signing_key();
         let mut w = self.writer.lock();
         let Writer { conn, cache } = &mut *w;
         let result = guard(|| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let mut changed = Vec::new();
-            for n in networks {
-                let tombstone = Tombstone {
-                    tag,
-                    network: *n,
-                    by: me,
-                    at: now,
-                    reason: reason.into(),
-                    scope: Scope::Erased,
-                }
-                .sign(key);
-                let ((), h) = self.edit_in(&tx, cache, *n, DocKind::Network, now, |d, _, _| {
-                    put_tombstone(d, &tag, &me, None, &tombstone, "erase")
-                })?;
-                changed.extend(h.map(|h| (*n, h)));
-            }
+            let changed =
+                self.put_tombstones_in(&tx, cache, erased_tag(id), networks, reason, scope, now)?;
             tx.commit()?;
             for (d, h) in &changed {
                 engine::set_persisted(cache, *d, h);
@@ -117,6 +153,42 @@ impl Device {
         drop(w);
         self.notify(&result?);
         Ok(())
+    }
+
+    /// Writes a signed tombstone of the document tagged `tag` (an erasure or a replacement,
+    /// keyed `<tag>.<signer>`) into each of `networks`, in the caller's transaction. The
+    /// networks' new heads.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn put_tombstones_in(
+        &self,
+        tx: &Transaction<'_>,
+        cache: &mut lru::LruCache<DocId, engine::Cached>,
+        tag: [u8; 32],
+        networks: &[DocId],
+        reason: &str,
+        scope: &Scope,
+        now: Timestamp,
+    ) -> Result<Vec<(DocId, Vec<ChangeHash>)>, Error> {
+        let me = self.device_key();
+        let key = self.identity.signing_key();
+        let what = if matches!(scope, Scope::Replaced { .. }) { "redact" } else { "erase" };
+        let mut changed = Vec::new();
+        for n in networks {
+            let tombstone = Tombstone {
+                tag,
+                network: *n,
+                by: me,
+                at: now,
+                reason: reason.into(),
+                scope: scope.clone(),
+            }
+            .sign(key);
+            let ((), h) = self.edit_in(tx, cache, *n, DocKind::Network, now, |d, _, _| {
+                put_tombstone(d, &tag, &me, None, &tombstone, what)
+            })?;
+            changed.extend(h.map(|h| (*n, h)));
+        }
+        Ok(changed)
     }
 
     /// Writes `change` to a case and unshares it from `networks` (each one it is shared with
@@ -214,6 +286,38 @@ impl Device {
         if docs.is_empty() && dropped.is_empty() {
             return Ok(Vec::new());
         }
+        let plan = self.plan_deletion(docs, dropped)?;
+        let mut w = self.writer.lock();
+        // This device's own reader must not hold the checkpoint back (writer before reader,
+        // as every path that takes both).
+        let reader = self.reader.lock();
+        let done = (|| -> Result<(), Error> {
+            let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            delete_in(&tx, &plan)?;
+            tx.commit()?;
+            // The deletion took effect; a scrub that fails (disk full, busy) is not the
+            // erasure's failure: it is tried again at the next contact.
+            scrub_or_mark(&w.conn);
+            Ok(())
+        })();
+        for d in &plan.ids {
+            w.cache.pop(d);
+        }
+        drop(reader);
+        drop(w);
+        done?;
+        tracing::info!(erased = docs.len(), unshared = dropped.len(), "deleted");
+        self.notify(&plan.ids);
+        Ok(plan.ids)
+    }
+
+    /// What deleting `docs` and `dropped` (as [`Self::erase_here`] takes them) deletes: read
+    /// before the writer is taken.
+    pub(super) fn plan_deletion(
+        &self,
+        docs: &[([u8; 32], Option<DocId>, DocId, Timestamp)],
+        dropped: &[(DocId, DocId)],
+    ) -> Result<Deletion, Error> {
         let until = self.now().saturating_add(self.erasure_window_ms);
         let mut ids: Vec<DocId> = docs.iter().filter_map(|(_, d, _, _)| *d).collect();
         let mut at_relays: Vec<([u8; 32], [u8; 32])> = Vec::new();
@@ -240,37 +344,8 @@ impl Device {
             .collect();
         let keys_at: Vec<([u8; 32], [u8; 32])> =
             ids.iter().flat_map(|id| held.iter().filter_map(|n| self.relay_ids(*n, *id))).collect();
-        let mut w = self.writer.lock();
-        // This device's own reader must not hold the checkpoint back (writer before reader,
-        // as every path that takes both).
-        let reader = self.reader.lock();
-        let done = (|| -> Result<(), Error> {
-            let tx = w.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            store::delete_documents(&tx, &ids)?;
-            for (tag, _, network, at) in docs {
-                store::mark_erased(&tx, tag, *network, *at, until)?;
-            }
-            for (network, doc) in &at_relays {
-                store::queue_relay_deletion(&tx, network, doc)?;
-            }
-            for (network, doc) in &keys_at {
-                store::delete_content_keys(&tx, network, doc)?;
-            }
-            tx.commit()?;
-            // The deletion took effect; a scrub that fails (disk full, busy) is not the
-            // erasure's failure: it is tried again at the next contact.
-            scrub_or_mark(&w.conn);
-            Ok(())
-        })();
-        for d in &ids {
-            w.cache.pop(d);
-        }
-        drop(reader);
-        drop(w);
-        done?;
-        tracing::info!(erased = docs.len(), unshared = dropped.len(), "deleted");
-        self.notify(&ids);
-        Ok(ids)
+        let erased = docs.iter().map(|(tag, _, network, at)| (*tag, *network, *at)).collect();
+        Ok(Deletion { ids, erased, until, at_relays, keys_at })
     }
 
     /// Applies the tombstones of every network held here: a document held here that a valid
@@ -315,7 +390,10 @@ impl Device {
         let mut dropped: Vec<(DocId, DocId)> = Vec::new();
         // Erased documents to spread to their other networks: with their kind, those networks
         // and the erasure's reason.
-        let mut spread: Vec<(DocId, DocKind, Vec<DocId>, String)> = Vec::new();
+        let mut spread: Vec<(DocId, DocKind, Vec<DocId>, String, Scope)> = Vec::new();
+        // Cases replaced by a new history (redaction): old, new, the heads it was made from,
+        // and the tombstone's tag, network and time.
+        let mut replacing: Vec<Replacing> = Vec::new();
         // Valid unsharings of each document held here, with its kind.
         let mut unsharings: BTreeMap<DocId, (DocKind, Vec<Unsharing>)> = BTreeMap::new();
         let me = self.device_key();
@@ -367,12 +445,31 @@ impl Device {
                             todo.push((t.tag, Some(id), network, t.at));
                             let others: Vec<DocId> =
                                 shared.into_iter().filter(|n| *n != network).collect();
-                            spread.push((id, kind, others, t.reason.clone()));
+                            spread.push((id, kind, others, t.reason.clone(), Scope::Erased));
                         }
                     }
                     Scope::Unshared { heads, kept } => {
                         let u = unsharings.entry(id).or_insert_with(|| (kind, Vec::new()));
                         u.1.push((network, heads.clone(), kept.clone()));
+                    }
+                    Scope::Replaced { by, heads } => {
+                        let shared = store::networks_of_doc(&self.reader.lock(), id)?;
+                        if kind == DocKind::Case
+                            && shared.contains(&network)
+                            && !replacing.iter().any(|r| r.old == id)
+                        {
+                            replacing.push(Replacing {
+                                old: id,
+                                by: *by,
+                                heads: heads.clone(),
+                                tag: t.tag,
+                                network,
+                                at: t.at,
+                            });
+                            let others: Vec<DocId> =
+                                shared.into_iter().filter(|n| *n != network).collect();
+                            spread.push((id, kind, others, t.reason.clone(), t.scope.clone()));
+                        }
                     }
                 }
             }
@@ -380,7 +477,7 @@ impl Device {
         // An erasure reaches the other networks the document is shared with through every
         // device that applies it and may act there (the maker, or an admin there): so an
         // admin's erasure in one network reaches the others by the maker's device.
-        for (id, kind, others, reason) in spread {
+        for (id, kind, others, reason, scope) in spread {
             let creator = self.creator_device(id, kind)?;
             let acting: Vec<DocId> = others
                 .into_iter()
@@ -389,7 +486,7 @@ impl Device {
                 })
                 .collect();
             if !acting.is_empty()
-                && let Err(e) = self.write_erasures(id, &acting, &reason)
+                && let Err(e) = self.write_erasures(id, &acting, &reason, &scope)
             {
                 // (A network made before erasure existed takes tombstones once its creator
                 // adds their map.)
@@ -402,6 +499,9 @@ impl Device {
             }
             // The worker who made it keeps it, whoever unshared it (the worker or an admin).
             let keeps = self.creator_device(id, kind).ok().flatten() == Some(me);
+            if replacing.iter().any(|r| r.old == id) {
+                continue;
+            }
             if !keeps && let Some(network) = self.unshared_here(id, kind, &unshared)? {
                 dropped.push((id, network));
                 continue;
@@ -417,14 +517,22 @@ impl Device {
                 self.edit(id, kind, |d, _, now| Ok(doc::update_case(d, &nothing, &from, now)?))?;
             }
         }
-        self.erase_here(&todo, &dropped)
+        let mut deleted = Vec::new();
+        for r in replacing {
+            if todo.iter().any(|(_, d, _, _)| *d == Some(r.old)) {
+                continue;
+            }
+            deleted.extend(self.replace_here(&r)?);
+        }
+        deleted.extend(self.erase_here(&todo, &dropped)?);
+        Ok(deleted)
     }
 
     /// Of `networks` (a document's, made by `creator`), those this device may erase or
     /// unshare it in: it holds the network, and made the document or is an admin there. The
     /// others are logged. Refused if there are networks and none of them, or if there are none
     /// and this device did not make it.
-    fn may_act_in(
+    pub(super) fn may_act_in(
         &self,
         creator: Option<DeviceKey>,
         networks: &[DocId],
@@ -521,7 +629,7 @@ const SCRUB_PENDING: &str = "scrub_pending";
 
 /// Scrubs the store after a deletion ([`store::scrub`]); on failure, or when another reader
 /// kept the WAL, marks it to be done again at the next contact.
-fn scrub_or_mark(conn: &rusqlite::Connection) {
+pub(super) fn scrub_or_mark(conn: &rusqlite::Connection) {
     let done = match store::scrub(conn) {
         Ok(true) => true,
         Ok(false) => {

@@ -20,11 +20,19 @@ impl Device {
         Ok(())
     }
 
-    /// Reads a learning point. Cited cases that were erased are listed in `erased_cases`.
+    /// Reads a learning point. A cited case that a redaction replaced is cited by its new id
+    /// (for the erasure window); cited cases that were erased are listed in `erased_cases`.
     pub fn learning_point(&self, id: DocId) -> Result<LearningPoint, Error> {
         let mut lp = self.read(id, DocKind::LearningPoint, |d| Ok(doc::read_learning_point(d)?))?;
         let r = self.reader.lock();
-        for c in &lp.cases {
+        for c in &mut lp.cases {
+            // A case redacted again was replaced again; a few steps at most.
+            for _ in 0..16 {
+                match store::replacement_of(&r, *c)? {
+                    Some(new) => *c = new,
+                    None => break,
+                }
+            }
             if store::is_erased(&r, *c)? {
                 lp.erased_cases.push(*c);
             }

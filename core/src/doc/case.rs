@@ -295,7 +295,7 @@ fn put_note(
     Ok(())
 }
 
-fn note_obj(doc: &AutoCommit, note: NoteId) -> Result<Option<ObjId>, DocError> {
+pub(super) fn note_obj(doc: &AutoCommit, note: NoteId) -> Result<Option<ObjId>, DocError> {
     let notes = child(doc, &ROOT, "notes")?;
     match doc.get(&notes, note.to_string().as_str())? {
         Some((Value::Object(_), obj)) => Ok(Some(obj)),

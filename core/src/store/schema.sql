@@ -247,3 +247,10 @@ CREATE TABLE relay_keys (
     key_id BLOB NOT NULL,
     PRIMARY KEY (relay, network, doc, key_id)
 ) WITHOUT ROWID;
+-- Documents replaced here by a new history without redacted words (by tag, as `erased`), for
+-- the erasure window: a link to the old one leads to the new one.
+CREATE TABLE replaced (
+    tag BLOB PRIMARY KEY,
+    by_doc BLOB NOT NULL,
+    until_ms INTEGER NOT NULL
+) WITHOUT ROWID;

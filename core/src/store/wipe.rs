@@ -73,6 +73,30 @@ pub(crate) fn mark_erased(
     Ok(())
 }
 
+/// Records that the document tagged `tag` was replaced here by `by` (a new history without
+/// redacted words), until `until`.
+pub(crate) fn mark_replaced(
+    tx: &Transaction<'_>,
+    tag: &[u8; 32],
+    by: DocId,
+    until: i64,
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO replaced (tag, by_doc, until_ms) VALUES (?1, ?2, ?3)",
+    )?
+    .execute(params![tag, by.as_bytes(), until])?;
+    Ok(())
+}
+
+/// The document that replaced `doc` here, if it was replaced (its window not ended).
+pub(crate) fn replacement_of(conn: &rusqlite::Connection, doc: DocId) -> Result<Option<DocId>> {
+    let tag = crate::erasure::erased_tag(doc);
+    conn.prepare_cached("SELECT by_doc FROM replaced WHERE tag = ?1")?
+        .query_row([&tag[..]], |r| super::doc_id_col(r, 0))
+        .optional()
+        .map_err(Into::into)
+}
+
 /// Whether `doc` was erased here (and its window has not ended).
 pub(crate) fn is_erased(conn: &rusqlite::Connection, doc: DocId) -> Result<bool> {
     is_tag_erased(conn, &crate::erasure::erased_tag(doc))
@@ -90,6 +114,7 @@ pub(crate) fn is_tag_erased(conn: &rusqlite::Connection, tag: &[u8; 32]) -> Resu
 /// Forgets erasures whose window ended before `now`: a copy of one is taken again (the
 /// tombstone in the network document still names it, so it is erased again when seen there).
 pub(crate) fn forget_erased_before(tx: &Transaction<'_>, now: i64) -> Result<usize> {
+    tx.prepare_cached("DELETE FROM replaced WHERE until_ms < ?1")?.execute([now])?;
     Ok(tx.prepare_cached("DELETE FROM erased WHERE until_ms < ?1")?.execute([now])?)
 }
 

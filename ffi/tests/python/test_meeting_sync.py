@@ -378,3 +378,36 @@ def test_withdrawn_consent_deletes_the_colleagues_copy_and_the_worker_keeps_it(n
         b.case(case)
     assert b.search("huurachterstand", 10) == []
     assert a.case(case).subject == "Familie K.", "the worker keeps the case"
+
+
+def test_a_redacted_note_leaves_the_colleagues_copy_of_the_history(network):
+    a, b, net, case = network
+
+    async def sync(listener_owner, guest):
+        listener = await listener_owner.listen(bind=LOOPBACK, network_id=net)
+        try:
+            return await guest.sync_with(listener.ticket())
+        finally:
+            await listener.stop()
+
+    note = a.add_note(case, observation("Buurman Vrijthoff hoorde geschreeuw."))
+    run(sync(a, b))
+    assert "Buurman Vrijthoff hoorde geschreeuw." in timeline(b, case)
+    # Only the case's worker (or an admin) may redact: Bram is neither; a reason is required.
+    with pytest.raises(NabijError.NotAllowed):
+        b.redact_note(case, note, "De buurman hoorde geschreeuw.", "Naam van een buurman")
+    with pytest.raises(NabijError.InvalidInput, match="reason"):
+        a.redact_note(case, note, "De buurman hoorde geschreeuw.", " ")
+
+    new = a.redact_note(case, note, "De buurman hoorde geschreeuw.", "Naam van een buurman")
+    assert new != case
+    with pytest.raises(NabijError.NotFound):
+        a.case(case)
+    assert "De buurman hoorde geschreeuw." in timeline(a, new)
+    assert a.search("Vrijthoff", 10) == []
+
+    run(sync(a, b))
+    with pytest.raises(NabijError.NotFound):
+        b.case(case)
+    assert timeline(b, new) == timeline(a, new)
+    assert b.search("Vrijthoff", 10) == []
