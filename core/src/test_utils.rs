@@ -298,6 +298,27 @@ pub fn content_keys_kept(device: &Device, network: DocId, doc: DocId) -> usize {
     device.kept_content_keys(&relay_network, &relay_doc).expect("content keys").len()
 }
 
+/// A blob of `doc` as a device from before content keys left the network document pushed
+/// it: under a new content key sealed into the network document's `content_keys` map (made if
+/// the network lacks it), carrying no key. Its relay id and bytes.
+pub fn legacy_content_key_blob(device: &Device, network: DocId, doc: DocId) -> ([u8; 32], Vec<u8>) {
+    let rng = crate::ids::Randomness::os();
+    let epoch = *key_epochs(device, network).last().expect("an epoch");
+    let network_key = network_key(device, network, epoch);
+    let relay_network = device.relay_network_id(network).expect("network").expect("genesis");
+    let relay_doc = relay_doc_id(device, network, doc);
+    let ctx = crate::crypto::BlobContext { network: relay_network, doc: relay_doc, epoch };
+    let key = crate::crypto::SecretKey::generate(&rng).expect("key");
+    let sealed = crate::crypto::seal_content_key(&rng, &network_key, &key, &ctx).expect("seal");
+    let entry = format!("{}.{}", hex::encode(relay_doc), hex::encode(key.id()));
+    device.plant_legacy_content_key_for_tests(network, &entry, sealed).expect("plant");
+    let exported = device.export_document(doc).expect("export");
+    let (signed, bytes) = crate::authorship::open_envelope(&exported).expect("envelope");
+    let heads: Vec<[u8; 32]> = device.heads(doc).expect("heads").iter().map(|h| h.0).collect();
+    let plain = crate::relay::encode_payload(doc, &heads, &signed, bytes);
+    (relay_doc, crate::crypto::encrypt_blob(&rng, &key, &ctx, &plain).expect("blob").bytes)
+}
+
 /// Every content-key entry the network document held at any point of its history, as
 /// `device` holds it (Automerge keeps every value: an entry once there is there for good).
 pub fn content_keys_in_history(device: &Device, network: DocId) -> usize {

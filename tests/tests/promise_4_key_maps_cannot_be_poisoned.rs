@@ -19,7 +19,8 @@ use nabij_core::{
     model::Reason,
     net::{NetError, RelaySyncReport},
     test_utils::{
-        content_keys_kept, key_epochs, load_exported, network_key, relay_doc_id, sign_fork,
+        content_keys_in_history, content_keys_kept, key_epochs, legacy_content_key_blob,
+        load_exported, network_key, relay_doc_id, sign_fork,
     },
 };
 use nabij_relay_proto::wire::Request;
@@ -266,4 +267,29 @@ fn promise_4_a_member_cannot_seal_in_an_admins_name() {
     anna.remove_device(network, lost.device_key(), Reason::Lost).expect("remove");
     meet(&anna, &kees).expect("meet");
     assert_eq!(key_epochs(&kees, network), vec![0, 1], "Kees holds the new epoch's key");
+}
+
+/// A network made before content keys left the network document holds them in the document's
+/// `content_keys` map: a blob pushed under such a key (carrying none) still opens, for the
+/// device that pushed it and for a colleague who pulls it; nothing new is written there.
+#[test]
+fn a_blob_under_a_key_in_a_networks_old_content_key_map_still_opens() {
+    let dir = tempfile::tempdir().expect("dir");
+    let relay = Relay::new(MemoryStorage::new(), Limits::default());
+    let ([sanne, youssef], network) = network_of(dir.path(), ["Sanne", "Youssef"]);
+    for d in [&sanne, &youssef, &sanne] {
+        sync(d, &relay);
+    }
+    let case = case_with_notes(&sanne, network, "Gezin K.", 2);
+    let (doc, blob) = legacy_content_key_blob(&sanne, network, case);
+    let relay_network = sanne.relay_network_id(network).expect("id").expect("genesis");
+    let push = Request::Push { network: relay_network, doc, blob };
+    assert_eq!(relay.handle(sanne.device_key().as_bytes(), vec![push]).len(), 1);
+    let own = sync(&sanne, &relay);
+    assert!(own.rejected.is_empty() && own.deferred == 0, "{own:?}");
+    let pulled = sync(&youssef, &relay);
+    assert!(pulled.rejected.is_empty() && pulled.deferred == 0, "{pulled:?}");
+    assert_eq!(youssef.heads(case).expect("case"), sanne.heads(case).expect("case"));
+    assert_eq!(content_keys_kept(&youssef, network, case), 0, "its key stays in the map");
+    assert_eq!(content_keys_in_history(&youssef, network), 1);
 }

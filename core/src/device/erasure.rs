@@ -66,6 +66,19 @@ impl Device {
         })
     }
 
+    pub(crate) fn plant_legacy_content_key_for_tests(
+        &self,
+        network: DocId,
+        key: &str,
+        bytes: Vec<u8>,
+    ) -> Result<(), Error> {
+        self.edit(network, DocKind::Network, |d, _, now| {
+            doc::plant_legacy_content_key_for_tests(d, key, bytes)?;
+            doc::commit_pending(d, "Sealed a content key".into(), now)?;
+            Ok(())
+        })
+    }
+
     pub(crate) fn identity_for_tests(&self) -> &ed25519_dalek::SigningKey {
         self.identity.signing_key()
     }
