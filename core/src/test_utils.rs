@@ -311,7 +311,7 @@ pub fn legacy_content_key_blob(device: &Device, network: DocId, doc: DocId) -> (
     let key = crate::crypto::SecretKey::generate(&rng).expect("key");
     let sealed = crate::crypto::seal_content_key(&rng, &network_key, &key, &ctx).expect("seal");
     let entry = format!("{}.{}", hex::encode(relay_doc), hex::encode(key.id()));
-    device.plant_legacy_content_key_for_tests(network, &entry, sealed).expect("plant");
+    device.plant_entry_for_tests(network, "content_keys", &entry, sealed, true).expect("plant");
     let exported = device.export_document(doc).expect("export");
     let (signed, bytes) = crate::authorship::open_envelope(&exported).expect("envelope");
     let heads: Vec<[u8; 32]> = device.heads(doc).expect("heads").iter().map(|h| h.0).collect();
@@ -366,7 +366,7 @@ pub fn plant_tombstone_entry(
     key: &str,
     bytes: Vec<u8>,
 ) -> Result<(), crate::Error> {
-    device.plant_tombstone_entry_for_tests(network, key, bytes)
+    device.plant_entry_for_tests(network, "tombstones", key, bytes, false)
 }
 
 /// A tombstone for `doc` in `network`, signed by `device` (valid or not: the receivers judge).

@@ -203,24 +203,32 @@ fn relay_blobs(dir: &Path) -> Vec<([u8; 32], Vec<u8>)> {
     .expect("blobs")
 }
 
+/// A relay in `dir`; Anna (admin, the case's worker) and Bram in one network, no sync yet;
+/// Anna's case.
+async fn relay_pair(
+    dir: &Path,
+) -> (nabij_tests::relay::InProcessRelay, Arc<Device>, Arc<Device>, DocId, DocId) {
+    let limits = nabij_sync_server::Limits::default();
+    let relay = nabij_tests::relay::InProcessRelay::start(&dir.join("relay"), limits).await;
+    let clock = StepClock::new(1_700_000_000_000);
+    let anna = Arc::new(open(dir, "anna", &clock));
+    let bram = Arc::new(open(dir, "bram", &clock));
+    let network = anna.create_network("Wijknetwerk Zeeheldenbuurt").expect("network");
+    let inv = anna.invite(network, bram.member_id(), "bram", bram.device_key());
+    bram.join(&inv.expect("invite")).expect("join");
+    let case = shared_case(&anna, network, "Familie Oudeweg-Smits");
+    (relay, anna, bram, network, case)
+}
+
 /// Through the relay alone: the tombstone travels in the network document's blob, and a
 /// colleague's device that never meets the eraser deletes the case at its next relay sync.
 /// The eraser asks the relay to delete the case's blobs: none of their bytes stays in the
 /// relay's files, and a later sync takes nothing back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promise_8_an_erasure_reaches_a_colleague_through_the_relay() {
-    use nabij_tests::relay::{InProcessRelay, sync_once};
+    use nabij_tests::relay::sync_once;
     let dir = tempfile::tempdir().expect("dir");
-    let relay =
-        InProcessRelay::start(&dir.path().join("relay"), nabij_sync_server::Limits::default())
-            .await;
-    let clock = StepClock::new(1_700_000_000_000);
-    let anna = Arc::new(open(dir.path(), "anna", &clock));
-    let bram = Arc::new(open(dir.path(), "bram", &clock));
-    let network = anna.create_network("Wijknetwerk Zeeheldenbuurt").expect("network");
-    let inv = anna.invite(network, bram.member_id(), "bram", bram.device_key());
-    bram.join(&inv.expect("invite")).expect("join");
-    let case = shared_case(&anna, network, "Familie Oudeweg-Smits");
+    let (relay, anna, bram, network, case) = relay_pair(dir.path()).await;
     anna.add_note(case, NewNote { kind: NoteKind::Observation, text: "De deurwaarder".into() })
         .expect("note");
     sync_once(&anna, &relay).await.expect("sync");
@@ -466,18 +474,9 @@ fn promise_8_a_redacted_name_leaves_every_store_and_no_note_is_lost() {
 /// the note the colleague wrote on the old case while apart comes over to the new one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promise_8_a_redaction_reaches_a_colleague_through_the_relay() {
-    use nabij_tests::relay::{InProcessRelay, sync_once};
+    use nabij_tests::relay::sync_once;
     let dir = tempfile::tempdir().expect("dir");
-    let relay =
-        InProcessRelay::start(&dir.path().join("relay"), nabij_sync_server::Limits::default())
-            .await;
-    let clock = StepClock::new(1_700_000_000_000);
-    let anna = Arc::new(open(dir.path(), "anna", &clock));
-    let bram = Arc::new(open(dir.path(), "bram", &clock));
-    let network = anna.create_network("Wijknetwerk Zeeheldenbuurt").expect("network");
-    let inv = anna.invite(network, bram.member_id(), "bram", bram.device_key());
-    bram.join(&inv.expect("invite")).expect("join");
-    let case = shared_case(&anna, network, "Familie Oudeweg-Smits");
+    let (relay, anna, bram, network, case) = relay_pair(dir.path()).await;
     let text = "Meneer Vrijthoff van nummer 12 belde.";
     let note = anna
         .add_note(case, NewNote { kind: NoteKind::Observation, text: text.into() })

@@ -55,26 +55,19 @@ pub const DEFAULT_ERASURE_WINDOW_MS: i64 = 365 * 24 * 3600 * 1000;
 
 #[cfg(feature = "test-utils")]
 impl Device {
-    pub(crate) fn plant_tombstone_entry_for_tests(
+    /// Writes `bytes` under `key` into the network document's map `map` past every check, as a
+    /// modified app would (`make`: the map is made first if the network lacks it).
+    pub(crate) fn plant_entry_for_tests(
         &self,
         network: DocId,
+        map: &str,
         key: &str,
         bytes: Vec<u8>,
-    ) -> Result<(), Error> {
-        self.edit(network, DocKind::Network, |d, _, _| {
-            Ok(doc::plant_entry_for_tests(d, "tombstones", key, bytes)?)
-        })
-    }
-
-    pub(crate) fn plant_legacy_content_key_for_tests(
-        &self,
-        network: DocId,
-        key: &str,
-        bytes: Vec<u8>,
+        make: bool,
     ) -> Result<(), Error> {
         self.edit(network, DocKind::Network, |d, _, now| {
-            doc::plant_legacy_content_key_for_tests(d, key, bytes)?;
-            doc::commit_pending(d, "Sealed a content key".into(), now)?;
+            doc::plant_entry_for_tests(d, map, key, bytes, make)?;
+            doc::commit_pending(d, format!("Wrote an entry of `{map}`"), now)?;
             Ok(())
         })
     }

@@ -248,24 +248,14 @@ pub(crate) fn plant_entry_for_tests(
     map: &str,
     key: &str,
     bytes: Vec<u8>,
+    make: bool,
 ) -> Result<(), DocError> {
+    if make && key_map(doc, map)?.is_none() {
+        new_map(doc, &ROOT, map)?;
+    }
     let obj = key_map(doc, map)?.ok_or(DocError::Malformed(format!("no `{map}` map")))?;
     doc.put(&obj, key, ScalarValue::Bytes(bytes))?;
     Ok(())
-}
-
-/// Puts a sealed content key into the network document's `content_keys` map (made if absent),
-/// as devices did before content keys left the network document.
-#[cfg(feature = "test-utils")]
-pub(crate) fn plant_legacy_content_key_for_tests(
-    doc: &mut AutoCommit,
-    key: &str,
-    bytes: Vec<u8>,
-) -> Result<(), DocError> {
-    if key_map(doc, "content_keys")?.is_none() {
-        new_map(doc, &ROOT, "content_keys")?;
-    }
-    plant_entry_for_tests(doc, "content_keys", key, bytes)
 }
 
 /// A tombstone entry: the key it is kept under (`<tag hex>.<signer>`, and `.<heads hash>` for

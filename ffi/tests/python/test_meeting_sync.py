@@ -74,6 +74,15 @@ def timeline(device, case):
     return [n.text for n in device.case_timeline(case)]
 
 
+async def meet_once(host, guest, net):
+    """One meeting: `host` listens on loopback for `net`, `guest` syncs with its ticket."""
+    listener = await host.listen(bind=LOOPBACK, network_id=net)
+    try:
+        return await guest.sync_with(listener.ticket())
+    finally:
+        await listener.stop()
+
+
 # ---------------------------------------------------------------------------------------------
 # Device cards
 
@@ -351,14 +360,7 @@ def test_withdrawn_consent_deletes_the_colleagues_copy_and_the_worker_keeps_it(n
             consent=Consent(status=status, scope="Wijknetwerk Noord", date="2026-11-30")
         )
 
-    async def sync(listener_owner, guest):
-        listener = await listener_owner.listen(bind=LOOPBACK, network_id=net)
-        try:
-            return await guest.sync_with(listener.ticket())
-        finally:
-            await listener.stop()
-
-    run(sync(a, b))
+    run(meet_once(a, b, net))
     assert b.case(case).subject == "Familie K."
     # Only the case's worker (or an admin) may withdraw: Bram is neither.
     with pytest.raises(NabijError.NotAllowed):
@@ -373,7 +375,7 @@ def test_withdrawn_consent_deletes_the_colleagues_copy_and_the_worker_keeps_it(n
     with pytest.raises(NabijError.NotAllowed, match="consent"):
         a.update_case(case, CaseUpdate(share_with=[net]))
 
-    run(sync(a, b))
+    run(meet_once(a, b, net))
     with pytest.raises(NabijError.NotFound):
         b.case(case)
     assert b.search("huurachterstand", 10) == []
@@ -382,16 +384,8 @@ def test_withdrawn_consent_deletes_the_colleagues_copy_and_the_worker_keeps_it(n
 
 def test_a_redacted_note_leaves_the_colleagues_copy_of_the_history(network):
     a, b, net, case = network
-
-    async def sync(listener_owner, guest):
-        listener = await listener_owner.listen(bind=LOOPBACK, network_id=net)
-        try:
-            return await guest.sync_with(listener.ticket())
-        finally:
-            await listener.stop()
-
     note = a.add_note(case, observation("Buurman Vrijthoff hoorde geschreeuw."))
-    run(sync(a, b))
+    run(meet_once(a, b, net))
     assert "Buurman Vrijthoff hoorde geschreeuw." in timeline(b, case)
     # Only the case's worker (or an admin) may redact: Bram is neither; a reason is required.
     with pytest.raises(NabijError.NotAllowed):
@@ -406,7 +400,7 @@ def test_a_redacted_note_leaves_the_colleagues_copy_of_the_history(network):
     assert "De buurman hoorde geschreeuw." in timeline(a, new)
     assert a.search("Vrijthoff", 10) == []
 
-    run(sync(a, b))
+    run(meet_once(a, b, net))
     with pytest.raises(NabijError.NotFound):
         b.case(case)
     assert timeline(b, new) == timeline(a, new)
